@@ -1,0 +1,131 @@
+/* Minimal harness for zreap's C tests. Each test program is its own process:
+ * it prints one line per failed check, exits 1 if any check failed, and is
+ * killed by SIGALRM if it runs longer than CTEST_DEADLINE seconds. */
+#ifndef ZREAP_CTEST_H
+#define ZREAP_CTEST_H
+
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "zreap.h"
+
+#ifndef CTEST_DEADLINE
+#define CTEST_DEADLINE 120
+#endif
+
+static int ctest_failures;
+
+#define CHECK(cond)                                                              \
+    do {                                                                         \
+        if (!(cond)) {                                                           \
+            fprintf(stderr, "%s:%d: CHECK failed: %s (errno %d: %s)\n", __FILE__, \
+                    __LINE__, #cond, errno, strerror(errno));                    \
+            ctest_failures++;                                                    \
+        }                                                                        \
+    } while (0)
+
+/* Checks that `call` returned -1 with errno `err`. */
+#define CHECK_ERR(call, err)                                                     \
+    do {                                                                         \
+        errno = 0;                                                               \
+        long ctest_rc_ = (long)(call);                                           \
+        int ctest_errno_ = errno;                                                \
+        if (ctest_rc_ != -1 || ctest_errno_ != (err)) {                          \
+            fprintf(stderr, "%s:%d: %s returned %ld errno %d (%s), want -1 %s\n", \
+                    __FILE__, __LINE__, #call, ctest_rc_, ctest_errno_,          \
+                    strerror(ctest_errno_), #err);                               \
+            ctest_failures++;                                                    \
+        }                                                                        \
+    } while (0)
+
+/* Call first in main(): arms the deadline. */
+static void ctest_start(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    alarm(CTEST_DEADLINE);
+}
+
+/* Call last in main(): returns the exit code. */
+static int ctest_finish(const char *name) {
+    if (ctest_failures) {
+        fprintf(stderr, "%s: %d check(s) failed\n", name, ctest_failures);
+        return 1;
+    }
+    printf("%s: ok\n", name);
+    return 0;
+}
+
+/* Reads state and ppid of `pid` from /proc (parsing after the last ')').
+ * Returns 0 on success, -1 if the process is gone. */
+static int ctest_proc_stat(pid_t pid, char *state, pid_t *ppid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *close = strrchr(buf, ')');
+    if (!close) return -1;
+    int pp;
+    if (sscanf(close + 2, "%c %d", state, &pp) != 2) return -1;
+    *ppid = pp;
+    return 0;
+}
+
+/* Counts processes whose parent is `parent`; with `only_zombies`, those in state Z. */
+static int ctest_count_children(pid_t parent, int only_zombies) {
+    DIR *d = opendir("/proc");
+    if (!d) return -1;
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!isdigit((unsigned char)e->d_name[0])) continue;
+        char state;
+        pid_t ppid;
+        if (ctest_proc_stat(atoi(e->d_name), &state, &ppid) == 0 && ppid == parent &&
+            (!only_zombies || state == 'Z'))
+            count++;
+    }
+    closedir(d);
+    return count;
+}
+
+static int ctest_zombies(void) { return ctest_count_children(getpid(), 1); }
+static int ctest_children(void) { return ctest_count_children(getpid(), 0); }
+
+/* Number of open fds of this process. */
+static int ctest_open_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int count = -1; /* the DIR's own fd */
+    while (readdir(d) != NULL) count++;
+    closedir(d);
+    return count - 2; /* "." and ".." */
+}
+
+static void ctest_sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+}
+
+/* Waits up to `ms` milliseconds for `cond` to hold, re-checking every 5 ms. */
+#define WAIT_UNTIL(cond, ms)                                             \
+    do {                                                                 \
+        for (long ctest_w_ = 0; !(cond) && ctest_w_ < (ms); ctest_w_ += 5) \
+            ctest_sleep_ms(5);                                           \
+    } while (0)
+
+#endif

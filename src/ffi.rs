@@ -1,0 +1,277 @@
+//! The C ABI: turns C arguments into Rust calls and errors into errno.
+//!
+//! Every export goes through [`boundary`], which checks nothing itself but
+//! catches panics (they never cross into C: the call fails with
+//! `ENOTRECOVERABLE`), sets errno on failure and leaves it untouched on success.
+//! Pointers are checked for NULL before anything else.
+#![allow(non_camel_case_types)]
+
+use crate::reaper::{self, InstallFlags};
+use crate::spawn::{self, SpawnFlags, SpawnRequest};
+use crate::sys;
+use libc::{c_char, c_int, c_void, pid_t};
+use nix::errno::Errno;
+use nix::unistd::ForkResult;
+use std::ffi::CStr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Reap only children made by zspawn()/zfork(); leave every other child
+/// (popen, system, a foreign waitpid) to its own waiter.
+pub const ZREAP_OWN: u32 = 0x1;
+/// prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are reparented here and reaped.
+pub const ZREAP_SUBREAPER: u32 = 0x2;
+/// Install no SIGCHLD handler: the program reaps by calling zreap_all() when
+/// zreap_fd() is readable.
+pub const ZREAP_NO_HANDLER: u32 = 0x4;
+
+/// At least this many exits of untracked children wait for zreap_all(); past
+/// that the oldest are dropped and counted in zreap_stats.dropped.
+pub const ZREAP_UNTRACKED_CAPACITY: u32 = reaper::UNTRACKED_CAPACITY as u32;
+
+/// Look path up in $PATH, like execvp.
+pub const ZSPAWN_SEARCH_PATH: u32 = 0x1;
+/// The child starts a new session.
+pub const ZSPAWN_SETSID: u32 = 0x2;
+/// The child starts a new process group.
+pub const ZSPAWN_SETPGROUP: u32 = 0x4;
+
+/// Called by zreap_all() once per delivered exit: the child's pid, its
+/// waitpid()-style status, and the ctx given to zreap_all().
+pub type zreap_exit_fn = Option<unsafe extern "C" fn(pid: pid_t, wstatus: c_int, ctx: *mut c_void)>;
+
+/// Options for zspawn() and zfork(). Initialise with zspawn_options_init().
+#[repr(C)]
+pub struct zspawn_options {
+    /// ZSPAWN_* flags.
+    pub flags: u32,
+    /// Signal the child gets when THIS PROCESS dies; 0: none.
+    pub pdeathsig: c_int,
+    /// Working directory of the child; NULL: inherit.
+    pub cwd: *const c_char,
+    /// -1: inherit; otherwise dup2'ed onto 0.
+    pub stdin_fd: c_int,
+    /// -1: inherit; otherwise dup2'ed onto 1.
+    pub stdout_fd: c_int,
+    /// -1: inherit; otherwise dup2'ed onto 2.
+    pub stderr_fd: c_int,
+}
+
+/// Counters returned by zreap_stats_get().
+#[repr(C)]
+pub struct zreap_stats {
+    /// Children reaped by the library.
+    pub reaped: u64,
+    /// Exits delivered through zreap_all() or zwait().
+    pub reported: u64,
+    /// Exits of untracked children dropped from a full buffer.
+    pub dropped: u64,
+    /// Tracked children alive or not yet delivered.
+    pub tracked: u64,
+}
+
+/// Runs `body` as one exported call: failures set errno and return `failed`;
+/// success leaves errno as the caller had it; a panic is caught and reported
+/// as ENOTRECOVERABLE.
+fn boundary<T>(failed: T, body: impl FnOnce() -> Result<T, Errno>) -> T {
+    let saved = sys::errno();
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(value)) => {
+            sys::set_errno(saved);
+            value
+        }
+        Ok(Err(e)) => {
+            sys::set_errno(e as c_int);
+            failed
+        }
+        Err(_) => {
+            sys::set_errno(libc::ENOTRECOVERABLE);
+            failed
+        }
+    }
+}
+
+/// Sets up reaping for the whole process.
+///
+/// Without ZREAP_OWN every child is reaped as soon as it exits: this one call
+/// replaces a hand-written SIGCHLD handler. The handler is async-signal-safe,
+/// keeps errno, loops until no exited child is left and uses SA_RESTART.
+///
+/// Returns 0, or -1 with errno: EINVAL for unknown flag bits (checked first),
+/// EBUSY when already installed with other flags.
+///
+/// Example: `if (zreap_install(0) == -1) perror("zreap_install");`
+#[no_mangle]
+pub extern "C" fn zreap_install(flags: u32) -> c_int {
+    boundary(-1, || reaper::install(InstallFlags::from_bits(flags)?).map(|()| 0))
+}
+
+/// Puts back the SIGCHLD disposition that was there before zreap_install().
+/// Returns 0 (also when nothing is installed). Does not undo ZREAP_SUBREAPER;
+/// recorded exits stay deliverable.
+#[no_mangle]
+pub extern "C" fn zreap_uninstall() -> c_int {
+    boundary(-1, || reaper::uninstall().map(|()| 0))
+}
+
+/// Never blocks. Reaps every child in scope that has exited, then calls
+/// on_exit (may be NULL) once per exit not yet delivered, oldest first, in
+/// ordinary context. Returns how many exits it reported.
+///
+/// Example: `zreap_all(log_exit, NULL);` in a poll loop when zreap_fd() is readable.
+#[no_mangle]
+pub extern "C" fn zreap_all(on_exit: zreap_exit_fn, ctx: *mut c_void) -> c_int {
+    boundary(-1, || {
+        let n = reaper::reap_all(|exit| {
+            if let Some(callback) = on_exit {
+                // SAFETY: the caller gave a valid callback and its context.
+                unsafe { callback(exit.pid, exit.status, ctx) };
+            }
+        })?;
+        Ok(c_int::try_from(n).unwrap_or(c_int::MAX))
+    })
+}
+
+/// waitpid() that also finds a child the handler has already reaped.
+///
+/// pid > 0, or -1 for any child in scope; options 0 or WNOHANG. Returns the
+/// pid, 0 (WNOHANG, nothing exited yet), or -1 with errno: EINVAL for another
+/// pid or option; ECHILD when pid is not a child in scope, its exit was already
+/// delivered, or (pid -1) no child in scope is left. wstatus may be NULL.
+#[no_mangle]
+pub extern "C" fn zwait(pid: pid_t, wstatus: *mut c_int, options: c_int) -> pid_t {
+    boundary(-1, || {
+        if options & !libc::WNOHANG != 0 {
+            return Err(Errno::EINVAL);
+        }
+        match reaper::wait(pid, options & libc::WNOHANG != 0)? {
+            Some(exit) => {
+                if !wstatus.is_null() {
+                    // SAFETY: the caller passed a writable int or NULL.
+                    unsafe { *wstatus = exit.status };
+                }
+                Ok(exit.pid)
+            }
+            None => Ok(0),
+        }
+    })
+}
+
+/// A non-blocking, close-on-exec fd that is readable while an exit of a child
+/// in scope waits for zreap_all(), which drains it. For poll/epoll/select
+/// loops; the same fd on every call; do not close it.
+#[no_mangle]
+pub extern "C" fn zreap_fd() -> c_int {
+    boundary(-1, reaper::reap_fd)
+}
+
+/// Sets every field of *opts to its default: no flags, no pdeathsig, inherited
+/// cwd, stdin, stdout and stderr. Does nothing when opts is NULL.
+///
+/// # Safety
+/// `opts` is NULL or points to writable memory for a zspawn_options.
+#[no_mangle]
+pub unsafe extern "C" fn zspawn_options_init(opts: *mut zspawn_options) {
+    if opts.is_null() {
+        return;
+    }
+    let defaults =
+        zspawn_options { flags: 0, pdeathsig: 0, cwd: std::ptr::null(), stdin_fd: -1, stdout_fd: -1, stderr_fd: -1 };
+    // SAFETY: opts is non-null and writable per the contract above.
+    unsafe { opts.write(defaults) };
+}
+
+/// Starts a program as a tracked child, without copying the parent's memory.
+///
+/// envp NULL passes the current environment; opts NULL means defaults.
+/// Returns the child's pid, or -1 with errno, leaving no child behind:
+/// EINVAL (NULL path or argv, unknown flags, pdeathsig outside 0..SIGRTMAX),
+/// EBADF (an fd option that is neither -1 nor open), ENAMETOOLONG, or the
+/// child's own error: ENOENT, EACCES, ENOEXEC, or what chdir(cwd) gave.
+///
+/// Example: `char *argv[] = {"ls", "-l", NULL}; pid_t pid = zspawn("/bin/ls", argv, NULL, NULL);`
+///
+/// # Safety
+/// path, argv, envp and opts->cwd are NULL or valid C strings / NULL-terminated
+/// arrays of C strings; opts is NULL or a valid zspawn_options.
+#[no_mangle]
+pub unsafe extern "C" fn zspawn(
+    path: *const c_char,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+    opts: *const zspawn_options,
+) -> pid_t {
+    boundary(-1, || {
+        if path.is_null() || argv.is_null() {
+            return Err(Errno::EINVAL);
+        }
+        // SAFETY: opts is NULL or valid, per the contract.
+        let opts = unsafe { opts.as_ref() };
+        let (flags, pdeathsig, cwd, fds) = match opts {
+            None => (0, 0, None, [-1, -1, -1]),
+            Some(o) => {
+                // SAFETY: cwd is NULL or a valid C string, per the contract.
+                let cwd = (!o.cwd.is_null()).then(|| unsafe { CStr::from_ptr(o.cwd) });
+                (o.flags, o.pdeathsig, cwd, [o.stdin_fd, o.stdout_fd, o.stderr_fd])
+            }
+        };
+        // SAFETY: path is a valid C string; argv/envp are valid arrays that
+        // outlive this call, per the contract.
+        let request = unsafe {
+            SpawnRequest::new(CStr::from_ptr(path), argv.cast(), envp.cast(), flags, pdeathsig, cwd, fds)?
+        };
+        spawn::spawn_request(&request)
+    })
+}
+
+/// fork() that tracks the child: 0 in the child, its pid in the parent, -1 on
+/// error (EINVAL for unknown flags or a bad pdeathsig; no child is made).
+/// Only opts->flags (SETSID, SETPGROUP) and opts->pdeathsig apply.
+///
+/// pdeathsig is armed in the child before zfork() returns there, with no
+/// window in which the parent's death goes unnoticed. It fires when this
+/// process dies or when the thread that called zfork() exits (kernel
+/// PR_SET_PDEATHSIG semantics); zspawn() has no such thread caveat.
+///
+/// # Safety
+/// opts is NULL or a valid zspawn_options. In the child of a multi-threaded
+/// program, only async-signal-safe functions until exec or _exit.
+#[no_mangle]
+pub unsafe extern "C" fn zfork(opts: *const zspawn_options) -> pid_t {
+    boundary(-1, || {
+        // SAFETY: opts is NULL or valid, per the contract.
+        let (flags, pdeathsig) = match unsafe { opts.as_ref() } {
+            None => (0, 0),
+            Some(o) => (o.flags, o.pdeathsig),
+        };
+        let flags = SpawnFlags::from_bits(flags)?;
+        spawn::check_signal(pdeathsig)?;
+        match spawn::fork_raw(flags, pdeathsig)? {
+            ForkResult::Child => Ok(0),
+            ForkResult::Parent { child } => Ok(child.as_raw()),
+        }
+    })
+}
+
+/// Copies the library's counters into *out. Returns 0, or -1/EINVAL when out is NULL.
+///
+/// # Safety
+/// `out` is NULL or points to writable memory for a zreap_stats.
+#[no_mangle]
+pub unsafe extern "C" fn zreap_stats_get(out: *mut zreap_stats) -> c_int {
+    boundary(-1, || {
+        if out.is_null() {
+            return Err(Errno::EINVAL);
+        }
+        let s = crate::stats::stats();
+        let value = zreap_stats { reaped: s.reaped, reported: s.reported, dropped: s.dropped, tracked: s.tracked };
+        // SAFETY: out is non-null and writable per the contract.
+        unsafe { out.write(value) };
+        Ok(0)
+    })
+}
+
+/// The library's version, e.g. "0.1.0": a static string, never NULL.
+#[no_mangle]
+pub extern "C" fn zreap_version() -> *const c_char {
+    crate::VERSION_C.as_ptr()
+}

@@ -1,0 +1,44 @@
+//! The SIGCHLD handler and its installation.
+
+use crate::reaper;
+use crate::sys::ErrnoGuard;
+use libc::c_int;
+use nix::errno::Errno;
+
+/// The SIGCHLD handler. Async-signal-safe: it reaches only atomics, memory
+/// allocated before installation and raw system calls (waitpid, waitid,
+/// epoll_wait, epoll_ctl, close, write), never blocks (the gate is only tried),
+/// and restores errno before returning. It loops until no exited child in scope
+/// is left, because SIGCHLD does not queue.
+extern "C" fn on_sigchld(_signal: c_int) {
+    let _errno = ErrnoGuard::new();
+    reaper::pass_from_signal();
+}
+
+/// Installs [`on_sigchld`] for SIGCHLD with SA_RESTART and SA_NOCLDSTOP and
+/// returns the disposition it replaced.
+pub fn install() -> Result<libc::sigaction, Errno> {
+    // SAFETY: sigaction is plain data; all-zero is a valid starting value.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = on_sigchld as extern "C" fn(c_int) as libc::sighandler_t;
+    action.sa_flags = libc::SA_RESTART | libc::SA_NOCLDSTOP;
+    // SAFETY: sa_mask is a valid sigset_t to initialise.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: see above.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers refer to valid sigaction structs; the handler is
+    // async-signal-safe and everything it touches exists before this call.
+    if unsafe { libc::sigaction(libc::SIGCHLD, &action, &mut old) } == -1 {
+        return Err(Errno::last());
+    }
+    Ok(old)
+}
+
+/// Puts back a disposition returned by [`install`].
+pub fn restore(old: &libc::sigaction) -> Result<(), Errno> {
+    // SAFETY: old is a disposition the kernel gave us earlier.
+    if unsafe { libc::sigaction(libc::SIGCHLD, old, std::ptr::null_mut()) } == -1 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}

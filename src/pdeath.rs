@@ -1,0 +1,106 @@
+//! Parent-death signals done right.
+//!
+//! `PR_SET_PDEATHSIG` has two traps. It is lost if the parent dies before the
+//! child calls prctl: so the child compares `getppid()` with the pid recorded
+//! before the fork and signals itself if they differ. And it fires when the
+//! *thread* that forked exits, not the process: so `spawn` with a parent-death
+//! signal, called from any thread but the main one, hands the clone to a
+//! long-lived internal thread that lives as long as the process.
+//!
+//! `fork` cannot do that (the child is a copy of the calling thread), so for a
+//! child of `fork` the signal fires when the thread that called `fork` exits,
+//! or the process dies, whichever comes first.
+
+use crate::spawn::{self, SpawnRequest};
+use libc::{c_int, pid_t};
+use nix::errno::Errno;
+use std::sync::atomic::{AtomicPtr, Ordering::SeqCst};
+use std::sync::mpsc;
+
+/// Arms `signal` as this process's parent-death signal, race-free: if the
+/// parent (`parent_pid`, recorded before the fork) is already gone, the signal
+/// is raised at once.
+///
+/// Async-signal-safe: prctl, getppid, getpid and kill only. Runs in the child
+/// between fork and exec.
+pub(crate) fn arm_in_child(signal: c_int, parent_pid: pid_t) {
+    if signal == 0 {
+        return;
+    }
+    // SAFETY: plain system calls with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0);
+        if libc::getppid() != parent_pid {
+            libc::kill(libc::getpid(), signal);
+        }
+    }
+}
+
+/// A spawn request handed to the service thread; the caller waits for the
+/// reply, so the borrowed request outlives the job.
+struct Job {
+    request: *const SpawnRequest<'static>,
+    reply: mpsc::SyncSender<Result<pid_t, Errno>>,
+}
+
+// SAFETY: the request pointer is only read by the service thread while the
+// sending thread blocks on the reply, which keeps the request alive.
+unsafe impl Send for Job {}
+
+struct Service {
+    jobs: mpsc::Sender<Job>,
+}
+
+static SERVICE: AtomicPtr<Service> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Spawns from the long-lived service thread, so that the child's parent-death
+/// signal is tied to the life of the process rather than the calling thread.
+pub(crate) fn spawn_from_service(request: &SpawnRequest<'_>) -> Result<pid_t, Errno> {
+    let service = service()?;
+    let (reply, answer) = mpsc::sync_channel(1);
+    let job = Job { request: (request as *const SpawnRequest<'_>).cast(), reply };
+    service.jobs.send(job).map_err(|_| Errno::EAGAIN)?;
+    answer.recv().map_err(|_| Errno::EAGAIN)?
+}
+
+fn service() -> Result<&'static Service, Errno> {
+    let current = SERVICE.load(SeqCst);
+    if !current.is_null() {
+        // SAFETY: a published service is never freed (only forgotten in a fork child).
+        return Ok(unsafe { &*current });
+    }
+    let (jobs, inbox) = mpsc::channel::<Job>();
+    let fresh = Box::into_raw(Box::new(Service { jobs }));
+    match SERVICE.compare_exchange(std::ptr::null_mut(), fresh, SeqCst, SeqCst) {
+        Ok(_) => {
+            let started = std::thread::Builder::new().name("zreap-spawner".into()).spawn(move || {
+                crate::reaper::block_all_signals_in_this_thread();
+                for job in inbox {
+                    // SAFETY: the sender blocks until the reply, keeping the request alive.
+                    let result = spawn::spawn_here(unsafe { &*job.request });
+                    let _ = job.reply.send(result);
+                }
+            });
+            if started.is_err() {
+                SERVICE.store(std::ptr::null_mut(), SeqCst);
+                // SAFETY: fresh was never shared: the store above withdrew it.
+                drop(unsafe { Box::from_raw(fresh) });
+                return Err(Errno::EAGAIN);
+            }
+            // SAFETY: just published; never freed.
+            Ok(unsafe { &*fresh })
+        }
+        Err(existing) => {
+            // SAFETY: fresh lost the race and was never shared.
+            drop(unsafe { Box::from_raw(fresh) });
+            // SAFETY: a published service is never freed.
+            Ok(unsafe { &*existing })
+        }
+    }
+}
+
+/// In a forked child the service thread does not exist: forget it (its memory
+/// is left as is) so the next spawn starts a new one. Async-signal-safe.
+pub(crate) fn forget_service_in_child() {
+    SERVICE.store(std::ptr::null_mut(), SeqCst);
+}

@@ -1,0 +1,922 @@
+//! The reaper: which children are in scope, who reaps them, and how each exit
+//! is delivered exactly once.
+//!
+//! All state lives behind one [`Gate`]. The SIGCHLD handler only *tries* the
+//! gate; when another thread holds it, the holder runs the pass for it. Memory
+//! the handler writes (slots, the untracked buffer) is allocated in ordinary
+//! context before the handler can see it, and the handler never allocates.
+//!
+//! Tracked children (made by `spawn`/`fork`) are watched through pidfds in an
+//! epoll set, so in the `OWN` scope handling one exit costs the same with ten
+//! live children as with ten thousand, and a reused pid is never mistaken for a
+//! tracked child. When no pidfd can be had (old kernel, fd limit), the child is
+//! tracked by pid on a fallback list that the pass scans.
+
+use crate::gate::Gate;
+use crate::handler;
+use crate::stats::{Counters, COUNTERS};
+use crate::sys::{self, Waited};
+use libc::{c_int, pid_t};
+use nix::errno::Errno;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering::SeqCst};
+
+/// At least this many exits of untracked children wait for delivery; past it
+/// the oldest is dropped and counted in `Stats::dropped`.
+pub const UNTRACKED_CAPACITY: usize = 4096;
+
+/// Flags for [`install`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InstallFlags(u32);
+
+impl InstallFlags {
+    /// Reap only children made by `spawn`/`fork` (C: `ZREAP_OWN`).
+    pub const OWN: InstallFlags = InstallFlags(0x1);
+    /// Become a child subreaper: orphaned descendants come back and are reaped
+    /// (C: `ZREAP_SUBREAPER`).
+    pub const SUBREAPER: InstallFlags = InstallFlags(0x2);
+    /// Install no SIGCHLD handler; reap with `reap_all` when `reap_fd` is
+    /// readable (C: `ZREAP_NO_HANDLER`).
+    pub const NO_HANDLER: InstallFlags = InstallFlags(0x4);
+    const ALL: u32 = 0x7;
+
+    /// No flags: reap every child with a SIGCHLD handler.
+    pub const fn empty() -> Self {
+        InstallFlags(0)
+    }
+
+    /// Flags from C bits; `EINVAL` for unknown bits.
+    pub fn from_bits(bits: u32) -> Result<Self, Errno> {
+        if bits & !Self::ALL != 0 {
+            return Err(Errno::EINVAL);
+        }
+        Ok(InstallFlags(bits))
+    }
+
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    pub const fn contains(self, other: InstallFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for InstallFlags {
+    type Output = InstallFlags;
+    fn bitor(self, rhs: InstallFlags) -> InstallFlags {
+        InstallFlags(self.0 | rhs.0)
+    }
+}
+
+/// One child's exit: its pid and `waitpid`-style status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub pid: pid_t,
+    pub status: c_int,
+}
+
+impl Exit {
+    /// The status decoded by nix.
+    pub fn wait_status(&self) -> nix::sys::wait::WaitStatus {
+        nix::sys::wait::WaitStatus::from_raw(nix::unistd::Pid::from_raw(self.pid), self.status)
+            .unwrap_or(nix::sys::wait::WaitStatus::StillAlive)
+    }
+}
+
+const NIL: u32 = u32::MAX;
+const EVENTFD_TAG: u64 = u64::MAX;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    Free,
+    Live,
+    Exited,
+    /// Reaped by someone else (a foreign waitpid): the status is gone.
+    Lost,
+}
+
+/// A tracked child.
+#[derive(Clone, Copy)]
+struct Slot {
+    pid: pid_t,
+    pidfd: RawFd,
+    state: SlotState,
+    status: c_int,
+    seq: u64,
+    prev: u32,
+    next: u32,
+}
+
+impl Slot {
+    const FREE: Slot = Slot { pid: 0, pidfd: -1, state: SlotState::Free, status: 0, seq: 0, prev: NIL, next: NIL };
+}
+
+#[derive(Clone, Copy)]
+struct Record {
+    exit: Exit,
+    seq: u64,
+}
+
+/// Pids are small, distinct integers: the identity is a fine hash.
+#[derive(Default)]
+pub(crate) struct PidHasher(u64);
+
+impl Hasher for PidHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_i32(&mut self, n: i32) {
+        self.0 = n as u32 as u64;
+    }
+}
+
+struct Installed {
+    flags: InstallFlags,
+    /// The disposition to restore; None with NO_HANDLER.
+    old_action: Option<libc::sigaction>,
+}
+
+pub(crate) struct State {
+    ready: bool,
+    atfork_registered: bool,
+    installed: Option<Installed>,
+    /// zreap_fd() was asked for: keep it readable for every child in scope.
+    fd_wanted: bool,
+    epfd: RawFd,
+    efd: RawFd,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    by_pid: HashMap<pid_t, u32, BuildHasherDefault<PidHasher>>,
+    /// Tracked children without a pidfd.
+    fallback: Vec<u32>,
+    done_head: u32,
+    done_tail: u32,
+    untracked: VecDeque<Record>,
+    next_seq: u64,
+}
+
+pub(crate) static REAPER: Gate<State> = Gate::new(State {
+    ready: false,
+    atfork_registered: false,
+    installed: None,
+    fd_wanted: false,
+    epfd: -1,
+    efd: -1,
+    slots: Vec::new(),
+    free: Vec::new(),
+    by_pid: HashMap::with_hasher(BuildHasherDefault::new()),
+    fallback: Vec::new(),
+    done_head: NIL,
+    done_tail: NIL,
+    untracked: VecDeque::new(),
+    next_seq: 0,
+});
+
+/// Takes the gate in ordinary context; a pass runs before it is released if
+/// the handler asked for one meanwhile.
+fn lock() -> crate::gate::GateGuard<'static, State> {
+    REAPER.lock(pass)
+}
+
+/// Called by the SIGCHLD handler. Async-signal-safe.
+pub(crate) fn pass_from_signal() {
+    REAPER.run_or_defer(pass);
+}
+
+impl State {
+    fn scope_own(&self) -> bool {
+        self.installed.as_ref().is_some_and(|i| i.flags.contains(InstallFlags::OWN))
+    }
+
+    fn handler_active(&self) -> bool {
+        self.installed.as_ref().is_some_and(|i| i.old_action.is_some())
+    }
+
+    /// Creates the eventfd, the epoll set and the untracked buffer, and
+    /// registers the fork handlers. Ordinary context only.
+    fn ensure_ready(&mut self) -> Result<(), Errno> {
+        if self.ready {
+            return Ok(());
+        }
+        if !self.atfork_registered {
+            // SAFETY: the three handlers are extern "C" functions with no arguments.
+            let rc = unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child)) };
+            if rc != 0 {
+                return Err(Errno::from_raw(rc));
+            }
+            self.atfork_registered = true;
+        }
+        let (epfd, efd) = new_event_fds()?;
+        self.epfd = epfd;
+        self.efd = efd;
+        self.untracked.reserve_exact(UNTRACKED_CAPACITY);
+        self.ready = true;
+        Ok(())
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn push_done(&mut self, idx: u32) {
+        let tail = self.done_tail;
+        self.slots[idx as usize].prev = tail;
+        self.slots[idx as usize].next = NIL;
+        if tail == NIL {
+            self.done_head = idx;
+        } else {
+            self.slots[tail as usize].next = idx;
+        }
+        self.done_tail = idx;
+    }
+
+    fn unlink_done(&mut self, idx: u32) {
+        let Slot { prev, next, .. } = self.slots[idx as usize];
+        if prev == NIL {
+            self.done_head = next;
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.done_tail = prev;
+        } else {
+            self.slots[next as usize].prev = prev;
+        }
+    }
+
+    /// Stops watching a slot's pidfd and closes it. Async-signal-safe.
+    fn drop_pidfd(&mut self, idx: u32) {
+        let slot = &mut self.slots[idx as usize];
+        if slot.pidfd >= 0 {
+            // SAFETY: epfd and pidfd are fds the library owns; a NULL event is allowed for DEL.
+            unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, slot.pidfd, std::ptr::null_mut()) };
+            sys::close(slot.pidfd);
+            slot.pidfd = -1;
+        }
+    }
+
+    /// Records the end of a tracked child: `Some(status)` when reaped here,
+    /// None when someone else reaped it. Async-signal-safe (no allocation).
+    fn finish_tracked(&mut self, idx: u32, status: Option<c_int>) {
+        self.drop_pidfd(idx);
+        let seq = self.next_seq();
+        let slot = &mut self.slots[idx as usize];
+        slot.state = if status.is_some() { SlotState::Exited } else { SlotState::Lost };
+        slot.status = status.unwrap_or(0);
+        slot.seq = seq;
+        self.push_done(idx);
+    }
+
+    /// Records an exit in the bounded buffer of untracked children.
+    /// Async-signal-safe: the buffer's capacity is reserved beforehand.
+    fn record_untracked(&mut self, exit: Exit) {
+        if self.untracked.len() >= UNTRACKED_CAPACITY {
+            self.untracked.pop_front();
+            Counters::add(&COUNTERS.dropped, 1);
+        }
+        let seq = self.next_seq();
+        self.untracked.push_back(Record { exit, seq });
+    }
+
+    /// Records an exit reaped by `waitpid(-1)`: into its slot when tracked.
+    /// Async-signal-safe.
+    fn record_any(&mut self, exit: Exit) {
+        match self.by_pid.get(&exit.pid) {
+            Some(&idx) if self.slots[idx as usize].state == SlotState::Live => {
+                if self.slots[idx as usize].pidfd < 0 {
+                    if let Some(pos) = self.fallback.iter().position(|&i| i == idx) {
+                        self.fallback.swap_remove(pos);
+                    }
+                }
+                self.finish_tracked(idx, Some(exit.status));
+            }
+            _ => self.record_untracked(exit),
+        }
+    }
+
+    fn has_records(&self) -> bool {
+        self.done_head != NIL || !self.untracked.is_empty()
+    }
+
+    /// Makes the eventfd readable exactly when undelivered exits exist.
+    fn sync_eventfd(&self) {
+        if self.has_records() {
+            sys::eventfd_signal(self.efd);
+        } else {
+            sys::eventfd_drain(self.efd);
+        }
+    }
+
+    /// Frees a delivered or lost slot. Ordinary context.
+    fn free_slot(&mut self, idx: u32) {
+        self.unlink_done(idx);
+        let pid = self.slots[idx as usize].pid;
+        if self.by_pid.get(&pid) == Some(&idx) {
+            self.by_pid.remove(&pid);
+        }
+        self.slots[idx as usize] = Slot::FREE;
+        self.free.push(idx);
+        Counters::sub(&COUNTERS.tracked, 1);
+    }
+
+    /// Takes the oldest undelivered exit (`pid` -1) or that of `pid`.
+    fn take(&mut self, pid: pid_t) -> Option<Exit> {
+        // Lost slots carry nothing to deliver: free them on the way.
+        let mut idx = self.done_head;
+        let mut tracked = None;
+        while idx != NIL {
+            let slot = self.slots[idx as usize];
+            let next = slot.next;
+            if slot.state == SlotState::Lost {
+                if pid == -1 || pid == slot.pid {
+                    self.free_slot(idx);
+                }
+            } else if pid == -1 || pid == slot.pid {
+                tracked = Some((idx, slot));
+                break;
+            }
+            idx = next;
+        }
+        let untracked = self.untracked.iter().position(|r| pid == -1 || r.exit.pid == pid);
+        let exit = match (tracked, untracked) {
+            (Some((_, slot)), Some(pos)) if self.untracked[pos].seq < slot.seq => self.untracked.remove(pos)?.exit,
+            (Some((idx, slot)), _) => {
+                self.free_slot(idx);
+                Exit { pid: slot.pid, status: slot.status }
+            }
+            (None, Some(pos)) => self.untracked.remove(pos)?.exit,
+            (None, None) => return None,
+        };
+        Counters::add(&COUNTERS.reported, 1);
+        self.sync_eventfd();
+        Some(exit)
+    }
+
+    /// Takes every undelivered exit, oldest first.
+    fn take_all(&mut self) -> Vec<Exit> {
+        let mut records: Vec<Record> = self.untracked.drain(..).collect();
+        while self.done_head != NIL {
+            let idx = self.done_head;
+            let slot = self.slots[idx as usize];
+            if slot.state == SlotState::Exited {
+                records.push(Record { exit: Exit { pid: slot.pid, status: slot.status }, seq: slot.seq });
+            }
+            self.free_slot(idx);
+        }
+        records.sort_unstable_by_key(|r| r.seq);
+        Counters::add(&COUNTERS.reported, records.len() as u64);
+        sys::eventfd_drain(self.efd);
+        records.into_iter().map(|r| r.exit).collect()
+    }
+
+    /// Starts tracking a child made by spawn/fork. Ordinary context, gate held.
+    fn track(&mut self, pid: pid_t, pidfd: Option<RawFd>) -> Result<(), Errno> {
+        self.ensure_ready()?;
+        self.slots.reserve(1);
+        self.free.reserve(self.slots.len() + 1);
+        self.fallback.reserve(1);
+        self.by_pid.reserve(1);
+        let idx = match self.free.pop() {
+            Some(idx) => idx,
+            None => {
+                self.slots.push(Slot::FREE);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.slots[idx as usize] = Slot { pid, pidfd: -1, state: SlotState::Live, ..Slot::FREE };
+        self.by_pid.insert(pid, idx);
+        Counters::add(&COUNTERS.tracked, 1);
+
+        // A pass in the ALL scope may have reaped the child before it was
+        // registered: then its exit sits in the untracked buffer.
+        if let Err(Errno::ECHILD) = sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT) {
+            if let Some(fd) = pidfd {
+                sys::close(fd);
+            }
+            let pos = self.untracked.iter().position(|r| r.exit.pid == pid);
+            let status = pos.and_then(|p| self.untracked.remove(p)).map(|r| r.exit.status);
+            self.finish_tracked(idx, status);
+            self.sync_eventfd();
+            return Ok(());
+        }
+
+        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: u64::from(idx) };
+        let watched = pidfd.filter(|&fd| {
+            // SAFETY: epfd and fd are valid fds owned by the library; event is valid.
+            let ok = unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut event) } == 0;
+            if !ok {
+                sys::close(fd);
+            }
+            ok
+        });
+        match watched {
+            Some(fd) => self.slots[idx as usize].pidfd = fd,
+            None => {
+                self.fallback.push(idx);
+                publish_watch_mode(self);
+            }
+        }
+        // The child may have exited before it was watched, and its SIGCHLD
+        // already been consumed: run a pass when the gate is released.
+        REAPER.request_again();
+        Ok(())
+    }
+}
+
+/// Reaps every exited child in scope and records its exit. Runs under the
+/// gate, from the SIGCHLD handler or from ordinary context.
+///
+/// Async-signal-safe: only waitpid, waitid, epoll_wait, epoll_ctl, close and
+/// write, and writes to memory reserved beforehand; no allocation, no lock.
+fn pass(st: &mut State) {
+    if !st.ready {
+        return;
+    }
+    let before = st.next_seq;
+    if st.scope_own() {
+        reap_watched(st);
+        let mut i = 0;
+        while i < st.fallback.len() {
+            let idx = st.fallback[i];
+            let pid = st.slots[idx as usize].pid;
+            match sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG) {
+                Ok(Waited::NotYet) => i += 1,
+                Ok(Waited::Exited(_, status)) => {
+                    st.fallback.swap_remove(i);
+                    Counters::add(&COUNTERS.reaped, 1);
+                    st.finish_tracked(idx, Some(status));
+                }
+                Err(_) => {
+                    st.fallback.swap_remove(i);
+                    st.finish_tracked(idx, None);
+                }
+            }
+        }
+    } else {
+        while let Some((pid, status)) = sys::waitpid_nohang(-1) {
+            Counters::add(&COUNTERS.reaped, 1);
+            st.record_any(Exit { pid, status });
+        }
+    }
+    if st.next_seq != before {
+        sys::eventfd_signal(st.efd);
+        WAKE.fetch_add(1, SeqCst);
+        sys::futex_wake_all(&WAKE);
+    }
+}
+
+/// Reaps the tracked children whose pidfds are readable. Async-signal-safe.
+fn reap_watched(st: &mut State) {
+    const BATCH: usize = 32;
+    loop {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
+        // SAFETY: events has room for BATCH entries; a zero timeout never blocks.
+        let n = unsafe { libc::epoll_wait(st.epfd, events.as_mut_ptr(), BATCH as c_int, 0) };
+        if n <= 0 {
+            return;
+        }
+        let mut children = 0;
+        for event in &events[..n as usize] {
+            let data = event.u64;
+            if data == EVENTFD_TAG {
+                continue;
+            }
+            children += 1;
+            let idx = data as u32;
+            let slot = st.slots[idx as usize];
+            if slot.state != SlotState::Live || slot.pidfd < 0 {
+                continue;
+            }
+            match sys::waitid(libc::P_PIDFD, slot.pidfd as libc::id_t, libc::WNOHANG) {
+                Ok(Waited::NotYet) => {}
+                Ok(Waited::Exited(_, status)) => {
+                    Counters::add(&COUNTERS.reaped, 1);
+                    st.finish_tracked(idx, Some(status));
+                }
+                Err(_) => st.finish_tracked(idx, None),
+            }
+        }
+        if children == 0 || (n as usize) < BATCH {
+            return;
+        }
+    }
+}
+
+/// Makes the eventfd and the epoll set (which watches the eventfd and every
+/// tracked pidfd); the epoll fd is what `reap_fd` hands out.
+fn new_event_fds() -> Result<(RawFd, RawFd), Errno> {
+    // SAFETY: plain fd-creating system calls.
+    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if efd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: as above.
+    let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if epfd < 0 {
+        let e = Errno::last();
+        sys::close(efd);
+        return Err(e);
+    }
+    let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: EVENTFD_TAG };
+    // SAFETY: both fds were just created; event is valid. O_NONBLOCK on an
+    // epoll fd only affects reads, which callers never need; it is set so the
+    // fd is what the contract promises.
+    let ok = unsafe {
+        libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, efd, &mut event) == 0
+            && libc::fcntl(epfd, libc::F_SETFL, libc::O_NONBLOCK) == 0
+    };
+    if !ok {
+        let e = Errno::last();
+        sys::close(efd);
+        sys::close(epfd);
+        return Err(e);
+    }
+    Ok((epfd, efd))
+}
+
+// ---------------------------------------------------------------- fork safety
+
+extern "C" fn before_fork() {
+    REAPER.acquire_raw();
+}
+
+extern "C" fn after_fork_parent() {
+    REAPER.release_raw(pass);
+    WAKE.fetch_add(1, SeqCst);
+    sys::futex_wake_all(&WAKE);
+}
+
+/// In the child of fork(): the parent's children are not ours, its threads are
+/// gone, and its fds must not be shared. Async-signal-safe: raw system calls and
+/// clearing of containers that keep their memory; the gate was taken before
+/// the fork, so the state is consistent.
+extern "C" fn after_fork_child() {
+    // SAFETY: before_fork took the gate in the parent; the child has one thread.
+    let st = unsafe { REAPER.value_mut() };
+    for slot in &st.slots {
+        sys::close(slot.pidfd);
+    }
+    st.slots.clear();
+    st.free.clear();
+    st.by_pid.clear();
+    st.fallback.clear();
+    st.done_head = NIL;
+    st.done_tail = NIL;
+    st.untracked.clear();
+    if st.ready {
+        // Fresh fds under the same numbers, so zreap_fd() stays the same fd.
+        match new_event_fds() {
+            Ok((epfd, efd)) => {
+                let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: EVENTFD_TAG };
+                // SAFETY: dup3 atomically replaces the inherited fds with the fresh
+                // ones; the epoll set then watches the eventfd under its final number.
+                unsafe {
+                    libc::dup3(efd, st.efd, libc::O_CLOEXEC);
+                    libc::dup3(epfd, st.epfd, libc::O_CLOEXEC);
+                    libc::epoll_ctl(st.epfd, libc::EPOLL_CTL_DEL, efd, std::ptr::null_mut());
+                    libc::epoll_ctl(st.epfd, libc::EPOLL_CTL_ADD, st.efd, &mut event);
+                    libc::fcntl(st.epfd, libc::F_SETFL, libc::O_NONBLOCK);
+                }
+                sys::close(efd);
+                sys::close(epfd);
+            }
+            Err(_) => {
+                sys::close(st.efd);
+                sys::close(st.epfd);
+                st.ready = false;
+            }
+        }
+    }
+    COUNTERS.reset();
+    WATCHER_STARTED.store(false, SeqCst);
+    crate::pdeath::forget_service_in_child();
+    REAPER.reset_in_child();
+}
+
+// ---------------------------------------------------------------- the watcher
+
+/// Bumped whenever something a waiter may care about changed: a pass reaped a
+/// child, the configuration changed, a child was made.
+static WAKE: AtomicU32 = AtomicU32::new(0);
+static WATCH_MODE: AtomicU8 = AtomicU8::new(WATCH_IDLE);
+static WATCHER_STARTED: AtomicBool = AtomicBool::new(false);
+const WATCH_IDLE: u8 = 0;
+/// No handler runs and every child is in scope: watch with waitid(WNOWAIT).
+const WATCH_ALL: u8 = 1;
+/// No handler runs, OWN scope, some tracked children have no pidfd: poll them.
+const WATCH_FALLBACK: u8 = 2;
+
+/// Works out whether `reap_fd` needs the watcher thread to stay readable for
+/// every child in scope, and starts it when it does. Gate held.
+fn publish_watch_mode(st: &State) {
+    let mode = if st.handler_active() || !st.fd_wanted {
+        WATCH_IDLE
+    } else if !st.scope_own() {
+        WATCH_ALL
+    } else if !st.fallback.is_empty() {
+        WATCH_FALLBACK
+    } else {
+        WATCH_IDLE
+    };
+    WATCH_MODE.store(mode, SeqCst);
+    WAKE.fetch_add(1, SeqCst);
+    sys::futex_wake_all(&WAKE);
+    if mode != WATCH_IDLE && !WATCHER_STARTED.swap(true, SeqCst) {
+        let started = std::thread::Builder::new().name("zreap-watcher".into()).spawn(watch);
+        if started.is_err() {
+            WATCHER_STARTED.store(false, SeqCst);
+        }
+    }
+}
+
+/// The watcher thread: makes the reap fd readable for exits no handler sees.
+/// It never reaps: it only looks (WNOWAIT) and signals the eventfd.
+fn watch() {
+    block_all_signals_in_this_thread();
+    let efd = lock().efd;
+    loop {
+        let wake = WAKE.load(SeqCst);
+        match WATCH_MODE.load(SeqCst) {
+            WATCH_ALL => match sys::waitid(libc::P_ALL, 0, libc::WNOWAIT) {
+                Ok(Waited::Exited(pid, _)) => {
+                    sys::eventfd_signal(efd);
+                    // Wait until someone reaps it before looking again.
+                    while WATCH_MODE.load(SeqCst) == WATCH_ALL
+                        && matches!(
+                            sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT),
+                            Ok(Waited::Exited(..))
+                        )
+                    {
+                        sys::futex_wait(&WAKE, WAKE.load(SeqCst), Some(100));
+                    }
+                }
+                // No children: fork() wakes us through the fork handlers; a
+                // posix_spawn()ed child does not, hence the timeout.
+                _ => sys::futex_wait(&WAKE, wake, Some(100)),
+            },
+            WATCH_FALLBACK => {
+                let pids: Vec<pid_t> = {
+                    let st = lock();
+                    st.fallback.iter().map(|&i| st.slots[i as usize].pid).collect()
+                };
+                let exited = pids.iter().any(|&pid| {
+                    matches!(
+                        sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT),
+                        Ok(Waited::Exited(..))
+                    )
+                });
+                if exited {
+                    sys::eventfd_signal(efd);
+                }
+                sys::futex_wait(&WAKE, wake, Some(50));
+            }
+            _ => sys::futex_wait(&WAKE, wake, None),
+        }
+    }
+}
+
+/// Internal threads take no signals meant for the host program.
+pub(crate) fn block_all_signals_in_this_thread() {
+    // SAFETY: set is a valid sigset_t; pthread_sigmask only changes this thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+// ---------------------------------------------------------------- the API
+
+/// Sets up reaping for the whole process (C: `zreap_install`).
+///
+/// Without [`InstallFlags::OWN`], every child is reaped as soon as it exits.
+/// Installing again with the same flags succeeds; with other flags it fails
+/// with `EBUSY` until [`uninstall`].
+///
+/// ```
+/// zreap::install(zreap::InstallFlags::OWN).unwrap();
+/// assert_eq!(zreap::install(zreap::InstallFlags::empty()), Err(nix::errno::Errno::EBUSY));
+/// zreap::uninstall().unwrap();
+/// ```
+pub fn install(flags: InstallFlags) -> Result<(), Errno> {
+    let mut st = lock();
+    st.ensure_ready()?;
+    if let Some(current) = &st.installed {
+        return if current.flags == flags { Ok(()) } else { Err(Errno::EBUSY) };
+    }
+    if flags.contains(InstallFlags::SUBREAPER) {
+        nix::sys::prctl::set_child_subreaper(true)?;
+    }
+    let old_action = if flags.contains(InstallFlags::NO_HANDLER) {
+        st.fd_wanted = true;
+        None
+    } else {
+        Some(handler::install()?)
+    };
+    st.installed = Some(Installed { flags, old_action });
+    publish_watch_mode(&st);
+    // Children that exited before the handler existed send no more signals.
+    REAPER.request_again();
+    Ok(())
+}
+
+/// Puts back the SIGCHLD disposition that was there before [`install`]
+/// (C: `zreap_uninstall`). Succeeds when nothing is installed. Recorded exits
+/// stay deliverable; the subreaper setting stays.
+pub fn uninstall() -> Result<(), Errno> {
+    let mut st = lock();
+    if let Some(Installed { old_action: Some(old), .. }) = &st.installed {
+        handler::restore(old)?;
+    }
+    st.installed = None;
+    publish_watch_mode(&st);
+    Ok(())
+}
+
+/// Reaps every exited child in scope, then calls `on_exit` once for each exit
+/// not yet delivered, oldest first, in ordinary context (C: `zreap_all`).
+/// Never blocks. Returns how many exits it reported.
+///
+/// ```
+/// let n = zreap::reap_all(|exit| println!("{} ended: {:#x}", exit.pid, exit.status));
+/// assert_eq!(n, 0);
+/// ```
+pub fn reap_all(mut on_exit: impl FnMut(Exit)) -> Result<usize, Errno> {
+    let exits = {
+        let mut st = lock();
+        st.ensure_ready()?;
+        sys::eventfd_drain(st.efd);
+        pass(&mut st);
+        st.take_all()
+    };
+    let n = exits.len();
+    exits.into_iter().for_each(&mut on_exit);
+    Ok(n)
+}
+
+/// `waitpid()` that also finds a child the handler already reaped (C: `zwait`).
+///
+/// `pid` is a child's pid or -1 for any child in scope. With `nohang`, returns
+/// `Ok(None)` when no child in scope has exited yet. `ECHILD` when `pid` is not a
+/// child in scope, its exit was already delivered, or (-1) no child in scope is
+/// left; `EINVAL` for any other `pid`.
+///
+/// ```
+/// use std::ffi::CString;
+/// let sh = CString::new("/bin/sh").unwrap();
+/// let args = [sh.clone(), CString::new("-c").unwrap(), CString::new("exit 3").unwrap()];
+/// let pid = zreap::spawn(&sh, &args, None, &zreap::SpawnOptions::default()).unwrap();
+/// let exit = zreap::wait(pid, false).unwrap().unwrap();
+/// assert_eq!((exit.pid, libc::WEXITSTATUS(exit.status)), (pid, 3));
+/// ```
+pub fn wait(pid: pid_t, nohang: bool) -> Result<Option<Exit>, Errno> {
+    if pid == 0 || pid < -1 {
+        return Err(Errno::EINVAL);
+    }
+    loop {
+        let blocker = {
+            let mut st = lock();
+            st.ensure_ready()?;
+            pass(&mut st);
+            if let Some(exit) = st.take(pid) {
+                return Ok(Some(exit));
+            }
+            waitable(&mut st, pid)?
+        };
+        if nohang {
+            return Ok(None);
+        }
+        blocker.block();
+    }
+}
+
+/// How `wait` sleeps until the child it waits for may have changed.
+enum Blocker {
+    /// A dup of the child's pidfd (closed after use) or its pid.
+    Child { pidfd: Option<RawFd>, pid: pid_t },
+    /// Any child in scope: the reap fd.
+    Any { epfd: RawFd },
+}
+
+impl Blocker {
+    fn block(self) {
+        match self {
+            Blocker::Child { pidfd: Some(fd), .. } => {
+                let _ = sys::waitid(libc::P_PIDFD, fd as libc::id_t, libc::WNOWAIT);
+                sys::close(fd);
+            }
+            Blocker::Child { pidfd: None, pid } => {
+                let _ = sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOWAIT);
+            }
+            Blocker::Any { epfd } => {
+                let mut pfd = libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 };
+                // SAFETY: pfd is one valid pollfd. The timeout is a backstop in
+                // case the program blocks SIGCHLD in every thread.
+                unsafe { libc::poll(&mut pfd, 1, 1000) };
+            }
+        }
+    }
+}
+
+/// Whether `pid` (or -1) still names a child in scope that may exit, and how
+/// to wait for it. Gate held, nothing deliverable for `pid`.
+fn waitable(st: &mut State, pid: pid_t) -> Result<Blocker, Errno> {
+    if pid == -1 {
+        let any_left = if st.scope_own() {
+            st.by_pid.values().any(|&i| st.slots[i as usize].state == SlotState::Live)
+        } else {
+            sys::waitid(libc::P_ALL, 0, libc::WNOHANG | libc::WNOWAIT).is_ok()
+        };
+        if !any_left {
+            return Err(Errno::ECHILD);
+        }
+        if !st.handler_active() && !st.fd_wanted {
+            st.fd_wanted = true;
+            publish_watch_mode(st);
+        }
+        return Ok(Blocker::Any { epfd: st.epfd });
+    }
+    if let Some(&idx) = st.by_pid.get(&pid) {
+        let slot = st.slots[idx as usize];
+        if slot.state == SlotState::Live {
+            let pidfd = (slot.pidfd >= 0)
+                .then(|| {
+                    // SAFETY: dup of an fd the library owns; the copy is ours to close.
+                    let fd = unsafe { libc::fcntl(slot.pidfd, libc::F_DUPFD_CLOEXEC, 0) };
+                    (fd >= 0).then_some(fd)
+                })
+                .flatten();
+            return Ok(Blocker::Child { pidfd, pid });
+        }
+    }
+    if st.scope_own() {
+        return Err(Errno::ECHILD);
+    }
+    // An untracked child in the ALL scope: is it ours and still running?
+    match sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT) {
+        Ok(_) => Ok(Blocker::Child { pidfd: None, pid }),
+        Err(e) => Err(e),
+    }
+}
+
+/// A non-blocking, close-on-exec fd that is readable while an exit in scope
+/// waits for [`reap_all`] (C: `zreap_fd`). The same fd on every call; it stays
+/// owned by the library.
+///
+/// ```
+/// let fd = zreap::reap_fd().unwrap();
+/// assert_eq!(fd, zreap::reap_fd().unwrap());
+/// ```
+pub fn reap_fd() -> Result<RawFd, Errno> {
+    let mut st = lock();
+    st.ensure_ready()?;
+    if !st.fd_wanted {
+        st.fd_wanted = true;
+        publish_watch_mode(&st);
+    }
+    REAPER.request_again();
+    Ok(st.epfd)
+}
+
+/// Starts tracking a child made by `spawn`/`fork`. `pidfd` is taken over.
+pub(crate) fn track(pid: pid_t, pidfd: Option<RawFd>) -> Result<(), Errno> {
+    let mut st = lock();
+    let r = st.track(pid, pidfd);
+    WAKE.fetch_add(1, SeqCst);
+    sys::futex_wake_all(&WAKE);
+    r
+}
+
+/// Makes sure the reaper's fds and fork handlers exist (before a fork, so the
+/// child can be tracked).
+pub(crate) fn prepare() -> Result<(), Errno> {
+    lock().ensure_ready()
+}
+
+/// Collects a child whose exec failed, so it leaves no zombie and no record.
+/// If a pass in the ALL scope reaped it first, its record is removed.
+pub(crate) fn discard_failed_child(pid: pid_t, pidfd: Option<RawFd>) {
+    let mut st = lock();
+    if let Some(pos) = st.untracked.iter().position(|r| r.exit.pid == pid) {
+        st.untracked.remove(pos);
+        Counters::sub(&COUNTERS.reaped, 1);
+        st.sync_eventfd();
+    } else {
+        let _ = match pidfd {
+            Some(fd) => sys::waitid(libc::P_PIDFD, fd as libc::id_t, 0),
+            None => sys::waitid(libc::P_PID, pid as libc::id_t, 0),
+        };
+    }
+    if let Some(fd) = pidfd {
+        sys::close(fd);
+    }
+}
