@@ -15,11 +15,8 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CI");
 
     let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("read cbindgen.toml");
-    let bindings = cbindgen::Builder::new()
-        .with_crate(&root)
-        .with_config(config)
-        .generate()
-        .expect("generate include/zreap.h");
+    let bindings =
+        cbindgen::Builder::new().with_crate(&root).with_config(config).generate().expect("generate include/zreap.h");
     bindings.write_to_file(&out);
     println!("cargo:rustc-env=ZREAP_GENERATED_HEADER={}", out.display());
     if std::env::var_os("CI").is_none() {

@@ -141,6 +141,9 @@ int zreap_uninstall(void);
  * ordinary context. Returns how many exits it reported.
  *
  * Example: `zreap_all(log_exit, NULL);` in a poll loop when zreap_fd() is readable.
+ *
+ * # Safety
+ * `on_exit` is NULL or a function that may be called with `ctx`.
  */
 int zreap_all(zreap_exit_fn on_exit, void *ctx);
 
@@ -151,6 +154,9 @@ int zreap_all(zreap_exit_fn on_exit, void *ctx);
  * pid, 0 (WNOHANG, nothing exited yet), or -1 with errno: EINVAL for another
  * pid or option; ECHILD when pid is not a child in scope, its exit was already
  * delivered, or (pid -1) no child in scope is left. wstatus may be NULL.
+ *
+ * # Safety
+ * `wstatus` is NULL or points to a writable int.
  */
 pid_t zwait(pid_t pid, int *wstatus, int options);
 

@@ -118,8 +118,11 @@ pub extern "C" fn zreap_uninstall() -> c_int {
 /// ordinary context. Returns how many exits it reported.
 ///
 /// Example: `zreap_all(log_exit, NULL);` in a poll loop when zreap_fd() is readable.
+///
+/// # Safety
+/// `on_exit` is NULL or a function that may be called with `ctx`.
 #[no_mangle]
-pub extern "C" fn zreap_all(on_exit: zreap_exit_fn, ctx: *mut c_void) -> c_int {
+pub unsafe extern "C" fn zreap_all(on_exit: zreap_exit_fn, ctx: *mut c_void) -> c_int {
     boundary(-1, || {
         let n = reaper::reap_all(|exit| {
             if let Some(callback) = on_exit {
@@ -137,8 +140,11 @@ pub extern "C" fn zreap_all(on_exit: zreap_exit_fn, ctx: *mut c_void) -> c_int {
 /// pid, 0 (WNOHANG, nothing exited yet), or -1 with errno: EINVAL for another
 /// pid or option; ECHILD when pid is not a child in scope, its exit was already
 /// delivered, or (pid -1) no child in scope is left. wstatus may be NULL.
+///
+/// # Safety
+/// `wstatus` is NULL or points to a writable int.
 #[no_mangle]
-pub extern "C" fn zwait(pid: pid_t, wstatus: *mut c_int, options: c_int) -> pid_t {
+pub unsafe extern "C" fn zwait(pid: pid_t, wstatus: *mut c_int, options: c_int) -> pid_t {
     boundary(-1, || {
         if options & !libc::WNOHANG != 0 {
             return Err(Errno::EINVAL);
@@ -216,9 +222,8 @@ pub unsafe extern "C" fn zspawn(
         };
         // SAFETY: path is a valid C string; argv/envp are valid arrays that
         // outlive this call, per the contract.
-        let request = unsafe {
-            SpawnRequest::new(CStr::from_ptr(path), argv.cast(), envp.cast(), flags, pdeathsig, cwd, fds)?
-        };
+        let request =
+            unsafe { SpawnRequest::new(CStr::from_ptr(path), argv.cast(), envp.cast(), flags, pdeathsig, cwd, fds)? };
         spawn::spawn_request(&request)
     })
 }

@@ -146,7 +146,6 @@ struct Installed {
 
 pub(crate) struct State {
     ready: bool,
-    atfork_registered: bool,
     installed: Option<Installed>,
     /// zreap_fd() was asked for: keep it readable for every child in scope.
     fd_wanted: bool,
@@ -157,6 +156,8 @@ pub(crate) struct State {
     by_pid: HashMap<pid_t, u32, BuildHasherDefault<PidHasher>>,
     /// Tracked children without a pidfd.
     fallback: Vec<u32>,
+    /// Tracked children not yet reaped.
+    live: usize,
     done_head: u32,
     done_tail: u32,
     untracked: VecDeque<Record>,
@@ -165,7 +166,6 @@ pub(crate) struct State {
 
 pub(crate) static REAPER: Gate<State> = Gate::new(State {
     ready: false,
-    atfork_registered: false,
     installed: None,
     fd_wanted: false,
     epfd: -1,
@@ -174,6 +174,7 @@ pub(crate) static REAPER: Gate<State> = Gate::new(State {
     free: Vec::new(),
     by_pid: HashMap::with_hasher(BuildHasherDefault::new()),
     fallback: Vec::new(),
+    live: 0,
     done_head: NIL,
     done_tail: NIL,
     untracked: VecDeque::new(),
@@ -183,7 +184,23 @@ pub(crate) static REAPER: Gate<State> = Gate::new(State {
 /// Takes the gate in ordinary context; a pass runs before it is released if
 /// the handler asked for one meanwhile.
 fn lock() -> crate::gate::GateGuard<'static, State> {
+    register_fork_handlers();
     REAPER.lock(pass)
+}
+
+static FORK_HANDLERS: AtomicBool = AtomicBool::new(false);
+
+/// Registers the fork handlers once, before the gate is first taken: never
+/// under the gate, because a concurrent fork() holds glibc's atfork lock
+/// while its prepare handler waits for the gate.
+fn register_fork_handlers() {
+    if !FORK_HANDLERS.load(SeqCst) && !FORK_HANDLERS.swap(true, SeqCst) {
+        // SAFETY: the three handlers are extern "C" functions with no arguments.
+        let rc = unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child)) };
+        if rc != 0 {
+            FORK_HANDLERS.store(false, SeqCst);
+        }
+    }
 }
 
 /// Called by the SIGCHLD handler. Async-signal-safe.
@@ -200,19 +217,11 @@ impl State {
         self.installed.as_ref().is_some_and(|i| i.old_action.is_some())
     }
 
-    /// Creates the eventfd, the epoll set and the untracked buffer, and
-    /// registers the fork handlers. Ordinary context only.
+    /// Creates the eventfd, the epoll set and the untracked buffer.
+    /// Ordinary context only.
     fn ensure_ready(&mut self) -> Result<(), Errno> {
         if self.ready {
             return Ok(());
-        }
-        if !self.atfork_registered {
-            // SAFETY: the three handlers are extern "C" functions with no arguments.
-            let rc = unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child)) };
-            if rc != 0 {
-                return Err(Errno::from_raw(rc));
-            }
-            self.atfork_registered = true;
         }
         let (epfd, efd) = new_event_fds()?;
         self.epfd = epfd;
@@ -268,6 +277,7 @@ impl State {
     /// None when someone else reaped it. Async-signal-safe (no allocation).
     fn finish_tracked(&mut self, idx: u32, status: Option<c_int>) {
         self.drop_pidfd(idx);
+        self.live -= 1;
         let seq = self.next_seq();
         let slot = &mut self.slots[idx as usize];
         slot.state = if status.is_some() { SlotState::Exited } else { SlotState::Lost };
@@ -331,21 +341,28 @@ impl State {
     /// Takes the oldest undelivered exit (`pid` -1) or that of `pid`.
     fn take(&mut self, pid: pid_t) -> Option<Exit> {
         // Lost slots carry nothing to deliver: free them on the way.
-        let mut idx = self.done_head;
-        let mut tracked = None;
-        while idx != NIL {
-            let slot = self.slots[idx as usize];
-            let next = slot.next;
-            if slot.state == SlotState::Lost {
-                if pid == -1 || pid == slot.pid {
-                    self.free_slot(idx);
+        let tracked = if pid == -1 {
+            loop {
+                let head = self.done_head;
+                if head == NIL {
+                    break None;
                 }
-            } else if pid == -1 || pid == slot.pid {
-                tracked = Some((idx, slot));
-                break;
+                if self.slots[head as usize].state == SlotState::Lost {
+                    self.free_slot(head);
+                    continue;
+                }
+                break Some((head, self.slots[head as usize]));
             }
-            idx = next;
-        }
+        } else {
+            match self.by_pid.get(&pid).map(|&i| (i, self.slots[i as usize])) {
+                Some((idx, slot)) if slot.state == SlotState::Exited => Some((idx, slot)),
+                Some((idx, slot)) if slot.state == SlotState::Lost => {
+                    self.free_slot(idx);
+                    None
+                }
+                _ => None,
+            }
+        };
         let untracked = self.untracked.iter().position(|r| pid == -1 || r.exit.pid == pid);
         let exit = match (tracked, untracked) {
             (Some((_, slot)), Some(pos)) if self.untracked[pos].seq < slot.seq => self.untracked.remove(pos)?.exit,
@@ -394,6 +411,7 @@ impl State {
         };
         self.slots[idx as usize] = Slot { pid, pidfd: -1, state: SlotState::Live, ..Slot::FREE };
         self.by_pid.insert(pid, idx);
+        self.live += 1;
         Counters::add(&COUNTERS.tracked, 1);
 
         // A pass in the ALL scope may have reaped the child before it was
@@ -569,6 +587,7 @@ extern "C" fn after_fork_child() {
     st.free.clear();
     st.by_pid.clear();
     st.fallback.clear();
+    st.live = 0;
     st.done_head = NIL;
     st.done_tail = NIL;
     st.untracked.clear();
@@ -832,7 +851,7 @@ impl Blocker {
 fn waitable(st: &mut State, pid: pid_t) -> Result<Blocker, Errno> {
     if pid == -1 {
         let any_left = if st.scope_own() {
-            st.by_pid.values().any(|&i| st.slots[i as usize].state == SlotState::Live)
+            st.live > 0
         } else {
             sys::waitid(libc::P_ALL, 0, libc::WNOHANG | libc::WNOWAIT).is_ok()
         };

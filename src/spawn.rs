@@ -196,7 +196,13 @@ pub(crate) fn spawn_here(request: &SpawnRequest<'_>) -> Result<pid_t, Errno> {
         // is ours for the child's whole life (CLONE_VFORK suspends us until it
         // execs or exits); args outlives the child's use of it.
         let pid = unsafe {
-            libc::clone(child_main, top, flags, (&args as *const ChildArgs<'_, '_>).cast_mut().cast(), pidfd as *mut c_int)
+            libc::clone(
+                child_main,
+                top,
+                flags,
+                (&args as *const ChildArgs<'_, '_>).cast_mut().cast(),
+                pidfd as *mut c_int,
+            )
         };
         let err = sys::errno();
         sys::set_raw_sigmask(old_mask);

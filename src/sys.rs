@@ -70,11 +70,7 @@ pub fn waitid(idtype: libc::idtype_t, id: libc::id_t, extra: c_int) -> Result<Wa
         }
         // SAFETY: waitid succeeded, so si_pid is valid (0 when nothing exited).
         let pid = unsafe { info.si_pid() };
-        return Ok(if pid == 0 {
-            Waited::NotYet
-        } else {
-            Waited::Exited(pid, wstatus_from_siginfo(&info))
-        });
+        return Ok(if pid == 0 { Waited::NotYet } else { Waited::Exited(pid, wstatus_from_siginfo(&info)) });
     }
 }
 
@@ -139,27 +135,14 @@ pub fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout_ms
     // SAFETY: word is a valid aligned u32 for the duration of the call; ts_ptr is
     // null or points to a live timespec.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            expected,
-            ts_ptr,
-        )
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, expected, ts_ptr)
     };
 }
 
 /// Wakes every waiter on a futex word.
 pub fn futex_wake_all(word: &std::sync::atomic::AtomicU32) {
     // SAFETY: word is a valid aligned u32.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            i32::MAX,
-        )
-    };
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX) };
 }
 
 /// Raw `rt_sigprocmask(SIG_SETMASK)` of the full 64-bit kernel mask; unlike
@@ -168,13 +151,7 @@ pub fn set_raw_sigmask(mask: u64) -> u64 {
     let mut old: u64 = 0;
     // SAFETY: both pointers refer to valid 8-byte kernel sigsets.
     unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &mask as *const u64,
-            &mut old as *mut u64,
-            8usize,
-        )
+        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &mask as *const u64, &mut old as *mut u64, 8usize)
     };
     old
 }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what zreap's build and tests need on a fresh Debian/Ubuntu machine:
+# a C compiler, a C++ compiler and clang (the header is checked with all of them).
+# Idempotent: installs nothing when everything is present.
+set -euo pipefail
+need=()
+command -v cc >/dev/null 2>&1 || need+=(gcc)
+command -v g++ >/dev/null 2>&1 || need+=(g++)
+command -v clang >/dev/null 2>&1 || need+=(clang)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "setup: installing ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }

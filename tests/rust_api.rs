@@ -1,0 +1,115 @@
+//! The Rust API on real processes. Reapers and signal dispositions are
+//! process-wide, so each test re-executes this binary and runs its scenario in
+//! a process of its own.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::ffi::CString;
+use std::process::Command;
+use std::time::Duration;
+use zreap::{InstallFlags, SpawnOptions};
+
+const SCENARIO: &str = "ZREAP_TEST_SCENARIO";
+
+/// Runs `body` in a fresh copy of this test binary; fails if it fails there.
+fn isolated(name: &str, body: fn()) {
+    if std::env::var(SCENARIO).as_deref() == Ok(name) {
+        body();
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = support::run_with_deadline(
+        Command::new(exe).args(["--exact", name, "--nocapture", "--test-threads=1"]).env(SCENARIO, name),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{name} failed in its own process:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 passed"), "{name} did not run in its own process:\n{stdout}");
+}
+
+fn sh(script: &str) -> Vec<CString> {
+    ["/bin/sh", "-c", script].iter().map(|s| CString::new(*s).unwrap()).collect()
+}
+
+fn spawn_sh(script: &str) -> i32 {
+    let args = sh(script);
+    zreap::spawn(&args[0], &args, None::<&[CString]>, &SpawnOptions::default()).unwrap()
+}
+
+fn my_pid() -> i32 {
+    std::process::id() as i32
+}
+
+#[test]
+fn own_scope_leaves_foreign_children_alone() {
+    isolated("own_scope_leaves_foreign_children_alone", || {
+        zreap::install(InstallFlags::OWN).unwrap();
+        for code in 0..20 {
+            let tracked = spawn_sh(&format!("exit {code}"));
+            let foreign = Command::new("/bin/sh").args(["-c", &format!("exit {}", code + 1)]).status().unwrap();
+            assert_eq!(foreign.code(), Some(code + 1), "std::process lost its child's status");
+            let exit = zreap::wait(tracked, false).unwrap().unwrap();
+            assert_eq!((exit.pid, libc::WEXITSTATUS(exit.status)), (tracked, code));
+        }
+        assert_eq!(zreap::wait(-1, false), Err(nix::errno::Errno::ECHILD));
+        assert!(support::zombies_of(my_pid()).is_empty());
+    });
+}
+
+#[test]
+fn all_scope_reaps_plain_forks_and_reports_each_once() {
+    isolated("all_scope_reaps_plain_forks_and_reports_each_once", || {
+        zreap::install(InstallFlags::empty()).unwrap();
+        let mut pids = Vec::new();
+        for code in 0..30 {
+            // SAFETY: the child only calls _exit.
+            match unsafe { nix::unistd::fork() }.unwrap() {
+                nix::unistd::ForkResult::Child => unsafe { libc::_exit(code) },
+                nix::unistd::ForkResult::Parent { child } => pids.push((child.as_raw(), code)),
+            }
+        }
+        let mut seen = Vec::new();
+        for _ in 0..1000 {
+            zreap::reap_all(|e| seen.push((e.pid, libc::WEXITSTATUS(e.status)))).unwrap();
+            if seen.len() == pids.len() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        seen.sort();
+        pids.sort();
+        assert_eq!(seen, pids);
+        assert_eq!(zreap::reap_all(|_| ()).unwrap(), 0);
+        assert!(support::zombies_of(my_pid()).is_empty());
+        assert_eq!(zreap::stats().reported, 30);
+    });
+}
+
+#[test]
+fn fork_is_tracked_and_no_handler_fd_wakes_a_poll_loop() {
+    isolated("fork_is_tracked_and_no_handler_fd_wakes_a_poll_loop", || {
+        zreap::install(InstallFlags::OWN | InstallFlags::NO_HANDLER).unwrap();
+        // SAFETY: the child only calls _exit.
+        let child = match unsafe { zreap::fork(&SpawnOptions::default()) }.unwrap() {
+            nix::unistd::ForkResult::Child => unsafe { libc::_exit(9) },
+            nix::unistd::ForkResult::Parent { child } => child.as_raw(),
+        };
+        let fd = zreap::reap_fd().unwrap();
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 10_000) }, 1, "reap fd never became readable");
+        let mut exits = Vec::new();
+        zreap::reap_all(|e| exits.push(e)).unwrap();
+        assert_eq!(exits.len(), 1);
+        assert_eq!((exits[0].pid, libc::WEXITSTATUS(exits[0].status)), (child, 9));
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 0) }, 0, "reap fd still readable after reap_all");
+        assert_eq!(zreap::stats().tracked, 0);
+    });
+}
