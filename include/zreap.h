@@ -41,6 +41,31 @@
 #define ZSPAWN_SETPGROUP 4
 
 /**
+ * zdaemonize(): do not close fds above 2.
+ */
+#define ZDAEMON_KEEP_FDS 1
+
+/**
+ * zdaemonize(): do not point 0, 1 and 2 at /dev/null.
+ */
+#define ZDAEMON_KEEP_STDIO 2
+
+/**
+ * zdaemonize(): do not chdir.
+ */
+#define ZDAEMON_NO_CHDIR 4
+
+/**
+ * zdaemonize(): the caller's process waits for zdaemon_ready().
+ */
+#define ZDAEMON_WAIT_READY 8
+
+/**
+ * zdaemonize(): the caller's process returns instead of exiting.
+ */
+#define ZDAEMON_RETURN 16
+
+/**
  * Called by zreap_all() once per delivered exit: the child's pid, its
  * waitpid()-style status, and the ctx given to zreap_all().
  */
@@ -77,6 +102,30 @@ typedef struct zspawn_options {
 } zspawn_options;
 
 /**
+ * Options for zdaemonize(). Initialise with zdaemon_options_init().
+ */
+typedef struct zdaemon_options {
+  /**
+   * ZDAEMON_* flags.
+   */
+  uint32_t flags;
+  /**
+   * Working directory of the daemon; NULL: "/".
+   */
+  const char *workdir;
+  /**
+   * NULL: none. Written by the daemon, locked while it runs; a live daemon
+   * holding it makes zdaemonize() fail with EEXIST. A relative path is taken
+   * from the caller's working directory.
+   */
+  const char *pidfile;
+  /**
+   * umask of the daemon, 0 to 0777; -1: leave as is. Default 0.
+   */
+  int umask;
+} zdaemon_options;
+
+/**
  * Counters returned by zreap_stats_get().
  */
 typedef struct zreap_stats {
@@ -97,6 +146,16 @@ typedef struct zreap_stats {
    */
   uint64_t tracked;
 } zreap_stats;
+
+
+
+
+
+
+
+
+
+
 
 
 
@@ -208,6 +267,48 @@ pid_t zspawn(const char *path, char *const *argv, char *const *envp, const struc
  * program, only async-signal-safe functions until exec or _exit.
  */
 pid_t zfork(const struct zspawn_options *opts);
+
+/**
+ * Sets *opts to the defaults: no flags, workdir "/", no pidfile, umask 0.
+ * Does nothing when opts is NULL.
+ *
+ * # Safety
+ * `opts` is NULL or points to writable memory for a zdaemon_options.
+ */
+void zdaemon_options_init(struct zdaemon_options *opts);
+
+/**
+ * Double fork + setsid. Returns 0 in the daemon, which is not a session
+ * leader, has no controlling terminal and is no child of the caller; the
+ * intermediate process is reaped, leaving no zombie.
+ *
+ * The caller's process exits 0 once the daemon is set up (with
+ * ZDAEMON_WAIT_READY: once the daemon calls zdaemon_ready(0)), and exits 1,
+ * after one line on stderr, if setup failed (workdir, pidfile ...) or the
+ * daemon reported an error or died first. With ZDAEMON_RETURN it returns
+ * instead: the daemon's pid, or -1 with the daemon's errno (ECHILD when the
+ * daemon died before reporting).
+ *
+ * Errors before anything is forked: EINVAL for unknown flags, a umask outside
+ * -1..0777 or an empty workdir/pidfile. From the daemon: EEXIST when a live
+ * daemon holds the pidfile, ENOENT/EACCES/... from chdir or the pidfile.
+ *
+ * Example: `if (zdaemonize(NULL) == 0) serve();` (the caller's process exits).
+ *
+ * # Safety
+ * opts is NULL or a valid zdaemon_options whose strings are NULL or valid C
+ * strings. As for fork(): only the calling thread continues in the daemon.
+ */
+pid_t zdaemonize(const struct zdaemon_options *opts);
+
+/**
+ * In the daemon: reports readiness (err 0) or failure (an errno value) to the
+ * process that called zdaemonize() with ZDAEMON_WAIT_READY. Returns 0; later
+ * calls do nothing. -1/EINVAL for a negative err.
+ *
+ * Example: `listen(fd, 128); zdaemon_ready(0);`
+ */
+int zdaemon_ready(int err);
 
 /**
  * Copies the library's counters into *out. Returns 0, or -1/EINVAL when out is NULL.

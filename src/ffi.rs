@@ -6,6 +6,7 @@
 //! Pointers are checked for NULL before anything else.
 #![allow(non_camel_case_types)]
 
+use crate::daemon::{self, DaemonFlags, DaemonOptions, Daemonized};
 use crate::reaper::{self, InstallFlags};
 use crate::spawn::{self, SpawnFlags, SpawnRequest};
 use crate::sys;
@@ -35,6 +36,17 @@ pub const ZSPAWN_SETSID: u32 = 0x2;
 /// The child starts a new process group.
 pub const ZSPAWN_SETPGROUP: u32 = 0x4;
 
+/// zdaemonize(): do not close fds above 2.
+pub const ZDAEMON_KEEP_FDS: u32 = 0x1;
+/// zdaemonize(): do not point 0, 1 and 2 at /dev/null.
+pub const ZDAEMON_KEEP_STDIO: u32 = 0x2;
+/// zdaemonize(): do not chdir.
+pub const ZDAEMON_NO_CHDIR: u32 = 0x4;
+/// zdaemonize(): the caller's process waits for zdaemon_ready().
+pub const ZDAEMON_WAIT_READY: u32 = 0x8;
+/// zdaemonize(): the caller's process returns instead of exiting.
+pub const ZDAEMON_RETURN: u32 = 0x10;
+
 /// Called by zreap_all() once per delivered exit: the child's pid, its
 /// waitpid()-style status, and the ctx given to zreap_all().
 pub type zreap_exit_fn = Option<unsafe extern "C" fn(pid: pid_t, wstatus: c_int, ctx: *mut c_void)>;
@@ -54,6 +66,21 @@ pub struct zspawn_options {
     pub stdout_fd: c_int,
     /// -1: inherit; otherwise dup2'ed onto 2.
     pub stderr_fd: c_int,
+}
+
+/// Options for zdaemonize(). Initialise with zdaemon_options_init().
+#[repr(C)]
+pub struct zdaemon_options {
+    /// ZDAEMON_* flags.
+    pub flags: u32,
+    /// Working directory of the daemon; NULL: "/".
+    pub workdir: *const c_char,
+    /// NULL: none. Written by the daemon, locked while it runs; a live daemon
+    /// holding it makes zdaemonize() fail with EEXIST. A relative path is taken
+    /// from the caller's working directory.
+    pub pidfile: *const c_char,
+    /// umask of the daemon, 0 to 0777; -1: leave as is. Default 0.
+    pub umask: c_int,
 }
 
 /// Counters returned by zreap_stats_get().
@@ -255,6 +282,75 @@ pub unsafe extern "C" fn zfork(opts: *const zspawn_options) -> pid_t {
             ForkResult::Parent { child } => Ok(child.as_raw()),
         }
     })
+}
+
+/// Sets *opts to the defaults: no flags, workdir "/", no pidfile, umask 0.
+/// Does nothing when opts is NULL.
+///
+/// # Safety
+/// `opts` is NULL or points to writable memory for a zdaemon_options.
+#[no_mangle]
+pub unsafe extern "C" fn zdaemon_options_init(opts: *mut zdaemon_options) {
+    if opts.is_null() {
+        return;
+    }
+    let defaults = zdaemon_options { flags: 0, workdir: std::ptr::null(), pidfile: std::ptr::null(), umask: 0 };
+    // SAFETY: opts is non-null and writable per the contract above.
+    unsafe { opts.write(defaults) };
+}
+
+/// Double fork + setsid. Returns 0 in the daemon, which is not a session
+/// leader, has no controlling terminal and is no child of the caller; the
+/// intermediate process is reaped, leaving no zombie.
+///
+/// The caller's process exits 0 once the daemon is set up (with
+/// ZDAEMON_WAIT_READY: once the daemon calls zdaemon_ready(0)), and exits 1,
+/// after one line on stderr, if setup failed (workdir, pidfile ...) or the
+/// daemon reported an error or died first. With ZDAEMON_RETURN it returns
+/// instead: the daemon's pid, or -1 with the daemon's errno (ECHILD when the
+/// daemon died before reporting).
+///
+/// Errors before anything is forked: EINVAL for unknown flags, a umask outside
+/// -1..0777 or an empty workdir/pidfile. From the daemon: EEXIST when a live
+/// daemon holds the pidfile, ENOENT/EACCES/... from chdir or the pidfile.
+///
+/// Example: `if (zdaemonize(NULL) == 0) serve();` (the caller's process exits).
+///
+/// # Safety
+/// opts is NULL or a valid zdaemon_options whose strings are NULL or valid C
+/// strings. As for fork(): only the calling thread continues in the daemon.
+#[no_mangle]
+pub unsafe extern "C" fn zdaemonize(opts: *const zdaemon_options) -> pid_t {
+    boundary(-1, || {
+        let mut options = DaemonOptions::new();
+        // SAFETY: opts is NULL or valid, per the contract.
+        if let Some(o) = unsafe { opts.as_ref() } {
+            // SAFETY: the strings are NULL or valid C strings, per the contract.
+            let string = |p: *const c_char| (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_owned());
+            options.flags = DaemonFlags::from_bits(o.flags)?;
+            options.workdir = string(o.workdir);
+            options.pidfile = string(o.pidfile);
+            options.umask = match o.umask {
+                -1 => None,
+                m => Some(u32::try_from(m).map_err(|_| Errno::EINVAL)?),
+            };
+        }
+        // SAFETY: forwarded from this function's contract.
+        match unsafe { daemon::daemonize(&options) }? {
+            Daemonized::Daemon => Ok(0),
+            Daemonized::Caller { daemon } => Ok(daemon),
+        }
+    })
+}
+
+/// In the daemon: reports readiness (err 0) or failure (an errno value) to the
+/// process that called zdaemonize() with ZDAEMON_WAIT_READY. Returns 0; later
+/// calls do nothing. -1/EINVAL for a negative err.
+///
+/// Example: `listen(fd, 128); zdaemon_ready(0);`
+#[no_mangle]
+pub extern "C" fn zdaemon_ready(err: c_int) -> c_int {
+    boundary(-1, || daemon::daemon_ready(err).map(|()| 0))
 }
 
 /// Copies the library's counters into *out. Returns 0, or -1/EINVAL when out is NULL.

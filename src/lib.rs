@@ -21,6 +21,7 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod daemon;
 pub mod ffi;
 mod gate;
 mod handler;
@@ -30,6 +31,7 @@ mod spawn;
 mod stats;
 mod sys;
 
+pub use daemon::{daemon_ready, daemonize, DaemonFlags, DaemonOptions, Daemonized};
 pub use reaper::{install, reap_all, reap_fd, uninstall, wait, Exit, InstallFlags, UNTRACKED_CAPACITY};
 pub use spawn::{fork, spawn, SpawnFlags, SpawnOptions};
 pub use stats::{stats, Stats};

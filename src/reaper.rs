@@ -939,3 +939,13 @@ pub(crate) fn discard_failed_child(pid: pid_t, pidfd: Option<RawFd>) {
         sys::close(fd);
     }
 }
+
+/// In a daemon that has just closed every fd: forget the library's fds (they
+/// are gone) so the next call makes new ones. Single-threaded fork child only;
+/// async-signal-safe there (the gate is free, nothing is allocated).
+pub(crate) fn forget_fds() {
+    let mut st = lock();
+    st.ready = false;
+    st.epfd = -1;
+    st.efd = -1;
+}
