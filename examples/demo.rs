@@ -23,8 +23,7 @@ const ROUNDS: usize = 5;
 /// puts it where `build_c` looks.
 fn build_library() {
     let exe = std::env::current_exe().expect("current_exe");
-    let Some(profile_dir) = exe.parent().filter(|d| d.ends_with("examples")).and_then(|d| d.parent())
-    else {
+    let Some(profile_dir) = exe.parent().filter(|d| d.ends_with("examples")).and_then(|d| d.parent()) else {
         return; // not run from a cargo target directory: build_c will say what is missing
     };
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {

@@ -29,8 +29,5 @@ fn handwritten_server_leaks_zombies_zreap_server_does_not() {
         "the hand-written server left no zombie in {ROUNDS} rounds ({handwritten:?}): \
          this machine does not show the race, so the zreap result proves nothing"
     );
-    assert!(
-        zreap.iter().all(|&n| n == 0),
-        "zreap_install(0) left zombies: {zreap:?}"
-    );
+    assert!(zreap.iter().all(|&n| n == 0), "zreap_install(0) left zombies: {zreap:?}");
 }

@@ -96,10 +96,8 @@ impl Server {
         let pid = child.id() as i32;
         let name = exe.file_name().unwrap().to_string_lossy().into_owned();
         let line = first_line(child.stdout.take().unwrap(), LINE_DEADLINE);
-        let port = line
-            .as_deref()
-            .and_then(|l| l.trim().strip_prefix("listening on "))
-            .and_then(|p| p.parse::<u16>().ok());
+        let port =
+            line.as_deref().and_then(|l| l.trim().strip_prefix("listening on ")).and_then(|p| p.parse::<u16>().ok());
         let mut server = Server { child, client: None, pid, port: 0, name };
         match port {
             Some(p) if p != 0 => server.port = p,
@@ -119,10 +117,7 @@ impl Server {
 
     /// Children of the server that have not exited yet.
     fn live_children(&self) -> usize {
-        children_of(self.pid)
-            .into_iter()
-            .filter(|&p| matches!(proc_state_ppid(p), Some((s, _)) if s != 'Z'))
-            .count()
+        children_of(self.pid).into_iter().filter(|&p| matches!(proc_state_ppid(p), Some((s, _)) if s != 'Z')).count()
     }
 
     /// One round (see the module doc); returns the zombies it added.
@@ -160,8 +155,12 @@ impl Server {
         // The children exit as soon as they read EOF; on a loaded machine give
         // the stragglers (not the server's reaping) a little more time.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.live_children() > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
+        if self.live_children() > 0 {
+            while self.live_children() > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // The last exits were just now: let the server's handler run.
+            std::thread::sleep(Duration::from_millis(250));
         }
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!("{}: the server died: {status}", self.name);

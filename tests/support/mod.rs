@@ -20,10 +20,7 @@ pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let mut dir = exe.parent().expect("exe dir").to_path_buf();
     while !dir.join("libzreap.so").exists() {
-        dir = dir
-            .parent()
-            .unwrap_or_else(|| panic!("libzreap.so not found above {}", exe.display()))
-            .to_path_buf();
+        dir = dir.parent().unwrap_or_else(|| panic!("libzreap.so not found above {}", exe.display())).to_path_buf();
     }
     dir
 }
@@ -47,26 +44,15 @@ pub fn build_c_with(src: &str, extra: &[&str]) -> PathBuf {
     let lib_dir = profile_dir();
     let source = repo.join(src);
     let stem = source.file_stem().unwrap().to_string_lossy().to_string();
-    let suffix: String = extra
-        .iter()
-        .map(|a| a.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
-        .collect::<Vec<_>>()
-        .join("");
+    let suffix: String =
+        extra.iter().map(|a| a.replace(|c: char| !c.is_ascii_alphanumeric(), "_")).collect::<Vec<_>>().join("");
     let out_dir = lib_dir.join("c-bin");
     fs::create_dir_all(&out_dir).unwrap();
     let out = out_dir.join(if suffix.is_empty() { stem.clone() } else { format!("{stem}{suffix}") });
 
-    let inputs = [
-        source.clone(),
-        repo.join("include/zreap.h"),
-        repo.join("c-tests/ctest.h"),
-        lib_dir.join("libzreap.so"),
-    ];
-    let newest_input = inputs
-        .iter()
-        .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
-        .max()
-        .unwrap();
+    let inputs =
+        [source.clone(), repo.join("include/zreap.h"), repo.join("c-tests/ctest.h"), lib_dir.join("libzreap.so")];
+    let newest_input = inputs.iter().filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok()).max().unwrap();
     if let Ok(built) = fs::metadata(&out).and_then(|m| m.modified()) {
         if built >= newest_input {
             return out;
@@ -97,12 +83,7 @@ pub fn build_c_with(src: &str, extra: &[&str]) -> PathBuf {
 
 /// Runs `cmd` to completion, killing it after `limit`. Panics on timeout.
 pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     let deadline = Instant::now() + limit;
     loop {
         if child.try_wait().unwrap().is_some() {
