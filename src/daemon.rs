@@ -131,6 +131,17 @@ struct Plan {
 /// reporting). `EINVAL` for unknown flags, a umask outside 0..=0o777 or an empty
 /// path; nothing is forked then. A live daemon holding the pidfile: `EEXIST`.
 ///
+/// ```no_run
+/// let mut options = zreap::DaemonOptions::new();
+/// options.pidfile = Some(c"/run/echo.pid".to_owned());
+/// options.flags = zreap::DaemonFlags::WAIT_READY;
+/// // SAFETY: called before any other thread is started.
+/// if unsafe { zreap::daemonize(&options) }.unwrap() == zreap::Daemonized::Daemon {
+///     // ... bind, listen ...
+///     zreap::daemon_ready(0).unwrap(); // now the launching process exits 0
+/// }
+/// ```
+///
 /// # Safety
 /// As for `fork()`: other threads of the caller do not exist in the daemon.
 pub unsafe fn daemonize(options: &DaemonOptions) -> Result<Daemonized, Errno> {

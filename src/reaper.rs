@@ -766,7 +766,7 @@ pub fn uninstall() -> Result<(), Errno> {
 /// Never blocks. Returns how many exits it reported.
 ///
 /// ```
-/// let n = zreap::reap_all(|exit| println!("{} ended: {:#x}", exit.pid, exit.status));
+/// let n = zreap::reap_all(|exit| println!("{} ended: {:#x}", exit.pid, exit.status)).unwrap();
 /// assert_eq!(n, 0);
 /// ```
 pub fn reap_all(mut on_exit: impl FnMut(Exit)) -> Result<usize, Errno> {

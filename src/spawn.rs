@@ -331,16 +331,16 @@ fn prepare_and_exec(request: &SpawnRequest<'_>, parent_pid: pid_t) -> c_int {
 /// let pid = zreap::spawn(&prog, &[&prog], None, &zreap::SpawnOptions::default()).unwrap();
 /// assert_eq!(zreap::wait(pid, false).unwrap().unwrap().status, 0);
 /// ```
-pub fn spawn<A: AsRef<CStr>, E: AsRef<CStr>>(
+pub fn spawn<A: AsRef<CStr>>(
     path: &CStr,
     args: &[A],
-    env: Option<&[E]>,
+    env: Option<&[&CStr]>,
     options: &SpawnOptions,
 ) -> Result<pid_t, Errno> {
     let argv: Vec<*const c_char> =
         args.iter().map(|a| a.as_ref().as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let envp: Option<Vec<*const c_char>> =
-        env.map(|e| e.iter().map(|v| v.as_ref().as_ptr()).chain(std::iter::once(std::ptr::null())).collect());
+        env.map(|e| e.iter().map(|v| v.as_ptr()).chain(std::iter::once(std::ptr::null())).collect());
     let fd = |f: Option<RawFd>| f.unwrap_or(-1);
     // SAFETY: argv and envp are null-terminated arrays of C strings borrowed
     // from args/env, which outlive the request.

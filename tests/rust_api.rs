@@ -39,7 +39,7 @@ fn sh(script: &str) -> Vec<CString> {
 
 fn spawn_sh(script: &str) -> i32 {
     let args = sh(script);
-    zreap::spawn(&args[0], &args, None::<&[CString]>, &SpawnOptions::default()).unwrap()
+    zreap::spawn(&args[0], &args, None, &SpawnOptions::default()).unwrap()
 }
 
 fn my_pid() -> i32 {
