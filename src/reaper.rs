@@ -827,11 +827,10 @@ enum Blocker {
 }
 
 impl Blocker {
-    fn block(self) {
-        match self {
+    fn block(&self) {
+        match *self {
             Blocker::Child { pidfd: Some(fd), .. } => {
                 let _ = sys::waitid(libc::P_PIDFD, fd as libc::id_t, libc::WNOWAIT);
-                sys::close(fd);
             }
             Blocker::Child { pidfd: None, pid } => {
                 let _ = sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOWAIT);
@@ -842,6 +841,14 @@ impl Blocker {
                 // case the program blocks SIGCHLD in every thread.
                 unsafe { libc::poll(&mut pfd, 1, 1000) };
             }
+        }
+    }
+}
+
+impl Drop for Blocker {
+    fn drop(&mut self) {
+        if let Blocker::Child { pidfd: Some(fd), .. } = *self {
+            sys::close(fd);
         }
     }
 }

@@ -159,9 +159,10 @@ fn path_candidates(name: &[u8]) -> Vec<CString> {
 }
 
 /// Starts the program of `request` as a tracked child. With a parent-death
-/// signal, off the main thread, the clone happens on the service thread.
+/// signal the clone happens on the service thread, which lives as long as the
+/// process (even the main thread may end first, with pthread_exit).
 pub(crate) fn spawn_request(request: &SpawnRequest<'_>) -> Result<pid_t, Errno> {
-    if request.pdeathsig != 0 && !sys::is_main_thread() {
+    if request.pdeathsig != 0 {
         pdeath::spawn_from_service(request)
     } else {
         spawn_here(request)

@@ -185,15 +185,3 @@ pub fn reset_all_dispositions() {
         };
     }
 }
-
-/// The calling thread's kernel id.
-pub fn gettid() -> pid_t {
-    // SAFETY: gettid has no arguments and cannot fail.
-    unsafe { libc::gettid() }
-}
-
-/// True when the calling thread is the process's main thread.
-pub fn is_main_thread() -> bool {
-    // SAFETY: getpid has no arguments and cannot fail.
-    gettid() == unsafe { libc::getpid() }
-}
