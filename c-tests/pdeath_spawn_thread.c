@@ -1,0 +1,211 @@
+/* Proves: pdeathsig of zspawn() follows the life of the process, not of the
+ * calling thread. P zspawns C (sleep 100, pdeathsig SIGKILL) from a
+ * short-lived worker thread that is joined; C must stay alive (checked again
+ * and again for 500 ms) while P lives, and must be killed when P exits.
+ * Round 2 does the same after T itself has spawned with a pdeathsig from a
+ * worker thread before forking P (so P is a plain-fork copy of a process whose
+ * library already had its spawning machinery running: it must work in P too).
+ * T (this test) is a subreaper, so C is reparented to T and reaped here. */
+#include "ctest.h"
+
+#include <poll.h>
+#include <pthread.h>
+
+/* ---- helpers shared (by copy) by the pdeath_* tests ---- */
+
+/* Reads exactly len bytes, waiting at most ms for each chunk. 0 on success. */
+static int read_full(int fd, void *buf, size_t len, int ms) {
+    size_t n = 0;
+    while (n < len) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = poll(&p, 1, ms);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        ssize_t k = read(fd, (char *)buf + n, len - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return -1;
+        n += (size_t)k;
+    }
+    return 0;
+}
+
+/* Waits up to ms for the child pid to end: 1 with *st set, 0 on timeout,
+ * -1 if pid is not (or no longer) our child. */
+static int wait_exit(pid_t pid, int *st, long ms) {
+    for (long t = 0;; t += 5) {
+        pid_t r = waitpid(pid, st, WNOHANG);
+        if (r == pid) return 1;
+        if (r < 0 && errno != EINTR) return -1;
+        if (t >= ms) return 0;
+        ctest_sleep_ms(5);
+    }
+}
+
+static void describe_status(char *out, size_t cap, int st) {
+    if (WIFSIGNALED(st))
+        snprintf(out, cap, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else if (WIFEXITED(st))
+        snprintf(out, cap, "exited with %d", WEXITSTATUS(st));
+    else
+        snprintf(out, cap, "status 0x%x", st);
+}
+
+/* Kills every process still parented to us (we are a subreaper, so orphans of
+ * our descendants land here too, perhaps a little later) and reaps them all.
+ * Returns how many live processes it had to kill: 0 when nothing was left. */
+static int kill_leftovers(void) {
+    int killed = 0;
+    pid_t done[512];
+    for (int round = 0; round < 300; round++) {
+        int seen = 0;
+        DIR *d = opendir("/proc");
+        if (!d) break;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (!isdigit((unsigned char)e->d_name[0])) continue;
+            pid_t pid = (pid_t)atoi(e->d_name);
+            char state;
+            pid_t ppid;
+            if (ctest_proc_stat(pid, &state, &ppid) != 0 || ppid != getpid()) continue;
+            seen++;
+            if (state == 'Z') continue;
+            kill(pid, SIGKILL);
+            int known = 0;
+            for (int i = 0; i < killed && i < 512; i++) known |= done[i] == pid;
+            if (!known) {
+                fprintf(stderr, "leftover process %d (state %c) killed\n", (int)pid, state);
+                if (killed < 512) done[killed] = pid;
+                killed++;
+            }
+        }
+        closedir(d);
+        while (waitpid(-1, NULL, WNOHANG) > 0) {
+        }
+        if (seen == 0) break;
+        ctest_sleep_ms(10);
+    }
+    return killed;
+}
+/* ---- end of helpers ---- */
+
+static int pidp[2], gop[2];
+
+static pid_t spawn_c(void) {
+    zspawn_options o;
+    zspawn_options_init(&o);
+    o.pdeathsig = SIGKILL;
+    char *const argv[] = {"sleep", "100", NULL};
+    return zspawn("/bin/sleep", argv, NULL, &o);
+}
+
+static void send_pid(pid_t c) {
+    int msg[2] = {(int)c, errno};
+    if (write(pidp[1], msg, sizeof msg) != (ssize_t)sizeof msg) _exit(3);
+}
+
+static void wait_go_and_exit(void) {
+    char b;
+    if (read(gop[0], &b, 1) < 0) _exit(4);
+    _exit(0);
+}
+
+static void *worker_spawn(void *arg) {
+    *(pid_t *)arg = spawn_c();
+    return NULL;
+}
+
+/* In P. */
+static void p_spawn_from_worker(void) {
+    pid_t c = -1;
+    pthread_t t;
+    if (pthread_create(&t, NULL, worker_spawn, &c) != 0) _exit(5);
+    if (pthread_join(t, NULL) != 0) _exit(6);
+    send_pid(c); /* the spawning thread is gone now */
+    wait_go_and_exit();
+}
+
+static void one_round(int round) {
+    CHECK(pipe2(pidp, O_CLOEXEC) == 0 && pipe2(gop, O_CLOEXEC) == 0);
+    pid_t p = fork();
+    CHECK(p >= 0);
+    if (p == 0) {
+        close(pidp[0]);
+        close(gop[1]);
+        p_spawn_from_worker();
+        _exit(7);
+    }
+    close(pidp[1]);
+    close(gop[0]);
+    int msg[2] = {-1, 0};
+    CHECK(read_full(pidp[0], msg, sizeof msg, 10000) == 0);
+    pid_t c = msg[0];
+    if (c <= 0) fprintf(stderr, "round %d: zspawn in P failed: %s\n", round, strerror(msg[1]));
+    CHECK(c > 0);
+
+    if (c > 0) {
+        /* The thread that called zspawn is gone; P is alive: C must live. */
+        int dead_at = -1;
+        for (int ms = 0; ms <= 500 && dead_at < 0; ms += 10) {
+            char state = '?';
+            pid_t ppid = -1;
+            if (kill(c, 0) != 0 || ctest_proc_stat(c, &state, &ppid) != 0 || state == 'Z')
+                dead_at = ms;
+            else
+                ctest_sleep_ms(10);
+        }
+        if (dead_at >= 0)
+            fprintf(stderr,
+                    "round %d: C died %d ms after the spawning thread ended, while P was alive\n",
+                    round, dead_at);
+        CHECK(dead_at < 0);
+    }
+
+    /* Now P exits: C must be killed. */
+    CHECK(write(gop[1], "x", 1) == 1);
+    close(gop[1]);
+    int st = -1;
+    CHECK(wait_exit(p, &st, 10000) == 1);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    if (c > 0) {
+        st = -1;
+        int r = wait_exit(c, &st, 10000);
+        if (r == -1) fprintf(stderr, "round %d: C is not our child (already reaped by P?)\n", round);
+        if (r == 0) fprintf(stderr, "round %d: C still running 10 s after P exited\n", round);
+        if (r == 1 && !(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)) {
+            char d[128];
+            describe_status(d, sizeof d, st);
+            fprintf(stderr, "round %d: C %s, want SIGKILL\n", round, d);
+        }
+        CHECK(r == 1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    }
+    close(pidp[0]);
+    CHECK(kill_leftovers() == 0);
+}
+
+int main(void) {
+    ctest_start();
+    /* Keep clang's -Wunused-function quiet about ctest.h helpers this test does not use. */
+    (void)ctest_sleep_ms;
+    (void)ctest_open_fds;
+    (void)ctest_zombies;
+    (void)ctest_children;
+    CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+    one_round(1);
+
+    /* T spawns from a worker thread with a pdeathsig, then round 2 forks P. */
+    pid_t warm = -1;
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, worker_spawn, &warm) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(warm > 0);
+    if (warm > 0) {
+        CHECK(kill(warm, SIGKILL) == 0);
+        int st = -1;
+        CHECK(zwait(warm, &st, 0) == warm && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    }
+    one_round(2);
+    CHECK(kill_leftovers() == 0);
+    CHECK(ctest_children() == 0);
+    return ctest_finish("pdeath_spawn_thread");
+}
