@@ -51,13 +51,13 @@ static int ctest_failures;
     } while (0)
 
 /* Call first in main(): arms the deadline. */
-static void ctest_start(void) {
+static inline void ctest_start(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     alarm(CTEST_DEADLINE);
 }
 
 /* Call last in main(): returns the exit code. */
-static int ctest_finish(const char *name) {
+static inline int ctest_finish(const char *name) {
     if (ctest_failures) {
         fprintf(stderr, "%s: %d check(s) failed\n", name, ctest_failures);
         return 1;
@@ -68,7 +68,7 @@ static int ctest_finish(const char *name) {
 
 /* Reads state and ppid of `pid` from /proc (parsing after the last ')').
  * Returns 0 on success, -1 if the process is gone. */
-static int ctest_proc_stat(pid_t pid, char *state, pid_t *ppid) {
+static inline int ctest_proc_stat(pid_t pid, char *state, pid_t *ppid) {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "re");
@@ -85,7 +85,7 @@ static int ctest_proc_stat(pid_t pid, char *state, pid_t *ppid) {
 }
 
 /* Counts processes whose parent is `parent`; with `only_zombies`, those in state Z. */
-static int ctest_count_children(pid_t parent, int only_zombies) {
+static inline int ctest_count_children(pid_t parent, int only_zombies) {
     DIR *d = opendir("/proc");
     if (!d) return -1;
     int count = 0;
@@ -102,11 +102,11 @@ static int ctest_count_children(pid_t parent, int only_zombies) {
     return count;
 }
 
-static int ctest_zombies(void) { return ctest_count_children(getpid(), 1); }
-static int ctest_children(void) { return ctest_count_children(getpid(), 0); }
+static inline int ctest_zombies(void) { return ctest_count_children(getpid(), 1); }
+static inline int ctest_children(void) { return ctest_count_children(getpid(), 0); }
 
 /* Number of open fds of this process. */
-static int ctest_open_fds(void) {
+static inline int ctest_open_fds(void) {
     DIR *d = opendir("/proc/self/fd");
     if (!d) return -1;
     int count = -1; /* the DIR's own fd */
@@ -115,7 +115,7 @@ static int ctest_open_fds(void) {
     return count - 2; /* "." and ".." */
 }
 
-static void ctest_sleep_ms(long ms) {
+static inline void ctest_sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
     }

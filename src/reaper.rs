@@ -108,10 +108,14 @@ struct Slot {
     seq: u64,
     prev: u32,
     next: u32,
+    /// The library's own child (zdaemonize's intermediate): never delivered,
+    /// counted or waited for by anyone but [`collect_private`].
+    private: bool,
 }
 
 impl Slot {
-    const FREE: Slot = Slot { pid: 0, pidfd: -1, state: SlotState::Free, status: 0, seq: 0, prev: NIL, next: NIL };
+    const FREE: Slot =
+        Slot { pid: 0, pidfd: -1, state: SlotState::Free, status: 0, seq: 0, prev: NIL, next: NIL, private: false };
 }
 
 #[derive(Clone, Copy)]
@@ -277,13 +281,15 @@ impl State {
     /// None when someone else reaped it. Async-signal-safe (no allocation).
     fn finish_tracked(&mut self, idx: u32, status: Option<c_int>) {
         self.drop_pidfd(idx);
-        self.live -= 1;
         let seq = self.next_seq();
         let slot = &mut self.slots[idx as usize];
         slot.state = if status.is_some() { SlotState::Exited } else { SlotState::Lost };
         slot.status = status.unwrap_or(0);
         slot.seq = seq;
-        self.push_done(idx);
+        if !slot.private {
+            self.live -= 1;
+            self.push_done(idx);
+        }
     }
 
     /// Records an exit in the bounded buffer of untracked children.
@@ -328,14 +334,21 @@ impl State {
 
     /// Frees a delivered or lost slot. Ordinary context.
     fn free_slot(&mut self, idx: u32) {
-        self.unlink_done(idx);
-        let pid = self.slots[idx as usize].pid;
+        let Slot { pid, state, private, .. } = self.slots[idx as usize];
+        if private {
+            if state == SlotState::Live {
+                self.drop_pidfd(idx);
+                self.fallback.retain(|&i| i != idx);
+            }
+        } else {
+            self.unlink_done(idx);
+            Counters::sub(&COUNTERS.tracked, 1);
+        }
         if self.by_pid.get(&pid) == Some(&idx) {
             self.by_pid.remove(&pid);
         }
         self.slots[idx as usize] = Slot::FREE;
         self.free.push(idx);
-        Counters::sub(&COUNTERS.tracked, 1);
     }
 
     /// Takes the oldest undelivered exit (`pid` -1) or that of `pid`.
@@ -396,7 +409,7 @@ impl State {
     }
 
     /// Starts tracking a child made by spawn/fork. Ordinary context, gate held.
-    fn track(&mut self, pid: pid_t, pidfd: Option<RawFd>) -> Result<(), Errno> {
+    fn track(&mut self, pid: pid_t, pidfd: Option<RawFd>, private: bool) -> Result<u32, Errno> {
         self.ensure_ready()?;
         self.slots.reserve(1);
         self.free.reserve(self.slots.len() + 1);
@@ -409,10 +422,12 @@ impl State {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.slots[idx as usize] = Slot { pid, pidfd: -1, state: SlotState::Live, ..Slot::FREE };
+        self.slots[idx as usize] = Slot { pid, pidfd: -1, state: SlotState::Live, private, ..Slot::FREE };
         self.by_pid.insert(pid, idx);
-        self.live += 1;
-        Counters::add(&COUNTERS.tracked, 1);
+        if !private {
+            self.live += 1;
+            Counters::add(&COUNTERS.tracked, 1);
+        }
 
         // A pass in the ALL scope may have reaped the child before it was
         // registered: then its exit sits in the untracked buffer.
@@ -424,7 +439,7 @@ impl State {
             let status = pos.and_then(|p| self.untracked.remove(p)).map(|r| r.exit.status);
             self.finish_tracked(idx, status);
             self.sync_eventfd();
-            return Ok(());
+            return Ok(idx);
         }
 
         let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: u64::from(idx) };
@@ -444,9 +459,13 @@ impl State {
             }
         }
         // The child may have exited before it was watched, and its SIGCHLD
-        // already been consumed: run a pass when the gate is released.
-        REAPER.request_again();
-        Ok(())
+        // already been consumed: run a pass when the gate is released. Not
+        // without an installed reaper: a pass in the default scope would sweep
+        // the host's own children.
+        if self.installed.is_some() {
+            REAPER.request_again();
+        }
+        Ok(idx)
     }
 }
 
@@ -489,6 +508,15 @@ fn pass(st: &mut State) {
         sys::eventfd_signal(st.efd);
         WAKE.fetch_add(1, SeqCst);
         sys::futex_wake_all(&WAKE);
+    }
+}
+
+/// Reaps `pid` alone if it has exited, recording its exit like a pass would.
+fn reap_one(st: &mut State, pid: pid_t) {
+    if let Ok(Waited::Exited(pid, status)) = sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG) {
+        Counters::add(&COUNTERS.reaped, 1);
+        st.record_any(Exit { pid, status });
+        sys::eventfd_signal(st.efd);
     }
 }
 
@@ -616,6 +644,7 @@ extern "C" fn after_fork_child() {
         }
     }
     COUNTERS.reset();
+    crate::daemon::forget_ready_in_child();
     WATCHER_STARTED.store(false, SeqCst);
     crate::pdeath::forget_service_in_child();
     REAPER.reset_in_child();
@@ -805,7 +834,12 @@ pub fn wait(pid: pid_t, nohang: bool) -> Result<Option<Exit>, Errno> {
         let blocker = {
             let mut st = lock();
             st.ensure_ready()?;
-            pass(&mut st);
+            if pid > 0 && st.installed.is_none() {
+                // Without a reaper, waiting for one child must not sweep the others.
+                reap_one(&mut st, pid);
+            } else {
+                pass(&mut st);
+            }
             if let Some(exit) = st.take(pid) {
                 return Ok(Some(exit));
             }
@@ -909,17 +943,46 @@ pub fn reap_fd() -> Result<RawFd, Errno> {
         st.fd_wanted = true;
         publish_watch_mode(&st);
     }
-    REAPER.request_again();
     Ok(st.epfd)
 }
 
 /// Starts tracking a child made by `spawn`/`fork`. `pidfd` is taken over.
 pub(crate) fn track(pid: pid_t, pidfd: Option<RawFd>) -> Result<(), Errno> {
+    track_as(pid, pidfd, false).map(|_| ())
+}
+
+fn track_as(pid: pid_t, pidfd: Option<RawFd>, private: bool) -> Result<u32, Errno> {
     let mut st = lock();
-    let r = st.track(pid, pidfd);
+    let r = st.track(pid, pidfd, private);
     WAKE.fetch_add(1, SeqCst);
     sys::futex_wake_all(&WAKE);
     r
+}
+
+/// A child the library made for itself (zdaemonize's intermediate): a pass
+/// that reaps it keeps its exit out of every delivery, and only
+/// [`collect_private`] collects it. Returns its ticket.
+pub(crate) fn track_private(pid: pid_t, pidfd: Option<RawFd>) -> Result<u32, Errno> {
+    track_as(pid, pidfd, true)
+}
+
+/// Waits for a child registered with [`track_private`] to end and collects it,
+/// whoever reaped it. Reaps nothing else.
+pub(crate) fn collect_private(ticket: u32, pid: pid_t) {
+    let pidfd = {
+        let st = lock();
+        let slot = st.slots[ticket as usize];
+        // SAFETY: dup of an fd the library owns; the copy is closed below.
+        (slot.pidfd >= 0).then(|| unsafe { libc::fcntl(slot.pidfd, libc::F_DUPFD_CLOEXEC, 0) })
+    };
+    let _ = match pidfd {
+        Some(fd) if fd >= 0 => sys::waitid(libc::P_PIDFD, fd as libc::id_t, 0),
+        _ => sys::waitid(libc::P_PID, pid as libc::id_t, 0),
+    };
+    if let Some(fd) = pidfd {
+        sys::close(fd);
+    }
+    lock().free_slot(ticket);
 }
 
 /// Makes sure the reaper's fds and fork handlers exist (before a fork, so the

@@ -57,3 +57,8 @@ fn reaper_fork_safety() {
 fn reaper_stats() {
     support::run_c_test("c-tests/reaper_stats.c");
 }
+
+#[test]
+fn reaper_no_install() {
+    support::run_c_test("c-tests/reaper_no_install.c");
+}
