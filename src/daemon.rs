@@ -12,11 +12,9 @@
 //! everything that needs memory (paths, the pidfile's temporary name) is
 //! prepared before the first fork.
 
-use crate::spawn::{self, SpawnFlags};
 use crate::{reaper, sys};
 use libc::{c_int, pid_t};
 use nix::errno::Errno;
-use nix::unistd::ForkResult;
 use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering::SeqCst};
@@ -103,8 +101,10 @@ struct Report {
     pid: pid_t,
 }
 
-/// The daemon's end of the report socket while it owes a readiness report.
+/// The daemon's end of the report socket while it owes a readiness report,
+/// and the daemon's pid (a child it forks must not answer for it).
 static READY_FD: AtomicI32 = AtomicI32::new(-1);
+static READY_PID: AtomicI32 = AtomicI32::new(0);
 /// The pidfile the daemon removes when it exits normally (leaked CString).
 static PIDFILE: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
 /// The daemon's pid and the pidfile's inode, for the exit-time removal.
@@ -157,6 +157,11 @@ pub unsafe fn daemonize(options: &DaemonOptions) -> Result<Daemonized, Errno> {
             // atexit handlers that could disturb the daemon's files.
             unsafe { libc::_exit(0) }
         }
+        Err(Errno::ECHILD) => {
+            eprintln!("zdaemonize: the daemon exited before it reported");
+            // SAFETY: as above.
+            unsafe { libc::_exit(1) }
+        }
         Err(e) => {
             eprintln!("zdaemonize: the daemon could not start: {}", e.desc());
             // SAFETY: as above.
@@ -203,47 +208,72 @@ fn run(plan: &Plan) -> Result<Daemonized, Errno> {
     if let Some(p) = &plan.pidfile {
         register_pidfile_removal(p);
     }
+    reaper::prepare()?;
     let mut pair = [-1; 2];
     // SAFETY: pair has room for two fds.
     if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) } == -1 {
         return Err(Errno::last());
     }
     let [caller_end, daemon_end] = pair;
+    let mut go = [-1; 2];
+    // SAFETY: go has room for two fds.
+    if unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+        let e = Errno::last();
+        pair.into_iter().for_each(sys::close);
+        return Err(e);
+    }
+    let [go_read, go_write] = go;
     // Buffered output would otherwise be written twice.
     // SAFETY: fflush(NULL) flushes every stdio stream.
     unsafe { libc::fflush(std::ptr::null_mut()) };
     // No handler may run in the children before they reset dispositions.
     let old_mask = sys::set_raw_sigmask(!0);
-    let forked = spawn::fork_raw(SpawnFlags::empty(), 0);
-    match forked {
-        Ok(ForkResult::Child) => {
-            sys::close(caller_end);
-            intermediate(plan, daemon_end)
+    // SAFETY: the child makes only async-signal-safe calls until it returns
+    // in the daemon, whose caller is bound by daemonize's safety contract.
+    match unsafe { libc::fork() } {
+        -1 => {
+            let e = Errno::last();
+            sys::set_raw_sigmask(old_mask);
+            [caller_end, daemon_end, go_read, go_write].into_iter().for_each(sys::close);
+            Err(e)
         }
-        Ok(ForkResult::Parent { child }) => {
+        0 => {
+            sys::close(caller_end);
+            sys::close(go_write);
+            intermediate(plan, daemon_end, go_read)
+        }
+        pid => {
             sys::set_raw_sigmask(old_mask);
             sys::close(daemon_end);
-            let _ = reaper::wait(child.as_raw(), false);
+            sys::close(go_read);
+            // The intermediate waits for this byte before it exits, so it is
+            // registered before any reaper can see its exit.
+            let ticket = reaper::track_private(pid, sys::pidfd_open(pid).ok());
+            // SAFETY: writes one byte from a valid buffer.
+            unsafe { libc::write(go_write, b"g".as_ptr().cast(), 1) };
+            sys::close(go_write);
+            match ticket {
+                Ok(ticket) => reaper::collect_private(ticket, pid),
+                Err(_) => reaper::discard_failed_child(pid, None),
+            }
             let report = read_report(caller_end);
             sys::close(caller_end);
             match report {
                 Some(Report { error: 0, pid }) => Ok(Daemonized::Caller { daemon: pid }),
-                Some(Report { error, .. }) => Err(Errno::from_raw(error)),
+                Some(Report { error, pid }) => {
+                    // A subreaper caller adopts the failed daemon: collect it.
+                    reaper::discard_failed_child(pid, None);
+                    Err(Errno::from_raw(error))
+                }
                 None => Err(Errno::ECHILD),
             }
-        }
-        Err(e) => {
-            sys::set_raw_sigmask(old_mask);
-            sys::close(caller_end);
-            sys::close(daemon_end);
-            Err(e)
         }
     }
 }
 
-/// The intermediate: new session, fork the daemon, exit. Returns only in the
-/// daemon. Async-signal-safe.
-fn intermediate(plan: &Plan, report_fd: RawFd) -> Result<Daemonized, Errno> {
+/// The intermediate: new session, fork the daemon, wait for the caller to
+/// have registered us, exit. Returns only in the daemon. Async-signal-safe.
+fn intermediate(plan: &Plan, report_fd: RawFd, go: RawFd) -> Result<Daemonized, Errno> {
     // SAFETY: plain system calls in a single-threaded fork child.
     unsafe {
         if libc::setsid() == -1 {
@@ -257,12 +287,14 @@ fn intermediate(plan: &Plan, report_fd: RawFd) -> Result<Daemonized, Errno> {
                 libc::_exit(1)
             }
             0 => {
+                sys::close(go);
                 let error = setup_daemon(plan, report_fd, leader);
                 if error != 0 {
                     send_report(report_fd, error);
                     libc::_exit(1);
                 }
                 if plan.flags.contains(DaemonFlags::WAIT_READY) {
+                    READY_PID.store(libc::getpid(), SeqCst);
                     READY_FD.store(report_fd, SeqCst);
                 } else {
                     send_report(report_fd, 0);
@@ -270,7 +302,11 @@ fn intermediate(plan: &Plan, report_fd: RawFd) -> Result<Daemonized, Errno> {
                 }
                 Ok(Daemonized::Daemon)
             }
-            _ => libc::_exit(0),
+            _ => {
+                let mut byte = 0u8;
+                while libc::read(go, (&mut byte as *mut u8).cast(), 1) == -1 && sys::errno() == libc::EINTR {}
+                libc::_exit(0)
+            }
         }
     }
 }
@@ -291,13 +327,6 @@ fn setup_daemon(plan: &Plan, report_fd: RawFd, leader: pid_t) -> c_int {
         libc::sigaction(libc::SIGHUP, &ignore, std::ptr::null_mut());
         reset_dispositions_keeping_ignored(plan.hup_ignored);
 
-        let pidfile_fd = match &plan.pidfile {
-            Some(path) => match write_pidfile(path) {
-                Ok(fd) => fd,
-                Err(e) => return e,
-            },
-            None => -1,
-        };
         if !plan.flags.contains(DaemonFlags::NO_CHDIR) && libc::chdir(plan.workdir.as_ptr()) == -1 {
             return sys::errno();
         }
@@ -319,8 +348,14 @@ fn setup_daemon(plan: &Plan, report_fd: RawFd, leader: pid_t) -> c_int {
             }
         }
         if !plan.flags.contains(DaemonFlags::KEEP_FDS) {
-            close_fds_except(&mut [report_fd, pidfile_fd]);
+            close_fds_except(report_fd);
             reaper::forget_fds();
+        }
+        // Last, so that a failed setup leaves no pidfile behind.
+        if let Some(path) = &plan.pidfile {
+            if let Err(e) = write_pidfile(path) {
+                return e;
+            }
         }
         sys::set_raw_sigmask(0);
     }
@@ -362,23 +397,15 @@ fn reset_dispositions_keeping_ignored(hup_ignored: bool) {
     }
 }
 
-/// Locks `path` (EEXIST when a live daemon holds it), writes our pid to a
-/// temporary file, locks that, and renames it over `path`, so readers never
-/// see a half-written pidfile. Returns the fd holding the lock.
+/// Writes our pid to "<path>.<pid>.tmp", locks it, and puts it in place
+/// without a moment where `path` is missing, empty or half-written: a rename
+/// that refuses to replace when no pidfile exists, `rename` over a stale one whose lock we hold. A
+/// pidfile locked by a live daemon: EEXIST. Returns the fd holding the lock.
 /// Async-signal-safe: the temporary name is built on the stack.
 fn write_pidfile(path: &CStr) -> Result<RawFd, c_int> {
     // SAFETY (whole block): system calls on NUL-terminated buffers: the plan's
     // path and the stack buffer `tmp`.
     unsafe {
-        let old = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC, 0o644);
-        if old == -1 {
-            return Err(sys::errno());
-        }
-        if libc::flock(old, libc::LOCK_EX | libc::LOCK_NB) == -1 {
-            let e = sys::errno();
-            sys::close(old);
-            return Err(if e == libc::EWOULDBLOCK { libc::EEXIST } else { e });
-        }
         let pid = libc::getpid();
         let mut text = [0u8; 12];
         let len = format_decimal(pid as u32, &mut text);
@@ -393,33 +420,92 @@ fn write_pidfile(path: &CStr) -> Result<RawFd, c_int> {
         end += 1;
         end += format_decimal(pid as u32, &mut tmp[end..]);
         tmp[end..end + 4].copy_from_slice(b".tmp");
-        let tmp_c = tmp.as_ptr().cast();
+        let tmp_c: *const libc::c_char = tmp.as_ptr().cast();
+
         let fresh = libc::open(tmp_c, libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC, 0o644);
-        let failed = |e: c_int, fresh: RawFd| {
-            if fresh >= 0 {
-                libc::unlink(tmp_c);
-                sys::close(fresh);
-            }
-            sys::close(old);
+        if fresh == -1 {
+            return Err(sys::errno());
+        }
+        let give_up = |e: c_int| {
+            libc::unlink(tmp_c);
+            sys::close(fresh);
             Err(e)
         };
-        if fresh == -1 {
-            return failed(sys::errno(), -1);
-        }
         if libc::flock(fresh, libc::LOCK_EX | libc::LOCK_NB) == -1
             || libc::write(fresh, text.as_ptr().cast(), len + 1) != (len + 1) as isize
-            || libc::rename(tmp_c, path.as_ptr()) == -1
         {
-            return failed(sys::errno(), fresh);
+            return give_up(sys::errno());
         }
-        sys::close(old);
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fresh, &mut st) == 0 {
-            PIDFILE_INO.store(st.st_ino, SeqCst);
+        // Another daemon may create or replace the file meanwhile: retry a few times.
+        for _ in 0..8 {
+            let old = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if old == -1 {
+                if sys::errno() != libc::ENOENT {
+                    return give_up(sys::errno());
+                }
+                if rename_noreplace(tmp_c, path.as_ptr()) == 0 {
+                    return Ok(published(fresh, pid));
+                }
+                if sys::errno() != libc::EEXIST {
+                    return give_up(sys::errno());
+                }
+                continue;
+            }
+            if libc::flock(old, libc::LOCK_EX | libc::LOCK_NB) == -1 {
+                let e = sys::errno();
+                sys::close(old);
+                return give_up(if e == libc::EWOULDBLOCK { libc::EEXIST } else { e });
+            }
+            // A stale pidfile, now locked by us; replace it if it is still the one at `path`.
+            let (mut held, mut named): (libc::stat, libc::stat) = (std::mem::zeroed(), std::mem::zeroed());
+            let same = libc::fstat(old, &mut held) == 0
+                && libc::stat(path.as_ptr(), &mut named) == 0
+                && (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino);
+            let replaced = same && libc::rename(tmp_c, path.as_ptr()) == 0;
+            let e = sys::errno();
+            sys::close(old);
+            if replaced {
+                return Ok(published(fresh, pid));
+            }
+            if same {
+                return give_up(e);
+            }
         }
-        DAEMON_PID.store(pid, SeqCst);
-        Ok(fresh)
+        give_up(libc::EEXIST)
     }
+}
+
+/// Moves `from` to `to` unless `to` exists (EEXIST). The fd opened as `from`
+/// then names `to`. Where the filesystem has no RENAME_NOREPLACE, link+unlink
+/// gives the same guarantee. Async-signal-safe.
+///
+/// # Safety
+/// Both are NUL-terminated paths.
+unsafe fn rename_noreplace(from: *const libc::c_char, to: *const libc::c_char) -> c_int {
+    // SAFETY: the caller passes valid paths.
+    unsafe {
+        let rc = libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, from, libc::AT_FDCWD, to, libc::RENAME_NOREPLACE);
+        if rc == 0 || !matches!(sys::errno(), libc::EINVAL | libc::ENOSYS) {
+            return rc as c_int;
+        }
+        if libc::link(from, to) == -1 {
+            return -1;
+        }
+        libc::unlink(from);
+        0
+    }
+}
+
+/// Remembers the published pidfile for the exit-time removal.
+fn published(fd: RawFd, pid: pid_t) -> RawFd {
+    // SAFETY: stat is plain data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat fills a valid struct.
+    if unsafe { libc::fstat(fd, &mut st) } == 0 {
+        PIDFILE_INO.store(st.st_ino, SeqCst);
+    }
+    DAEMON_PID.store(pid, SeqCst);
+    fd
 }
 
 /// Room the temporary pidfile name needs beyond the path: ".<pid>.tmp\0".
@@ -445,14 +531,13 @@ fn format_decimal(mut n: u32, out: &mut [u8]) -> usize {
 
 /// Closes every fd above 2 but `keep` (close_range where the kernel has it).
 /// Async-signal-safe.
-fn close_fds_except(keep: &mut [RawFd; 2]) {
-    keep.sort_unstable();
-    let mut first: u32 = 3;
-    for &fd in keep.iter().filter(|&&fd| fd >= 3) {
-        close_range(first, fd as u32 - 1);
-        first = fd as u32 + 1;
+fn close_fds_except(keep: RawFd) {
+    if keep >= 3 {
+        close_range(3, keep as u32 - 1);
+        close_range(keep as u32 + 1, u32::MAX);
+    } else {
+        close_range(3, u32::MAX);
     }
-    close_range(first, u32::MAX);
 }
 
 fn close_range(first: u32, last: u32) {
@@ -504,12 +589,26 @@ pub fn daemon_ready(error: c_int) -> Result<(), Errno> {
     if error < 0 {
         return Err(Errno::EINVAL);
     }
+    // SAFETY: getpid cannot fail.
+    if READY_PID.load(SeqCst) != unsafe { libc::getpid() } {
+        return Ok(());
+    }
     let fd = READY_FD.swap(-1, SeqCst);
     if fd >= 0 {
         send_report(fd, error);
         sys::close(fd);
     }
     Ok(())
+}
+
+/// In a child the daemon forks: close the inherited report socket, so the
+/// caller learns at once if the daemon dies before it is ready.
+/// Async-signal-safe (called from the fork handler).
+pub(crate) fn forget_ready_in_child() {
+    let fd = READY_FD.swap(-1, SeqCst);
+    if fd >= 0 {
+        sys::close(fd);
+    }
 }
 
 /// Registers, once per process, the exit handler that removes the daemon's
