@@ -907,6 +907,17 @@ fn waitable(st: &mut State, pid: pid_t) -> Result<Blocker, Errno> {
     }
     if let Some(&idx) = st.by_pid.get(&pid) {
         let slot = st.slots[idx as usize];
+        if slot.state == SlotState::Live
+            && matches!(sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT), Err(Errno::ECHILD))
+        {
+            // A foreign waitpid() took it: its status is gone.
+            if slot.pidfd < 0 {
+                st.fallback.retain(|&i| i != idx);
+            }
+            st.finish_tracked(idx, None);
+            st.free_slot(idx);
+            return Err(Errno::ECHILD);
+        }
         if slot.state == SlotState::Live {
             let pidfd = (slot.pidfd >= 0)
                 .then(|| {

@@ -62,3 +62,8 @@ fn reaper_stats() {
 fn reaper_no_install() {
     support::run_c_test("c-tests/reaper_no_install.c");
 }
+
+#[test]
+fn reaper_stolen() {
+    support::run_c_test("c-tests/reaper_stolen.c");
+}
