@@ -23,7 +23,7 @@ use std::sync::mpsc;
 ///
 /// Async-signal-safe: prctl, getppid, getpid and kill only. Runs in the child
 /// between fork and exec.
-pub(crate) fn arm_in_child(signal: c_int, parent_pid: pid_t) {
+pub fn arm_in_child(signal: c_int, parent_pid: pid_t) {
     if signal == 0 {
         return;
     }
