@@ -63,14 +63,20 @@ int main(void) {
         CHECK(ppid == getpid());
         CHECK(state != 'Z');
 
-        /* zspawn returns after the exec: /proc shows the new image already. */
+        /* zspawn returns once the exec has replaced the image; the kernel sets
+         * the new argv area a moment later, so allow it to appear. */
         char path[64], buf[256];
         snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
-        FILE *f = fopen(path, "re");
-        CHECK(f != NULL);
-        size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
-        if (f) fclose(f);
         const char want[] = "zreap-argv0-test\0" "100"; /* sizeof includes final NUL */
+        size_t n = 0;
+        for (int tries = 0; tries < 1000; tries++) {
+            FILE *f = fopen(path, "re");
+            CHECK(f != NULL);
+            n = f ? fread(buf, 1, sizeof buf, f) : 0;
+            if (f) fclose(f);
+            if (n == sizeof want || !f) break;
+            ctest_sleep_ms(5);
+        }
         if (n != sizeof want || memcmp(buf, want, sizeof want) != 0)
             fprintf(stderr, "cmdline of child: %zu bytes, first '%s'\n", n, n ? buf : "");
         CHECK(n == sizeof want && memcmp(buf, want, sizeof want) == 0);

@@ -77,7 +77,7 @@ int main(void) {
         CHECK(pipe2(p, O_CLOEXEC) == 0);
         char *const argv[] = {"sh", "-c",
                               "/bin/pwd; echo \"$ZREAP_T $0 $1\"; "
-                              "grep -E '^Sig(Blk|Ign)' /proc/$$/status",
+                              "exec grep -E '^Sig(Blk|Ign)' /proc/self/status",
                               "arg0", "arg1", NULL};
         struct job j = {.path = "/bin/sh", .argv = argv};
         zspawn_options_init(&j.opts);

@@ -36,15 +36,6 @@ pub use reaper::{install, reap_all, reap_fd, uninstall, wait, Exit, InstallFlags
 pub use spawn::{fork, spawn, SpawnFlags, SpawnOptions};
 pub use stats::{stats, Stats};
 
-/// Building blocks shared with the preload shim (`libzreap_preload.so`); not
-/// a stable API.
-#[doc(hidden)]
-pub mod internals {
-    pub use crate::gate::Gate;
-    pub use crate::pdeath::arm_in_child;
-    pub use crate::sys::{errno, set_errno, wstatus_from_siginfo, ErrnoGuard};
-}
-
 /// The library's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -12,29 +12,11 @@
 //! or the process dies, whichever comes first.
 
 use crate::spawn::{self, SpawnRequest};
-use libc::{c_int, pid_t};
+pub(crate) use crate::sys::arm_pdeathsig as arm_in_child;
+use libc::pid_t;
 use nix::errno::Errno;
 use std::sync::atomic::{AtomicPtr, Ordering::SeqCst};
 use std::sync::mpsc;
-
-/// Arms `signal` as this process's parent-death signal, race-free: if the
-/// parent (`parent_pid`, recorded before the fork) is already gone, the signal
-/// is raised at once.
-///
-/// Async-signal-safe: prctl, getppid, getpid and kill only. Runs in the child
-/// between fork and exec.
-pub fn arm_in_child(signal: c_int, parent_pid: pid_t) {
-    if signal == 0 {
-        return;
-    }
-    // SAFETY: plain system calls with integer arguments.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0);
-        if libc::getppid() != parent_pid {
-            libc::kill(libc::getpid(), signal);
-        }
-    }
-}
 
 /// A spawn request handed to the service thread; the caller waits for the
 /// reply, so the borrowed request outlives the job.

@@ -1,5 +1,7 @@
 //! Thin wrappers over the raw system calls the library needs and nix does not
-//! offer in an async-signal-safe form. Every function here is async-signal-safe:
+//! offer in an async-signal-safe form. Wait calls go straight to the kernel,
+//! never through libc's (possibly interposed) wrappers. The preload shim
+//! shares this file. Every function here is async-signal-safe:
 //! it only issues system calls and touches no heap, lock or thread-local beyond
 //! `errno`.
 
@@ -55,33 +57,62 @@ pub enum Waited {
     NotYet,
 }
 
-/// `waitid(idtype, id, WEXITED | extra)`; retries on EINTR.
-pub fn waitid(idtype: libc::idtype_t, id: libc::id_t, extra: c_int) -> Result<Waited, Errno> {
+/// Raw `waitid(idtype, id, options)` (never an interposed libc wrapper),
+/// retrying on EINTR: the child's full siginfo, or None when nothing changed
+/// state (WNOHANG).
+pub fn waitid_info(idtype: libc::idtype_t, id: libc::id_t, options: c_int) -> Result<Option<libc::siginfo_t>, Errno> {
     loop {
         // SAFETY: siginfo_t is plain data; all-zero is a valid value.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: info is a valid, writable siginfo_t.
-        let rc = unsafe { libc::waitid(idtype, id, &mut info, libc::WEXITED | extra) };
+        // SAFETY: info is a valid, writable siginfo_t; the rusage argument is NULL.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_waitid,
+                idtype,
+                id,
+                &mut info as *mut libc::siginfo_t,
+                options,
+                std::ptr::null_mut::<libc::rusage>(),
+            )
+        };
         if rc == -1 {
             match Errno::last() {
                 Errno::EINTR => continue,
                 e => return Err(e),
             }
         }
-        // SAFETY: waitid succeeded, so si_pid is valid (0 when nothing exited).
-        let pid = unsafe { info.si_pid() };
-        return Ok(if pid == 0 { Waited::NotYet } else { Waited::Exited(pid, wstatus_from_siginfo(&info)) });
+        // SAFETY: waitid succeeded, so si_pid is valid (0 when nothing changed).
+        return Ok((unsafe { info.si_pid() } != 0).then_some(info));
     }
 }
 
-/// `waitpid(pid, WNOHANG)`: `Some((pid, status))` when a child was reaped.
+/// `waitid(idtype, id, WEXITED | extra)`: the exited child's pid and
+/// `waitpid`-style status.
+pub fn waitid(idtype: libc::idtype_t, id: libc::id_t, extra: c_int) -> Result<Waited, Errno> {
+    Ok(match waitid_info(idtype, id, libc::WEXITED | extra)? {
+        // SAFETY: a siginfo filled by waitid.
+        Some(info) => Waited::Exited(unsafe { info.si_pid() }, wstatus_from_siginfo(&info)),
+        None => Waited::NotYet,
+    })
+}
+
+/// `wait4(pid, WNOHANG)` as a raw system call: `Some((pid, status))` when a
+/// child was reaped.
 pub fn waitpid_nohang(pid: pid_t) -> Option<(pid_t, c_int)> {
-    let mut status = 0;
+    let mut status: c_int = 0;
     loop {
-        // SAFETY: status is a valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        // SAFETY: status is a valid out-pointer; the rusage argument is NULL.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_wait4,
+                pid,
+                &mut status as *mut c_int,
+                libc::WNOHANG,
+                std::ptr::null_mut::<libc::rusage>(),
+            )
+        };
         if rc > 0 {
-            return Some((rc, status));
+            return Some((rc as pid_t, status));
         }
         if rc == -1 && Errno::last() == Errno::EINTR {
             continue;
@@ -183,5 +214,24 @@ pub fn reset_all_dispositions() {
                 8usize,
             )
         };
+    }
+}
+
+/// Arms `signal` as this process's parent-death signal, race-free: if the
+/// parent (`parent_pid`, recorded before the fork) is already gone, the signal
+/// is raised at once.
+///
+/// Async-signal-safe: prctl, getppid, getpid and kill only. Runs in the child
+/// between fork and exec.
+pub fn arm_pdeathsig(signal: c_int, parent_pid: pid_t) {
+    if signal == 0 {
+        return;
+    }
+    // SAFETY: plain system calls with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0);
+        if libc::getppid() != parent_pid {
+            libc::kill(libc::getpid(), signal);
+        }
     }
 }

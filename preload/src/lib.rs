@@ -1,1 +1,239 @@
-//! placeholder
+//! `libzreap_preload.so`: `LD_PRELOAD` it to fix an unmodified program's zombies.
+//!
+//! - `ZREAP_REAP=handler` (default): a SIGCHLD handler the program installs is
+//!   called once per exited child (SIGCHLD does not queue, so the kernel may run
+//!   it once for many), so `wait()`-once handlers no longer leak zombies.
+//! - `ZREAP_REAP=all`: also reap children the program never waits for; a later
+//!   wait for them still returns their status, exactly once.
+//! - `ZREAP_PDEATHSIG=SIG`: every child the program forks gets SIG when the
+//!   program dies (armed race-free in a fork handler).
+//! - `ZREAP_SUBREAPER=1`: the program adopts its orphaned descendants, and the
+//!   shim reaps them.
+//! - `ZREAP_LOG=stderr|PATH`: one line per event the shim acted on.
+//!
+//! A bad value prints one line on stderr and the shim stays out of the way.
+//! Programs that set SIGCHLD to SIG_IGN, use SA_NOCLDWAIT, block SIGCHLD and
+//! read a signalfd, or use job control keep working as before: the shim only
+//! acts on exits, never on stops, and leaves ignored SIGCHLD to the kernel.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod chld;
+mod config;
+mod log;
+mod real;
+mod spawn;
+mod store;
+/// The core library's raw system calls, shared by path: the shim does not
+/// link the core crate, whose C API would otherwise be exported from the shim.
+#[allow(dead_code)]
+#[path = "../../src/sys.rs"]
+mod sys;
+mod wait;
+
+use libc::c_int;
+use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
+
+/// Runs when the shim is loaded, before the program's main.
+#[used]
+#[link_section = ".init_array"]
+static CONSTRUCTOR: extern "C" fn() = start;
+
+extern "C" fn start() {
+    if !real::resolve_all() {
+        return;
+    }
+    let settings = match config::read() {
+        Ok(s) => s,
+        Err(problem) => {
+            let line = format!("zreap_preload: {problem}; the shim stays out of the way\n");
+            real::write_all(2, line.as_bytes());
+            return;
+        }
+    };
+    if settings.mode == config::OFF {
+        return;
+    }
+    if let Some(target) = settings.log {
+        match open_log(target) {
+            Ok(fd) => log::LOG_FD.store(fd, SeqCst),
+            Err(e) => {
+                let line = format!("zreap_preload: ZREAP_LOG={target:?}: {e}; the shim stays out of the way\n");
+                real::write_all(2, line.as_bytes());
+                return;
+            }
+        }
+    }
+    config::apply(&settings);
+    if settings.subreaper {
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    }
+    // SAFETY: the fork handlers are extern "C" functions with no arguments.
+    unsafe { libc::pthread_atfork(Some(before_fork), None, Some(in_forked_child)) };
+    chld::adopt_initial_disposition();
+}
+
+/// The log: stderr (a duplicate, so the program may close or move fd 2) or a
+/// file opened for appending. Close-on-exec either way.
+fn open_log(target: &str) -> Result<c_int, std::io::Error> {
+    let fd = if target == "stderr" {
+        // SAFETY: dups fd 2 to a new close-on-exec fd.
+        unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) }
+    } else {
+        let path = std::ffi::CString::new(target).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: open with a valid path.
+        unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC, 0o644) }
+    };
+    if fd < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(fd)
+    }
+}
+
+/// The pid of the process that is forking, for the child's race-free
+/// parent-death check.
+static FORKING_PARENT: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn before_fork() {
+    // SAFETY: getpid cannot fail.
+    FORKING_PARENT.store(unsafe { libc::getpid() }, SeqCst);
+}
+
+/// In the child of fork(): arm the parent-death signal, forget the parent's
+/// stored exits. Async-signal-safe.
+extern "C" fn in_forked_child() {
+    sys::arm_pdeathsig(config::pdeathsig(), FORKING_PARENT.load(SeqCst));
+    store::STORE.clear();
+}
+
+// ------------------------------------------------------- the signal family
+
+/// sigaction(2), interposed: SIGCHLD dispositions are the program's own; the
+/// kernel runs the shim's handler where the shim needs it.
+///
+/// # Safety
+/// As for sigaction(2).
+#[no_mangle]
+pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+    if sig != libc::SIGCHLD || !config::active() {
+        // SAFETY: forwarded as given.
+        return unsafe { real::sigaction(sig, act, old) };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { chld::set_program_action(act, old) }
+}
+
+/// A signal()-style call for SIGCHLD: install `handler` with `flags` and
+/// `mask_self`, return the previous handler.
+fn signal_style(handler: libc::sighandler_t, flags: c_int, mask_self: bool) -> libc::sighandler_t {
+    // SAFETY: zeroed sigaction and sigset are valid.
+    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+    act.sa_sigaction = handler;
+    act.sa_flags = flags;
+    // SAFETY: valid sigset.
+    unsafe {
+        libc::sigemptyset(&mut act.sa_mask);
+        if mask_self {
+            libc::sigaddset(&mut act.sa_mask, libc::SIGCHLD);
+        }
+    }
+    // SAFETY: as above.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers.
+    if unsafe { chld::set_program_action(&act, &mut old) } == -1 {
+        return libc::SIG_ERR;
+    }
+    old.sa_sigaction
+}
+
+/// signal(2), interposed (glibc's BSD semantics: SA_RESTART, the signal
+/// blocked in its handler).
+///
+/// # Safety
+/// As for signal(2).
+#[no_mangle]
+pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    if sig != libc::SIGCHLD || !config::active() {
+        // SAFETY: forwarded as given.
+        return unsafe { real::signal_family(&real::SIGNAL, sig, handler) };
+    }
+    signal_style(handler, libc::SA_RESTART, true)
+}
+
+/// bsd_signal(3), interposed: the same as signal.
+///
+/// # Safety
+/// As for bsd_signal(3).
+#[no_mangle]
+pub unsafe extern "C" fn bsd_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    if sig != libc::SIGCHLD || !config::active() {
+        // SAFETY: forwarded as given.
+        return unsafe { real::signal_family(&real::BSD_SIGNAL, sig, handler) };
+    }
+    signal_style(handler, libc::SA_RESTART, true)
+}
+
+/// sysv_signal(3), interposed: a one-shot handler, not blocked in itself,
+/// interrupting system calls.
+///
+/// # Safety
+/// As for sysv_signal(3).
+#[no_mangle]
+pub unsafe extern "C" fn sysv_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    if sig != libc::SIGCHLD || !config::active() {
+        // SAFETY: forwarded as given.
+        return unsafe { real::signal_family(&real::SYSV_SIGNAL, sig, handler) };
+    }
+    signal_style(handler, libc::SA_RESETHAND | libc::SA_NODEFER, false)
+}
+
+/// __sysv_signal, glibc's alias of sysv_signal.
+///
+/// # Safety
+/// As for sysv_signal(3).
+#[no_mangle]
+pub unsafe extern "C" fn __sysv_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    // SAFETY: forwarded contract.
+    unsafe { sysv_signal(sig, handler) }
+}
+
+/// sigset(3), interposed (System V): SIG_HOLD blocks the signal; any other
+/// disposition is installed and unblocks it. Returns SIG_HOLD if it was
+/// blocked, else the previous disposition.
+///
+/// # Safety
+/// As for sigset(3).
+#[no_mangle]
+pub unsafe extern "C" fn sigset(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    if sig != libc::SIGCHLD || !config::active() {
+        // SAFETY: forwarded as given.
+        return unsafe { real::signal_family(&real::SIGSET, sig, handler) };
+    }
+    const SIG_HOLD: libc::sighandler_t = 2;
+    // SAFETY (whole block): valid sigsets; only this thread's mask changes.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut was: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut was);
+        let was_held = libc::sigismember(&was, sig) == 1;
+        let previous = if handler == SIG_HOLD {
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            chld::program_action().sa_sigaction
+        } else {
+            let previous = signal_style(handler, 0, false);
+            if previous == libc::SIG_ERR {
+                return libc::SIG_ERR;
+            }
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            previous
+        };
+        if was_held {
+            SIG_HOLD
+        } else {
+            previous
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! ZREAP_LOG: one line per event the shim acted on, written with write(2)
+//! from a stack buffer, so it is async-signal-safe.
+
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
+
+/// The log fd; -1: no log.
+pub static LOG_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Appends decimal `n` to `buf` at `len`; returns the new length.
+fn push_decimal(buf: &mut [u8], mut len: usize, n: i64) -> usize {
+    if n < 0 {
+        len = push(buf, len, b"-");
+    }
+    let mut digits = [0u8; 20];
+    let mut count = 0;
+    let mut v = n.unsigned_abs();
+    loop {
+        digits[count] = b'0' + (v % 10) as u8;
+        count += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    while count > 0 && len < buf.len() {
+        count -= 1;
+        buf[len] = digits[count];
+        len += 1;
+    }
+    len
+}
+
+fn push(buf: &mut [u8], len: usize, bytes: &[u8]) -> usize {
+    let n = bytes.len().min(buf.len() - len);
+    buf[len..len + n].copy_from_slice(&bytes[..n]);
+    len + n
+}
+
+/// Logs "zreap_preload[PID]: WHAT CHILD (STATUS)". Async-signal-safe.
+pub fn event(what: &str, child: libc::pid_t, wstatus: Option<libc::c_int>) {
+    let fd = LOG_FD.load(Relaxed);
+    if fd < 0 {
+        return;
+    }
+    let mut buf = [0u8; 160];
+    let mut len = push(&mut buf, 0, b"zreap_preload[");
+    // SAFETY: getpid cannot fail.
+    len = push_decimal(&mut buf, len, i64::from(unsafe { libc::getpid() }));
+    len = push(&mut buf, len, b"]: ");
+    len = push(&mut buf, len, what.as_bytes());
+    len = push(&mut buf, len, b" ");
+    len = push_decimal(&mut buf, len, i64::from(child));
+    if let Some(status) = wstatus {
+        if libc::WIFEXITED(status) {
+            len = push(&mut buf, len, b" (exit ");
+            len = push_decimal(&mut buf, len, i64::from(libc::WEXITSTATUS(status)));
+        } else {
+            len = push(&mut buf, len, b" (signal ");
+            len = push_decimal(&mut buf, len, i64::from(libc::WTERMSIG(status)));
+        }
+        len = push(&mut buf, len, b")");
+    }
+    len = push(&mut buf, len, b"\n");
+    crate::real::write_all(fd, &buf[..len]);
+}

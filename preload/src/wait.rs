@@ -1,0 +1,200 @@
+//! wait, waitpid, wait3, wait4 and waitid: exits the shim reaped for the
+//! program come back from its store first, exactly once; everything else goes
+//! to libc. Stops and continues (WUNTRACED, WCONTINUED) are never stored, so
+//! they always come from the kernel.
+
+use crate::chld;
+use crate::store::{Want, STORE};
+use crate::sys::{errno, set_errno, wstatus_from_siginfo};
+use crate::{config, log, real};
+use libc::{c_int, pid_t};
+use std::sync::atomic::Ordering::SeqCst;
+
+/// What a waitpid-style `pid` argument accepts.
+fn want_for_pid(pid: pid_t) -> Want {
+    match pid {
+        -1 => Want::Any,
+        // SAFETY: getpgrp cannot fail.
+        0 => Want::Group(unsafe { libc::getpgrp() }),
+        p if p < -1 => Want::Group(-p),
+        p => Want::Pid(p),
+    }
+}
+
+/// A stored exit for a wait4-style call, written out. Async-signal-safe.
+fn from_store(want: Want, status: *mut c_int, usage: *mut libc::rusage) -> Option<pid_t> {
+    let info = STORE.take(want, false)?;
+    // SAFETY: a stored SIGCHLD siginfo.
+    let pid = unsafe { info.si_pid() };
+    let wstatus = wstatus_from_siginfo(&info);
+    // SAFETY: the program passed NULL or writable pointers.
+    unsafe {
+        if let Some(s) = status.as_mut() {
+            *s = wstatus;
+        }
+        if let Some(u) = usage.as_mut() {
+            *u = std::mem::zeroed();
+        }
+    }
+    log::event("returned the stored exit of", pid, Some(wstatus));
+    Some(pid)
+}
+
+/// Sleeps until the shim's handler ran again (or 100 ms passed).
+fn sleep_for_sigchld(seen: u32) {
+    let timeout = libc::timespec { tv_sec: 0, tv_nsec: 100_000_000 };
+    // SAFETY: futex wait on a valid word with a valid timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            chld::WAKE.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            seen,
+            &timeout as *const libc::timespec,
+        )
+    };
+}
+
+/// The shared body of the wait4 family.
+///
+/// # Safety
+/// `status` and `usage` are NULL or writable.
+unsafe fn wait4_impl(pid: pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
+    if !config::active() {
+        // SAFETY: forwarded as given.
+        return unsafe { real::wait4(pid, status, options, usage) };
+    }
+    let want = want_for_pid(pid);
+    let saved = errno();
+    loop {
+        let seen = chld::WAKE.load(SeqCst);
+        if let Some(got) = from_store(want, status, usage) {
+            set_errno(saved);
+            return got;
+        }
+        // A specific child, or no shim handler that could take a child
+        // meanwhile: the kernel's own blocking wait is exact.
+        let blocking_is_exact = pid > 0 || !chld::ours_installed();
+        let options_now = if blocking_is_exact { options } else { options | libc::WNOHANG };
+        // SAFETY: forwarded as given.
+        let got = unsafe { real::wait4(pid, status, options_now, usage) };
+        if got == -1 && errno() == libc::ECHILD {
+            // The shim may have reaped the child between the two looks.
+            if let Some(got) = from_store(want, status, usage) {
+                set_errno(saved);
+                return got;
+            }
+            set_errno(libc::ECHILD);
+            return -1;
+        }
+        if got != 0 || blocking_is_exact || options & libc::WNOHANG != 0 {
+            return got;
+        }
+        sleep_for_sigchld(seen);
+    }
+}
+
+/// wait(2), interposed.
+///
+/// # Safety
+/// As for wait(2).
+#[no_mangle]
+pub unsafe extern "C" fn wait(status: *mut c_int) -> pid_t {
+    // SAFETY: forwarded contract.
+    unsafe { wait4_impl(-1, status, 0, std::ptr::null_mut()) }
+}
+
+/// waitpid(2), interposed.
+///
+/// # Safety
+/// As for waitpid(2).
+#[no_mangle]
+pub unsafe extern "C" fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t {
+    // SAFETY: forwarded contract.
+    unsafe { wait4_impl(pid, status, options, std::ptr::null_mut()) }
+}
+
+/// wait3(2), interposed.
+///
+/// # Safety
+/// As for wait3(2).
+#[no_mangle]
+pub unsafe extern "C" fn wait3(status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
+    // SAFETY: forwarded contract.
+    unsafe { wait4_impl(-1, status, options, usage) }
+}
+
+/// wait4(2), interposed.
+///
+/// # Safety
+/// As for wait4(2).
+#[no_mangle]
+pub unsafe extern "C" fn wait4(pid: pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
+    // SAFETY: forwarded contract.
+    unsafe { wait4_impl(pid, status, options, usage) }
+}
+
+/// waitid(2), interposed: stored exits are returned for WEXITED waits by
+/// P_ALL, P_PID and P_PGID (WNOWAIT leaves them stored).
+///
+/// # Safety
+/// As for waitid(2).
+#[no_mangle]
+pub unsafe extern "C" fn waitid(
+    idtype: libc::idtype_t,
+    id: libc::id_t,
+    info: *mut libc::siginfo_t,
+    options: c_int,
+) -> c_int {
+    let want = match idtype {
+        libc::P_ALL => Some(Want::Any),
+        libc::P_PID => Some(Want::Pid(id as pid_t)),
+        libc::P_PGID if id == 0 => Some(Want::Group(unsafe { libc::getpgrp() })),
+        libc::P_PGID => Some(Want::Group(id as pid_t)),
+        _ => None,
+    };
+    let want = want.filter(|_| config::active() && options & libc::WEXITED != 0);
+    let Some(want) = want else {
+        // SAFETY: forwarded as given.
+        return unsafe { real::waitid(idtype, id, info, options) };
+    };
+    let saved = errno();
+    let peek = options & libc::WNOWAIT != 0;
+    let stored = |info: *mut libc::siginfo_t| -> bool {
+        match STORE.take(want, peek) {
+            Some(found) => {
+                // SAFETY: the program passed a writable siginfo (or NULL).
+                if let Some(out) = unsafe { info.as_mut() } {
+                    *out = found;
+                }
+                true
+            }
+            None => false,
+        }
+    };
+    loop {
+        let seen = chld::WAKE.load(SeqCst);
+        if stored(info) {
+            set_errno(saved);
+            return 0;
+        }
+        let blocking_is_exact = idtype == libc::P_PID || !chld::ours_installed();
+        let options_now = if blocking_is_exact { options } else { options | libc::WNOHANG };
+        // SAFETY: forwarded as given.
+        let rc = unsafe { real::waitid(idtype, id, info, options_now) };
+        if rc == -1 && errno() == libc::ECHILD {
+            if stored(info) {
+                set_errno(saved);
+                return 0;
+            }
+            set_errno(libc::ECHILD);
+            return -1;
+        }
+        // SAFETY: waitid succeeded: si_pid is 0 when nothing changed state (WNOHANG).
+        let nothing = rc == 0 && !info.is_null() && unsafe { (*info).si_pid() } == 0;
+        if rc != 0 || !nothing || blocking_is_exact || options & libc::WNOHANG != 0 {
+            return rc;
+        }
+        sleep_for_sigchld(seen);
+    }
+}
