@@ -1,5 +1,5 @@
-//! The echo-server demonstration, shared by `tests/echo_servers.rs` and
-//! `examples/demo.rs`.
+//! The echo-server demonstration used by `tests/echo_servers.rs` (the CLI's
+//! `zreap demo`, in cli/src/demo.rs, runs the same scenario live).
 //!
 //! A server (`examples/echo_server*.c`) forks one child per TCP connection.
 //! One *round* starts `examples/echo_client.c`, which opens [`CONNECTIONS`]
@@ -85,8 +85,19 @@ pub struct Server {
 impl Server {
     /// Starts `exe 0` and waits for its `listening on PORT` line.
     pub fn start(exe: &Path) -> Server {
+        Server::start_with_env(exe, &[], &[])
+    }
+
+    /// Like [`Server::start`], with environment variables `set` added and
+    /// `remove` removed (e.g. `LD_PRELOAD` and the shim's `ZREAP_*` settings).
+    pub fn start_with_env(exe: &Path, set: &[(&str, &str)], remove: &[&str]) -> Server {
         become_subreaper();
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        for name in remove {
+            command.env_remove(name);
+        }
+        command.envs(set.iter().copied());
+        let mut child = command
             .arg("0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
