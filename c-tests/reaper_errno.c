@@ -1,7 +1,7 @@
 /* Proves the errno rules:
  * 1. "Success never changes errno": errno is set to EXDEV before successful calls of
- *    zreap_all (with and without install, reporting 0 and >0 exits), zwait (blocking
- *    and WNOHANG), zreap_fd, zreap_install (first and repeated), zreap_stats_get,
+ *    zreap_all (with and without install, reporting 0 and >0 exits), zwait (pid and
+ *    -1, blocking and WNOHANG), zreap_fd, zreap_install (first and repeated), zreap_stats_get,
  *    zspawn, zfork, zreap_uninstall, zreap_version, and is still EXDEV afterwards.
  * 2. The SIGCHLD handler saves and restores errno: a main loop that keeps checking
  *    errno == EXDEV while hundreds of children exit (one at a time, so that each
@@ -106,6 +106,12 @@ int main(void) {
     WAIT_UNTIL(ctest_children() == 0, 10000);
     errno = EXDEV;
     CHECK(zwait(pid, &st, WNOHANG) == pid); /* already reaped by the handler */
+    CHECK(errno == EXDEV);
+
+    pid = zspawn("/bin/true", true_argv, NULL, NULL);
+    CHECK(pid > 0);
+    errno = EXDEV;
+    CHECK(zwait(-1, &st, 0) == pid); /* any child */
     CHECK(errno == EXDEV);
 
     errno = EXDEV;

@@ -56,6 +56,7 @@ int main(void) {
 
     /* Find the lowest soft limit at which zspawn() works: no free fd at all,
      * then one, two... */
+    printf("trying zspawn() + zwait() with 0..4 free fds\n");
     int extra = -1, limit = -1;
     for (int k = 0; k <= 4 && extra < 0; k++) {
         struct rlimit lim = old;
@@ -97,7 +98,8 @@ int main(void) {
         gate[1] = -1;
 
         /* Half through zwait() (blocking), the rest through zreap_all(), still at
-         * the low limit. */
+         * the low limit. (Progress lines: if the deadline kills us, they tell where.) */
+        printf("blocking zwait() on %d children\n", N / 2);
         for (int i = 0; i < N / 2; i++) {
             if (pids[i] <= 0) continue;
             st = -1;
@@ -105,6 +107,7 @@ int main(void) {
             CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 10 + i);
             seen[i]++;
         }
+        printf("zreap_all() for the rest\n");
         int total = 0, want = 0;
         for (int i = N / 2; i < N; i++) want += pids[i] > 0;
         for (int round = 0; round < 2000 && total < want; round++) {

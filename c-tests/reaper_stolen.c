@@ -4,15 +4,24 @@
 #include "ctest.h"
 
 static void steal_then_zwait(const char *scope) {
-    char *argv[] = {"true", NULL};
-    pid_t pid = zspawn("/bin/true", argv, NULL, NULL);
+    /* The child waits on a pipe, so it is alive while zspawn tracks it. */
+    int p[2];
+    CHECK(pipe2(p, O_CLOEXEC) == 0);
+    char *argv[] = {"sh", "-c", "read x", NULL};
+    zspawn_options opts;
+    zspawn_options_init(&opts);
+    opts.stdin_fd = p[0];
+    pid_t pid = zspawn("/bin/sh", argv, NULL, &opts);
     CHECK(pid > 0);
+    close(p[0]);
     int st = -1;
-    /* Blocks SIGCHLD so an installed handler cannot take it first. */
+    /* SIGCHLD blocked (the only thread that takes signals), so an installed
+     * handler cannot take the child first: the foreign waitpid does. */
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGCHLD);
     pthread_sigmask(SIG_BLOCK, &block, &old);
+    close(p[1]);
     CHECK(waitpid(pid, &st, 0) == pid);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     CHECK_ERR(zwait(pid, &st, 0), ECHILD);

@@ -696,7 +696,17 @@ fn watch() {
         match WATCH_MODE.load(SeqCst) {
             WATCH_ALL => match sys::waitid(libc::P_ALL, 0, libc::WNOWAIT) {
                 Ok(Waited::Exited(pid, _)) => {
-                    sys::eventfd_signal(efd);
+                    // Under the gate, and only if still unreaped: a reap_all that
+                    // ran meanwhile has drained the fd and must leave it drained.
+                    {
+                        let _st = lock();
+                        if matches!(
+                            sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT),
+                            Ok(Waited::Exited(..))
+                        ) {
+                            sys::eventfd_signal(efd);
+                        }
+                    }
                     // Wait until someone reaps it before looking again.
                     while WATCH_MODE.load(SeqCst) == WATCH_ALL
                         && matches!(

@@ -45,6 +45,8 @@ pub struct Store {
     entries: [Entry; CAPACITY],
     /// Entries in state FULL (a fast path for the common empty case).
     count: AtomicUsize,
+    /// One past the highest entry ever used: scans stop there.
+    high: AtomicUsize,
     next_seq: AtomicU64,
 }
 
@@ -71,7 +73,12 @@ pub static STORE: Store = Store::new();
 
 impl Store {
     const fn new() -> Self {
-        Store { entries: [const { Entry::empty() }; CAPACITY], count: AtomicUsize::new(0), next_seq: AtomicU64::new(0) }
+        Store {
+            entries: [const { Entry::empty() }; CAPACITY],
+            count: AtomicUsize::new(0),
+            high: AtomicUsize::new(0),
+            next_seq: AtomicU64::new(0),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -83,9 +90,13 @@ impl Store {
     pub fn put(&self, info: &libc::siginfo_t, pgid: libc::pid_t) -> Option<libc::pid_t> {
         let mut dropped = None;
         loop {
-            if let Some(entry) =
-                self.entries.iter().find(|e| e.state.compare_exchange(EMPTY, WRITING, SeqCst, SeqCst).is_ok())
-            {
+            let free = self
+                .entries
+                .iter()
+                .enumerate()
+                .find(|(_, e)| e.state.compare_exchange(EMPTY, WRITING, SeqCst, SeqCst).is_ok());
+            if let Some((index, entry)) = free {
+                self.high.fetch_max(index + 1, SeqCst);
                 // SAFETY: si_pid is valid for a SIGCHLD siginfo.
                 entry.pid.store(unsafe { info.si_pid() }, SeqCst);
                 entry.pgid.store(pgid, SeqCst);
@@ -117,8 +128,7 @@ impl Store {
 
     fn take_oldest(&self, want: Want, remove: bool) -> Option<libc::siginfo_t> {
         loop {
-            let oldest = self
-                .entries
+            let oldest = self.entries[..self.high.load(SeqCst)]
                 .iter()
                 .filter(|e| e.state.load(SeqCst) == FULL && want.accepts(e.pid.load(SeqCst), e.pgid.load(SeqCst)))
                 .min_by_key(|e| e.seq.load(SeqCst))?;
@@ -144,5 +154,6 @@ impl Store {
             e.state.store(EMPTY, SeqCst);
         }
         self.count.store(0, SeqCst);
+        self.high.store(0, SeqCst);
     }
 }
