@@ -32,7 +32,7 @@ pub fn c_compiler() -> String {
 
 /// Compiles `src` (relative to the repository) into an executable linked
 /// against `libzreap.so`, and returns its path. The build is skipped when the
-/// executable is newer than the source, the header, the library and `c-tests/ctest.h`.
+/// executable is newer than the source, the header, the library and the `c-tests/*.h` harness.
 pub fn build_c(src: &str) -> PathBuf {
     build_c_with(src, &[])
 }
@@ -50,9 +50,17 @@ pub fn build_c_with(src: &str, extra: &[&str]) -> PathBuf {
     fs::create_dir_all(&out_dir).unwrap();
     let out = out_dir.join(if suffix.is_empty() { stem.clone() } else { format!("{stem}{suffix}") });
 
-    let inputs =
-        [source.clone(), repo.join("include/zreap.h"), repo.join("c-tests/ctest.h"), lib_dir.join("libzreap.so")];
-    let newest_input = inputs.iter().filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok()).max().unwrap();
+    let inputs = [source.clone(), repo.join("include/zreap.h"), lib_dir.join("libzreap.so")];
+    let headers = fs::read_dir(repo.join("c-tests"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "h"));
+    let newest_input = inputs
+        .into_iter()
+        .chain(headers)
+        .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
+        .max()
+        .unwrap();
     if let Ok(built) = fs::metadata(&out).and_then(|m| m.modified()) {
         if built >= newest_input {
             return out;
