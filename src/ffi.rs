@@ -204,13 +204,21 @@ pub extern "C" fn zreap_fd() -> c_int {
 /// `opts` is NULL or points to writable memory for a zspawn_options.
 #[no_mangle]
 pub unsafe extern "C" fn zspawn_options_init(opts: *mut zspawn_options) {
-    if opts.is_null() {
-        return;
-    }
-    let defaults =
-        zspawn_options { flags: 0, pdeathsig: 0, cwd: std::ptr::null(), stdin_fd: -1, stdout_fd: -1, stderr_fd: -1 };
-    // SAFETY: opts is non-null and writable per the contract above.
-    unsafe { opts.write(defaults) };
+    boundary((), || {
+        if !opts.is_null() {
+            let defaults = zspawn_options {
+                flags: 0,
+                pdeathsig: 0,
+                cwd: std::ptr::null(),
+                stdin_fd: -1,
+                stdout_fd: -1,
+                stderr_fd: -1,
+            };
+            // SAFETY: opts is non-null and writable per the contract above.
+            unsafe { opts.write(defaults) };
+        }
+        Ok(())
+    })
 }
 
 /// Starts a program as a tracked child, without copying the parent's memory.
@@ -291,12 +299,14 @@ pub unsafe extern "C" fn zfork(opts: *const zspawn_options) -> pid_t {
 /// `opts` is NULL or points to writable memory for a zdaemon_options.
 #[no_mangle]
 pub unsafe extern "C" fn zdaemon_options_init(opts: *mut zdaemon_options) {
-    if opts.is_null() {
-        return;
-    }
-    let defaults = zdaemon_options { flags: 0, workdir: std::ptr::null(), pidfile: std::ptr::null(), umask: 0 };
-    // SAFETY: opts is non-null and writable per the contract above.
-    unsafe { opts.write(defaults) };
+    boundary((), || {
+        if !opts.is_null() {
+            let defaults = zdaemon_options { flags: 0, workdir: std::ptr::null(), pidfile: std::ptr::null(), umask: 0 };
+            // SAFETY: opts is non-null and writable per the contract above.
+            unsafe { opts.write(defaults) };
+        }
+        Ok(())
+    })
 }
 
 /// Double fork + setsid. Returns 0 in the daemon, which is not a session
@@ -374,5 +384,5 @@ pub unsafe extern "C" fn zreap_stats_get(out: *mut zreap_stats) -> c_int {
 /// The library's version, e.g. "0.1.0": a static string, never NULL.
 #[no_mangle]
 pub extern "C" fn zreap_version() -> *const c_char {
-    crate::VERSION_C.as_ptr()
+    boundary(std::ptr::null(), || Ok(crate::VERSION_C.as_ptr()))
 }

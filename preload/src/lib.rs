@@ -30,7 +30,7 @@ mod store;
 mod sys;
 mod wait;
 
-use libc::c_int;
+use libc::{c_int, pid_t};
 use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
 
 /// Runs when the shim is loaded, before the program's main.
@@ -114,8 +114,7 @@ extern "C" fn in_forked_child() {
 ///
 /// # Safety
 /// As for sigaction(2).
-#[no_mangle]
-pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+unsafe fn sigaction_impl(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
     if sig != libc::SIGCHLD || !config::active() {
         // SAFETY: forwarded as given.
         return unsafe { real::sigaction(sig, act, old) };
@@ -152,8 +151,7 @@ fn signal_style(handler: libc::sighandler_t, flags: c_int, mask_self: bool) -> l
 ///
 /// # Safety
 /// As for signal(2).
-#[no_mangle]
-pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+unsafe fn signal_impl(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
     if sig != libc::SIGCHLD || !config::active() {
         // SAFETY: forwarded as given.
         return unsafe { real::signal_family(&real::SIGNAL, sig, handler) };
@@ -165,8 +163,7 @@ pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc
 ///
 /// # Safety
 /// As for bsd_signal(3).
-#[no_mangle]
-pub unsafe extern "C" fn bsd_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+unsafe fn bsd_signal_impl(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
     if sig != libc::SIGCHLD || !config::active() {
         // SAFETY: forwarded as given.
         return unsafe { real::signal_family(&real::BSD_SIGNAL, sig, handler) };
@@ -179,8 +176,7 @@ pub unsafe extern "C" fn bsd_signal(sig: c_int, handler: libc::sighandler_t) -> 
 ///
 /// # Safety
 /// As for sysv_signal(3).
-#[no_mangle]
-pub unsafe extern "C" fn sysv_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+unsafe fn sysv_signal_impl(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
     if sig != libc::SIGCHLD || !config::active() {
         // SAFETY: forwarded as given.
         return unsafe { real::signal_family(&real::SYSV_SIGNAL, sig, handler) };
@@ -192,10 +188,9 @@ pub unsafe extern "C" fn sysv_signal(sig: c_int, handler: libc::sighandler_t) ->
 ///
 /// # Safety
 /// As for sysv_signal(3).
-#[no_mangle]
-pub unsafe extern "C" fn __sysv_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+unsafe fn __sysv_signal_impl(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
     // SAFETY: forwarded contract.
-    unsafe { sysv_signal(sig, handler) }
+    unsafe { sysv_signal_impl(sig, handler) }
 }
 
 /// sigset(3), interposed (System V): SIG_HOLD blocks the signal; any other
@@ -204,8 +199,7 @@ pub unsafe extern "C" fn __sysv_signal(sig: c_int, handler: libc::sighandler_t) 
 ///
 /// # Safety
 /// As for sigset(3).
-#[no_mangle]
-pub unsafe extern "C" fn sigset(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+unsafe fn sigset_impl(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
     if sig != libc::SIGCHLD || !config::active() {
         // SAFETY: forwarded as given.
         return unsafe { real::signal_family(&real::SIGSET, sig, handler) };
@@ -237,3 +231,66 @@ pub unsafe extern "C" fn sigset(sig: c_int, handler: libc::sighandler_t) -> libc
         }
     }
 }
+
+// ------------------------------------------------------------- the exports
+
+/// Exports an interposed libc function. The body runs under catch_unwind: a
+/// panic (a shim bug) never unwinds into, or aborts, the host program; the
+/// call fails with ENOTRECOVERABLE instead.
+macro_rules! interpose {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $body:expr; on_panic $failed:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// As for the libc function of the same name.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            // SAFETY: the caller keeps the libc function's contract, which the body needs.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { $body })) {
+                Ok(value) => value,
+                Err(_) => {
+                    sys::set_errno(libc::ENOTRECOVERABLE);
+                    $failed
+                }
+            }
+        }
+    };
+}
+
+type Handler = libc::sighandler_t;
+type SigAction = libc::sigaction;
+type Usage = libc::rusage;
+type CStrPtr = *const libc::c_char;
+
+interpose!(/// sigaction(2).
+    fn sigaction(sig: c_int, act: *const SigAction, old: *mut SigAction) -> c_int = sigaction_impl(sig, act, old); on_panic -1);
+interpose!(/// signal(2).
+    fn signal(sig: c_int, handler: Handler) -> Handler = signal_impl(sig, handler); on_panic libc::SIG_ERR);
+interpose!(/// bsd_signal(3).
+    fn bsd_signal(sig: c_int, handler: Handler) -> Handler = bsd_signal_impl(sig, handler); on_panic libc::SIG_ERR);
+interpose!(/// sysv_signal(3).
+    fn sysv_signal(sig: c_int, handler: Handler) -> Handler = sysv_signal_impl(sig, handler); on_panic libc::SIG_ERR);
+interpose!(/// __sysv_signal, glibc's alias of sysv_signal.
+    fn __sysv_signal(sig: c_int, handler: Handler) -> Handler = __sysv_signal_impl(sig, handler); on_panic libc::SIG_ERR);
+interpose!(/// sigset(3).
+    fn sigset(sig: c_int, handler: Handler) -> Handler = sigset_impl(sig, handler); on_panic libc::SIG_ERR);
+interpose!(/// wait(2).
+    fn wait(status: *mut c_int) -> pid_t = wait::wait4_body(-1, status, 0, std::ptr::null_mut()); on_panic -1);
+interpose!(/// waitpid(2).
+    fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t =
+        wait::wait4_body(pid, status, options, std::ptr::null_mut()); on_panic -1);
+interpose!(/// wait3(2).
+    fn wait3(status: *mut c_int, options: c_int, usage: *mut Usage) -> pid_t =
+        wait::wait4_body(-1, status, options, usage); on_panic -1);
+interpose!(/// wait4(2).
+    fn wait4(pid: pid_t, status: *mut c_int, options: c_int, usage: *mut Usage) -> pid_t =
+        wait::wait4_body(pid, status, options, usage); on_panic -1);
+interpose!(/// waitid(2).
+    fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int =
+        wait::waitid_impl(idtype, id, info, options); on_panic -1);
+interpose!(/// popen(3).
+    fn popen(command: CStrPtr, mode: CStrPtr) -> *mut libc::FILE = spawn::popen_impl(command, mode); on_panic std::ptr::null_mut());
+interpose!(/// pclose(3).
+    fn pclose(stream: *mut libc::FILE) -> c_int = spawn::pclose_impl(stream); on_panic -1);
+interpose!(/// system(3).
+    fn system(command: CStrPtr) -> c_int = spawn::system_impl(command); on_panic -1);

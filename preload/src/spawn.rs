@@ -39,7 +39,7 @@ fn wait_child(pid: pid_t) -> c_int {
     let mut status = 0;
     loop {
         // SAFETY: status is writable.
-        let got = unsafe { wait::wait4(pid, &mut status, 0, std::ptr::null_mut()) };
+        let got = unsafe { wait::wait4_body(pid, &mut status, 0, std::ptr::null_mut()) };
         if got == pid {
             return status;
         }
@@ -53,8 +53,7 @@ fn wait_child(pid: pid_t) -> c_int {
 ///
 /// # Safety
 /// As for popen(3).
-#[no_mangle]
-pub unsafe extern "C" fn popen(command: *const c_char, mode: *const c_char) -> *mut libc::FILE {
+pub(crate) unsafe fn popen_impl(command: *const c_char, mode: *const c_char) -> *mut libc::FILE {
     if !config::active() {
         // SAFETY: forwarded as given.
         return unsafe { real::popen(command, mode) };
@@ -140,8 +139,7 @@ fn remember(file: usize, pid: pid_t, fd: c_int) -> bool {
 ///
 /// # Safety
 /// As for pclose(3).
-#[no_mangle]
-pub unsafe extern "C" fn pclose(stream: *mut libc::FILE) -> c_int {
+pub(crate) unsafe fn pclose_impl(stream: *mut libc::FILE) -> c_int {
     let Some(i) = (0..STREAMS).find(|&i| STREAM_FILE[i].load(SeqCst) == stream as usize) else {
         // SAFETY: forwarded as given.
         return unsafe { real::pclose(stream) };
@@ -159,8 +157,7 @@ pub unsafe extern "C" fn pclose(stream: *mut libc::FILE) -> c_int {
 ///
 /// # Safety
 /// As for system(3).
-#[no_mangle]
-pub unsafe extern "C" fn system(command: *const c_char) -> c_int {
+pub(crate) unsafe fn system_impl(command: *const c_char) -> c_int {
     if !config::active() {
         // SAFETY: forwarded as given.
         return unsafe { real::system(command) };

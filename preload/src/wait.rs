@@ -55,11 +55,11 @@ fn sleep_for_sigchld(seen: u32) {
     };
 }
 
-/// The shared body of the wait4 family.
+/// wait, waitpid, wait3 and wait4, interposed: all are this call.
 ///
 /// # Safety
 /// `status` and `usage` are NULL or writable.
-unsafe fn wait4_impl(pid: pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
+pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
     if !config::active() {
         // SAFETY: forwarded as given.
         return unsafe { real::wait4(pid, status, options, usage) };
@@ -94,53 +94,12 @@ unsafe fn wait4_impl(pid: pid_t, status: *mut c_int, options: c_int, usage: *mut
     }
 }
 
-/// wait(2), interposed.
-///
-/// # Safety
-/// As for wait(2).
-#[no_mangle]
-pub unsafe extern "C" fn wait(status: *mut c_int) -> pid_t {
-    // SAFETY: forwarded contract.
-    unsafe { wait4_impl(-1, status, 0, std::ptr::null_mut()) }
-}
-
-/// waitpid(2), interposed.
-///
-/// # Safety
-/// As for waitpid(2).
-#[no_mangle]
-pub unsafe extern "C" fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t {
-    // SAFETY: forwarded contract.
-    unsafe { wait4_impl(pid, status, options, std::ptr::null_mut()) }
-}
-
-/// wait3(2), interposed.
-///
-/// # Safety
-/// As for wait3(2).
-#[no_mangle]
-pub unsafe extern "C" fn wait3(status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
-    // SAFETY: forwarded contract.
-    unsafe { wait4_impl(-1, status, options, usage) }
-}
-
-/// wait4(2), interposed.
-///
-/// # Safety
-/// As for wait4(2).
-#[no_mangle]
-pub unsafe extern "C" fn wait4(pid: pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
-    // SAFETY: forwarded contract.
-    unsafe { wait4_impl(pid, status, options, usage) }
-}
-
 /// waitid(2), interposed: stored exits are returned for WEXITED waits by
 /// P_ALL, P_PID and P_PGID (WNOWAIT leaves them stored).
 ///
 /// # Safety
 /// As for waitid(2).
-#[no_mangle]
-pub unsafe extern "C" fn waitid(
+pub(crate) unsafe fn waitid_impl(
     idtype: libc::idtype_t,
     id: libc::id_t,
     info: *mut libc::siginfo_t,
