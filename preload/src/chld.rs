@@ -1,13 +1,15 @@
 //! SIGCHLD: the program's own disposition, kept apart from the one the
-//! kernel sees, and the shim's handler that calls the program's handler once
-//! per exited child.
+//! kernel sees; the shim's handler that calls the program's handler once per
+//! exited child; and, where the program left SIGCHLD at its default, a reaper
+//! thread instead of a handler (a handler would make poll, select, sleep and
+//! other calls fail with EINTR where the default never does).
 
 use crate::store::STORE;
 use crate::sys::{self, wstatus_from_siginfo, ErrnoGuard};
 use crate::{config, log, real};
 use libc::{c_int, c_void};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::SeqCst};
 
 /// The SIGCHLD disposition the program asked for (what it gets back from
 /// sigaction), behind a sequence lock: the handler reads it without waiting.
@@ -50,21 +52,23 @@ pub fn program_action() -> libc::sigaction {
     }
 }
 
-/// True while the shim's handler is installed (blocking waits then rely on it).
-pub fn ours_installed() -> bool {
-    OURS_INSTALLED.load(SeqCst)
+/// True while the shim may reap a child at any moment (its handler or its
+/// thread): blocking waits for any child then poll the store.
+pub fn shim_reaps() -> bool {
+    OURS_INSTALLED.load(SeqCst) || thread_wanted(&program_action())
 }
 
-/// Does the shim handle SIGCHLD for this program disposition?
+/// Does the kernel run the shim's handler for this program disposition? Only
+/// for a program handler: SIG_IGN and SA_NOCLDWAIT leave no zombies, and the
+/// default is served by the reaper thread.
 fn wants_ours(action: &libc::sigaction) -> bool {
-    if action.sa_flags & libc::SA_NOCLDWAIT != 0 {
-        return false; // the kernel reaps: no zombies to fix
-    }
-    match action.sa_sigaction {
-        libc::SIG_IGN => false,
-        libc::SIG_DFL => config::reaps_unwaited(),
-        _ => true,
-    }
+    action.sa_flags & libc::SA_NOCLDWAIT == 0 && !matches!(action.sa_sigaction, libc::SIG_IGN | libc::SIG_DFL)
+}
+
+/// Does the reaper thread serve this disposition (SIGCHLD at its default, in
+/// the `all` mode or as a subreaper)?
+fn thread_wanted(action: &libc::sigaction) -> bool {
+    action.sa_sigaction == libc::SIG_DFL && action.sa_flags & libc::SA_NOCLDWAIT == 0 && config::reaps_unwaited()
 }
 
 /// The kernel-side action for a program disposition.
@@ -107,6 +111,8 @@ pub unsafe fn set_program_action(act: *const libc::sigaction, old: *mut libc::si
             if rc == 0 {
                 write_program_action(new);
                 OURS_INSTALLED.store(wants_ours(new), SeqCst);
+                CHANGED.fetch_add(1, SeqCst);
+                futex_wake(&CHANGED);
             }
             rc
         }
@@ -114,6 +120,7 @@ pub unsafe fn set_program_action(act: *const libc::sigaction, old: *mut libc::si
     WRITER.store(false, SeqCst);
     // SAFETY: restores this thread's mask.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut()) };
+    ensure_reaper_thread();
     if result == 0 {
         // SAFETY: old is NULL or writable, per the contract.
         if let Some(out) = unsafe { old.as_mut() } {
@@ -225,8 +232,101 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
         WRITER.store(false, SeqCst);
     }
     WAKE.fetch_add(1, SeqCst);
+    futex_wake(&WAKE);
+}
+
+/// Wakes every waiter on a futex word. Async-signal-safe.
+fn futex_wake(word: &AtomicU32) {
     // SAFETY: futex wake on a valid word.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX) };
+}
+
+/// Sleeps while `word` still holds `seen`, for at most `ms` milliseconds.
+fn futex_wait(word: &AtomicU32, seen: u32, ms: i64) {
+    let timeout = libc::timespec { tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000 };
+    // SAFETY: futex wait on a valid word with a valid timeout.
     unsafe {
-        libc::syscall(libc::SYS_futex, WAKE.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            seen,
+            &timeout as *const libc::timespec,
+        )
+    };
+}
+
+// ---------------------------------------------------------- the reaper thread
+
+/// Bumped when the program's disposition changes or it makes a child: the
+/// reaper thread re-checks what to do.
+static CHANGED: AtomicU32 = AtomicU32::new(0);
+/// The process whose reaper thread runs (a forked child has none until it
+/// needs one).
+static THREAD_PID: AtomicI32 = AtomicI32::new(0);
+
+/// Tells the reaper thread a child was just made (it may have none to watch).
+pub fn note_new_child() {
+    CHANGED.fetch_add(1, SeqCst);
+    futex_wake(&CHANGED);
+}
+
+/// Starts this process's reaper thread if the disposition needs one and it
+/// does not run yet. Ordinary context.
+pub fn ensure_reaper_thread() {
+    if !thread_wanted(&program_action()) {
+        return;
+    }
+    // SAFETY: getpid cannot fail.
+    let me = unsafe { libc::getpid() };
+    let previous = THREAD_PID.load(SeqCst);
+    if previous == me || THREAD_PID.compare_exchange(previous, me, SeqCst, SeqCst).is_err() {
+        return;
+    }
+    // SAFETY (whole block): plain pthread calls on valid structs; the thread
+    // starts with every signal blocked (it inherits the mask set here), so no
+    // signal meant for the program is ever delivered to it.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut saved: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut saved);
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        libc::pthread_attr_init(&mut attr);
+        libc::pthread_attr_setstacksize(&mut attr, 64 * 1024);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        let mut thread: libc::pthread_t = 0;
+        if libc::pthread_create(&mut thread, &attr, reaper_thread, std::ptr::null_mut()) != 0 {
+            THREAD_PID.store(0, SeqCst);
+        }
+        libc::pthread_attr_destroy(&mut attr);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut());
+    }
+}
+
+/// The reaper thread: waits (WNOWAIT, so nothing is taken before it decides)
+/// for an exited child and reaps it into the store while the program's
+/// SIGCHLD is at its default. With no children, it sleeps until one is made.
+extern "C" fn reaper_thread(_: *mut c_void) -> *mut c_void {
+    loop {
+        let changed = CHANGED.load(SeqCst);
+        if !thread_wanted(&program_action()) {
+            futex_wait(&CHANGED, changed, 1000);
+            continue;
+        }
+        match sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOWAIT) {
+            Ok(Some(info)) => {
+                // The program may have installed a handler meanwhile: it decides then.
+                if thread_wanted(&program_action()) {
+                    // SAFETY: a siginfo filled by waitid.
+                    reap_into_store(unsafe { info.si_pid() }, "reaped");
+                    WAKE.fetch_add(1, SeqCst);
+                    futex_wake(&WAKE);
+                }
+            }
+            // No children: sleep until one is made (children made through
+            // paths the shim does not see, such as vfork, wait for the timeout).
+            _ => futex_wait(&CHANGED, changed, 1000),
+        }
     }
 }

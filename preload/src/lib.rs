@@ -232,6 +232,39 @@ unsafe fn sigset_impl(sig: c_int, handler: libc::sighandler_t) -> libc::sighandl
     }
 }
 
+// ---------------------------------------------------------- making children
+
+/// fork(2), interposed only to keep the reaper thread informed: the parent
+/// gets one if it needs it, and it learns there is a child to watch.
+unsafe fn fork_impl() -> pid_t {
+    chld::ensure_reaper_thread();
+    // SAFETY: forwarded; the fork handlers run as usual.
+    let pid = unsafe { real::fork() };
+    if pid > 0 {
+        chld::note_new_child();
+    }
+    pid
+}
+
+/// posix_spawn(3) and posix_spawnp(3), interposed like fork.
+unsafe fn posix_spawn_impl(
+    which: &real::Real,
+    pid: *mut pid_t,
+    path: *const libc::c_char,
+    actions: *const libc::posix_spawn_file_actions_t,
+    attrs: *const libc::posix_spawnattr_t,
+    argv: *const *mut libc::c_char,
+    envp: *const *mut libc::c_char,
+) -> c_int {
+    chld::ensure_reaper_thread();
+    // SAFETY: forwarded as given.
+    let rc = unsafe { real::posix_spawn(which, pid, path, actions, attrs, argv, envp) };
+    if rc == 0 {
+        chld::note_new_child();
+    }
+    rc
+}
+
 // ------------------------------------------------------------- the exports
 
 /// Exports an interposed libc function. The body runs under catch_unwind: a
@@ -294,3 +327,13 @@ interpose!(/// pclose(3).
     fn pclose(stream: *mut libc::FILE) -> c_int = spawn::pclose_impl(stream); on_panic -1);
 interpose!(/// system(3).
     fn system(command: CStrPtr) -> c_int = spawn::system_impl(command); on_panic -1);
+interpose!(/// fork(2).
+    fn fork() -> pid_t = fork_impl(); on_panic -1);
+interpose!(/// posix_spawn(3).
+    fn posix_spawn(pid: *mut pid_t, path: CStrPtr, actions: *const libc::posix_spawn_file_actions_t,
+        attrs: *const libc::posix_spawnattr_t, argv: *const *mut libc::c_char, envp: *const *mut libc::c_char) -> c_int =
+        posix_spawn_impl(&real::POSIX_SPAWN, pid, path, actions, attrs, argv, envp); on_panic libc::ENOTRECOVERABLE);
+interpose!(/// posix_spawnp(3).
+    fn posix_spawnp(pid: *mut pid_t, file: CStrPtr, actions: *const libc::posix_spawn_file_actions_t,
+        attrs: *const libc::posix_spawnattr_t, argv: *const *mut libc::c_char, envp: *const *mut libc::c_char) -> c_int =
+        posix_spawn_impl(&real::POSIX_SPAWNP, pid, file, actions, attrs, argv, envp); on_panic libc::ENOTRECOVERABLE);

@@ -40,12 +40,29 @@ pub static WAITID: Real = Real::new(c"waitid");
 pub static PCLOSE: Real = Real::new(c"pclose");
 pub static POPEN: Real = Real::new(c"popen");
 pub static SYSTEM: Real = Real::new(c"system");
+pub static FORK: Real = Real::new(c"fork");
+pub static POSIX_SPAWN: Real = Real::new(c"posix_spawn");
+pub static POSIX_SPAWNP: Real = Real::new(c"posix_spawnp");
 
 /// Resolves every function now, in the constructor.
 pub fn resolve_all() -> bool {
-    [&SIGACTION, &SIGNAL, &BSD_SIGNAL, &SYSV_SIGNAL, &SIGSET, &WAIT4, &WAITID, &PCLOSE, &POPEN, &SYSTEM]
-        .iter()
-        .all(|r| r.get() != 0)
+    [
+        &SIGACTION,
+        &SIGNAL,
+        &BSD_SIGNAL,
+        &SYSV_SIGNAL,
+        &SIGSET,
+        &WAIT4,
+        &WAITID,
+        &PCLOSE,
+        &POPEN,
+        &SYSTEM,
+        &FORK,
+        &POSIX_SPAWN,
+        &POSIX_SPAWNP,
+    ]
+    .iter()
+    .all(|r| r.get() != 0)
 }
 
 pub type SigactionFn = unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
@@ -55,6 +72,15 @@ pub type WaitidFn = unsafe extern "C" fn(libc::idtype_t, libc::id_t, *mut libc::
 pub type PcloseFn = unsafe extern "C" fn(*mut libc::FILE) -> c_int;
 pub type PopenFn = unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE;
 pub type SystemFn = unsafe extern "C" fn(*const c_char) -> c_int;
+pub type ForkFn = unsafe extern "C" fn() -> pid_t;
+pub type PosixSpawnFn = unsafe extern "C" fn(
+    *mut pid_t,
+    *const c_char,
+    *const libc::posix_spawn_file_actions_t,
+    *const libc::posix_spawnattr_t,
+    *const *mut c_char,
+    *const *mut c_char,
+) -> c_int;
 
 /// libc's sigaction.
 ///
@@ -117,6 +143,32 @@ pub unsafe fn popen(command: *const c_char, mode: *const c_char) -> *mut libc::F
 pub unsafe fn system(command: *const c_char) -> c_int {
     // SAFETY: the address is libc's system.
     unsafe { std::mem::transmute::<usize, SystemFn>(SYSTEM.get())(command) }
+}
+
+/// libc's fork.
+///
+/// # Safety
+/// As for fork(2).
+pub unsafe fn fork() -> pid_t {
+    // SAFETY: the address is libc's fork.
+    unsafe { std::mem::transmute::<usize, ForkFn>(FORK.get())() }
+}
+
+/// libc's posix_spawn or posix_spawnp (`which`).
+///
+/// # Safety
+/// As for posix_spawn(3); `which` is POSIX_SPAWN or POSIX_SPAWNP.
+pub unsafe fn posix_spawn(
+    which: &Real,
+    pid: *mut pid_t,
+    path: *const c_char,
+    actions: *const libc::posix_spawn_file_actions_t,
+    attrs: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    // SAFETY: the address is the libc function of this type.
+    unsafe { std::mem::transmute::<usize, PosixSpawnFn>(which.get())(pid, path, actions, attrs, argv, envp) }
 }
 
 /// Raw write(2) of a byte string. Async-signal-safe.

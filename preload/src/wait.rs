@@ -72,9 +72,9 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
             set_errno(saved);
             return got;
         }
-        // A specific child, or no shim handler that could take a child
-        // meanwhile: the kernel's own blocking wait is exact.
-        let blocking_is_exact = pid > 0 || !chld::ours_installed();
+        // A specific child, or no shim handler or thread that could take a
+        // child meanwhile: the kernel's own blocking wait is exact.
+        let blocking_is_exact = pid > 0 || !chld::shim_reaps();
         let options_now = if blocking_is_exact { options } else { options | libc::WNOHANG };
         // SAFETY: forwarded as given.
         let got = unsafe { real::wait4(pid, status, options_now, usage) };
@@ -137,7 +137,7 @@ pub(crate) unsafe fn waitid_impl(
             set_errno(saved);
             return 0;
         }
-        let blocking_is_exact = idtype == libc::P_PID || !chld::ours_installed();
+        let blocking_is_exact = idtype == libc::P_PID || !chld::shim_reaps();
         let options_now = if blocking_is_exact { options } else { options | libc::WNOHANG };
         // SAFETY: forwarded as given.
         let rc = unsafe { real::waitid(idtype, id, info, options_now) };
