@@ -149,6 +149,34 @@ pub fn adopt_initial_disposition() {
     }
 }
 
+/// The child a fan-out is calling the program's handler for (0: none) and its
+/// process group: the handler's any-child wait takes this child first, so each
+/// call reports its own child.
+static FANOUT_PID: AtomicI32 = AtomicI32::new(0);
+static FANOUT_PGID: AtomicI32 = AtomicI32::new(0);
+
+/// The child of the fan-out in progress, if any. Async-signal-safe.
+pub fn fanout_child() -> Option<(libc::pid_t, libc::pid_t)> {
+    let pid = FANOUT_PID.load(SeqCst);
+    (pid != 0).then(|| (pid, FANOUT_PGID.load(SeqCst)))
+}
+
+/// The last children the program's handler was called for.
+const FANNED: usize = 64;
+static FANNED_PIDS: [AtomicI32; FANNED] = [const { AtomicI32::new(0) }; FANNED];
+static FANNED_NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Async-signal-safe.
+fn remember_fanned(pid: libc::pid_t) {
+    let slot = FANNED_NEXT.fetch_add(1, SeqCst) as usize % FANNED;
+    FANNED_PIDS[slot].store(pid, SeqCst);
+}
+
+/// Async-signal-safe.
+fn was_fanned(pid: libc::pid_t) -> bool {
+    pid != 0 && FANNED_PIDS.iter().any(|p| p.load(SeqCst) == pid)
+}
+
 /// Calls the program's handler as the kernel would have.
 fn call_program(action: &libc::sigaction, sig: c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
     if action.sa_flags & libc::SA_SIGINFO != 0 {
@@ -171,6 +199,25 @@ fn next_exited() -> Option<libc::siginfo_t> {
 /// Reaps `pid` if it is still a zombie and keeps its exit for the program's
 /// next wait call. Async-signal-safe.
 fn reap_into_store(pid: libc::pid_t, what: &str) {
+    IN_FLIGHT.fetch_add(1, SeqCst);
+    reap_into_store_now(pid, what);
+    IN_FLIGHT.fetch_sub(1, SeqCst);
+}
+
+/// Reaps between the kernel and the store: a wait that finds a child gone
+/// (ECHILD) waits until this is 0 before its last look at the store.
+static IN_FLIGHT: AtomicU32 = AtomicU32::new(0);
+
+/// Waits until no reap is between the kernel and the store. Async-signal-safe;
+/// never called from the shim's own handler, so it cannot wait for itself.
+pub fn settle() {
+    while IN_FLIGHT.load(SeqCst) != 0 {
+        // SAFETY: sched_yield has no arguments.
+        unsafe { libc::sched_yield() };
+    }
+}
+
+fn reap_into_store_now(pid: libc::pid_t, what: &str) {
     // SAFETY: getpgid of a zombie child is still valid until it is reaped.
     let pgid = unsafe { libc::getpgid(pid) };
     if let Ok(Some(info)) = sys::waitid_info(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOHANG) {
@@ -188,8 +235,9 @@ fn reap_into_store(pid: libc::pid_t, what: &str) {
 /// per exited child with that child's siginfo (SIGCHLD does not queue, so the
 /// kernel may have run it once for many), and keeps the exit of any child the
 /// handler left; with none (`all` mode, subreaper), reaps every exited child
-/// into the store. A signal with no exited child (a stop, a continue) reaches
-/// the program's handler unchanged.
+/// into the store. A signal with no exited child reaches the program's handler
+/// unchanged if it is a stop, a continue or a kill(); an exit whose child is
+/// gone was already delivered by an earlier fan-out.
 extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
     let _errno = ErrnoGuard::new();
     let action = program_action();
@@ -201,7 +249,12 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
         let pid = unsafe { exited.si_pid() };
         if has_handler {
             log::event("calling the program's SIGCHLD handler for", pid, None);
+            remember_fanned(pid);
+            // SAFETY: getpgid of a zombie child is valid until it is reaped.
+            FANOUT_PGID.store(unsafe { libc::getpgid(pid) }, SeqCst);
+            FANOUT_PID.store(pid, SeqCst);
             call_program(&action, sig, &mut exited, context);
+            FANOUT_PID.store(0, SeqCst);
             calls += 1;
             reap_into_store(pid, "reaped (the program's handler left it)");
             if action.sa_flags & libc::SA_RESETHAND != 0 {
@@ -212,7 +265,14 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
             reap_into_store(pid, "reaped");
         }
     }
-    if has_handler && calls == 0 {
+    // No exited child: pass the signal on as the kernel would, unless it
+    // announces an exit a fan-out has already delivered (its signal stayed
+    // pending while the handler ran): the handler's wait() would now block.
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let already_delivered = !info.is_null()
+        && matches!(unsafe { (*info).si_code }, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED)
+        && was_fanned(unsafe { (*info).si_pid() });
+    if has_handler && calls == 0 && !already_delivered {
         call_program(&action, sig, info, context);
     }
     if has_handler

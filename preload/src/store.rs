@@ -59,7 +59,7 @@ pub enum Want {
 }
 
 impl Want {
-    fn accepts(self, pid: libc::pid_t, pgid: libc::pid_t) -> bool {
+    pub fn accepts(self, pid: libc::pid_t, pgid: libc::pid_t) -> bool {
         match self {
             Want::Any => true,
             Want::Pid(p) => p == pid,

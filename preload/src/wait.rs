@@ -66,6 +66,15 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
     }
     let want = want_for_pid(pid);
     let saved = errno();
+    // Inside a fan-out, the program's handler gets the child it is called for.
+    if let Some((child, _)) = chld::fanout_child().filter(|&(c, g)| want.accepts(c, g)) {
+        // SAFETY: forwarded pointers; WNOHANG: the child has exited.
+        let got = unsafe { real::wait4(child, status, options | libc::WNOHANG, usage) };
+        if got == child {
+            set_errno(saved);
+            return got;
+        }
+    }
     loop {
         let seen = chld::WAKE.load(SeqCst);
         if let Some(got) = from_store(want, status, usage) {
@@ -80,6 +89,7 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
         let got = unsafe { real::wait4(pid, status, options_now, usage) };
         if got == -1 && errno() == libc::ECHILD {
             // The shim may have reaped the child between the two looks.
+            chld::settle();
             if let Some(got) = from_store(want, status, usage) {
                 set_errno(saved);
                 return got;
@@ -142,6 +152,7 @@ pub(crate) unsafe fn waitid_impl(
         // SAFETY: forwarded as given.
         let rc = unsafe { real::waitid(idtype, id, info, options_now) };
         if rc == -1 && errno() == libc::ECHILD {
+            chld::settle();
             if stored(info) {
                 set_errno(saved);
                 return 0;
