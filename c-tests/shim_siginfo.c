@@ -17,6 +17,15 @@ static pid_t rec_pid[SLOTS];
 static int rec_status[SLOTS];
 static int rec_code[SLOTS];
 
+/* Reaps every child left, retrying after EINTR, so that a failed run leaves
+ * nothing behind either. */
+static void reap_all(void) {
+    for (;;) {
+        if (waitpid(-1, NULL, 0) > 0 || errno == EINTR) continue;
+        break;
+    }
+}
+
 static void on_chld(int sig, siginfo_t *info, void *ctx) {
     (void)sig;
     (void)ctx;
@@ -104,8 +113,7 @@ int main(int argc, char **argv) {
 
     /* Cleanup: reap whatever is left (zombies without the shim). */
     signal(SIGCHLD, SIG_DFL);
-    while (waitpid(-1, NULL, 0) > 0) {
-    }
+    reap_all();
     CHECK(ctest_children() == 0);
     return ctest_finish("shim_siginfo");
 }

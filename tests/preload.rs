@@ -1,0 +1,595 @@
+//! The LD_PRELOAD shim, `libzreap_preload.so`, on unmodified programs: C
+//! programs from `c-tests/` (the seed echo server, `shim_*.c`), bash and make,
+//! each run with and without `LD_PRELOAD` and compared.
+//!
+//! The shim is built by `cargo build --workspace` (or `cargo test --workspace`,
+//! the README's test command); these tests fail with that hint when it is missing.
+//!
+//! Cleanup: every program is run to completion under a deadline; echo servers
+//! are killed and their children reaped by [`Server`]'s `Drop`; this process
+//! is a child subreaper, so grandchildren that a test orphans on purpose come
+//! back here and are reaped by pid.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use support::echo::{become_subreaper, Server, CLIENT_SRC, CONNECTIONS};
+use support::{build_c, children_of, profile_dir, run_with_deadline};
+
+/// The seed program: the classic forking echo server with a `wait()`-once
+/// SIGCHLD handler installed by `signal()`, counting its calls.
+const SEED_SRC: &str = "c-tests/seed_echo_server.c";
+/// Rounds of [`CONNECTIONS`] connections killed at once, per server.
+const ROUNDS: usize = 20;
+/// Limit for one run of a test program.
+const DEADLINE: Duration = Duration::from_secs(60);
+/// Every environment variable that turns the shim on or configures it.
+const SHIM_VARS: [&str; 5] = ["LD_PRELOAD", "ZREAP_REAP", "ZREAP_PDEATHSIG", "ZREAP_SUBREAPER", "ZREAP_LOG"];
+
+/// The shim's path; fails with a hint when it was not built.
+fn shim_path() -> PathBuf {
+    let path = profile_dir().join("libzreap_preload.so");
+    assert!(
+        path.exists(),
+        "{} is missing: build the whole workspace first (`cargo build --workspace`, or run the tests \
+         with `cargo test --workspace` as the README says)",
+        path.display()
+    );
+    path
+}
+
+/// How a program runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Shim {
+    /// Without the shim.
+    Off,
+    /// `LD_PRELOAD` with `ZREAP_REAP=handler`.
+    Handler,
+    /// `LD_PRELOAD` with `ZREAP_REAP=all`.
+    All,
+}
+
+const MODES: [Shim; 3] = [Shim::Off, Shim::Handler, Shim::All];
+
+impl Shim {
+    /// Environment variables for this mode (none for `Off`).
+    fn env(self) -> Vec<(&'static str, String)> {
+        let preload = || shim_path().to_string_lossy().into_owned();
+        match self {
+            Shim::Off => Vec::new(),
+            Shim::Handler => vec![("LD_PRELOAD", preload()), ("ZREAP_REAP", "handler".into())],
+            Shim::All => vec![("LD_PRELOAD", preload()), ("ZREAP_REAP", "all".into())],
+        }
+    }
+}
+
+/// A command for `program` in `mode`, with no inherited shim settings.
+fn command(program: impl AsRef<OsStr>, mode: Shim) -> Command {
+    let mut cmd = Command::new(program);
+    for var in SHIM_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.envs(mode.env());
+    cmd
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `cmd` under [`DEADLINE`]; fails with its output unless it exits 0.
+fn run_ok(cmd: &mut Command, what: &str) -> Output {
+    let out = run_with_deadline(cmd, DEADLINE);
+    assert!(out.status.success(), "{what}: {}\nstdout:\n{}\nstderr:\n{}", out.status, stdout(&out), stderr(&out));
+    out
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("zreap-preload-{}-{name}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// waitpid(pid, WNOHANG) until it is reaped or `limit` passed; returns the
+/// wait status, or None (still running, or not our child).
+fn reap_within(pid: i32, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid for one pid with a valid status pointer.
+        let got = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if got == pid {
+            return Some(status);
+        }
+        if got == -1 || Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Kills `pid` (a child of this process) and reaps it; for cleanup paths.
+fn kill_and_reap_pid(pid: i32) {
+    // SAFETY: kill and waitpid on one pid.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+    }
+}
+
+// ------------------------------------------------------------ the seed server
+
+/// Asks the seed server for its count of SIGCHLD handler calls (SIGUSR1:
+/// it writes the count to `file`).
+fn handler_calls(server: &Server, file: &Path) -> usize {
+    let _ = fs::remove_file(file);
+    // SAFETY: kill on the server's pid (our child, alive).
+    assert_eq!(unsafe { libc::kill(server.pid, libc::SIGUSR1) }, 0, "SIGUSR1 to the seed server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = fs::read_to_string(file) {
+            if let Ok(n) = text.trim().parse() {
+                return n;
+            }
+        }
+        assert!(Instant::now() < deadline, "the seed server did not write its handler count to {}", file.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Starts the seed server with `env`, runs `rounds` rounds and returns the
+/// zombies each round added and the server's handler call count. The server
+/// is killed and its children reaped before this returns.
+fn seed_rounds(
+    seed: &Path,
+    client: &Path,
+    env: &[(&str, String)],
+    count_file: &Path,
+    rounds: usize,
+) -> (Vec<usize>, usize) {
+    let count = count_file.to_string_lossy().into_owned();
+    let mut set: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    set.push(("SEED_COUNT_FILE", &count));
+    let mut server = Server::start_with_env(seed, &set, &SHIM_VARS);
+    let pid = server.pid;
+    let zombies: Vec<usize> = (0..rounds).map(|_| server.round(client)).collect();
+    let calls = handler_calls(&server, count_file);
+    drop(server);
+    assert!(children_of(pid).is_empty(), "the seed server {pid} left processes: {:?}", children_of(pid));
+    (zombies, calls)
+}
+
+#[test]
+fn seed_echo_server_leaks_without_the_shim_and_not_under_it() {
+    let shim_env = Shim::Handler.env();
+    let client = build_c(CLIENT_SRC);
+    let seed = build_c(SEED_SRC);
+    let tmp = TempDir::new("seed");
+    let (plain_file, shim_file) = (tmp.path().join("count-plain"), tmp.path().join("count-shim"));
+
+    // Both servers at the same time, one thread each (~1.3 s per round).
+    let ((plain, plain_calls), (shimmed, shim_calls)) = std::thread::scope(|s| {
+        let p = s.spawn(|| seed_rounds(&seed, &client, &[], &plain_file, ROUNDS));
+        let z = s.spawn(|| seed_rounds(&seed, &client, &shim_env, &shim_file, ROUNDS));
+        let (p, z) = (p.join(), z.join());
+        match (p, z) {
+            (Ok(p), Ok(z)) => (p, z),
+            (Err(e), _) | (_, Err(e)) => std::panic::resume_unwind(e),
+        }
+    });
+    let total = ROUNDS * CONNECTIONS;
+    println!("zombies added per round ({CONNECTIONS} connections closed at once):");
+    println!("  without the shim:          {plain:?} (handler calls: {plain_calls} for {total} children)");
+    println!("  ZREAP_REAP=handler shim:   {shimmed:?} (handler calls: {shim_calls} for {total} children)");
+
+    let leaky_rounds = plain.iter().filter(|&&n| n > 0).count();
+    assert!(
+        leaky_rounds > 0,
+        "without the shim the seed server left no zombie in {ROUNDS} rounds ({plain:?}): this machine \
+         does not show the race, so the result under the shim proves nothing"
+    );
+    assert!(plain_calls < total, "without the shim the handler ran {plain_calls} times for {total} children");
+    assert!(shimmed.iter().all(|&n| n == 0), "under the shim the seed server left zombies: {shimmed:?}");
+    assert_eq!(shim_calls, total, "under the shim the handler must run once per exited child");
+}
+
+/// One parsed `ZREAP_LOG` line: (process, event, child, status text).
+fn parse_log_line(line: &str) -> Option<(i32, &str, i32, Option<&str>)> {
+    const EVENTS: [&str; 5] = [
+        "calling the program's SIGCHLD handler for",
+        "reaped (the program's handler left it)",
+        "returned the stored exit of",
+        "dropped the stored exit of",
+        "reaped",
+    ];
+    let rest = line.strip_prefix("zreap_preload[")?;
+    let (pid, rest) = rest.split_once("]: ")?;
+    let pid = pid.parse().ok()?;
+    let event = EVENTS.iter().find(|e| rest.starts_with(&format!("{e} ")))?;
+    let rest = &rest[event.len() + 1..];
+    let (child, status) = match rest.split_once(' ') {
+        Some((child, status)) => (child, Some(status)),
+        None => (rest, None),
+    };
+    let child = child.parse().ok()?;
+    if let Some(s) = status {
+        let inner = s.strip_prefix('(')?.strip_suffix(')')?;
+        let (kind, n) = inner.split_once(' ')?;
+        if !matches!(kind, "exit" | "signal") || n.parse::<i32>().is_err() {
+            return None;
+        }
+    }
+    Some((pid, event, child, status))
+}
+
+#[test]
+fn zreap_log_records_the_seed_servers_events() {
+    let client = build_c(CLIENT_SRC);
+    let seed = build_c(SEED_SRC);
+    let tmp = TempDir::new("log");
+    let log = tmp.path().join("shim.log");
+    let count_file = tmp.path().join("count");
+    let mut env = Shim::Handler.env();
+    env.push(("ZREAP_LOG", log.to_string_lossy().into_owned()));
+
+    let count = count_file.to_string_lossy().into_owned();
+    let mut set: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    set.push(("SEED_COUNT_FILE", &count));
+    let mut server = Server::start_with_env(&seed, &set, &SHIM_VARS);
+    let server_pid = server.pid;
+    let added = server.round(&client);
+    let calls = handler_calls(&server, &count_file);
+    drop(server);
+
+    let text = fs::read_to_string(&log).unwrap_or_else(|e| panic!("ZREAP_LOG file {}: {e}", log.display()));
+    let mut called = BTreeSet::new();
+    let mut call_lines = 0;
+    for line in text.lines() {
+        let Some((pid, event, child, status)) = parse_log_line(line) else {
+            panic!("a ZREAP_LOG line not of the documented form: {line:?}\nwhole log:\n{text}");
+        };
+        assert_eq!(pid, server_pid, "a log line from another process: {line:?}");
+        match event {
+            "calling the program's SIGCHLD handler for" => {
+                assert!(status.is_none(), "{line:?}");
+                call_lines += 1;
+                called.insert(child);
+            }
+            "reaped (the program's handler left it)" | "returned the stored exit of" => {
+                assert_eq!(status, Some("(exit 0)"), "the echo children exit 0: {line:?}");
+            }
+            _ => panic!("unexpected event for the seed server: {line:?}"),
+        }
+    }
+    println!("ZREAP_LOG: {} lines, {call_lines} handler calls logged; first lines:", text.lines().count());
+    for line in text.lines().take(4) {
+        println!("  {line}");
+    }
+    assert_eq!(added, 0, "zombies under the shim");
+    assert_eq!(calls, CONNECTIONS, "handler calls");
+    assert_eq!(call_lines, CONNECTIONS, "one `calling the program's SIGCHLD handler` line per child:\n{text}");
+    assert_eq!(called.len(), CONNECTIONS, "each child's handler call logged once:\n{text}");
+}
+
+// ------------------------------------------------------------ C programs
+
+#[test]
+fn sa_siginfo_handler_sees_every_childs_pid_once() {
+    let exe = build_c("c-tests/shim_siginfo.c");
+    // Without the shim: only reported (SIGCHLD does not queue, so some are usually missed).
+    let out = run_ok(command(&exe, Shim::Off).arg("report"), "shim_siginfo report without the shim");
+    println!("without the shim: {}", stdout(&out).lines().next().unwrap_or(""));
+    for mode in [Shim::Handler, Shim::All] {
+        let out = run_ok(command(&exe, mode).arg("strict"), &format!("shim_siginfo strict under {mode:?}"));
+        println!("{mode:?}: {}", stdout(&out).lines().next().unwrap_or(""));
+    }
+    // The default mode is `handler`: LD_PRELOAD alone.
+    let mut cmd = command(&exe, Shim::Off);
+    cmd.env("LD_PRELOAD", shim_path());
+    let out = run_ok(cmd.arg("strict"), "shim_siginfo strict under LD_PRELOAD with no setting");
+    println!("default: {}", stdout(&out).lines().next().unwrap_or(""));
+}
+
+#[test]
+fn program_that_never_waits_leaves_no_zombie_under_reap_all() {
+    let exe = build_c("c-tests/shim_never_reaps.c");
+    for call in ["waitpid", "wait", "wait3", "wait4", "waitid"] {
+        run_ok(command(&exe, Shim::All).args([call, "shim"]), &format!("shim_never_reaps {call} under ZREAP_REAP=all"));
+        // The control: the zombies are there without the shim, and with the
+        // shim in `handler` mode (SIGCHLD at its default: it does nothing).
+        run_ok(command(&exe, Shim::Off).args([call, "noshim"]), &format!("shim_never_reaps {call} without the shim"));
+        run_ok(
+            command(&exe, Shim::Handler).args([call, "noshim"]),
+            &format!("shim_never_reaps {call} under ZREAP_REAP=handler"),
+        );
+    }
+}
+
+#[test]
+fn popen_pclose_and_system_return_their_statuses() {
+    let exe = build_c("c-tests/shim_popen_system.c");
+    // `dfl`: SIGCHLD at its default (popen and system); `waiter`: a wait()-once
+    // handler installed (system only: with it popen/pclose loses its status
+    // even without the shim).
+    for variant in ["dfl", "waiter"] {
+        for mode in MODES {
+            run_ok(command(&exe, mode).arg(variant), &format!("shim_popen_system {variant} {mode:?}"));
+        }
+    }
+}
+
+#[test]
+fn signalfd_program_behaves_as_without_the_shim() {
+    let exe = build_c("c-tests/shim_signalfd.c");
+    let expected = run_ok(&mut command(&exe, Shim::Off), "shim_signalfd without the shim");
+    assert!(stdout(&expected).contains("reaped 8, zombies 0, sigchld blocked 1"), "{}", stdout(&expected));
+    for mode in [Shim::Handler, Shim::All] {
+        let out = run_ok(&mut command(&exe, mode), &format!("shim_signalfd {mode:?}"));
+        assert_eq!(stdout(&out), stdout(&expected), "shim_signalfd under {mode:?} differs from without the shim");
+    }
+}
+
+#[test]
+fn job_control_program_behaves_as_without_the_shim() {
+    let exe = build_c("c-tests/shim_jobcontrol.c");
+    for variant in ["nohandler", "handler"] {
+        let expected = run_ok(command(&exe, Shim::Off).arg(variant), &format!("shim_jobcontrol {variant}"));
+        let text = stdout(&expected);
+        assert!(text.contains("waitpid: stopped by 19\nwaitpid: continued\nwaitpid: exited 5\n"), "{text}");
+        if variant == "handler" {
+            println!("without the shim: {}", text.lines().find(|l| l.starts_with("handler saw")).unwrap_or(""));
+        }
+        for mode in [Shim::Handler, Shim::All] {
+            let out = run_ok(command(&exe, mode).arg(variant), &format!("shim_jobcontrol {variant} {mode:?}"));
+            assert_eq!(stdout(&out), text, "shim_jobcontrol {variant} under {mode:?} differs from without the shim");
+        }
+    }
+}
+
+// ------------------------------------------------------------ bash and make
+
+#[test]
+fn bash_background_jobs_and_wait_are_unchanged() {
+    let script = "sleep 0.1 & sleep 0.2 & (exit 3) & wait %3; echo $?; wait; echo done";
+    let mut results = Vec::new();
+    for mode in MODES {
+        let out = run_with_deadline(command("bash", mode).args(["-c", script]), DEADLINE);
+        assert!(stderr(&out).is_empty(), "bash under {mode:?} wrote to stderr: {}", stderr(&out));
+        results.push((mode, stdout(&out), out.status.code()));
+    }
+    println!("{results:?}");
+    let (_, want_out, want_code) = &results[0];
+    assert_eq!(want_out, "3\ndone\n", "bash without the shim");
+    assert_eq!(*want_code, Some(0));
+    for (mode, out, code) in &results[1..] {
+        assert_eq!((out, code), (want_out, want_code), "bash under {mode:?} differs from without the shim");
+    }
+}
+
+/// Is `make` there? Installs it with apt-get if it is not (None: could not).
+fn find_make() -> Option<()> {
+    let works = || Command::new("make").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    if works() {
+        return Some(());
+    }
+    let _ = Command::new("apt-get").args(["install", "-y", "make"]).output();
+    works().then_some(())
+}
+
+#[test]
+fn make_j4_gives_the_same_results() {
+    if find_make().is_none() {
+        println!("NOTE: make is not installed and `apt-get install -y make` failed: test skipped");
+        return;
+    }
+    const TARGETS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+    let mut makefile = format!("all: {} fail\n", TARGETS.join(" "));
+    for t in TARGETS {
+        makefile.push_str(&format!("{t}:\n\tsleep 0.1; echo x > $@\n"));
+    }
+    makefile.push_str("fail:\n\tsleep 0.05; exit 2\n.PHONY: all fail\n");
+
+    let mut results = Vec::new();
+    for mode in MODES {
+        let dir = TempDir::new("make");
+        fs::write(dir.path().join("Makefile"), &makefile).unwrap();
+        let out = run_with_deadline(
+            command("make", mode).args(["-k", "-j4", "--no-print-directory"]).current_dir(dir.path()),
+            DEADLINE,
+        );
+        let lines: BTreeSet<String> = stdout(&out).lines().chain(stderr(&out).lines()).map(str::to_string).collect();
+        for t in TARGETS {
+            let content = fs::read_to_string(dir.path().join(t)).unwrap_or_default();
+            assert_eq!(content, "x\n", "make under {mode:?}: target {t}");
+        }
+        results.push((mode, out.status.code(), lines));
+    }
+    let (_, want_code, want_lines) = &results[0];
+    println!("make -k -j4 without the shim: exit {want_code:?}, output {want_lines:?}");
+    assert_eq!(*want_code, Some(2), "make -k with a failing target");
+    for (mode, code, lines) in &results[1..] {
+        assert_eq!((code, lines), (want_code, want_lines), "make under {mode:?} differs from without the shim");
+    }
+}
+
+// ------------------------------------------------------------ settings
+
+#[test]
+fn bad_settings_print_one_line_and_the_program_runs_without_the_shim() {
+    let exe = build_c("c-tests/shim_ran.c");
+    let unshimmed = "ran\nzombie: yes\nshim_ran: ok\n";
+
+    // The controls: the zombie check tells the shim's presence apart.
+    let out = run_ok(&mut command(&exe, Shim::Off), "shim_ran without the shim");
+    assert_eq!(stdout(&out), unshimmed);
+    let out = run_ok(&mut command(&exe, Shim::All), "shim_ran under ZREAP_REAP=all");
+    assert_eq!(stdout(&out), "ran\nzombie: no\nshim_ran: ok\n", "ZREAP_REAP=all did not reap");
+    assert!(!stderr(&out).contains("zreap_preload"), "a good setting printed: {}", stderr(&out));
+
+    let bad = [
+        ("ZREAP_REAP", "bogus"),
+        ("ZREAP_PDEATHSIG", "NOPE"),
+        ("ZREAP_PDEATHSIG", "99"),
+        ("ZREAP_SUBREAPER", "2"),
+        ("ZREAP_LOG", "/nonexistent/dir/file"),
+    ];
+    for (var, value) in bad {
+        // ZREAP_REAP=all with the bad value (unless it is the bad one): a
+        // shim that did not stay out of the way would reap the zombie.
+        let mut cmd = command(&exe, Shim::All);
+        cmd.env(var, value);
+        let what = format!("{var}={value}");
+        let out = run_with_deadline(&mut cmd, DEADLINE);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{what}: the program failed: {}\nstderr:\n{err}", out.status);
+        assert_eq!(stdout(&out), unshimmed, "{what}: the program did not run as without the shim\nstderr:\n{err}");
+        let lines: Vec<&str> = err.lines().filter(|l| l.contains("zreap_preload")).collect();
+        assert_eq!(lines.len(), 1, "{what}: want one zreap_preload line on stderr, got:\n{err}");
+        let line = lines[0];
+        assert!(
+            line.starts_with("zreap_preload: ") && line.ends_with("; the shim stays out of the way"),
+            "{what}: {line:?}"
+        );
+        assert!(line.contains(var), "{what}: the line does not name the setting: {line:?}");
+        assert_eq!(err.lines().count(), 1, "{what}: more on stderr than the one line:\n{err}");
+        println!("{what}: {line}");
+    }
+}
+
+/// Runs `shim_pdeath` under the shim with `ZREAP_PDEATHSIG=value` (None:
+/// unset) and returns the pid of the child it forked (now ours: we are a
+/// subreaper).
+fn run_pdeath(value: Option<&str>) -> i32 {
+    become_subreaper();
+    let exe = build_c("c-tests/shim_pdeath.c");
+    let mut cmd = command(&exe, Shim::Handler);
+    if let Some(v) = value {
+        cmd.env("ZREAP_PDEATHSIG", v);
+    }
+    let out = run_ok(&mut cmd, &format!("shim_pdeath with ZREAP_PDEATHSIG={value:?}"));
+    let text = stdout(&out);
+    text.lines()
+        .find_map(|l| l.strip_prefix("child "))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("shim_pdeath printed no `child PID`: {text:?}"))
+}
+
+#[test]
+fn pdeathsig_kills_forked_children_when_the_program_dies() {
+    for (value, signal) in [("KILL", libc::SIGKILL), ("SIGKILL", libc::SIGKILL), ("9", 9), ("TERM", libc::SIGTERM)] {
+        let child = run_pdeath(Some(value));
+        let status = reap_within(child, Duration::from_secs(10));
+        if status.is_none() {
+            kill_and_reap_pid(child);
+        }
+        let status = status.unwrap_or_else(|| panic!("ZREAP_PDEATHSIG={value}: child {child} outlived its parent"));
+        assert!(
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == signal,
+            "ZREAP_PDEATHSIG={value}: child {child} ended with status {status:#x}, want signal {signal}"
+        );
+    }
+    // The control: without ZREAP_PDEATHSIG the child outlives its parent.
+    let child = run_pdeath(None);
+    let status = reap_within(child, Duration::from_millis(300));
+    if status.is_none() {
+        kill_and_reap_pid(child);
+    }
+    assert_eq!(status, None, "without ZREAP_PDEATHSIG the child {child} died with its parent");
+}
+
+#[test]
+fn subreaper_adopts_and_reaps_orphans() {
+    become_subreaper();
+    let exe = build_c("c-tests/shim_subreaper.c");
+    for mode in [Shim::Handler, Shim::All] {
+        let mut cmd = command(&exe, mode);
+        cmd.env("ZREAP_SUBREAPER", "1").arg("expect-adopt");
+        let out = run_with_deadline(&mut cmd, DEADLINE);
+        let orphan = stdout(&out).lines().find_map(|l| l.strip_prefix("orphan ")?.trim().parse::<i32>().ok());
+        if let Some(pid) = orphan {
+            // Only if the program did not adopt it (a failure): it is ours then.
+            reap_within(pid, Duration::from_secs(2));
+        }
+        assert!(
+            out.status.success(),
+            "shim_subreaper under {mode:?} with ZREAP_SUBREAPER=1: {}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    // The control: without the setting the orphan is not the program's (it
+    // comes to this process, a subreaper, which reaps it here).
+    let out = run_with_deadline(command(&exe, Shim::Handler).arg("no-adopt"), DEADLINE);
+    let orphan = stdout(&out).lines().find_map(|l| l.strip_prefix("orphan ")?.trim().parse::<i32>().ok());
+    if let Some(pid) = orphan {
+        if reap_within(pid, Duration::from_secs(5)).is_none() && children_of(std::process::id() as i32).contains(&pid) {
+            kill_and_reap_pid(pid);
+        }
+    }
+    assert!(out.status.success(), "shim_subreaper no-adopt: {}\n{}{}", out.status, stdout(&out), stderr(&out));
+}
+
+// ------------------------------------------------------------ regressions
+
+#[test]
+fn sigchld_at_its_default_never_interrupts_a_system_call() {
+    let exe = build_c("c-tests/shim_eintr.c");
+    for mode in MODES {
+        run_ok(&mut command(&exe, mode), &format!("shim_eintr {mode:?}"));
+    }
+    let mut cmd = command(&exe, Shim::Handler);
+    cmd.env("ZREAP_SUBREAPER", "1");
+    run_ok(&mut cmd, "shim_eintr with ZREAP_SUBREAPER=1");
+}
+
+#[test]
+fn wait_once_handler_runs_once_per_exit_and_never_blocks() {
+    let exe = build_c("c-tests/shim_spurious.c");
+    for mode in MODES {
+        let out = run_ok(&mut command(&exe, mode), &format!("shim_spurious {mode:?}"));
+        println!("{mode:?}: {}", stdout(&out).lines().next().unwrap_or(""));
+    }
+}
+
+#[test]
+fn ignored_sigchld_and_nocldwait_are_left_to_the_kernel() {
+    let exe = build_c("c-tests/shim_ignored.c");
+    for variant in ["ign", "nocldwait"] {
+        let expected = run_ok(command(&exe, Shim::Off).arg(variant), &format!("shim_ignored {variant}"));
+        for mode in [Shim::Handler, Shim::All] {
+            let out = run_ok(command(&exe, mode).arg(variant), &format!("shim_ignored {variant} {mode:?}"));
+            assert_eq!(stdout(&out), stdout(&expected), "shim_ignored {variant} under {mode:?} differs");
+        }
+    }
+}
