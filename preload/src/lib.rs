@@ -11,6 +11,10 @@
 //!   shim reaps them.
 //! - `ZREAP_LOG=stderr|PATH`: one line per event the shim acted on.
 //!
+//! With SIGCHLD left at its default, reaping happens on an internal thread
+//! (all signals blocked), never in a signal handler: the default never makes a
+//! system call fail with EINTR, and neither does the shim.
+//!
 //! A bad value prints one line on stderr and the shim stays out of the way.
 //! Programs that set SIGCHLD to SIG_IGN, use SA_NOCLDWAIT, block SIGCHLD and
 //! read a signalfd, or use job control keep working as before: the shim only
