@@ -1,1 +1,982 @@
-fn main() {}
+//! zreap-bench: zreap against the raw system calls, side by side, in one run.
+//!
+//! ```text
+//! zreap-bench [--quick] [--out DIR] [--only NAME]
+//! ```
+//!
+//! Runs every measurement (see docs/benchmarks.md for what each one does),
+//! prints a table of medians and ratios against the raw baseline, and writes
+//! `DIR/benchmarks.md` and `DIR/spawn_latency.svg` (DIR defaults to `docs/`).
+//! `--quick` is a seconds-long smoke run; `--only` runs one section: spawn,
+//! zfork, storm, own-scale, shim, memory. Every measurement runs in a fresh
+//! child process (this binary re-executed as `zreap-bench __worker ...`),
+//! because zreap's state is process-wide.
+
+mod plot;
+mod workers;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const SECTIONS: [&str; 6] = ["spawn", "zfork", "storm", "own-scale", "shim", "memory"];
+
+/// The spawn methods, in table order; the first is the baseline.
+const SPAWN_METHODS: [&str; 6] =
+    ["posix_spawn", "zspawn", "zspawn-pdeathsig", "fork+execve", "vfork+execve", "Command"];
+
+const NOTES_BEGIN: &str = "<!-- BEGIN NOTES (kept by zreap-bench across runs) -->";
+const NOTES_END: &str = "<!-- END NOTES -->";
+
+struct Params {
+    sizes: Vec<usize>,
+    lat_rounds: usize,
+    lat_iters: usize,
+    lat_warmup: usize,
+    fork_iters: usize,
+    storm_n: usize,
+    storm_reps: usize,
+    storm_settle_ms: usize,
+    scale_small: usize,
+    scale_big: usize,
+    scale_reps: usize,
+    shim_iters: usize,
+    shim_reps: usize,
+    mem_n: usize,
+}
+
+impl Params {
+    fn new(quick: bool, notes: &mut Vec<String>) -> Params {
+        let storm_n = storm_limit(if quick { 200 } else { 10_000 }, notes);
+        if quick {
+            return Params {
+                sizes: vec![8, 64],
+                lat_rounds: 2,
+                lat_iters: 5,
+                lat_warmup: 1,
+                fork_iters: 10,
+                storm_n,
+                storm_reps: 1,
+                storm_settle_ms: 50,
+                scale_small: 10,
+                scale_big: 200.min(storm_n),
+                scale_reps: 20,
+                shim_iters: 200,
+                shim_reps: 1,
+                mem_n: 200.min(storm_n),
+            };
+        }
+        let mut sizes = vec![8, 1024];
+        let avail = meminfo("MemAvailable") / 1024;
+        // A 4 GiB parent plus room for the rest of the machine.
+        if avail >= 6 * 1024 {
+            sizes.push(4096);
+        } else {
+            notes.push(format!("4 GiB parent skipped: MemAvailable is only {avail} MiB"));
+        }
+        Params {
+            sizes,
+            lat_rounds: 8,
+            lat_iters: 25,
+            lat_warmup: 5,
+            fork_iters: 125,
+            storm_n,
+            storm_reps: 2,
+            storm_settle_ms: 500,
+            scale_small: 10,
+            scale_big: storm_n,
+            scale_reps: 200,
+            shim_iters: 5000,
+            shim_reps: 3,
+            mem_n: storm_n,
+        }
+    }
+}
+
+/// How many children a storm may have: `want`, or fewer if RLIMIT_NPROC or
+/// pid_max forbid (stated in the notes).
+fn storm_limit(want: usize, notes: &mut Vec<String>) -> usize {
+    let running = std::fs::read_dir("/proc")
+        .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok())))
+        .map(Iterator::count)
+        .unwrap_or(0);
+    let pid_max: usize =
+        std::fs::read_to_string("/proc/sys/kernel/pid_max").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(32768);
+    // SAFETY: rl is a valid out-pointer.
+    let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut rl) };
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let nproc = if root || rl.rlim_cur == libc::RLIM_INFINITY { usize::MAX } else { rl.rlim_cur as usize };
+    // Threads count against both limits; keep a margin for the rest of the machine.
+    let room = pid_max.saturating_sub(running * 4 + 2000).min(nproc.saturating_sub(running * 4 + 500));
+    if room < want {
+        notes.push(format!(
+            "storm and scaling runs use {room} children instead of {want}: pid_max {pid_max}, RLIMIT_NPROC {}, {running} processes running",
+            if nproc == usize::MAX { "unlimited".to_string() } else { nproc.to_string() }
+        ));
+        room
+    } else {
+        want
+    }
+}
+
+fn meminfo(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(&format!("{key}:")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------- rows
+
+#[derive(Clone)]
+enum Val {
+    Ns(f64),
+    Bytes(f64),
+    Ratio(f64),
+    Count(u64),
+    Na(String),
+}
+
+impl Val {
+    fn num(&self) -> Option<f64> {
+        match *self {
+            Val::Ns(v) | Val::Bytes(v) | Val::Ratio(v) => Some(v),
+            Val::Count(v) => Some(v as f64),
+            Val::Na(_) => None,
+        }
+    }
+
+    fn show(&self) -> String {
+        match self {
+            Val::Ns(ns) => fmt_ns(*ns),
+            Val::Bytes(b) if b.abs() >= 10.0 * 1024.0 => format!("{:.1} KiB", b / 1024.0),
+            Val::Bytes(b) => format!("{b:.0} B"),
+            Val::Ratio(r) => format!("{r:.1}×"),
+            Val::Count(c) => c.to_string(),
+            Val::Na(why) => why.clone(),
+        }
+    }
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.1} µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+/// A target: the ratio (or value) must be at most / at least `limit`.
+#[derive(Clone, Copy)]
+enum Target {
+    AtMost(f64),
+    AtLeast(f64),
+    Zero,
+}
+
+impl Target {
+    fn show(self) -> String {
+        match self {
+            Target::AtMost(l) => format!("≤ {l:.2}×"),
+            Target::AtLeast(l) => format!("≥ {l:.0}×"),
+            Target::Zero => "0".into(),
+        }
+    }
+}
+
+struct Row {
+    section: String,
+    name: String,
+    value: Val,
+    /// Ratio against `baseline` (for rows that have one).
+    ratio: Option<f64>,
+    baseline: String,
+    target: Option<Target>,
+    /// Set when the row fails for a reason other than its number.
+    fail: Option<String>,
+}
+
+impl Row {
+    fn new(section: &str, name: &str, value: Val) -> Row {
+        Row {
+            section: section.into(),
+            name: name.into(),
+            value,
+            ratio: None,
+            baseline: String::new(),
+            target: None,
+            fail: None,
+        }
+    }
+
+    fn vs(mut self, baseline_name: &str, baseline: Option<f64>) -> Row {
+        self.baseline = baseline_name.into();
+        if let (Some(v), Some(b)) = (self.value.num(), baseline) {
+            if b > 0.0 {
+                self.ratio = Some(v / b);
+            }
+        }
+        self
+    }
+
+    fn target(mut self, t: Target) -> Row {
+        self.target = Some(t);
+        self
+    }
+
+    /// None: no target; Some(true/false): met or missed.
+    fn met(&self) -> Option<bool> {
+        let t = self.target?;
+        if self.fail.is_some() {
+            return Some(false);
+        }
+        let x = match (t, &self.value) {
+            (_, Val::Na(_)) => return None,
+            (Target::Zero, v) => return v.num().map(|v| v == 0.0),
+            (_, Val::Ratio(r)) => *r,
+            _ => self.ratio?,
+        };
+        Some(match t {
+            Target::AtMost(l) => x <= l,
+            Target::AtLeast(l) => x >= l,
+            Target::Zero => x == 0.0,
+        })
+    }
+
+    fn verdict(&self) -> String {
+        let mut s = match self.met() {
+            None if self.target.is_some() => "n/a".to_string(),
+            None => String::new(),
+            Some(true) => "met".to_string(),
+            Some(false) => "MISSED".to_string(),
+        };
+        if let Some(why) = &self.fail {
+            s = format!("{s} ({why})");
+        }
+        s
+    }
+}
+
+fn median(samples: &mut [u64]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let n = samples.len();
+    Some(if n % 2 == 1 { samples[n / 2] as f64 } else { (samples[n / 2 - 1] + samples[n / 2]) as f64 / 2.0 })
+}
+
+// ---------------------------------------------------------------- workers
+
+/// Runs `zreap-bench __worker ARGS` and returns its key=value output.
+fn worker(args: &[String]) -> Result<HashMap<String, String>, String> {
+    // /proc/self/exe, not current_exe(): a rebuild during the run replaces the
+    // file, while /proc/self/exe still reaches the binary that is running.
+    let out = Command::new("/proc/self/exe")
+        .arg("__worker")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run worker {args:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "worker {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let mut kv = HashMap::new();
+    for tok in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        if let Some((k, v)) = tok.split_once('=') {
+            kv.insert(k.to_string(), v.to_string());
+        }
+    }
+    Ok(kv)
+}
+
+fn samples_of(kv: &HashMap<String, String>) -> Vec<u64> {
+    kv.get("samples").map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or_default()
+}
+
+fn num(kv: &HashMap<String, String>, key: &str) -> u64 {
+    kv.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn s(x: impl ToString) -> String {
+    x.to_string()
+}
+
+fn size_label(mib: usize) -> String {
+    if mib >= 1024 && mib & 1023 == 0 {
+        format!("{} GiB", mib / 1024)
+    } else {
+        format!("{mib} MiB")
+    }
+}
+
+struct Bench {
+    p: Params,
+    rows: Vec<Row>,
+    errors: Vec<String>,
+    notes: Vec<String>,
+    plot: Vec<plot::Series>,
+    /// RSS before/after making N tracked children, from the OWN-scaling run.
+    tracked_rss: Option<HashMap<String, String>>,
+}
+
+impl Bench {
+    fn latency_samples(&mut self, jobs: &[(String, usize)], iters: usize) -> HashMap<(String, usize), Vec<u64>> {
+        // Rounds over every (method, size), with the order rotated each round,
+        // so slow drift of the machine spreads evenly over the methods.
+        let mut all: HashMap<(String, usize), Vec<u64>> = HashMap::new();
+        let mut failed: HashMap<(String, usize), String> = HashMap::new();
+        for round in 0..self.p.lat_rounds {
+            for k in 0..jobs.len() {
+                let (method, mib) = &jobs[(k + round) % jobs.len()];
+                if failed.contains_key(&(method.clone(), *mib)) {
+                    continue;
+                }
+                let args = [s("latency"), method.clone(), s(mib), s(iters), s(self.p.lat_warmup)];
+                match worker(&args) {
+                    Ok(kv) => all.entry((method.clone(), *mib)).or_default().extend(samples_of(&kv)),
+                    Err(e) => {
+                        self.errors.push(e.clone());
+                        failed.insert((method.clone(), *mib), e);
+                    }
+                }
+            }
+        }
+        for key in failed.keys() {
+            all.remove(key);
+        }
+        all
+    }
+
+    fn spawn(&mut self) {
+        let sizes = self.p.sizes.clone();
+        let jobs: Vec<(String, usize)> =
+            sizes.iter().flat_map(|&mib| SPAWN_METHODS.iter().map(move |m| (m.to_string(), mib))).collect();
+        let mut all = self.latency_samples(&jobs, self.p.lat_iters);
+        let mut medians: HashMap<(String, usize), f64> = HashMap::new();
+        for (k, v) in all.iter_mut() {
+            if let Some(m) = median(v) {
+                medians.insert(k.clone(), m);
+            }
+        }
+        let med = |m: &str, mib: usize| medians.get(&(m.to_string(), mib)).copied();
+        for &mib in &sizes {
+            let section = format!("1. spawn+wait /bin/true, {} parent", size_label(mib));
+            let base = med("posix_spawn", mib);
+            for m in SPAWN_METHODS {
+                let n = all.get(&(m.to_string(), mib)).map_or(0, Vec::len);
+                let value = med(m, mib).map_or(Val::Na("error".into()), Val::Ns);
+                let name = match m {
+                    "zspawn-pdeathsig" => "zspawn, pdeathsig, non-main thread".to_string(),
+                    _ => m.to_string(),
+                };
+                let mut row = Row::new(&section, &format!("{name} (n={n})"), value).vs("posix_spawn", base);
+                match m {
+                    "zspawn" => row = row.target(Target::AtMost(1.10)),
+                    "zspawn-pdeathsig" => row = row.target(Target::AtMost(1.5)),
+                    _ => {}
+                }
+                self.rows.push(row);
+            }
+            if mib == 1024 {
+                let value = match (med("fork+execve", mib), med("zspawn", mib)) {
+                    (Some(f), Some(z)) if z > 0.0 => Val::Ratio(f / z),
+                    _ => Val::Na("error".into()),
+                };
+                self.rows.push(
+                    Row::new(&section, "zspawn speed-up over fork+execve", value)
+                        .vs("fork+execve", None)
+                        .target(Target::AtLeast(20.0)),
+                );
+            }
+        }
+        for m in SPAWN_METHODS {
+            let points: Vec<(f64, f64)> =
+                sizes.iter().filter_map(|&mib| med(m, mib).map(|ns| (mib as f64, ns / 1e3))).collect();
+            if !points.is_empty() {
+                let name = if m == "zspawn-pdeathsig" { "zspawn+pdeathsig (thread)" } else { m };
+                self.plot.push(plot::Series { name: name.into(), points });
+            }
+        }
+    }
+
+    fn zfork(&mut self) {
+        let jobs = vec![(s("fork"), 8), (s("zfork"), 8)];
+        let mut all = self.latency_samples(&jobs, self.p.fork_iters);
+        let section = "2. fork + _exit + wait, 8 MiB parent";
+        let base = all.get_mut(&(s("fork"), 8)).and_then(|v| median(v));
+        let zf = all.get_mut(&(s("zfork"), 8)).and_then(|v| median(v));
+        let n = |m: &str| all.get(&(m.to_string(), 8)).map_or(0, Vec::len);
+        let (nf, nz) = (n("fork"), n("zfork"));
+        let val = |m: Option<f64>| m.map_or(Val::Na("error".into()), Val::Ns);
+        self.rows.push(Row::new(section, &format!("raw fork + waitpid (n={nf})"), val(base)).vs("fork", base));
+        self.rows.push(
+            Row::new(section, &format!("zreap::fork + zreap::wait (n={nz})"), val(zf))
+                .vs("fork", base)
+                .target(Target::AtMost(1.05)),
+        );
+    }
+
+    fn storm(&mut self) {
+        let n = self.p.storm_n;
+        let variants: [(&str, &str, Option<Target>); 5] = [
+            ("raw", "raw blocking waitpid(-1) loop", None),
+            ("all-handler", "install(0) handler + reap_all, fork() children", Some(Target::AtMost(1.3))),
+            ("all-handler-zfork", "install(0) handler + reap_all, zreap::fork children", Some(Target::AtMost(1.3))),
+            ("own", "install(OWN) + reap_all, zreap::fork children (pidfds)", Some(Target::AtMost(1.5))),
+            ("no-handler", "install(NO_HANDLER), poll(reap_fd) + reap_all, fork() children", Some(Target::AtMost(1.5))),
+        ];
+        let mut runs: HashMap<&str, Vec<HashMap<String, String>>> = HashMap::new();
+        for rep in 0..self.p.storm_reps {
+            for k in 0..variants.len() {
+                let v = variants[(k + rep) % variants.len()].0;
+                match worker(&[s("storm"), s(v), s(n), s(self.p.storm_settle_ms)]) {
+                    Ok(kv) => runs.entry(v).or_default().push(kv),
+                    Err(e) => self.errors.push(e),
+                }
+            }
+        }
+        let section = format!("3. reap storm, {n} children released at once");
+        let mut base = None;
+        let mut zombies_total = 0;
+        let mut zombie_runs = 0;
+        for (v, name, target) in variants {
+            let rs = runs.get(v).cloned().unwrap_or_default();
+            let mut ns: Vec<u64> = rs.iter().map(|kv| num(kv, "ns")).collect();
+            let med = median(&mut ns);
+            if v == "raw" {
+                base = med;
+            }
+            let made: u64 = rs.iter().map(|kv| num(kv, "n")).min().unwrap_or(0);
+            let reported: u64 = rs.iter().map(|kv| num(kv, "reported")).min().unwrap_or(0);
+            let dropped: u64 = rs.iter().map(|kv| num(kv, "dropped")).max().unwrap_or(0);
+            let bad: u64 = rs.iter().map(|kv| num(kv, "bad_status")).sum();
+            let zombies: u64 = rs.iter().map(|kv| num(kv, "zombies")).sum();
+            zombies_total += zombies;
+            zombie_runs += rs.len();
+            for kv in &rs {
+                if let Some(e) = kv.get("fork_error") {
+                    self.notes.push(format!("storm {v}: stopped making children at {}: {e}", num(kv, "n")));
+                }
+            }
+            let value = med.map_or(Val::Na("error".into()), Val::Ns);
+            let mut row = Row::new(&section, &format!("{name} (runs={})", rs.len()), value).vs("waitpid loop", base);
+            if let Some(t) = target {
+                row = row.target(t);
+            }
+            let mut why = Vec::new();
+            if made < n as u64 && !rs.is_empty() {
+                why.push(format!("only {made} children made"));
+            }
+            if reported < made {
+                why.push(format!("only {reported} of {made} exits reported"));
+            }
+            if dropped > 0 {
+                why.push(format!("up to {dropped} exits dropped"));
+            }
+            if bad > 0 {
+                why.push(format!("{bad} bad statuses"));
+            }
+            if zombies > 0 {
+                why.push(format!("{zombies} zombies left"));
+            }
+            if !why.is_empty() {
+                row.fail = Some(why.join(", "));
+            }
+            self.rows.push(row);
+        }
+        self.rows.push(
+            Row::new(&section, &format!("zombies left after all {zombie_runs} storm runs"), Val::Count(zombies_total))
+                .target(Target::Zero),
+        );
+        if zombies_total > 0 {
+            self.errors.push(format!("{zombies_total} zombies left after the storm runs"));
+        }
+    }
+
+    fn own_scale(&mut self) {
+        let (small, big, reps) = (self.p.scale_small, self.p.scale_big, self.p.scale_reps);
+        let section = "4. OWN scope: one exit handled with N live tracked children";
+        let mut med = HashMap::new();
+        let mut make = HashMap::new();
+        for (kind, n) in [("own-scale", small), ("own-scale", big), ("scan", small), ("scan", big)] {
+            match worker(&[s(kind), s(n), s(reps)]) {
+                Ok(kv) => {
+                    if kind == "own-scale" && n == big {
+                        self.tracked_rss = Some(kv.clone());
+                    }
+                    if num(&kv, "zombies") > 0 {
+                        self.errors.push(format!("{kind} {n}: {} zombies left", num(&kv, "zombies")));
+                    }
+                    make.insert((kind, n), num(&kv, "make_ns") as f64 / n.max(1) as f64);
+                    let mut v = samples_of(&kv);
+                    if let Some(m) = median(&mut v) {
+                        med.insert((kind, n), m);
+                    }
+                }
+                Err(e) => self.errors.push(e),
+            }
+        }
+        let val = |k: &str, n: usize| med.get(&(k, n)).copied().map_or(Val::Na("error".into()), Val::Ns);
+        let ratio = |k: &str| match (med.get(&(k, big)), med.get(&(k, small))) {
+            (Some(b), Some(s)) if *s > 0.0 => Val::Ratio(b / s),
+            _ => Val::Na("error".into()),
+        };
+        let zw = "SIGCHLD handler pass + zreap::wait(pid)";
+        self.rows.push(Row::new(section, &format!("{zw}, N={small} (n={reps})"), val("own-scale", small)));
+        self.rows.push(Row::new(section, &format!("{zw}, N={big} (n={reps})"), val("own-scale", big)));
+        self.rows.push(
+            Row::new(section, &format!("{zw}: ratio N={big} / N={small}"), ratio("own-scale"))
+                .target(Target::AtMost(1.5)),
+        );
+        let sc = "contrast: waitpid(pid, WNOHANG) scan of all children";
+        self.rows.push(Row::new(section, &format!("{sc}, N={small} (n={reps})"), val("scan", small)));
+        self.rows.push(Row::new(section, &format!("{sc}, N={big} (n={reps})"), val("scan", big)));
+        self.rows.push(Row::new(section, &format!("{sc}: ratio N={big} / N={small}"), ratio("scan")));
+        let mk = |k: &str, n: usize| make.get(&(k, n)).copied().map_or(Val::Na("error".into()), Val::Ns);
+        for n in [small, big] {
+            let base = make.get(&("scan", n)).copied();
+            self.rows.push(Row::new(
+                section,
+                &format!("making N={n} blocked children: fork(), per child"),
+                mk("scan", n),
+            ));
+            self.rows.push(
+                Row::new(
+                    section,
+                    &format!("making N={n} blocked children: zreap::fork under install(OWN), per child"),
+                    mk("own-scale", n),
+                )
+                .vs("fork()", base),
+            );
+        }
+    }
+
+    fn shim(&mut self, out_tmp: &Path) {
+        let section = format!("5. shim: {} × fork+execve(/bin/true)+waitpid in C", self.p.shim_iters);
+        let so = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("libzreap_preload.so")));
+        let so = std::env::var_os("ZREAP_PRELOAD").map(PathBuf::from).or(so);
+        let prog = match compile_forkexec(out_tmp) {
+            Ok(p) => p,
+            Err(e) => {
+                for name in ["without the shim", "ZREAP_REAP=handler", "ZREAP_REAP=all"] {
+                    self.rows.push(Row::new(&section, name, Val::Na(format!("not available: {e}"))));
+                }
+                return;
+            }
+        };
+        let shim_state = match &so {
+            Some(p) if p.exists() => shim_exports_interposers(p),
+            Some(p) => Err(format!("{} missing", p.display())),
+            None => Err("no path for libzreap_preload.so".into()),
+        };
+        let modes: Vec<&str> = if shim_state.is_ok() { vec!["none", "handler", "all"] } else { vec!["none"] };
+        let mut times: HashMap<&str, Vec<u64>> = HashMap::new();
+        let mut failed: HashMap<&str, String> = HashMap::new();
+        for rep in 0..self.p.shim_reps {
+            for k in 0..modes.len() {
+                let mode = modes[(k + rep) % modes.len()];
+                if failed.contains_key(mode) {
+                    continue;
+                }
+                let mut cmd = Command::new(&prog);
+                cmd.arg(self.p.shim_iters.to_string()).env_remove("LD_PRELOAD").env_remove("ZREAP_REAP");
+                if mode != "none" {
+                    cmd.env("LD_PRELOAD", so.as_ref().expect("checked above")).env("ZREAP_REAP", mode);
+                }
+                match cmd.output() {
+                    Ok(o) if o.status.success() => {
+                        let text = String::from_utf8_lossy(&o.stdout);
+                        let ns = text
+                            .split_whitespace()
+                            .find_map(|t| t.strip_prefix("ns=").and_then(|v| v.parse::<u64>().ok()));
+                        match ns {
+                            Some(ns) => times.entry(mode).or_default().push(ns),
+                            None => {
+                                failed.insert(mode, format!("unexpected output {text:?}"));
+                            }
+                        }
+                    }
+                    Ok(o) => {
+                        let err = String::from_utf8_lossy(&o.stderr);
+                        let first = err.lines().next().unwrap_or("").to_string();
+                        failed.insert(mode, format!("run failed ({}): {first}", o.status));
+                    }
+                    Err(e) => {
+                        failed.insert(mode, format!("cannot run: {e}"));
+                    }
+                }
+            }
+        }
+        let mut med = |mode: &str| times.get_mut(mode).and_then(|v| median(v));
+        let base = med("none");
+        let (h, a) = (med("handler"), med("all"));
+        let reps = self.p.shim_reps;
+        let row = |name: &str, mode: &str, m: Option<f64>, target: bool| {
+            let value = match (&shim_state, failed.get(mode), m) {
+                (Err(e), _, _) if mode != "none" => Val::Na(format!("not available: {e}")),
+                (_, Some(e), _) => Val::Na(format!("not available: {e}")),
+                (_, _, Some(m)) => Val::Ns(m),
+                _ => Val::Na("not available".into()),
+            };
+            let mut r = Row::new(&section, &format!("{name} (runs={reps})"), value).vs("no shim", base);
+            if target {
+                r = r.target(Target::AtMost(1.05));
+            }
+            r
+        };
+        let rows = [
+            row("without the shim", "none", base, false),
+            row("LD_PRELOAD shim, ZREAP_REAP=handler", "handler", h, true),
+            row("LD_PRELOAD shim, ZREAP_REAP=all", "all", a, true),
+        ];
+        self.rows.extend(rows);
+    }
+
+    fn memory(&mut self) {
+        let section = "6. memory";
+        // The OWN-scaling run with N live children measured it already.
+        let measured = match self.tracked_rss.take() {
+            Some(kv) => Ok(kv),
+            None => worker(&[s("memory"), s(self.p.mem_n)]),
+        };
+        match measured {
+            Ok(kv) => {
+                let n = num(&kv, "n").max(1);
+                let delta = num(&kv, "rss_after") as f64 - num(&kv, "rss_before") as f64;
+                self.rows.push(Row::new(
+                    section,
+                    &format!("RSS per tracked child ({n} live zreap::fork children)"),
+                    Val::Bytes(delta / n as f64),
+                ));
+                if num(&kv, "zombies") > 0 {
+                    self.errors.push(format!("memory: {} zombies left", num(&kv, "zombies")));
+                }
+            }
+            Err(e) => {
+                self.rows.push(Row::new(section, "RSS per tracked child", Val::Na("error".into())));
+                self.errors.push(e);
+            }
+        }
+        for (flags, name) in [("empty", "install(0)"), ("own", "install(OWN)"), ("no-handler", "install(NO_HANDLER)")] {
+            let label = format!("RSS added by {name}, fresh process");
+            match worker(&[s("install-rss"), s(flags)]) {
+                Ok(kv) => {
+                    let delta = num(&kv, "rss_after") as f64 - num(&kv, "rss_before") as f64;
+                    self.rows.push(Row::new(section, &label, Val::Bytes(delta)));
+                }
+                Err(e) => {
+                    self.rows.push(Row::new(section, &label, Val::Na("error".into())));
+                    self.errors.push(e);
+                }
+            }
+        }
+    }
+}
+
+/// Writes bench/forkexec.c (embedded) to `dir` and compiles it with cc.
+fn compile_forkexec(dir: &Path) -> Result<PathBuf, String> {
+    let src = dir.join("forkexec.c");
+    let bin = dir.join("forkexec");
+    std::fs::write(&src, include_str!("../forkexec.c")).map_err(|e| format!("write {}: {e}", src.display()))?;
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc)
+        .args(["-O2", "-std=c99", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .map_err(|e| format!("{cc}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{cc} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(bin)
+}
+
+/// The shim is there for real when its .so defines at least one of the libc
+/// functions it must interpose (the crate may still be a placeholder).
+fn shim_exports_interposers(so: &Path) -> Result<(), String> {
+    let out = match Command::new("nm").args(["-D", "--defined-only"]).arg(so).output() {
+        Ok(o) if o.status.success() => o,
+        // No nm: assume it is real; a failing run is reported anyway.
+        _ => return Ok(()),
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let wanted = ["sigaction", "signal", "fork", "waitpid", "wait", "wait4", "waitid", "sigprocmask"];
+    if text.lines().any(|l| l.split_whitespace().last().is_some_and(|sym| wanted.contains(&sym))) {
+        Ok(())
+    } else {
+        Err(format!("{} defines none of {wanted:?} (placeholder?)", so.display()))
+    }
+}
+
+// ---------------------------------------------------------------- output
+
+fn table(rows: &[Row]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "| measurement | variant | median | ratio | vs | target | result |");
+    let _ = writeln!(t, "| --- | --- | ---: | ---: | --- | --- | --- |");
+    for r in rows {
+        let ratio = r.ratio.map_or(String::new(), |x| format!("{x:.2}×"));
+        let target = r.target.map_or(String::new(), Target::show);
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.section,
+            r.name,
+            r.value.show(),
+            ratio,
+            r.baseline,
+            target,
+            r.verdict()
+        );
+    }
+    t
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown".into(), |(_, v)| v.trim().to_string())
+}
+
+fn machine() -> Vec<String> {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap_or_default();
+    let glibc = Command::new("ldd")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_string))
+        .unwrap_or_default();
+    vec![
+        format!("kernel (uname -r): {kernel}"),
+        format!("CPU: {} ({cores} cores)", cpu_model()),
+        format!(
+            "memory: {:.1} GiB total, {:.1} GiB available at start",
+            meminfo("MemTotal") as f64 / 1048576.0,
+            meminfo("MemAvailable") as f64 / 1048576.0
+        ),
+        format!("transparent huge pages: {} (parents use 4 KiB pages: MADV_NOHUGEPAGE)", thp.trim()),
+        format!("pid_max: {}", pid_max.trim()),
+        format!("libc: {glibc}"),
+        format!("build: {}", if cfg!(debug_assertions) { "debug" } else { "release" }),
+    ]
+}
+
+fn loadavg() -> String {
+    let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    l.split_whitespace().take(3).collect::<Vec<_>>().join(", ")
+}
+
+fn command_line(args: &[String]) -> String {
+    let rest = if args.is_empty() { String::new() } else { format!(" -- {}", args.join(" ")) };
+    let profile = if cfg!(debug_assertions) { "" } else { " --release" };
+    format!("cargo run{profile} -p zreap-bench{rest}")
+}
+
+const METHOD_TEXT: &str = "\
+How each number is made (all in `bench/src/workers.rs`; every measurement runs in a fresh
+process, the bench binary re-executed as `zreap-bench __worker ...`, because zreap's state
+is process-wide):
+
+1. **spawn + wait.** The worker maps and writes every 4 KiB page of the stated size, then
+   times start + wait of `/bin/true` per iteration (after a few untimed warm-up ones):
+   `zreap::spawn` + `zreap::wait`; `posix_spawn` + `waitpid`; `fork` + `execve` + `waitpid`;
+   `vfork` + `execve` + `waitpid`; `std::process::Command::status`; and `zreap::spawn` with
+   `pdeathsig = SIGTERM` called from a second thread (the library hands the clone to its
+   long-lived spawner thread). Each (method, size) runs in its own process, in rounds whose
+   order rotates, and the samples of all rounds are pooled for the median.
+2. **zfork.** As 1 with an 8 MiB parent; the child `_exit(0)`s at once.
+3. **Reap storm.** The worker makes N children blocked in `read()` on one pipe, sleeps so all
+   reach it, then closes the write end and times until every exit is reaped and reported:
+   a blocking `waitpid(-1)` loop (baseline), or `poll(zreap::reap_fd())` + `zreap::reap_all`
+   until N exits are reported (or reported + dropped reach N) after the stated `install`.
+   Zombies (children in state Z, from /proc) are counted after each run.
+4. **OWN scaling.** With N live tracked (`zreap::fork`, blocked) children under
+   `install(OWN)`, one more tracked child exits while SIGCHLD is blocked; once it is a zombie
+   (`waitid(WNOWAIT)`), the time from unblocking SIGCHLD (the handler runs its pass) until
+   `zreap::wait(pid)` returns its exit. Contrast: the time of one `waitpid(pid, WNOHANG)`
+   pass over all N+1 plain children that finds the one exit.
+5. **Shim.** `bench/forkexec.c`, compiled at bench time with `cc -O2`, does the stated number
+   of fork + execve(`/bin/true`) + waitpid and reports its own time; runs without the shim and
+   with `LD_PRELOAD=target/<profile>/libzreap_preload.so` and `ZREAP_REAP=handler` / `all`,
+   interleaved. The median of the runs is shown.
+6. **Memory.** RSS (`/proc/self/statm`) before and after making N live tracked children,
+   divided by N (user-space memory only: the kernel's pidfd and epoll entries are not in
+   RSS); and RSS before and after `zreap::install` in a fresh process.
+";
+
+fn write_doc(out: &Path, args: &[String], rows: &[Row], notes: &[String], errors: &[String], secs: f64, plotted: bool) {
+    let md = out.join("benchmarks.md");
+    let kept_notes = std::fs::read_to_string(&md).ok().and_then(|old| {
+        let a = old.find(NOTES_BEGIN)?;
+        let b = old.find(NOTES_END)?;
+        (b > a).then(|| old[a..b + NOTES_END.len()].to_string())
+    });
+    let mut d = String::new();
+    let _ = writeln!(d, "# zreap benchmarks\n");
+    let _ = writeln!(
+        d,
+        "zreap against the raw system calls, measured side by side in one run by `zreap-bench` \
+         (`bench/`). Everything above the notes section is written by the benchmark itself.\n"
+    );
+    let _ = writeln!(d, "## Machine\n");
+    for m in machine() {
+        let _ = writeln!(d, "- {m}");
+    }
+    let _ = writeln!(d, "\n## Command\n");
+    let _ = writeln!(d, "```sh\n{}\n```\n", command_line(args));
+    let _ = writeln!(d, "Run took {secs:.0} s.\n");
+    let _ = writeln!(d, "## Results\n");
+    let _ = writeln!(d, "Medians; ratios are against the row named in \"vs\" (the raw baseline).\n");
+    d.push_str(&table(rows));
+    if plotted {
+        let _ = writeln!(d, "\n![spawn latency against parent size](spawn_latency.svg)\n");
+        let _ = writeln!(d, "`spawn_latency.svg`: median spawn + wait latency against parent size, per method.");
+    }
+    let _ = writeln!(d, "\n## Targets\n");
+    for r in rows.iter().filter(|r| r.target.is_some()) {
+        let what = match r.met() {
+            Some(true) => "met",
+            Some(false) => "**missed**",
+            None => "not measured",
+        };
+        let shown = match (&r.value, r.ratio) {
+            (Val::Ratio(_) | Val::Count(_) | Val::Na(_), _) | (_, None) => r.value.show(),
+            (_, Some(x)) => format!("{x:.2}×"),
+        };
+        let why = r.fail.as_ref().map_or(String::new(), |f| format!(" ({f})"));
+        let _ = writeln!(
+            d,
+            "- {what}: {} — {}: {shown}, target {}{why}",
+            r.section,
+            r.name,
+            r.target.map_or(String::new(), Target::show)
+        );
+    }
+    if !notes.is_empty() || !errors.is_empty() {
+        let _ = writeln!(d, "\n## Run notes\n");
+        for n in notes {
+            let _ = writeln!(d, "- {n}");
+        }
+        for e in errors {
+            let _ = writeln!(d, "- error: {e}");
+        }
+    }
+    let _ = writeln!(d, "\n## Method\n");
+    d.push_str(METHOD_TEXT);
+    let _ = writeln!(d);
+    match kept_notes {
+        Some(n) => d.push_str(&n),
+        None => {
+            let _ = write!(d, "{NOTES_BEGIN}\n## Notes\n\n(none yet)\n{NOTES_END}");
+        }
+    }
+    d.push('\n');
+    if let Err(e) = std::fs::write(&md, d) {
+        eprintln!("zreap-bench: cannot write {}: {e}", md.display());
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: zreap-bench [--quick] [--out DIR] [--only {}]", SECTIONS.join("|"));
+    std::process::exit(2)
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("__worker") {
+        std::process::exit(workers::run(&argv[1..]));
+    }
+    let (mut quick, mut out, mut only) = (false, PathBuf::from("docs"), None::<String>);
+    let mut it = argv.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--out" => out = it.next().map(PathBuf::from).unwrap_or_else(|| usage()),
+            "--only" => {
+                let name = it.next().unwrap_or_else(|| usage());
+                if !SECTIONS.contains(&name.as_str()) {
+                    usage();
+                }
+                only = Some(name.clone());
+            }
+            "-h" | "--help" => usage(),
+            _ => usage(),
+        }
+    }
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        eprintln!("zreap-bench: cannot create {}: {e}", out.display());
+        std::process::exit(1);
+    }
+    let started = Instant::now();
+    let mut notes = vec![format!(
+        "load average (1, 5, 15 min) at the start of the run: {} (the machine is shared with other work; \
+         ratios come from interleaved runs, so slow drift affects them less than the absolute numbers)",
+        loadavg()
+    )];
+    let p = Params::new(quick, &mut notes);
+    let mut b = Bench { p, rows: Vec::new(), errors: Vec::new(), notes, plot: Vec::new(), tracked_rss: None };
+    let tmp = std::env::temp_dir().join(format!("zreap-bench-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&tmp);
+    let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    for section in SECTIONS {
+        if !run(section) {
+            continue;
+        }
+        eprintln!("zreap-bench: {section} ... ({:.0} s)", started.elapsed().as_secs_f64());
+        match section {
+            "spawn" => b.spawn(),
+            "zfork" => b.zfork(),
+            "storm" => b.storm(),
+            "own-scale" => b.own_scale(),
+            "shim" => b.shim(&tmp),
+            "memory" => b.memory(),
+            _ => unreachable!(),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    let plotted = if b.plot.is_empty() {
+        false
+    } else {
+        match plot::spawn_latency(&out.join("spawn_latency.svg"), &b.plot) {
+            Ok(()) => true,
+            Err(e) => {
+                b.errors.push(format!("plot: {e}"));
+                false
+            }
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    println!("{}", table(&b.rows));
+    for n in &b.notes {
+        println!("note: {n}");
+    }
+    for e in &b.errors {
+        println!("error: {e}");
+    }
+    write_doc(&out, &argv, &b.rows, &b.notes, &b.errors, secs, plotted);
+    println!("wrote {} in {secs:.0} s", out.join("benchmarks.md").display());
+    std::process::exit(if b.errors.is_empty() { 0 } else { 1 });
+}

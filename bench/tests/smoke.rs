@@ -1,0 +1,56 @@
+//! A seconds-long smoke run of the benchmark: it must finish, exit 0 and
+//! print (and write) a table with every row. No timing is asserted.
+
+use std::process::Command;
+
+#[test]
+fn quick_run_prints_every_row() {
+    let out_dir = std::env::temp_dir().join(format!("zreap-bench-smoke-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_zreap-bench"))
+        .args(["--quick", "--out"])
+        .arg(&out_dir)
+        .output()
+        .expect("run zreap-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "zreap-bench --quick failed: {}\n{stdout}\n{stderr}", out.status);
+
+    let doc = std::fs::read_to_string(out_dir.join("benchmarks.md")).expect("benchmarks.md written");
+    assert!(out_dir.join("spawn_latency.svg").exists(), "spawn_latency.svg written");
+    let rows = [
+        "| 1. spawn+wait /bin/true, 8 MiB parent | posix_spawn",
+        "| 1. spawn+wait /bin/true, 8 MiB parent | zspawn (",
+        "| 1. spawn+wait /bin/true, 8 MiB parent | zspawn, pdeathsig, non-main thread",
+        "| 1. spawn+wait /bin/true, 8 MiB parent | fork+execve",
+        "| 1. spawn+wait /bin/true, 8 MiB parent | vfork+execve",
+        "| 1. spawn+wait /bin/true, 8 MiB parent | Command",
+        "| 2. fork + _exit + wait, 8 MiB parent | raw fork + waitpid",
+        "| 2. fork + _exit + wait, 8 MiB parent | zreap::fork + zreap::wait",
+        "raw blocking waitpid(-1) loop",
+        "install(0) handler + reap_all, fork() children",
+        "install(0) handler + reap_all, zreap::fork children",
+        "install(OWN) + reap_all, zreap::fork children (pidfds)",
+        "install(NO_HANDLER), poll(reap_fd) + reap_all, fork() children",
+        "zombies left after all",
+        "SIGCHLD handler pass + zreap::wait(pid), N=10 ",
+        "SIGCHLD handler pass + zreap::wait(pid): ratio",
+        "contrast: waitpid(pid, WNOHANG) scan of all children: ratio",
+        "without the shim",
+        "LD_PRELOAD shim, ZREAP_REAP=handler",
+        "LD_PRELOAD shim, ZREAP_REAP=all",
+        "RSS per tracked child",
+        "RSS added by install(0)",
+        "RSS added by install(OWN)",
+        "RSS added by install(NO_HANDLER)",
+    ];
+    for row in rows {
+        assert!(stdout.contains(row), "row {row:?} missing from the printed table:\n{stdout}");
+        assert!(doc.contains(row), "row {row:?} missing from benchmarks.md");
+    }
+    // Every spawn method has a number at every size of the quick run (no "error").
+    for line in stdout.lines().filter(|l| l.starts_with("| 1.") || l.starts_with("| 2.")) {
+        assert!(!line.contains("| error |"), "a latency row failed: {line}");
+    }
+    assert!(doc.contains("## Machine") && doc.contains("## Command") && doc.contains("spawn_latency.svg"));
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
