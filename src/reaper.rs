@@ -459,11 +459,11 @@ impl State {
             }
         }
         // The child may have exited before it was watched, and its SIGCHLD
-        // already been consumed: run a pass when the gate is released. Not
-        // without an installed reaper: a pass in the default scope would sweep
-        // the host's own children.
+        // already been consumed: look at it (it alone: a full pass per new
+        // child would make spawning N children cost N^2, and without an
+        // installed reaper nothing is reaped behind the program's back).
         if self.installed.is_some() {
-            REAPER.request_again();
+            reap_one(self, pid);
         }
         Ok(idx)
     }
@@ -475,6 +475,14 @@ impl State {
 /// Async-signal-safe: only waitpid, waitid, epoll_wait, epoll_ctl, close and
 /// write, and writes to memory reserved beforehand; no allocation, no lock.
 fn pass(st: &mut State) {
+    sweep(st, false);
+}
+
+/// The body of [`pass`]. With `for_caller` (ordinary context, a caller
+/// waiting to take the exits), untracked children stay zombies once the
+/// buffer is full instead of pushing older exits out: the caller takes the
+/// batch and sweeps again.
+fn sweep(st: &mut State, for_caller: bool) {
     if !st.ready {
         return;
     }
@@ -499,7 +507,8 @@ fn pass(st: &mut State) {
             }
         }
     } else {
-        while let Some((pid, status)) = sys::waitpid_nohang(-1) {
+        while !(for_caller && st.untracked.len() >= UNTRACKED_CAPACITY) {
+            let Some((pid, status)) = sys::waitpid_nohang(-1) else { break };
             Counters::add(&COUNTERS.reaped, 1);
             st.record_any(Exit { pid, status });
         }
@@ -813,8 +822,15 @@ pub fn reap_all(mut on_exit: impl FnMut(Exit)) -> Result<usize, Errno> {
         let mut st = lock();
         st.ensure_ready()?;
         sys::eventfd_drain(st.efd);
-        pass(&mut st);
-        st.take_all()
+        let mut exits = Vec::new();
+        loop {
+            sweep(&mut st, true);
+            let full = st.untracked.len() >= UNTRACKED_CAPACITY;
+            exits.extend(st.take_all());
+            if !full {
+                break exits;
+            }
+        }
     };
     let n = exits.len();
     exits.into_iter().for_each(&mut on_exit);

@@ -67,3 +67,8 @@ fn reaper_no_install() {
 fn reaper_stolen() {
     support::run_c_test("c-tests/reaper_stolen.c");
 }
+
+#[test]
+fn reaper_no_drop() {
+    support::run_c_test("c-tests/reaper_no_drop.c");
+}

@@ -593,3 +593,15 @@ fn ignored_sigchld_and_nocldwait_are_left_to_the_kernel() {
         }
     }
 }
+
+#[test]
+fn a_tracer_keeps_its_ptrace_stops() {
+    let exe = build_c("c-tests/shim_ptrace.c");
+    for variant in ["default", "handler"] {
+        let expected = run_ok(command(&exe, Shim::Off).arg(variant), &format!("shim_ptrace {variant}"));
+        for mode in [Shim::Handler, Shim::All] {
+            let out = run_ok(command(&exe, mode).arg(variant), &format!("shim_ptrace {variant} {mode:?}"));
+            assert_eq!(stdout(&out), stdout(&expected), "shim_ptrace {variant} under {mode:?} differs");
+        }
+    }
+}

@@ -191,9 +191,17 @@ fn call_program(action: &libc::sigaction, sig: c_int, info: *mut libc::siginfo_t
     }
 }
 
-/// The first exited child, left waitable (WNOWAIT). Async-signal-safe.
+/// Is this siginfo an exit? The kernel reports a traced child's ptrace stops
+/// to waitid even without WSTOPPED: those belong to the tracer, untouched.
+fn is_exit(info: &libc::siginfo_t) -> bool {
+    matches!(info.si_code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED)
+}
+
+/// The first waitable child, left waitable (WNOWAIT), if it has exited
+/// (a ptrace stop ahead of it hides the rest until the tracer takes it).
+/// Async-signal-safe.
 fn next_exited() -> Option<libc::siginfo_t> {
-    sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT).ok().flatten()
+    sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT).ok().flatten().filter(is_exit)
 }
 
 /// Reaps `pid` if it is still a zombie and keeps its exit for the program's
@@ -218,6 +226,11 @@ pub fn settle() {
 }
 
 fn reap_into_store_now(pid: libc::pid_t, what: &str) {
+    // Only an exit is taken: a ptrace stop waiting for the tracer is left alone.
+    let peek = sys::waitid_info(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
+    if !matches!(peek, Ok(Some(ref info)) if is_exit(info)) {
+        return;
+    }
     // SAFETY: getpgid of a zombie child is still valid until it is reaped.
     let pgid = unsafe { libc::getpgid(pid) };
     if let Ok(Some(info)) = sys::waitid_info(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOHANG) {
@@ -331,8 +344,10 @@ pub fn note_new_child() {
     futex_wake(&CHANGED);
 }
 
-/// Starts this process's reaper thread if the disposition needs one and it
-/// does not run yet. Ordinary context.
+/// Starts this process's reaper thread if the disposition needs one, the
+/// process has children, and none runs yet (a process that never makes a
+/// child, like most programs a shell runs, never pays for a thread).
+/// Ordinary context.
 pub fn ensure_reaper_thread() {
     if !thread_wanted(&program_action()) {
         return;
@@ -340,7 +355,14 @@ pub fn ensure_reaper_thread() {
     // SAFETY: getpid cannot fail.
     let me = unsafe { libc::getpid() };
     let previous = THREAD_PID.load(SeqCst);
-    if previous == me || THREAD_PID.compare_exchange(previous, me, SeqCst, SeqCst).is_err() {
+    if previous == me {
+        return;
+    }
+    let childless = matches!(
+        sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT),
+        Err(nix::errno::Errno::ECHILD)
+    );
+    if childless || THREAD_PID.compare_exchange(previous, me, SeqCst, SeqCst).is_err() {
         return;
     }
     // SAFETY (whole block): plain pthread calls on valid structs; the thread
@@ -375,6 +397,9 @@ extern "C" fn reaper_thread(_: *mut c_void) -> *mut c_void {
             continue;
         }
         match sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOWAIT) {
+            // A ptrace stop (the program is a tracer): wait for the tracer to
+            // take it; it hides any exit behind it until then.
+            Ok(Some(info)) if !is_exit(&info) => futex_wait(&WAKE, WAKE.load(SeqCst), 100),
             Ok(Some(info)) => {
                 // The program may have installed a handler meanwhile: it decides then.
                 if thread_wanted(&program_action()) {

@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
 static CONSTRUCTOR: extern "C" fn() = start;
 
 extern "C" fn start() {
-    if !real::resolve_all() {
+    if !real::resolve_for_handlers() {
         return;
     }
     let settings = match config::read() {
@@ -241,10 +241,10 @@ unsafe fn sigset_impl(sig: c_int, handler: libc::sighandler_t) -> libc::sighandl
 /// fork(2), interposed only to keep the reaper thread informed: the parent
 /// gets one if it needs it, and it learns there is a child to watch.
 unsafe fn fork_impl() -> pid_t {
-    chld::ensure_reaper_thread();
     // SAFETY: forwarded; the fork handlers run as usual.
     let pid = unsafe { real::fork() };
     if pid > 0 {
+        chld::ensure_reaper_thread();
         chld::note_new_child();
     }
     pid
@@ -260,10 +260,10 @@ unsafe fn posix_spawn_impl(
     argv: *const *mut libc::c_char,
     envp: *const *mut libc::c_char,
 ) -> c_int {
-    chld::ensure_reaper_thread();
     // SAFETY: forwarded as given.
     let rc = unsafe { real::posix_spawn(which, pid, path, actions, attrs, argv, envp) };
     if rc == 0 {
+        chld::ensure_reaper_thread();
         chld::note_new_child();
     }
     rc

@@ -16,8 +16,8 @@ impl Real {
         Real { name, addr: AtomicUsize::new(0) }
     }
 
-    /// The function's address, looked up on first use (normal context: the
-    /// constructor resolves every one before any signal handler can need it).
+    /// The function's address, looked up on first use (the constructor looks
+    /// up those a signal handler may need, so handlers never call dlsym).
     pub fn get(&self) -> usize {
         let addr = self.addr.load(Relaxed);
         if addr != 0 {
@@ -44,27 +44,11 @@ pub static FORK: Real = Real::new(c"fork");
 pub static POSIX_SPAWN: Real = Real::new(c"posix_spawn");
 pub static POSIX_SPAWNP: Real = Real::new(c"posix_spawnp");
 
-/// Resolves every function now, in the constructor.
-pub fn resolve_all() -> bool {
-    [
-        &SIGACTION,
-        &SIGNAL,
-        &BSD_SIGNAL,
-        &SYSV_SIGNAL,
-        &SIGSET,
-        &WAIT4,
-        &WAITID,
-        &PCLOSE,
-        &POPEN,
-        &SYSTEM,
-        &FORK,
-        &POSIX_SPAWN,
-        &POSIX_SPAWNP,
-    ]
-    .iter()
-    .all(|r| r.get() != 0)
+/// Resolves, in the constructor, the functions a signal handler may need
+/// (dlsym is not async-signal-safe); the others resolve on first use.
+pub fn resolve_for_handlers() -> bool {
+    [&SIGACTION, &WAIT4, &WAITID].iter().all(|r| r.get() != 0)
 }
-
 pub type SigactionFn = unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
 pub type SignalFn = unsafe extern "C" fn(c_int, libc::sighandler_t) -> libc::sighandler_t;
 pub type Wait4Fn = unsafe extern "C" fn(pid_t, *mut c_int, c_int, *mut libc::rusage) -> pid_t;

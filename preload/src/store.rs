@@ -150,7 +150,8 @@ impl Store {
     /// Forgets everything (in a forked child: these were the parent's
     /// children). Async-signal-safe; the child has one thread.
     pub fn clear(&self) {
-        for e in &self.entries {
+        // Entries past `high` were never used: leave their pages untouched.
+        for e in &self.entries[..self.high.load(SeqCst)] {
             e.state.store(EMPTY, SeqCst);
         }
         self.count.store(0, SeqCst);
