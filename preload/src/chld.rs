@@ -338,10 +338,17 @@ static CHANGED: AtomicU32 = AtomicU32::new(0);
 /// needs one).
 static THREAD_PID: AtomicI32 = AtomicI32::new(0);
 
-/// Tells the reaper thread a child was just made (it may have none to watch).
+/// True while the reaper thread sleeps because the process had no children.
+static THREAD_IDLE: AtomicBool = AtomicBool::new(false);
+
+/// Tells the reaper thread a child was just made. Only a thread asleep for
+/// want of children needs waking (otherwise it waits in waitid already, and
+/// the wake would cost a system call per fork).
 pub fn note_new_child() {
     CHANGED.fetch_add(1, SeqCst);
-    futex_wake(&CHANGED);
+    if THREAD_IDLE.load(SeqCst) {
+        futex_wake(&CHANGED);
+    }
 }
 
 /// Starts this process's reaper thread if the disposition needs one, the
@@ -411,7 +418,13 @@ extern "C" fn reaper_thread(_: *mut c_void) -> *mut c_void {
             }
             // No children: sleep until one is made (children made through
             // paths the shim does not see, such as vfork, wait for the timeout).
-            _ => futex_wait(&CHANGED, changed, 1000),
+            _ => {
+                THREAD_IDLE.store(true, SeqCst);
+                // A child made between the waitid and this point bumped CHANGED:
+                // the futex then returns at once.
+                futex_wait(&CHANGED, changed, 1000);
+                THREAD_IDLE.store(false, SeqCst);
+            }
         }
     }
 }
