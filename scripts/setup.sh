@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what zreap's build and tests need on a fresh Debian/Ubuntu machine:
-# a C compiler, a C++ compiler and clang (the header is checked with all of them).
+# a C compiler, a C++ compiler and clang (the header is checked with all of
+# them), and make (the preload shim is tested on a make -j4 build).
 # Idempotent: installs nothing when everything is present.
 set -euo pipefail
 need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v clang >/dev/null 2>&1 || need+=(clang)
+command -v make >/dev/null 2>&1 || need+=(make)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
