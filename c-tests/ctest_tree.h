@@ -8,6 +8,7 @@
 #include "ctest.h"
 
 #include <poll.h>
+#include <sys/stat.h>
 
 /* Reads exactly len bytes, waiting at most ms for each chunk. 0 on success. */
 static inline int read_full(int fd, void *buf, size_t len, int ms) {
@@ -81,6 +82,74 @@ static inline int kill_leftovers(void) {
         ctest_sleep_ms(10);
     }
     return killed;
+}
+
+
+/* Reaps `pid` within `ms` ms; on timeout kills and reaps it and returns -1. */
+static inline pid_t reap_within(pid_t pid, int *status, long ms) {
+    for (long waited = 0;; waited += 5) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r != 0) return r;
+        if (waited >= ms) {
+            kill(pid, SIGKILL);
+            waitpid(pid, status, 0);
+            return -1;
+        }
+        ctest_sleep_ms(5);
+    }
+}
+
+/* Kills and reaps every child of this process; returns how many there were. */
+static inline int kill_children(void) {
+    int n = 0;
+    DIR *d = opendir("/proc");
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char state;
+            pid_t ppid;
+            pid_t pid = atoi(e->d_name);
+            if (pid > 0 && ctest_proc_stat(pid, &state, &ppid) == 0 && ppid == getpid()) {
+                kill(pid, SIGKILL);
+                n++;
+            }
+        }
+        closedir(d);
+    }
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {
+    }
+    return n;
+}
+
+/* Reads a whole (small) file; returns its length or -1. */
+static inline ssize_t read_file(const char *path, char *buf, size_t cap) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t n = 0;
+    ssize_t r;
+    while (n < cap - 1 && ((r = read(fd, buf + n, cap - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
+        if (r > 0) n += (size_t)r;
+    close(fd);
+    buf[n] = '\0';
+    return (ssize_t)n;
+}
+
+/* Reads `fd` until EOF (at most 10 s); returns the length or -1 on timeout. */
+static inline ssize_t read_until_eof(int fd, char *buf, size_t cap) {
+    size_t n = 0;
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = poll(&p, 1, 10000);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        ssize_t k = read(fd, buf + n, cap - 1 - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        n += (size_t)k;
+        if (n == cap - 1) break;
+    }
+    buf[n] = '\0';
+    return (ssize_t)n;
 }
 
 #endif

@@ -11,49 +11,13 @@
  *  - the same from a multi-threaded caller whose other thread keeps calling
  *    zreap_all() and malloc() meanwhile: no hang (the deadline would kill us),
  *    again exactly the daemons are delivered. */
-#include "ctest.h"
+#include "ctest_tree.h"
 
 #include <pthread.h>
 #include <sys/mman.h>
 
 #define ROUNDS 100
 #define THREADED_ROUNDS 50
-
-/* Reaps `pid` within `ms` ms; on timeout kills and reaps it and returns -1. */
-static pid_t reap_within(pid_t pid, int *status, long ms) {
-    for (long waited = 0;; waited += 5) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-        if (r != 0) return r;
-        if (waited >= ms) {
-            kill(pid, SIGKILL);
-            waitpid(pid, status, 0);
-            return -1;
-        }
-        ctest_sleep_ms(5);
-    }
-}
-
-/* Kills and reaps every child of this process; returns how many there were. */
-static int kill_children(void) {
-    int n = 0;
-    DIR *d = opendir("/proc");
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            char state;
-            pid_t ppid;
-            pid_t pid = atoi(e->d_name);
-            if (pid > 0 && ctest_proc_stat(pid, &state, &ppid) == 0 && ppid == getpid()) {
-                kill(pid, SIGKILL);
-                n++;
-            }
-        }
-        closedir(d);
-    }
-    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {
-    }
-    return n;
-}
 
 /* The daemons we were told about, and every exit collected. An exit may be
  * collected (by the other thread in part 3) before zdaemonize() has returned

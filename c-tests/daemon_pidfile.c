@@ -18,7 +18,7 @@
  *    complete "<pid>\n", never an empty or partial one.
  * Every daemon waits for a stop file (at most 30 s, then SIGALRM kills it) and
  * then calls exit(0); this process is a child subreaper and reaps them all. */
-#include "ctest.h"
+#include "ctest_tree.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -26,55 +26,6 @@
 #include <sys/stat.h>
 
 /* ------------------------------------------------------------ helpers */
-
-/* Reaps `pid` within `ms` ms; on timeout kills and reaps it and returns -1. */
-static pid_t reap_within(pid_t pid, int *status, long ms) {
-    for (long waited = 0;; waited += 5) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-        if (r != 0) return r;
-        if (waited >= ms) {
-            kill(pid, SIGKILL);
-            waitpid(pid, status, 0);
-            return -1;
-        }
-        ctest_sleep_ms(5);
-    }
-}
-
-/* Kills and reaps every child of this process; returns how many there were. */
-static int kill_children(void) {
-    int n = 0;
-    DIR *d = opendir("/proc");
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            char state;
-            pid_t ppid;
-            pid_t pid = atoi(e->d_name);
-            if (pid > 0 && ctest_proc_stat(pid, &state, &ppid) == 0 && ppid == getpid()) {
-                kill(pid, SIGKILL);
-                n++;
-            }
-        }
-        closedir(d);
-    }
-    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {
-    }
-    return n;
-}
-
-/* Reads a whole (small) file; returns its length or -1. */
-static ssize_t read_file(const char *path, char *buf, size_t cap) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    size_t n = 0;
-    ssize_t r;
-    while (n < cap - 1 && ((r = read(fd, buf + n, cap - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
-        if (r > 0) n += (size_t)r;
-    close(fd);
-    buf[n] = '\0';
-    return (ssize_t)n;
-}
 
 static int write_file(const char *path, const char *text) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

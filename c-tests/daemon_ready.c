@@ -15,27 +15,13 @@
  *    the daemon forked before it was ready) return 0 and do nothing.
  * This process is a child subreaper; every daemon ends by itself or on a stop
  * file (30 s at most) and is reaped here. */
-#include "ctest.h"
+#include "ctest_tree.h"
 
 #include <limits.h>
 #include <poll.h>
 #include <sys/stat.h>
 
 /* ------------------------------------------------------------ helpers */
-
-/* Reaps `pid` within `ms` ms; on timeout kills and reaps it and returns -1. */
-static pid_t reap_within(pid_t pid, int *status, long ms) {
-    for (long waited = 0;; waited += 5) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-        if (r != 0) return r;
-        if (waited >= ms) {
-            kill(pid, SIGKILL);
-            waitpid(pid, status, 0);
-            return -1;
-        }
-        ctest_sleep_ms(5);
-    }
-}
 
 /* Reaps one child, whichever, within 10 s: a daemon whose pid we were not
  * told. Returns its pid or -1. */
@@ -48,41 +34,6 @@ static pid_t reap_any(int *status) {
     return -1;
 }
 
-/* Kills and reaps every child of this process; returns how many there were. */
-static int kill_children(void) {
-    int n = 0;
-    DIR *d = opendir("/proc");
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            char state;
-            pid_t ppid;
-            pid_t pid = atoi(e->d_name);
-            if (pid > 0 && ctest_proc_stat(pid, &state, &ppid) == 0 && ppid == getpid()) {
-                kill(pid, SIGKILL);
-                n++;
-            }
-        }
-        closedir(d);
-    }
-    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {
-    }
-    return n;
-}
-
-/* Reads a whole (small) file; returns its length or -1. */
-static ssize_t read_file(const char *path, char *buf, size_t cap) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    size_t n = 0;
-    ssize_t r;
-    while (n < cap - 1 && ((r = read(fd, buf + n, cap - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
-        if (r > 0) n += (size_t)r;
-    close(fd);
-    buf[n] = '\0';
-    return (ssize_t)n;
-}
-
 /* Writes `text` to `path` through a temporary file: complete once it exists. */
 static void write_atomic(const char *path, const char *text) {
     char tmp[PATH_MAX + 80];
@@ -92,24 +43,6 @@ static void write_atomic(const char *path, const char *text) {
     ssize_t w = write(fd, text, strlen(text));
     close(fd);
     if (w == (ssize_t)strlen(text)) rename(tmp, path);
-}
-
-/* Reads `fd` until EOF (at most 10 s); returns the length or -1 on timeout. */
-static ssize_t read_until_eof(int fd, char *buf, size_t cap) {
-    size_t n = 0;
-    for (;;) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int r = poll(&p, 1, 10000);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        ssize_t k = read(fd, buf + n, cap - 1 - n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
-        n += (size_t)k;
-        if (n == cap - 1) break;
-    }
-    buf[n] = '\0';
-    return (ssize_t)n;
 }
 
 static long now_ms(void) {
