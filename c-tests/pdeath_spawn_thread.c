@@ -1,16 +1,17 @@
 /* Proves: pdeathsig of zspawn() follows the life of the process, not of the
- * calling thread. P zspawns C (sleep 100, pdeathsig SIGKILL) from a
- * short-lived worker thread that is joined; C must stay alive (checked again
- * and again for 500 ms) while P lives, and must be killed when P exits.
- * Round 2 does the same after T itself has spawned with a pdeathsig from a
- * worker thread before forking P (so P is a plain-fork copy of a process whose
- * library already had its spawning machinery running: it must work in P too).
- * T (this test) is a subreaper, so C is reparented to T and reaped here. */
+ * calling thread (API.md). P zspawns C (sleep 100, pdeathsig SIGKILL), then
+ * the thread that spawned C ends while P lives on: either a short-lived
+ * worker thread (joined), or P's MAIN thread (pthread_exit, another thread
+ * keeps P alive). C must stay alive (checked again and again for 500 ms)
+ * while P lives, and must be killed when P exits.
+ * A last round does the worker case after T itself has spawned with a
+ * pdeathsig from a worker thread before forking P (so P is a plain-fork copy
+ * of a process whose library already had its spawning machinery running: it
+ * must work in P too). T (this test) is a subreaper, so C is reparented to T
+ * and reaped here. */
 #include "ctest_tree.h"
 
-#include <poll.h>
 #include <pthread.h>
-
 
 static int pidp[2], gop[2];
 
@@ -38,7 +39,13 @@ static void *worker_spawn(void *arg) {
     return NULL;
 }
 
-/* In P. */
+static void *worker_wait(void *arg) {
+    (void)arg;
+    wait_go_and_exit();
+    return NULL;
+}
+
+/* In P: the spawning thread is a worker that ends. */
 static void p_spawn_from_worker(void) {
     pid_t c = -1;
     pthread_t t;
@@ -48,14 +55,23 @@ static void p_spawn_from_worker(void) {
     wait_go_and_exit();
 }
 
-static void one_round(int round) {
+/* In P: the spawning thread is the main thread, which ends. */
+static void p_spawn_then_end_main_thread(void) {
+    pid_t c = spawn_c();
+    pthread_t t;
+    if (pthread_create(&t, NULL, worker_wait, NULL) != 0) _exit(5);
+    send_pid(c);
+    pthread_exit(NULL); /* the main thread ends; P lives on in worker_wait */
+}
+
+static void one_round(int round, void (*in_p)(void)) {
     CHECK(pipe2(pidp, O_CLOEXEC) == 0 && pipe2(gop, O_CLOEXEC) == 0);
     pid_t p = fork();
     CHECK(p >= 0);
     if (p == 0) {
         close(pidp[0]);
         close(gop[1]);
-        p_spawn_from_worker();
+        in_p();
         _exit(7);
     }
     close(pidp[1]);
@@ -79,7 +95,7 @@ static void one_round(int round) {
         }
         if (dead_at >= 0)
             fprintf(stderr,
-                    "round %d: C died %d ms after the spawning thread ended, while P was alive\n",
+                    "round %d: C died %d ms after the thread that spawned it ended, while P was alive\n",
                     round, dead_at);
         CHECK(dead_at < 0);
     }
@@ -115,7 +131,8 @@ int main(void) {
     (void)ctest_zombies;
     (void)ctest_children;
     CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
-    one_round(1);
+    one_round(1, p_spawn_from_worker);
+    one_round(2, p_spawn_then_end_main_thread);
 
     /* T spawns from a worker thread with a pdeathsig, then round 2 forks P. */
     pid_t warm = -1;
@@ -128,7 +145,7 @@ int main(void) {
         int st = -1;
         CHECK(zwait(warm, &st, 0) == warm && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     }
-    one_round(2);
+    one_round(3, p_spawn_from_worker);
     CHECK(kill_leftovers() == 0);
     CHECK(ctest_children() == 0);
     return ctest_finish("pdeath_spawn_thread");

@@ -77,11 +77,6 @@ fn pdeath_spawn_thread() {
 }
 
 #[test]
-fn pdeath_spawn_mainexit() {
-    support::run_c_test("c-tests/pdeath_spawn_mainexit.c");
-}
-
-#[test]
 fn pdeath_spawn_killed() {
     support::run_c_test("c-tests/pdeath_spawn_killed.c");
 }
