@@ -1,11 +1,11 @@
 //! `zreap run`: the shim injection (exec mode) and the minimal init.
 //! Every test needs libzreap_preload.so next to the binary (`zreap run`
-//! refuses to start without it); when the workspace did not build it, the
-//! test prints a note and skips (the missing-shim error itself is tested).
+//! refuses to start without it) and fails when the workspace was not built
+//! (the missing-shim error itself is tested with a copy of the binary).
 
 mod common;
 
-use common::{become_subreaper, first_line, reap_pids, run_with_deadline, skip_without_shim, zreap};
+use common::{become_subreaper, first_line, reap_pids, require_shim, run_with_deadline, zreap};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,9 +47,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn exec_sets_the_environment() {
-    if skip_without_shim("exec_sets_the_environment") {
-        return;
-    }
+    require_shim("exec_sets_the_environment");
     let shim = common::shim().unwrap();
     let script = r#"echo "$LD_PRELOAD|$ZREAP_REAP|${ZREAP_PDEATHSIG-unset}|${ZREAP_SUBREAPER-unset}"; exit 5"#;
     let out = zreap_run(&["--", "sh", "-c", script]);
@@ -72,9 +70,7 @@ fn exec_sets_the_environment() {
 
 #[test]
 fn exec_replaces_zreap() {
-    if skip_without_shim("exec_replaces_zreap") {
-        return;
-    }
+    require_shim("exec_replaces_zreap");
     let mut child =
         Command::new(zreap()).args(["run", "--", "sh", "-c", "echo $$"]).stdout(Stdio::piped()).spawn().unwrap();
     let line = first_line(child.stdout.take().unwrap(), LIMIT);
@@ -92,9 +88,7 @@ fn exec_replaces_zreap() {
 
 #[test]
 fn init_propagates_the_exit_status() {
-    if skip_without_shim("init_propagates_the_exit_status") {
-        return;
-    }
+    require_shim("init_propagates_the_exit_status");
     let out = zreap_run(&["--init", "--", "sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7), "{out:?}");
     let out = zreap_run(&["--init", "--", "sh", "-c", "kill -KILL $$"]);
@@ -107,9 +101,7 @@ fn init_propagates_the_exit_status() {
 
 #[test]
 fn init_reaps_orphaned_grandchildren() {
-    if skip_without_shim("init_reaps_orphaned_grandchildren") {
-        return;
-    }
+    require_shim("init_reaps_orphaned_grandchildren");
     // sh leaves two background children behind; they become zreap's.
     let out = zreap_run(&["--init", "--", "sh", "-c", "sleep 0.2 & echo $!; sleep 0.1 & echo $!; exit 3"]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
@@ -162,9 +154,7 @@ fn forward(extra: &[&str], script: &str, sig: i32) -> (Option<i32>, Vec<String>)
 
 #[test]
 fn init_forwards_signals() {
-    if skip_without_shim("init_forwards_signals") {
-        return;
-    }
+    require_shim("init_forwards_signals");
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2] {
         let (code, _) = forward(&[], "echo started; exec sleep 30", sig);
         assert_eq!(code, Some(128 + sig), "signal {sig}");
@@ -176,9 +166,7 @@ fn init_forwards_signals() {
 
 #[test]
 fn init_forwards_to_the_process_group() {
-    if skip_without_shim("init_forwards_to_the_process_group") {
-        return;
-    }
+    require_shim("init_forwards_to_the_process_group");
     // With -g the background sleep (same group as sh) gets SIGTERM too.
     let (code, lines) = forward(&["-g"], "sleep 30 & echo $!; echo started; wait", libc::SIGTERM);
     assert_eq!(code, Some(143), "{lines:?}");
@@ -190,9 +178,7 @@ fn init_forwards_to_the_process_group() {
 
 #[test]
 fn pid_1_acts_as_init_without_the_flag() {
-    if skip_without_shim("pid_1_acts_as_init_without_the_flag") {
-        return;
-    }
+    require_shim("pid_1_acts_as_init_without_the_flag");
     // unshare forks zreap as PID 1 of a new pid namespace. As init, zreap
     // spawns sh (pid 2, parent 1) instead of exec'ing it, reaps the orphan and
     // exits with sh's status.

@@ -24,16 +24,14 @@ pub fn shim() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-/// Prints a note and returns true when the shim is missing (the caller skips).
-pub fn skip_without_shim(test: &str) -> bool {
-    if shim().is_none() {
-        println!(
-            "note: {test}: skipped: libzreap_preload.so is not in {} (build the workspace: cargo test --workspace)",
-            bin_dir().display()
-        );
-        return true;
-    }
-    false
+/// Fails the test when the shim is missing: the README's test command builds
+/// the workspace first (`cargo test` alone does not build a cdylib).
+pub fn require_shim(test: &str) {
+    assert!(
+        shim().is_some(),
+        "{test}: libzreap_preload.so is not in {}: build the workspace first (cargo build --workspace)",
+        bin_dir().display()
+    );
 }
 
 /// Compiles `cli/helpers/NAME.c` into `target/<profile>/cli-helpers/NAME`,
