@@ -134,19 +134,20 @@ static inline ssize_t read_file(const char *path, char *buf, size_t cap) {
     return (ssize_t)n;
 }
 
-/* Reads `fd` until EOF (at most 10 s); returns the length or -1 on timeout. */
+/* Reads `fd` until EOF or `cap - 1` bytes, waiting at most 10 s for each
+ * chunk; NUL-terminates. Returns the length, or -1 on a timeout or error. */
 static inline ssize_t read_until_eof(int fd, char *buf, size_t cap) {
     size_t n = 0;
-    for (;;) {
+    while (n < cap - 1) {
         struct pollfd p = {fd, POLLIN, 0};
         int r = poll(&p, 1, 10000);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return -1;
         ssize_t k = read(fd, buf + n, cap - 1 - n);
         if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
+        if (k < 0) return -1;
+        if (k == 0) break;
         n += (size_t)k;
-        if (n == cap - 1) break;
     }
     buf[n] = '\0';
     return (ssize_t)n;

@@ -1,28 +1,11 @@
 /* Proves: opts->cwd makes the child start in that directory (absolute and
  * relative to the caller's cwd), NULL inherits the caller's cwd, and the
  * caller's own cwd is never changed by zspawn(). */
-#include "ctest.h"
+#include "ctest_tree.h"
 
 #include <limits.h>
 #include <poll.h>
 #include <sys/stat.h>
-
-static ssize_t read_all(int fd, char *buf, size_t cap) {
-    size_t n = 0;
-    while (n < cap - 1) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int r = poll(&p, 1, 10000);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        ssize_t k = read(fd, buf + n, cap - 1 - n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return -1;
-        if (k == 0) break;
-        n += (size_t)k;
-    }
-    buf[n] = '\0';
-    return (ssize_t)n;
-}
 
 /* Runs /bin/pwd with opts->cwd = cwd; returns its output (without the
  * newline) in out, or "" on failure. */
@@ -44,7 +27,7 @@ static void pwd_in(const char *cwd, char *out, size_t cap) {
         close(p[0]);
         return;
     }
-    CHECK(read_all(p[0], out, cap) > 0);
+    CHECK(read_until_eof(p[0], out, cap) > 0);
     close(p[0]);
     int st = -1;
     CHECK(zwait(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);

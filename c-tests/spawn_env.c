@@ -3,29 +3,11 @@
  * empty one), ZSPAWN_SEARCH_PATH looks the name up in $PATH like execvp (in
  * order, skipping a non-executable match, EACCES when that is the only match,
  * ENOENT when there is none), and without the flag a bare name is not searched. */
-#include "ctest.h"
+#include "ctest_tree.h"
 
 #include <limits.h>
 #include <poll.h>
 #include <sys/stat.h>
-
-/* Reads until EOF (10 s per read at most). Returns bytes read or -1. */
-static ssize_t read_all(int fd, char *buf, size_t cap) {
-    size_t n = 0;
-    while (n < cap - 1) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int r = poll(&p, 1, 10000);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        ssize_t k = read(fd, buf + n, cap - 1 - n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return -1;
-        if (k == 0) break;
-        n += (size_t)k;
-    }
-    buf[n] = '\0';
-    return (ssize_t)n;
-}
 
 /* Runs a program with stdout to a pipe; returns its wait status (or -1) and
  * puts its output into out. */
@@ -46,7 +28,7 @@ static int run_capture(const char *path, char *const argv[], char *const envp[],
         fprintf(stderr, "zspawn(%s) failed: %s\n", path, strerror(err));
         return -1;
     }
-    ssize_t n = read_all(p[0], out, cap);
+    ssize_t n = read_until_eof(p[0], out, cap);
     close(p[0]);
     int st = -1;
     if (zwait(pid, &st, 0) != pid) return -1;

@@ -4,26 +4,9 @@
  * stdout_fd=2 with stderr_fd=1 (swap), stderr_fd=1 with stdout_fd a pipe, and
  * a full rotation stdin_fd=2, stdout_fd=0, stderr_fd=1. The caller's fds stay
  * open with their flags, and no fd is leaked. */
-#include "ctest.h"
+#include "ctest_tree.h"
 
 #include <poll.h>
-
-static ssize_t read_all(int fd, char *buf, size_t cap) {
-    size_t n = 0;
-    while (n < cap - 1) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int r = poll(&p, 1, 10000);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        ssize_t k = read(fd, buf + n, cap - 1 - n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return -1;
-        if (k == 0) break;
-        n += (size_t)k;
-    }
-    buf[n] = '\0';
-    return (ssize_t)n;
-}
 
 #define EXPECT_STR(got, want)                                                              \
     do {                                                                                   \
@@ -96,8 +79,8 @@ int main(void) {
         CHECK(fcntl(b[1], F_GETFD) == FD_CLOEXEC);
         close(a[1]);
         close(b[1]);
-        CHECK(read_all(a[0], a_buf, sizeof a_buf) >= 0);
-        CHECK(read_all(b[0], b_buf, sizeof b_buf) >= 0);
+        CHECK(read_until_eof(a[0], a_buf, sizeof a_buf) >= 0);
+        CHECK(read_until_eof(b[0], b_buf, sizeof b_buf) >= 0);
         EXPECT_STR(a_buf, "out\n");
         EXPECT_STR(b_buf, "err\n");
         close(a[0]);
@@ -120,7 +103,7 @@ int main(void) {
         close(out[1]);
         CHECK(write(in[1], "hello\nworld\n", 12) == 12);
         close(in[1]);
-        CHECK(read_all(out[0], a_buf, sizeof a_buf) >= 0);
+        CHECK(read_until_eof(out[0], a_buf, sizeof a_buf) >= 0);
         EXPECT_STR(a_buf, "hello\nworld\n");
         close(out[0]);
         expect_exit0(pid);
@@ -136,7 +119,7 @@ int main(void) {
         pid = zspawn("/bin/sh", OUT_ERR, NULL, &o);
         CHECK(pid > 0);
         close(a[1]);
-        CHECK(read_all(a[0], a_buf, sizeof a_buf) >= 0);
+        CHECK(read_until_eof(a[0], a_buf, sizeof a_buf) >= 0);
         EXPECT_STR(a_buf, "out\nerr\n");
         close(a[0]);
         expect_exit0(pid);
@@ -168,8 +151,8 @@ int main(void) {
         CHECK(pid > 0);
         close(a[1]);
         close(b[1]);
-        CHECK(read_all(a[0], a_buf, sizeof a_buf) >= 0);
-        CHECK(read_all(b[0], b_buf, sizeof b_buf) >= 0);
+        CHECK(read_until_eof(a[0], a_buf, sizeof a_buf) >= 0);
+        CHECK(read_until_eof(b[0], b_buf, sizeof b_buf) >= 0);
         EXPECT_STR(b_buf, "out\n"); /* child's stdout = our fd 2 = B */
         EXPECT_STR(a_buf, "err\n"); /* child's stderr = our fd 1 = A */
         close(a[0]);
@@ -193,8 +176,8 @@ int main(void) {
         CHECK(pid > 0);
         close(a[1]);
         close(c[1]);
-        CHECK(read_all(c[0], a_buf, sizeof a_buf) >= 0);
-        CHECK(read_all(a[0], b_buf, sizeof b_buf) >= 0);
+        CHECK(read_until_eof(c[0], a_buf, sizeof a_buf) >= 0);
+        CHECK(read_until_eof(a[0], b_buf, sizeof b_buf) >= 0);
         EXPECT_STR(a_buf, "out\n"); /* from C */
         EXPECT_STR(b_buf, "err\n"); /* from A */
         close(a[0]);
@@ -227,8 +210,8 @@ int main(void) {
         close(pe[1]);
         CHECK(write(i[1], "hi\n", 3) == 3);
         close(i[1]);
-        CHECK(read_all(po[0], a_buf, sizeof a_buf) >= 0);
-        CHECK(read_all(pe[0], b_buf, sizeof b_buf) >= 0);
+        CHECK(read_until_eof(po[0], a_buf, sizeof a_buf) >= 0);
+        CHECK(read_until_eof(pe[0], b_buf, sizeof b_buf) >= 0);
         EXPECT_STR(a_buf, "out:hi\n");
         EXPECT_STR(b_buf, "err:hi\n");
         close(po[0]);
@@ -250,7 +233,7 @@ int main(void) {
         dup2(save1, 1);
         if (pid <= 0) fprintf(stderr, "identity: zspawn failed: %s\n", strerror(err_spawn));
         CHECK(pid > 0);
-        CHECK(read_all(a[0], a_buf, sizeof a_buf) >= 0);
+        CHECK(read_until_eof(a[0], a_buf, sizeof a_buf) >= 0);
         EXPECT_STR(a_buf, "same\n");
         close(a[0]);
         expect_exit0(pid);

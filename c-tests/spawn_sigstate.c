@@ -4,27 +4,10 @@
  * signal — and the caller's own mask and dispositions are left unchanged.
  * The child is /bin/cat /proc/self/status (cat catches no signal itself; grep
  * would not do: GNU grep installs a SIGSEGV handler, so its SigCgt is not 0). */
-#include "ctest.h"
+#include "ctest_tree.h"
 
 #include <poll.h>
 #include <pthread.h>
-
-static ssize_t read_all(int fd, char *buf, size_t cap) {
-    size_t n = 0;
-    while (n < cap - 1) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int r = poll(&p, 1, 10000);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        ssize_t k = read(fd, buf + n, cap - 1 - n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return -1;
-        if (k == 0) break;
-        n += (size_t)k;
-    }
-    buf[n] = '\0';
-    return (ssize_t)n;
-}
 
 static volatile sig_atomic_t got_usr2;
 static void on_usr2(int sig) {
@@ -50,7 +33,7 @@ static void check_child_clean(const char *where) {
         return;
     }
     char buf[8192];
-    CHECK(read_all(p[0], buf, sizeof buf) > 0);
+    CHECK(read_until_eof(p[0], buf, sizeof buf) > 0);
     close(p[0]);
     int st = -1;
     CHECK(zwait(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);

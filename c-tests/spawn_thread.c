@@ -5,28 +5,11 @@
  * child, the child's own exec errno on failure with nothing left behind, a
  * direct child of this process that any thread can zwait(), and errno left
  * alone on success. Several threads spawn at the same time too. */
-#include "ctest.h"
+#include "ctest_tree.h"
 
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
-
-static ssize_t read_all(int fd, char *buf, size_t cap) {
-    size_t n = 0;
-    while (n < cap - 1) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int r = poll(&p, 1, 10000);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        ssize_t k = read(fd, buf + n, cap - 1 - n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return -1;
-        if (k == 0) break;
-        n += (size_t)k;
-    }
-    buf[n] = '\0';
-    return (ssize_t)n;
-}
 
 struct job {
     /* in */
@@ -91,7 +74,7 @@ int main(void) {
         CHECK(j.pid > 0);
         CHECK(j.errno_kept);
         char out[4096], want[PATH_MAX + 256];
-        CHECK(read_all(p[0], out, sizeof out) >= 0);
+        CHECK(read_until_eof(p[0], out, sizeof out) >= 0);
         close(p[0]);
         snprintf(want, sizeof want,
                  "%s\nfrom-parent arg0 arg1\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
