@@ -64,23 +64,30 @@ impl std::ops::BitOr for DaemonFlags {
     }
 }
 
-/// How to daemonize. `Default`: chdir to "/", umask 0, stdio on /dev/null,
-/// every other fd closed, no pidfile, the caller's process exits 0 once set up.
-#[derive(Debug, Clone, Default)]
+/// How to daemonize. `Default` (and `new`): chdir to "/", umask 0, stdio on
+/// /dev/null, every other fd closed, no pidfile, the caller's process exits 0
+/// once set up; the same defaults as `zdaemon_options_init`.
+#[derive(Debug, Clone)]
 pub struct DaemonOptions {
     pub flags: DaemonFlags,
     /// Working directory; None: "/".
     pub workdir: Option<CString>,
     /// Pidfile, written atomically and locked while the daemon runs; None: none.
     pub pidfile: Option<CString>,
-    /// umask of the daemon; None leaves it as is. `Default` gives Some(0).
+    /// umask of the daemon; None leaves it as is. Default: Some(0).
     pub umask: Option<u32>,
 }
 
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        DaemonOptions { flags: DaemonFlags::empty(), workdir: None, pidfile: None, umask: Some(0) }
+    }
+}
+
 impl DaemonOptions {
-    /// The defaults, with umask 0.
+    /// The defaults.
     pub fn new() -> Self {
-        DaemonOptions { umask: Some(0), ..Default::default() }
+        Self::default()
     }
 }
 
