@@ -5,8 +5,8 @@
 
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -32,23 +32,16 @@ pub fn c_compiler() -> String {
 
 /// Compiles `src` (relative to the repository) into an executable linked
 /// against `libzreap.so`, and returns its path. The build is skipped when the
-/// executable is newer than the source, the header, the library and the `c-tests/*.h` harness.
+/// executable is newer than the source, the header, the library and the
+/// `c-tests/*.h` harness.
 pub fn build_c(src: &str) -> PathBuf {
-    build_c_with(src, &[])
-}
-
-/// Like [`build_c`], with extra compiler arguments (they become part of the
-/// output name, so different argument sets do not overwrite each other).
-pub fn build_c_with(src: &str, extra: &[&str]) -> PathBuf {
     let repo = repo();
     let lib_dir = profile_dir();
     let source = repo.join(src);
     let stem = source.file_stem().unwrap().to_string_lossy().to_string();
-    let suffix: String =
-        extra.iter().map(|a| a.replace(|c: char| !c.is_ascii_alphanumeric(), "_")).collect::<Vec<_>>().join("");
     let out_dir = lib_dir.join("c-bin");
     fs::create_dir_all(&out_dir).unwrap();
-    let out = out_dir.join(if suffix.is_empty() { stem.clone() } else { format!("{stem}{suffix}") });
+    let out = out_dir.join(&stem);
 
     let inputs = [source.clone(), repo.join("include/zreap.h"), lib_dir.join("libzreap.so")];
     let headers = fs::read_dir(repo.join("c-tests"))
@@ -74,7 +67,6 @@ pub fn build_c_with(src: &str, extra: &[&str]) -> PathBuf {
         .arg(repo.join("include"))
         .arg("-I")
         .arg(repo.join("c-tests"))
-        .args(extra)
         .arg(&source)
         .arg("-o")
         .arg(&tmp)
@@ -136,17 +128,6 @@ pub fn children_of(ppid: i32) -> Vec<i32> {
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| matches!(proc_state_ppid(pid), Some((_, p)) if p == ppid))
         .collect()
-}
-
-/// Kills a child process and reaps it; for cleanup paths.
-pub fn kill_and_reap(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Path of a C test source, for messages.
-pub fn display(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// Builds and runs one C test program from `c-tests/`; fails with its output
