@@ -215,24 +215,23 @@ fn run(plan: &Plan) -> Result<Daemonized, Errno> {
     if let Some(p) = &plan.pidfile {
         register_pidfile_removal(p);
     }
-    reaper::prepare()?;
     let mut pair = [-1; 2];
     // SAFETY: pair has room for two fds.
     if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) } == -1 {
         return Err(Errno::last());
     }
     let [caller_end, daemon_end] = pair;
-    let mut go = [-1; 2];
-    // SAFETY: go has room for two fds.
-    if unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
-        let e = Errno::last();
-        pair.into_iter().for_each(sys::close);
-        return Err(e);
-    }
-    let [go_read, go_write] = go;
     // Buffered output would otherwise be written twice.
     // SAFETY: fflush(NULL) flushes every stdio stream.
     unsafe { libc::fflush(std::ptr::null_mut()) };
+    // No pass may reap the intermediate before it is registered.
+    let creation = match reaper::Creation::begin() {
+        Ok(c) => c,
+        Err(e) => {
+            [caller_end, daemon_end].into_iter().for_each(sys::close);
+            return Err(e);
+        }
+    };
     // No handler may run in the children before they reset dispositions.
     let old_mask = sys::set_raw_sigmask(!0);
     // SAFETY: the child makes only async-signal-safe calls until it returns
@@ -241,35 +240,26 @@ fn run(plan: &Plan) -> Result<Daemonized, Errno> {
         -1 => {
             let e = Errno::last();
             sys::set_raw_sigmask(old_mask);
-            [caller_end, daemon_end, go_read, go_write].into_iter().for_each(sys::close);
+            [caller_end, daemon_end].into_iter().for_each(sys::close);
             Err(e)
         }
         0 => {
+            creation.in_child();
             sys::close(caller_end);
-            sys::close(go_write);
-            intermediate(plan, daemon_end, go_read)
+            intermediate(plan, daemon_end)
         }
         pid => {
             sys::set_raw_sigmask(old_mask);
             sys::close(daemon_end);
-            sys::close(go_read);
-            // The intermediate waits for this byte before it exits, so it is
-            // registered before any reaper can see its exit.
-            let ticket = reaper::track_private(pid, sys::pidfd_open(pid).ok());
-            // SAFETY: writes one byte from a valid buffer.
-            unsafe { libc::write(go_write, b"g".as_ptr().cast(), 1) };
-            sys::close(go_write);
-            match ticket {
-                Ok(ticket) => reaper::collect_private(ticket, pid),
-                Err(_) => reaper::discard_failed_child(pid, None),
-            }
+            let ticket = creation.track_private(pid, sys::pidfd_open(pid).ok());
+            reaper::collect_private(ticket, pid);
             let report = read_report(caller_end);
             sys::close(caller_end);
             match report {
                 Some(Report { error: 0, pid }) => Ok(Daemonized::Caller { daemon: pid }),
                 Some(Report { error, pid }) => {
                     // A subreaper caller adopts the failed daemon: collect it.
-                    reaper::discard_failed_child(pid, None);
+                    reaper::collect_adopted(pid);
                     Err(Errno::from_raw(error))
                 }
                 None => Err(Errno::ECHILD),
@@ -278,9 +268,9 @@ fn run(plan: &Plan) -> Result<Daemonized, Errno> {
     }
 }
 
-/// The intermediate: new session, fork the daemon, wait for the caller to
-/// have registered us, exit. Returns only in the daemon. Async-signal-safe.
-fn intermediate(plan: &Plan, report_fd: RawFd, go: RawFd) -> Result<Daemonized, Errno> {
+/// The intermediate: new session, fork the daemon, exit. Returns only in the
+/// daemon. Async-signal-safe.
+fn intermediate(plan: &Plan, report_fd: RawFd) -> Result<Daemonized, Errno> {
     // SAFETY: plain system calls in a single-threaded fork child.
     unsafe {
         if libc::setsid() == -1 {
@@ -294,7 +284,6 @@ fn intermediate(plan: &Plan, report_fd: RawFd, go: RawFd) -> Result<Daemonized, 
                 libc::_exit(1)
             }
             0 => {
-                sys::close(go);
                 let error = setup_daemon(plan, report_fd, leader);
                 if error != 0 {
                     send_report(report_fd, error);
@@ -309,11 +298,7 @@ fn intermediate(plan: &Plan, report_fd: RawFd, go: RawFd) -> Result<Daemonized, 
                 }
                 Ok(Daemonized::Daemon)
             }
-            _ => {
-                let mut byte = 0u8;
-                while libc::read(go, (&mut byte as *mut u8).cast(), 1) == -1 && sys::errno() == libc::EINTR {}
-                libc::_exit(0)
-            }
+            _ => libc::_exit(0),
         }
     }
 }

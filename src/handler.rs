@@ -34,6 +34,18 @@ pub fn install() -> Result<libc::sigaction, Errno> {
     Ok(old)
 }
 
+/// Whether [`on_sigchld`] is the current SIGCHLD disposition (the program
+/// may have replaced it, or set SIG_IGN, since [`install`]).
+pub fn is_installed() -> Result<bool, Errno> {
+    // SAFETY: sigaction is plain data; all-zero is a valid starting value.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a NULL new action only queries; current is a valid out-pointer.
+    if unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut current) } == -1 {
+        return Err(Errno::last());
+    }
+    Ok(current.sa_sigaction == on_sigchld as extern "C" fn(c_int) as libc::sighandler_t)
+}
+
 /// Puts back a disposition returned by [`install`].
 pub fn restore(old: &libc::sigaction) -> Result<(), Errno> {
     // SAFETY: old is a disposition the kernel gave us earlier.

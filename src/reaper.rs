@@ -1,16 +1,24 @@
 //! The reaper: which children are in scope, who reaps them, and how each exit
-//! is delivered exactly once.
+//! is delivered exactly once, to the right waiter.
 //!
 //! All state lives behind one [`Gate`]. The SIGCHLD handler only *tries* the
 //! gate; when another thread holds it, the holder runs the pass for it. Memory
 //! the handler writes (slots, the untracked buffer) is allocated in ordinary
 //! context before the handler can see it, and the handler never allocates.
 //!
-//! Tracked children (made by `spawn`/`fork`) are watched through pidfds in an
-//! epoll set, so in the `OWN` scope handling one exit costs the same with ten
-//! live children as with ten thousand, and a reused pid is never mistaken for a
-//! tracked child. When no pidfd can be had (old kernel, fd limit), the child is
-//! tracked by pid on a fallback list that the pass scans.
+//! A pid is no identity once reaped: the kernel may hand it to the next child
+//! at once. So:
+//! - a tracked child (made by `spawn`/`fork`) is created and registered under
+//!   the gate ([`Creation`]), so no pass can reap it before it has a slot;
+//! - it is reaped through its pidfd (watched in an epoll set, O(1) per exit in
+//!   both scopes); a child without a pidfd (old kernel, fd limit) is reaped by
+//!   pid only after its start time matches the one recorded at creation;
+//! - slots of one pid form a chain in creation order, so a wait for that pid
+//!   gets the exits in the order the processes were created, and a wait for a
+//!   tracked child is answered from tracked slots only, never from the buffer
+//!   of untracked exits;
+//! - in the all-children scope a pass first *looks* at an exited child
+//!   (WNOWAIT) and reaps it through the slot that owns it, if any.
 
 use crate::gate::Gate;
 use crate::handler;
@@ -18,6 +26,7 @@ use crate::stats::{Counters, COUNTERS};
 use crate::sys::{self, Waited};
 use libc::{c_int, pid_t};
 use nix::errno::Errno;
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::RawFd;
@@ -94,7 +103,8 @@ enum SlotState {
     Free,
     Live,
     Exited,
-    /// Reaped by someone else (a foreign waitpid): the status is gone.
+    /// Reaped by someone else (a foreign waitpid, SIGCHLD set to SIG_IGN):
+    /// the status is gone.
     Lost,
 }
 
@@ -103,19 +113,35 @@ enum SlotState {
 struct Slot {
     pid: pid_t,
     pidfd: RawFd,
+    /// For a child without a pidfd: its start time when it was registered
+    /// (0: unknown), checked before it is reaped by pid.
+    start_time: u64,
     state: SlotState,
     status: c_int,
     seq: u64,
+    /// The done list (exits not yet delivered, oldest first).
     prev: u32,
     next: u32,
+    /// The next slot made later for the same pid (see `State::by_pid`).
+    newer: u32,
     /// The library's own child (zdaemonize's intermediate): never delivered,
     /// counted or waited for by anyone but [`collect_private`].
     private: bool,
 }
 
 impl Slot {
-    const FREE: Slot =
-        Slot { pid: 0, pidfd: -1, state: SlotState::Free, status: 0, seq: 0, prev: NIL, next: NIL, private: false };
+    const FREE: Slot = Slot {
+        pid: 0,
+        pidfd: -1,
+        start_time: 0,
+        state: SlotState::Free,
+        status: 0,
+        seq: 0,
+        prev: NIL,
+        next: NIL,
+        newer: NIL,
+        private: false,
+    };
 }
 
 #[derive(Clone, Copy)]
@@ -148,6 +174,16 @@ struct Installed {
     old_action: Option<libc::sigaction>,
 }
 
+/// What checking one tracked child found.
+enum Check {
+    /// It was reaped now and its exit recorded.
+    Reaped,
+    /// It has not exited (or, without a pidfd, not been told apart yet).
+    Running,
+    /// Someone else reaped it: recorded as lost.
+    Gone,
+}
+
 pub(crate) struct State {
     ready: bool,
     installed: Option<Installed>,
@@ -155,8 +191,12 @@ pub(crate) struct State {
     fd_wanted: bool,
     epfd: RawFd,
     efd: RawFd,
+    /// An fd kept open so that the start time of a child without a pidfd can
+    /// be read even when the fd table is full (see [`State::start_time`]).
+    spare_fd: RawFd,
     slots: Vec<Slot>,
     free: Vec<u32>,
+    /// The oldest undelivered slot of each pid; later ones follow `Slot::newer`.
     by_pid: HashMap<pid_t, u32, BuildHasherDefault<PidHasher>>,
     /// Tracked children without a pidfd.
     fallback: Vec<u32>,
@@ -174,6 +214,7 @@ pub(crate) static REAPER: Gate<State> = Gate::new(State {
     fd_wanted: false,
     epfd: -1,
     efd: -1,
+    spare_fd: -1,
     slots: Vec::new(),
     free: Vec::new(),
     by_pid: HashMap::with_hasher(BuildHasherDefault::new()),
@@ -221,8 +262,8 @@ impl State {
         self.installed.as_ref().is_some_and(|i| i.old_action.is_some())
     }
 
-    /// Creates the eventfd, the epoll set and the untracked buffer.
-    /// Ordinary context only.
+    /// Creates the eventfd, the epoll set, the spare fd and the untracked
+    /// buffer. Ordinary context only.
     fn ensure_ready(&mut self) -> Result<(), Errno> {
         if self.ready {
             return Ok(());
@@ -230,6 +271,7 @@ impl State {
         let (epfd, efd) = new_event_fds()?;
         self.epfd = epfd;
         self.efd = efd;
+        self.spare_fd = sys::dup_cloexec(efd).unwrap_or(-1);
         self.untracked.reserve_exact(UNTRACKED_CAPACITY);
         self.ready = true;
         Ok(())
@@ -238,6 +280,21 @@ impl State {
     fn next_seq(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
+    }
+
+    /// The start time of `pid`, read through the spare fd's place in the fd
+    /// table when the table is full. Async-signal-safe.
+    fn start_time(&mut self, pid: pid_t) -> Option<u64> {
+        if let Some(t) = sys::proc_start_time(pid) {
+            return Some(t);
+        }
+        if self.spare_fd < 0 || sys::errno() != libc::EMFILE {
+            return None;
+        }
+        sys::close(self.spare_fd);
+        let t = sys::proc_start_time(pid);
+        self.spare_fd = sys::dup_cloexec(self.efd).unwrap_or(-1);
+        t
     }
 
     fn push_done(&mut self, idx: u32) {
@@ -266,6 +323,57 @@ impl State {
         }
     }
 
+    /// Appends a new slot to its pid's chain (creation order).
+    fn link_pid(&mut self, idx: u32) {
+        let pid = self.slots[idx as usize].pid;
+        match self.by_pid.get(&pid) {
+            None => {
+                self.by_pid.insert(pid, idx);
+            }
+            Some(&head) => {
+                let mut cur = head;
+                while self.slots[cur as usize].newer != NIL {
+                    cur = self.slots[cur as usize].newer;
+                }
+                self.slots[cur as usize].newer = idx;
+            }
+        }
+    }
+
+    /// Removes a slot from its pid's chain.
+    fn unlink_pid(&mut self, idx: u32) {
+        let Slot { pid, newer, .. } = self.slots[idx as usize];
+        let Some(&head) = self.by_pid.get(&pid) else { return };
+        if head == idx {
+            if newer == NIL {
+                self.by_pid.remove(&pid);
+            } else {
+                self.by_pid.insert(pid, newer);
+            }
+            return;
+        }
+        let mut cur = head;
+        while self.slots[cur as usize].newer != NIL {
+            if self.slots[cur as usize].newer == idx {
+                self.slots[cur as usize].newer = newer;
+                return;
+            }
+            cur = self.slots[cur as usize].newer;
+        }
+    }
+
+    /// The oldest slot of `pid` that is the program's (not the library's own).
+    fn first_public(&self, pid: pid_t) -> Option<u32> {
+        let mut cur = *self.by_pid.get(&pid)?;
+        while cur != NIL {
+            if !self.slots[cur as usize].private {
+                return Some(cur);
+            }
+            cur = self.slots[cur as usize].newer;
+        }
+        None
+    }
+
     /// Stops watching a slot's pidfd and closes it. Async-signal-safe.
     fn drop_pidfd(&mut self, idx: u32) {
         let slot = &mut self.slots[idx as usize];
@@ -280,12 +388,20 @@ impl State {
     /// Records the end of a tracked child: `Some(status)` when reaped here,
     /// None when someone else reaped it. Async-signal-safe (no allocation).
     fn finish_tracked(&mut self, idx: u32, status: Option<c_int>) {
+        if self.slots[idx as usize].pidfd < 0 {
+            if let Some(pos) = self.fallback.iter().position(|&i| i == idx) {
+                self.fallback.swap_remove(pos);
+            }
+        }
         self.drop_pidfd(idx);
         let seq = self.next_seq();
         let slot = &mut self.slots[idx as usize];
         slot.state = if status.is_some() { SlotState::Exited } else { SlotState::Lost };
         slot.status = status.unwrap_or(0);
         slot.seq = seq;
+        if status.is_some() {
+            Counters::add(&COUNTERS.reaped, 1);
+        }
         if !slot.private {
             self.live -= 1;
             self.push_done(idx);
@@ -300,22 +416,79 @@ impl State {
             Counters::add(&COUNTERS.dropped, 1);
         }
         let seq = self.next_seq();
+        Counters::add(&COUNTERS.reaped, 1);
         self.untracked.push_back(Record { exit, seq });
     }
 
-    /// Records an exit reaped by `waitpid(-1)`: into its slot when tracked.
-    /// Async-signal-safe.
-    fn record_any(&mut self, exit: Exit) {
-        match self.by_pid.get(&exit.pid) {
-            Some(&idx) if self.slots[idx as usize].state == SlotState::Live => {
-                if self.slots[idx as usize].pidfd < 0 {
-                    if let Some(pos) = self.fallback.iter().position(|&i| i == idx) {
-                        self.fallback.swap_remove(pos);
+    /// Reaps the live tracked child in slot `idx` if it has exited, telling it
+    /// apart from a later process with the same pid. Async-signal-safe.
+    ///
+    /// With a pidfd the answer is exact. Without one, the child is reaped by
+    /// pid only while its start time is the one recorded at creation; with
+    /// `strict`, a running process whose start time differs is also taken as
+    /// proof that the child is gone (a /proc read the pass spares itself).
+    fn check_slot(&mut self, idx: u32, strict: bool) -> Check {
+        let Slot { pid, pidfd, start_time, .. } = self.slots[idx as usize];
+        if pidfd >= 0 {
+            return match sys::waitid(libc::P_PIDFD, pidfd as libc::id_t, libc::WNOHANG) {
+                Ok(Waited::Exited(_, status)) => {
+                    self.finish_tracked(idx, Some(status));
+                    Check::Reaped
+                }
+                Ok(Waited::NotYet) => Check::Running,
+                Err(_) => {
+                    self.finish_tracked(idx, None);
+                    Check::Gone
+                }
+            };
+        }
+        let same_process = |st: &mut State| start_time == 0 || st.start_time(pid) == Some(start_time);
+        match sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT) {
+            Ok(Waited::Exited(..)) if same_process(self) => {
+                match sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG) {
+                    Ok(Waited::Exited(_, status)) => {
+                        self.finish_tracked(idx, Some(status));
+                        Check::Reaped
+                    }
+                    _ => {
+                        self.finish_tracked(idx, None);
+                        Check::Gone
                     }
                 }
-                self.finish_tracked(idx, Some(exit.status));
             }
-            _ => self.record_untracked(exit),
+            Ok(Waited::NotYet) if !strict || same_process(self) => Check::Running,
+            _ => {
+                self.finish_tracked(idx, None);
+                Check::Gone
+            }
+        }
+    }
+
+    /// Reaps `pid` if it has exited: through the tracked slots of that pid,
+    /// oldest first, and otherwise, with `untracked_too`, as an untracked
+    /// child. Returns whether it reaped something. Async-signal-safe.
+    fn reap_pid(&mut self, pid: pid_t, untracked_too: bool, strict: bool) -> bool {
+        let mut cur = self.by_pid.get(&pid).copied().unwrap_or(NIL);
+        while cur != NIL {
+            let next = self.slots[cur as usize].newer;
+            if self.slots[cur as usize].state == SlotState::Live {
+                match self.check_slot(cur, strict) {
+                    Check::Reaped => return true,
+                    Check::Running => return false,
+                    Check::Gone => {}
+                }
+            }
+            cur = next;
+        }
+        if !untracked_too {
+            return false;
+        }
+        match sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG) {
+            Ok(Waited::Exited(pid, status)) => {
+                self.record_untracked(Exit { pid, status });
+                true
+            }
+            _ => false,
         }
     }
 
@@ -334,28 +507,27 @@ impl State {
 
     /// Frees a delivered or lost slot. Ordinary context.
     fn free_slot(&mut self, idx: u32) {
-        let Slot { pid, state, private, .. } = self.slots[idx as usize];
-        if private {
-            if state == SlotState::Live {
-                self.drop_pidfd(idx);
-                self.fallback.retain(|&i| i != idx);
-            }
-        } else {
+        let Slot { state, private, .. } = self.slots[idx as usize];
+        if state == SlotState::Live {
+            self.drop_pidfd(idx);
+            self.fallback.retain(|&i| i != idx);
+        }
+        if !private {
             self.unlink_done(idx);
             Counters::sub(&COUNTERS.tracked, 1);
         }
-        if self.by_pid.get(&pid) == Some(&idx) {
-            self.by_pid.remove(&pid);
-        }
+        self.unlink_pid(idx);
         self.slots[idx as usize] = Slot::FREE;
         self.free.push(idx);
     }
 
-    /// Takes the oldest undelivered exit (`pid` -1) or that of `pid`.
-    fn take(&mut self, pid: pid_t) -> Option<Exit> {
-        // Lost slots carry nothing to deliver: free them on the way.
-        let tracked = if pid == -1 {
-            loop {
+    /// Takes the oldest undelivered exit (`pid` -1) or the next one of `pid`.
+    /// For a pid that has tracked slots, only they answer, in creation order;
+    /// a slot whose child someone else reaped answers `ECHILD` once.
+    fn take(&mut self, pid: pid_t) -> Result<Option<Exit>, Errno> {
+        let exit = if pid == -1 {
+            // Lost slots carry nothing to deliver: free them on the way.
+            let tracked = loop {
                 let head = self.done_head;
                 if head == NIL {
                     break None;
@@ -364,31 +536,42 @@ impl State {
                     self.free_slot(head);
                     continue;
                 }
-                break Some((head, self.slots[head as usize]));
+                break Some(head);
+            };
+            match (tracked, self.untracked.front()) {
+                (Some(idx), Some(r)) if r.seq < self.slots[idx as usize].seq => {
+                    self.untracked.pop_front().map(|r| r.exit)
+                }
+                (Some(idx), _) => Some(self.deliver_slot(idx)),
+                (None, Some(_)) => self.untracked.pop_front().map(|r| r.exit),
+                (None, None) => None,
             }
-        } else {
-            match self.by_pid.get(&pid).map(|&i| (i, self.slots[i as usize])) {
-                Some((idx, slot)) if slot.state == SlotState::Exited => Some((idx, slot)),
-                Some((idx, slot)) if slot.state == SlotState::Lost => {
+        } else if let Some(idx) = self.first_public(pid) {
+            match self.slots[idx as usize].state {
+                SlotState::Exited => Some(self.deliver_slot(idx)),
+                SlotState::Lost => {
                     self.free_slot(idx);
-                    None
+                    self.sync_eventfd();
+                    return Err(Errno::ECHILD);
                 }
                 _ => None,
             }
+        } else {
+            let pos = self.untracked.iter().position(|r| r.exit.pid == pid);
+            pos.and_then(|p| self.untracked.remove(p)).map(|r| r.exit)
         };
-        let untracked = self.untracked.iter().position(|r| pid == -1 || r.exit.pid == pid);
-        let exit = match (tracked, untracked) {
-            (Some((_, slot)), Some(pos)) if self.untracked[pos].seq < slot.seq => self.untracked.remove(pos)?.exit,
-            (Some((idx, slot)), _) => {
-                self.free_slot(idx);
-                Exit { pid: slot.pid, status: slot.status }
-            }
-            (None, Some(pos)) => self.untracked.remove(pos)?.exit,
-            (None, None) => return None,
-        };
-        Counters::add(&COUNTERS.reported, 1);
-        self.sync_eventfd();
-        Some(exit)
+        if exit.is_some() {
+            Counters::add(&COUNTERS.reported, 1);
+            self.sync_eventfd();
+        }
+        Ok(exit)
+    }
+
+    /// Frees an exited slot and returns its exit.
+    fn deliver_slot(&mut self, idx: u32) -> Exit {
+        let slot = self.slots[idx as usize];
+        self.free_slot(idx);
+        Exit { pid: slot.pid, status: slot.status }
     }
 
     /// Takes every undelivered exit, oldest first.
@@ -408,13 +591,9 @@ impl State {
         records.into_iter().map(|r| r.exit).collect()
     }
 
-    /// Starts tracking a child made by spawn/fork. Ordinary context, gate held.
-    fn track(&mut self, pid: pid_t, pidfd: Option<RawFd>, private: bool) -> Result<u32, Errno> {
-        self.ensure_ready()?;
-        self.slots.reserve(1);
-        self.free.reserve(self.slots.len() + 1);
-        self.fallback.reserve(1);
-        self.by_pid.reserve(1);
+    /// Starts tracking a child made under a [`Creation`]: no pass can have
+    /// reaped it yet. Ordinary context, gate held.
+    fn track(&mut self, pid: pid_t, pidfd: Option<RawFd>, private: bool) -> u32 {
         let idx = match self.free.pop() {
             Some(idx) => idx,
             None => {
@@ -422,26 +601,12 @@ impl State {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.slots[idx as usize] = Slot { pid, pidfd: -1, state: SlotState::Live, private, ..Slot::FREE };
-        self.by_pid.insert(pid, idx);
+        self.slots[idx as usize] = Slot { pid, state: SlotState::Live, private, ..Slot::FREE };
+        self.link_pid(idx);
         if !private {
             self.live += 1;
             Counters::add(&COUNTERS.tracked, 1);
         }
-
-        // A pass in the ALL scope may have reaped the child before it was
-        // registered: then its exit sits in the untracked buffer.
-        if let Err(Errno::ECHILD) = sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT) {
-            if let Some(fd) = pidfd {
-                sys::close(fd);
-            }
-            let pos = self.untracked.iter().position(|r| r.exit.pid == pid);
-            let status = pos.and_then(|p| self.untracked.remove(p)).map(|r| r.exit.status);
-            self.finish_tracked(idx, status);
-            self.sync_eventfd();
-            return Ok(idx);
-        }
-
         let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: u64::from(idx) };
         let watched = pidfd.filter(|&fd| {
             // SAFETY: epfd and fd are valid fds owned by the library; event is valid.
@@ -454,26 +619,29 @@ impl State {
         match watched {
             Some(fd) => self.slots[idx as usize].pidfd = fd,
             None => {
+                self.slots[idx as usize].start_time = self.start_time(pid).unwrap_or(0);
                 self.fallback.push(idx);
                 publish_watch_mode(self);
             }
         }
-        // The child may have exited before it was watched, and its SIGCHLD
-        // already been consumed: look at it (it alone: a full pass per new
-        // child would make spawning N children cost N^2, and without an
-        // installed reaper nothing is reaped behind the program's back).
-        if self.installed.is_some() {
-            reap_one(self, pid);
-        }
-        Ok(idx)
+        idx
+    }
+
+    /// Makes room for one more slot, so that tracking cannot fail or allocate
+    /// after the child exists.
+    fn reserve_slot(&mut self) {
+        self.slots.reserve(1);
+        self.free.reserve(self.slots.len() + 1);
+        self.fallback.reserve(1);
+        self.by_pid.reserve(1);
     }
 }
 
 /// Reaps every exited child in scope and records its exit. Runs under the
 /// gate, from the SIGCHLD handler or from ordinary context.
 ///
-/// Async-signal-safe: only waitpid, waitid, epoll_wait, epoll_ctl, close and
-/// write, and writes to memory reserved beforehand; no allocation, no lock.
+/// Async-signal-safe: only waitid, epoll_wait, epoll_ctl, open, read, close
+/// and write, and writes to memory reserved beforehand; no allocation, no lock.
 fn pass(st: &mut State) {
     sweep(st, false);
 }
@@ -487,45 +655,28 @@ fn sweep(st: &mut State, for_caller: bool) {
         return;
     }
     let before = st.next_seq;
+    reap_watched(st);
     if st.scope_own() {
-        reap_watched(st);
         let mut i = 0;
         while i < st.fallback.len() {
-            let idx = st.fallback[i];
-            let pid = st.slots[idx as usize].pid;
-            match sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG) {
-                Ok(Waited::NotYet) => i += 1,
-                Ok(Waited::Exited(_, status)) => {
-                    st.fallback.swap_remove(i);
-                    Counters::add(&COUNTERS.reaped, 1);
-                    st.finish_tracked(idx, Some(status));
-                }
-                Err(_) => {
-                    st.fallback.swap_remove(i);
-                    st.finish_tracked(idx, None);
-                }
+            match st.check_slot(st.fallback[i], false) {
+                Check::Running => i += 1,
+                // The slot left the fallback list.
+                Check::Reaped | Check::Gone => {}
             }
         }
     } else {
         while !(for_caller && st.untracked.len() >= UNTRACKED_CAPACITY) {
-            let Some((pid, status)) = sys::waitpid_nohang(-1) else { break };
-            Counters::add(&COUNTERS.reaped, 1);
-            st.record_any(Exit { pid, status });
+            let Some(pid) = sys::peek_exited_child() else { break };
+            if !st.reap_pid(pid, true, false) {
+                break;
+            }
         }
     }
     if st.next_seq != before {
         sys::eventfd_signal(st.efd);
         WAKE.fetch_add(1, SeqCst);
         sys::futex_wake_all(&WAKE);
-    }
-}
-
-/// Reaps `pid` alone if it has exited, recording its exit like a pass would.
-fn reap_one(st: &mut State, pid: pid_t) {
-    if let Ok(Waited::Exited(pid, status)) = sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG) {
-        Counters::add(&COUNTERS.reaped, 1);
-        st.record_any(Exit { pid, status });
-        sys::eventfd_signal(st.efd);
     }
 }
 
@@ -548,16 +699,8 @@ fn reap_watched(st: &mut State) {
             children += 1;
             let idx = data as u32;
             let slot = st.slots[idx as usize];
-            if slot.state != SlotState::Live || slot.pidfd < 0 {
-                continue;
-            }
-            match sys::waitid(libc::P_PIDFD, slot.pidfd as libc::id_t, libc::WNOHANG) {
-                Ok(Waited::NotYet) => {}
-                Ok(Waited::Exited(_, status)) => {
-                    Counters::add(&COUNTERS.reaped, 1);
-                    st.finish_tracked(idx, Some(status));
-                }
-                Err(_) => st.finish_tracked(idx, None),
+            if slot.state == SlotState::Live && slot.pidfd >= 0 {
+                st.check_slot(idx, false);
             }
         }
         if children == 0 || (n as usize) < BATCH {
@@ -598,16 +741,96 @@ fn new_event_fds() -> Result<(RawFd, RawFd), Errno> {
     Ok((epfd, efd))
 }
 
+// ---------------------------------------------------------------- creation
+
+thread_local! {
+    /// This thread holds the gate across a fork of its own ([`Creation`]):
+    /// the fork handlers must neither take nor release it.
+    static CREATING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The gate, held from before a tracked child is created until it is
+/// registered, so that no pass can reap (and misfile) a child that has no
+/// slot yet. Passes the SIGCHLD handler asks for meanwhile run at the end.
+pub(crate) struct Creation {
+    released: bool,
+}
+
+impl Creation {
+    /// Takes the gate and prepares what the reaper needs for one more child.
+    pub(crate) fn begin() -> Result<Creation, Errno> {
+        register_fork_handlers();
+        REAPER.acquire_raw();
+        CREATING.with(|c| c.set(true));
+        let creation = Creation { released: false };
+        let st = creation.state();
+        st.ensure_ready()?;
+        st.reserve_slot();
+        Ok(creation)
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn state(&self) -> &mut State {
+        // SAFETY: a live Creation holds the gate, and the reference does not
+        // outlive it (every use below is within one method).
+        unsafe { REAPER.value_mut() }
+    }
+
+    /// Registers the new child (`pidfd` is taken over) and lets the gate go.
+    pub(crate) fn track(self, pid: pid_t, pidfd: Option<RawFd>) {
+        self.state().track(pid, pidfd, false);
+    }
+
+    /// Registers the library's own child (see [`collect_private`]) and lets
+    /// the gate go. Returns its ticket.
+    pub(crate) fn track_private(self, pid: pid_t, pidfd: Option<RawFd>) -> u32 {
+        self.state().track(pid, pidfd, true)
+    }
+
+    /// Collects a child that failed before it became the program, so it
+    /// leaves no zombie and no record, and lets the gate go.
+    pub(crate) fn discard(self, pid: pid_t, pidfd: Option<RawFd>) {
+        let _ = match pidfd {
+            Some(fd) => sys::waitid(libc::P_PIDFD, fd as libc::id_t, 0),
+            None => sys::waitid(libc::P_PID, pid as libc::id_t, 0),
+        };
+        if let Some(fd) = pidfd {
+            sys::close(fd);
+        }
+    }
+
+    /// In the child of a fork made under this creation: the fork handler has
+    /// already reset the gate. Async-signal-safe.
+    pub(crate) fn in_child(mut self) {
+        self.released = true;
+    }
+}
+
+impl Drop for Creation {
+    fn drop(&mut self) {
+        if !self.released {
+            CREATING.with(|c| c.set(false));
+            REAPER.release_raw(pass);
+            WAKE.fetch_add(1, SeqCst);
+            sys::futex_wake_all(&WAKE);
+        }
+    }
+}
+
 // ---------------------------------------------------------------- fork safety
 
 extern "C" fn before_fork() {
-    REAPER.acquire_raw();
+    if !CREATING.with(Cell::get) {
+        REAPER.acquire_raw();
+    }
 }
 
 extern "C" fn after_fork_parent() {
-    REAPER.release_raw(pass);
-    WAKE.fetch_add(1, SeqCst);
-    sys::futex_wake_all(&WAKE);
+    if !CREATING.with(Cell::get) {
+        REAPER.release_raw(pass);
+        WAKE.fetch_add(1, SeqCst);
+        sys::futex_wake_all(&WAKE);
+    }
 }
 
 /// In the child of fork(): the parent's children are not ours, its threads are
@@ -615,7 +838,9 @@ extern "C" fn after_fork_parent() {
 /// clearing of containers that keep their memory; the gate was taken before
 /// the fork, so the state is consistent.
 extern "C" fn after_fork_child() {
-    // SAFETY: before_fork took the gate in the parent; the child has one thread.
+    CREATING.with(|c| c.set(false));
+    // SAFETY: before_fork (or a Creation) took the gate in the parent; the
+    // child has one thread.
     let st = unsafe { REAPER.value_mut() };
     for slot in &st.slots {
         sys::close(slot.pidfd);
@@ -648,6 +873,8 @@ extern "C" fn after_fork_child() {
             Err(_) => {
                 sys::close(st.efd);
                 sys::close(st.epfd);
+                sys::close(st.spare_fd);
+                st.spare_fd = -1;
                 st.ready = false;
             }
         }
@@ -671,11 +898,21 @@ const WATCH_IDLE: u8 = 0;
 const WATCH_ALL: u8 = 1;
 /// No handler runs, OWN scope, some tracked children have no pidfd: poll them.
 const WATCH_FALLBACK: u8 = 2;
+/// A handler is installed but SIGCHLD is blocked in every thread, so it can
+/// never run: watch with waitid(WNOWAIT) and run the pass in its place.
+const WATCH_REAP: u8 = 3;
 
 /// Works out whether `reap_fd` needs the watcher thread to stay readable for
-/// every child in scope, and starts it when it does. Gate held.
+/// every child in scope (or to reap in place of a handler that cannot run),
+/// and wakes it. Gate held.
 fn publish_watch_mode(st: &State) {
-    let mode = if st.handler_active() || !st.fd_wanted {
+    let mode = if st.handler_active() {
+        if HANDLER_BLOCKED.load(SeqCst) {
+            WATCH_REAP
+        } else {
+            WATCH_IDLE
+        }
+    } else if !st.fd_wanted {
         WATCH_IDLE
     } else if !st.scope_own() {
         WATCH_ALL
@@ -687,28 +924,63 @@ fn publish_watch_mode(st: &State) {
     WATCH_MODE.store(mode, SeqCst);
     WAKE.fetch_add(1, SeqCst);
     sys::futex_wake_all(&WAKE);
-    if mode != WATCH_IDLE && !WATCHER_STARTED.swap(true, SeqCst) {
-        let started = std::thread::Builder::new().name("zreap-watcher".into()).spawn(watch);
-        if started.is_err() {
+}
+
+/// SIGCHLD was blocked in every thread when the handler was installed.
+static HANDLER_BLOCKED: AtomicBool = AtomicBool::new(false);
+
+/// Starts the watcher thread unless it runs already. `EAGAIN` (or the cause)
+/// when no thread can be started. Ordinary context.
+fn start_watcher() -> Result<(), Errno> {
+    if WATCHER_STARTED.swap(true, SeqCst) {
+        return Ok(());
+    }
+    match std::thread::Builder::new().name("zreap-watcher".into()).spawn(watch) {
+        Ok(_) => Ok(()),
+        Err(e) => {
             WATCHER_STARTED.store(false, SeqCst);
+            Err(e.raw_os_error().map_or(Errno::EAGAIN, Errno::from_raw))
         }
     }
 }
 
-/// The watcher thread: makes the reap fd readable for exits no handler sees.
-/// It never reaps: it only looks (WNOWAIT) and signals the eventfd.
+/// Whether SIGCHLD is blocked in every thread of this process (read from
+/// `/proc/self/task/*/status`). False when that cannot be read.
+fn sigchld_blocked_everywhere() -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return false };
+    let bit = 1u64 << (libc::SIGCHLD - 1);
+    let mut seen = false;
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else { continue };
+        let blocked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok());
+        match blocked {
+            Some(mask) if mask & bit != 0 => seen = true,
+            _ => return false,
+        }
+    }
+    seen
+}
+
+/// The watcher thread: makes the reap fd readable for exits no handler sees,
+/// and in `WATCH_REAP` mode reaps them. Otherwise it only looks (WNOWAIT).
 fn watch() {
     block_all_signals_in_this_thread();
     let efd = lock().efd;
     loop {
         let wake = WAKE.load(SeqCst);
         match WATCH_MODE.load(SeqCst) {
-            WATCH_ALL => match sys::waitid(libc::P_ALL, 0, libc::WNOWAIT) {
+            mode @ (WATCH_ALL | WATCH_REAP) => match sys::waitid(libc::P_ALL, 0, libc::WNOWAIT) {
                 Ok(Waited::Exited(pid, _)) => {
                     // Under the gate, and only if still unreaped: a reap_all that
                     // ran meanwhile has drained the fd and must leave it drained.
                     {
-                        let _st = lock();
+                        let mut st = lock();
+                        if mode == WATCH_REAP {
+                            pass(&mut st);
+                        }
                         if matches!(
                             sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT),
                             Ok(Waited::Exited(..))
@@ -717,7 +989,7 @@ fn watch() {
                         }
                     }
                     // Wait until someone reaps it before looking again.
-                    while WATCH_MODE.load(SeqCst) == WATCH_ALL
+                    while WATCH_MODE.load(SeqCst) == mode
                         && matches!(
                             sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT),
                             Ok(Waited::Exited(..))
@@ -766,8 +1038,12 @@ pub(crate) fn block_all_signals_in_this_thread() {
 /// Sets up reaping for the whole process (C: `zreap_install`).
 ///
 /// Without [`InstallFlags::OWN`], every child is reaped as soon as it exits.
-/// Installing again with the same flags succeeds; with other flags it fails
-/// with `EBUSY` until [`uninstall`].
+/// Installing again with the same flags succeeds, and puts zreap's SIGCHLD
+/// handler back if the program replaced it; with other flags it fails with
+/// `EBUSY` until [`uninstall`]. With [`InstallFlags::NO_HANDLER`] a watcher
+/// thread is started; when it cannot be, this fails (`EAGAIN`) and installs
+/// nothing. If SIGCHLD is blocked in every thread (so no handler could run),
+/// the watcher thread reaps in the handler's place.
 ///
 /// ```
 /// zreap::install(zreap::InstallFlags::OWN).unwrap();
@@ -778,17 +1054,28 @@ pub fn install(flags: InstallFlags) -> Result<(), Errno> {
     let mut st = lock();
     st.ensure_ready()?;
     if let Some(current) = &st.installed {
-        return if current.flags == flags { Ok(()) } else { Err(Errno::EBUSY) };
+        if current.flags != flags {
+            return Err(Errno::EBUSY);
+        }
+        if current.old_action.is_some() && !handler::is_installed()? {
+            let replaced = handler::install()?;
+            if let Some(installed) = st.installed.as_mut() {
+                installed.old_action = Some(replaced);
+            }
+        }
+        return Ok(());
+    }
+    let no_handler = flags.contains(InstallFlags::NO_HANDLER);
+    let blocked = !no_handler && sigchld_blocked_everywhere();
+    if no_handler || blocked {
+        start_watcher()?;
     }
     if flags.contains(InstallFlags::SUBREAPER) {
         nix::sys::prctl::set_child_subreaper(true)?;
     }
-    let old_action = if flags.contains(InstallFlags::NO_HANDLER) {
-        st.fd_wanted = true;
-        None
-    } else {
-        Some(handler::install()?)
-    };
+    let old_action = if no_handler { None } else { Some(handler::install()?) };
+    st.fd_wanted |= no_handler;
+    HANDLER_BLOCKED.store(blocked, SeqCst);
     st.installed = Some(Installed { flags, old_action });
     publish_watch_mode(&st);
     // Children that exited before the handler existed send no more signals.
@@ -805,6 +1092,7 @@ pub fn uninstall() -> Result<(), Errno> {
         handler::restore(old)?;
     }
     st.installed = None;
+    HANDLER_BLOCKED.store(false, SeqCst);
     publish_watch_mode(&st);
     Ok(())
 }
@@ -844,6 +1132,10 @@ pub fn reap_all(mut on_exit: impl FnMut(Exit)) -> Result<usize, Errno> {
 /// child in scope, its exit was already delivered, or (-1) no child in scope is
 /// left; `EINVAL` for any other `pid`.
 ///
+/// Pid reuse: exits of one pid are delivered in the order the processes were
+/// created; for a tracked child's pid only tracked records answer, so a wait
+/// never returns the exit of an older process that had the same pid.
+///
 /// ```
 /// use std::ffi::CString;
 /// let sh = CString::new("/bin/sh").unwrap();
@@ -860,13 +1152,15 @@ pub fn wait(pid: pid_t, nohang: bool) -> Result<Option<Exit>, Errno> {
         let blocker = {
             let mut st = lock();
             st.ensure_ready()?;
-            if pid > 0 && st.installed.is_none() {
-                // Without a reaper, waiting for one child must not sweep the others.
-                reap_one(&mut st, pid);
+            if pid > 0 {
+                // This child alone: without a reaper, waiting for one child
+                // must not sweep the others.
+                let untracked_too = !st.scope_own();
+                st.reap_pid(pid, untracked_too, true);
             } else {
                 pass(&mut st);
             }
-            if let Some(exit) = st.take(pid) {
+            if let Some(exit) = st.take(pid)? {
                 return Ok(Some(exit));
             }
             waitable(&mut st, pid)?
@@ -898,7 +1192,7 @@ impl Blocker {
             Blocker::Any { epfd } => {
                 let mut pfd = libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 };
                 // SAFETY: pfd is one valid pollfd. The timeout is a backstop in
-                // case the program blocks SIGCHLD in every thread.
+                // case no watcher thread could be started.
                 unsafe { libc::poll(&mut pfd, 1, 1000) };
             }
         }
@@ -914,7 +1208,8 @@ impl Drop for Blocker {
 }
 
 /// Whether `pid` (or -1) still names a child in scope that may exit, and how
-/// to wait for it. Gate held, nothing deliverable for `pid`.
+/// to wait for it. Gate held, nothing deliverable for `pid`, and `pid`'s
+/// tracked slots just checked by `reap_pid`.
 fn waitable(st: &mut State, pid: pid_t) -> Result<Blocker, Errno> {
     if pid == -1 {
         let any_left = if st.scope_own() {
@@ -928,32 +1223,15 @@ fn waitable(st: &mut State, pid: pid_t) -> Result<Blocker, Errno> {
         if !st.handler_active() && !st.fd_wanted {
             st.fd_wanted = true;
             publish_watch_mode(st);
+            // Without the watcher, the poll's timeout is the backstop.
+            let _ = start_watcher();
         }
         return Ok(Blocker::Any { epfd: st.epfd });
     }
-    if let Some(&idx) = st.by_pid.get(&pid) {
+    if let Some(idx) = st.first_public(pid) {
         let slot = st.slots[idx as usize];
-        if slot.state == SlotState::Live
-            && matches!(sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT), Err(Errno::ECHILD))
-        {
-            // A foreign waitpid() took it: its status is gone.
-            if slot.pidfd < 0 {
-                st.fallback.retain(|&i| i != idx);
-            }
-            st.finish_tracked(idx, None);
-            st.free_slot(idx);
-            return Err(Errno::ECHILD);
-        }
-        if slot.state == SlotState::Live {
-            let pidfd = (slot.pidfd >= 0)
-                .then(|| {
-                    // SAFETY: dup of an fd the library owns; the copy is ours to close.
-                    let fd = unsafe { libc::fcntl(slot.pidfd, libc::F_DUPFD_CLOEXEC, 0) };
-                    (fd >= 0).then_some(fd)
-                })
-                .flatten();
-            return Ok(Blocker::Child { pidfd, pid });
-        }
+        let pidfd = (slot.pidfd >= 0).then(|| sys::dup_cloexec(slot.pidfd).ok()).flatten();
+        return Ok(Blocker::Child { pidfd, pid });
     }
     if st.scope_own() {
         return Err(Errno::ECHILD);
@@ -967,7 +1245,8 @@ fn waitable(st: &mut State, pid: pid_t) -> Result<Blocker, Errno> {
 
 /// A non-blocking, close-on-exec fd that is readable while an exit in scope
 /// waits for [`reap_all`] (C: `zreap_fd`). The same fd on every call; it stays
-/// owned by the library.
+/// owned by the library. When no SIGCHLD handler is installed, a watcher thread
+/// keeps it readable for every child in scope; `EAGAIN` if it cannot start.
 ///
 /// ```
 /// let fd = zreap::reap_fd().unwrap();
@@ -977,44 +1256,26 @@ pub fn reap_fd() -> Result<RawFd, Errno> {
     let mut st = lock();
     st.ensure_ready()?;
     if !st.fd_wanted {
+        if !st.handler_active() {
+            start_watcher()?;
+        }
         st.fd_wanted = true;
         publish_watch_mode(&st);
     }
     Ok(st.epfd)
 }
 
-/// Starts tracking a child made by `spawn`/`fork`. `pidfd` is taken over.
-pub(crate) fn track(pid: pid_t, pidfd: Option<RawFd>) -> Result<(), Errno> {
-    track_as(pid, pidfd, false).map(|_| ())
-}
-
-fn track_as(pid: pid_t, pidfd: Option<RawFd>, private: bool) -> Result<u32, Errno> {
-    let mut st = lock();
-    let r = st.track(pid, pidfd, private);
-    WAKE.fetch_add(1, SeqCst);
-    sys::futex_wake_all(&WAKE);
-    r
-}
-
-/// A child the library made for itself (zdaemonize's intermediate): a pass
-/// that reaps it keeps its exit out of every delivery, and only
-/// [`collect_private`] collects it. Returns its ticket.
-pub(crate) fn track_private(pid: pid_t, pidfd: Option<RawFd>) -> Result<u32, Errno> {
-    track_as(pid, pidfd, true)
-}
-
-/// Waits for a child registered with [`track_private`] to end and collects it,
-/// whoever reaped it. Reaps nothing else.
+/// Waits for a child registered with [`Creation::track_private`] to end and
+/// collects it, whoever reaped it. Reaps nothing else.
 pub(crate) fn collect_private(ticket: u32, pid: pid_t) {
     let pidfd = {
         let st = lock();
         let slot = st.slots[ticket as usize];
-        // SAFETY: dup of an fd the library owns; the copy is closed below.
-        (slot.pidfd >= 0).then(|| unsafe { libc::fcntl(slot.pidfd, libc::F_DUPFD_CLOEXEC, 0) })
+        (slot.pidfd >= 0).then(|| sys::dup_cloexec(slot.pidfd).ok()).flatten()
     };
     let _ = match pidfd {
-        Some(fd) if fd >= 0 => sys::waitid(libc::P_PIDFD, fd as libc::id_t, 0),
-        _ => sys::waitid(libc::P_PID, pid as libc::id_t, 0),
+        Some(fd) => sys::waitid(libc::P_PIDFD, fd as libc::id_t, 0),
+        None => sys::waitid(libc::P_PID, pid as libc::id_t, 0),
     };
     if let Some(fd) = pidfd {
         sys::close(fd);
@@ -1022,28 +1283,18 @@ pub(crate) fn collect_private(ticket: u32, pid: pid_t) {
     lock().free_slot(ticket);
 }
 
-/// Makes sure the reaper's fds and fork handlers exist (before a fork, so the
-/// child can be tracked).
-pub(crate) fn prepare() -> Result<(), Errno> {
-    lock().ensure_ready()
-}
-
-/// Collects a child whose exec failed, so it leaves no zombie and no record.
-/// If a pass in the ALL scope reaped it first, its record is removed.
-pub(crate) fn discard_failed_child(pid: pid_t, pidfd: Option<RawFd>) {
+/// Collects a failed daemon that a subreaper caller adopted, so it leaves no
+/// zombie. If a pass in the ALL scope reaped it first, its record is removed:
+/// it is the newest record of that pid, since the daemon reported its pid
+/// while it was alive.
+pub(crate) fn collect_adopted(pid: pid_t) {
     let mut st = lock();
-    if let Some(pos) = st.untracked.iter().position(|r| r.exit.pid == pid) {
+    if let Some(pos) = st.untracked.iter().rposition(|r| r.exit.pid == pid) {
         st.untracked.remove(pos);
         Counters::sub(&COUNTERS.reaped, 1);
         st.sync_eventfd();
     } else {
-        let _ = match pidfd {
-            Some(fd) => sys::waitid(libc::P_PIDFD, fd as libc::id_t, 0),
-            None => sys::waitid(libc::P_PID, pid as libc::id_t, 0),
-        };
-    }
-    if let Some(fd) = pidfd {
-        sys::close(fd);
+        let _ = sys::waitid(libc::P_PID, pid as libc::id_t, 0);
     }
 }
 
@@ -1055,4 +1306,5 @@ pub(crate) fn forget_fds() {
     st.ready = false;
     st.epfd = -1;
     st.efd = -1;
+    st.spare_fd = -1;
 }

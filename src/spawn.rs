@@ -179,15 +179,51 @@ struct ChildArgs<'r, 'a> {
 
 const CHILD_STACK: usize = 64 * 1024;
 
+/// The child's stack: its own mapping, so that no allocator lock is involved
+/// (a forked child may call `spawn` with an allocator that is not fork-safe).
+struct ChildStack {
+    base: *mut c_void,
+}
+
+impl ChildStack {
+    fn new() -> Result<ChildStack, Errno> {
+        // SAFETY: an anonymous private mapping; no existing memory is touched.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                CHILD_STACK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        Ok(ChildStack { base })
+    }
+
+    /// The top of the stack (it grows down), 16-byte aligned.
+    fn top(&self) -> *mut c_void {
+        // SAFETY: the offset is the mapping's length: one past its end.
+        unsafe { self.base.cast::<u8>().add(CHILD_STACK).cast() }
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: base and CHILD_STACK describe the mapping made in new().
+        unsafe { libc::munmap(self.base, CHILD_STACK) };
+    }
+}
+
 /// Clones, execs and tracks, on the calling thread.
 pub(crate) fn spawn_here(request: &SpawnRequest<'_>) -> Result<pid_t, Errno> {
-    reaper::prepare()?;
+    let stack = ChildStack::new()?;
     // SAFETY: getpid cannot fail.
     let args = ChildArgs { request, parent_pid: unsafe { libc::getpid() }, error: AtomicI32::new(0) };
-    let mut stack = vec![0u8; CHILD_STACK];
-    // SAFETY: the offset stays within the allocation; the top is aligned down to 16.
-    let top = unsafe { stack.as_mut_ptr().add(CHILD_STACK) };
-    let top = (top as usize & !15) as *mut c_void;
+    let top = stack.top();
 
     let clone_with = |flags: c_int, pidfd: &mut c_int| -> pid_t {
         // All signals stay blocked until the child has reset its dispositions:
@@ -210,6 +246,8 @@ pub(crate) fn spawn_here(request: &SpawnRequest<'_>) -> Result<pid_t, Errno> {
         sys::set_errno(err);
         pid
     };
+    // No pass may reap the child before it is registered.
+    let creation = reaper::Creation::begin()?;
     let base = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
     let mut pidfd: c_int = -1;
     let mut pid = clone_with(base | libc::CLONE_PIDFD, &mut pidfd);
@@ -220,15 +258,14 @@ pub(crate) fn spawn_here(request: &SpawnRequest<'_>) -> Result<pid_t, Errno> {
     if pid == -1 {
         return Err(Errno::last());
     }
-    drop(stack);
     let pidfd = (pidfd >= 0).then_some(pidfd);
     match args.error.load(SeqCst) {
         0 => {
-            reaper::track(pid, pidfd)?;
+            creation.track(pid, pidfd);
             Ok(pid)
         }
         error => {
-            reaper::discard_failed_child(pid, pidfd);
+            creation.discard(pid, pidfd);
             Err(Errno::from_raw(error))
         }
     }
@@ -379,7 +416,8 @@ pub unsafe fn fork(options: &SpawnOptions) -> Result<ForkResult, Errno> {
 
 /// The body of [`fork`], after validation.
 pub(crate) fn fork_raw(flags: SpawnFlags, pdeathsig: c_int) -> Result<ForkResult, Errno> {
-    reaper::prepare()?;
+    // No pass may reap the child before it is registered.
+    let creation = reaper::Creation::begin()?;
     // SAFETY: getpid cannot fail.
     let parent_pid = unsafe { libc::getpid() };
     // SAFETY: the child below only makes async-signal-safe system calls before
@@ -387,6 +425,7 @@ pub(crate) fn fork_raw(flags: SpawnFlags, pdeathsig: c_int) -> Result<ForkResult
     match unsafe { libc::fork() } {
         -1 => Err(Errno::last()),
         0 => {
+            creation.in_child();
             // SAFETY: plain system calls; a fresh fork child is never a group leader.
             unsafe {
                 if flags.contains(SpawnFlags::SETSID) {
@@ -399,7 +438,7 @@ pub(crate) fn fork_raw(flags: SpawnFlags, pdeathsig: c_int) -> Result<ForkResult
             Ok(ForkResult::Child)
         }
         pid => {
-            reaper::track(pid, sys::pidfd_open(pid).ok())?;
+            creation.track(pid, sys::pidfd_open(pid).ok());
             Ok(ForkResult::Parent { child: Pid::from_raw(pid) })
         }
     }

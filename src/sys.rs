@@ -96,31 +96,6 @@ pub fn waitid(idtype: libc::idtype_t, id: libc::id_t, extra: c_int) -> Result<Wa
     })
 }
 
-/// `wait4(pid, WNOHANG)` as a raw system call: `Some((pid, status))` when a
-/// child was reaped.
-pub fn waitpid_nohang(pid: pid_t) -> Option<(pid_t, c_int)> {
-    let mut status: c_int = 0;
-    loop {
-        // SAFETY: status is a valid out-pointer; the rusage argument is NULL.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_wait4,
-                pid,
-                &mut status as *mut c_int,
-                libc::WNOHANG,
-                std::ptr::null_mut::<libc::rusage>(),
-            )
-        };
-        if rc > 0 {
-            return Some((rc as pid_t, status));
-        }
-        if rc == -1 && Errno::last() == Errno::EINTR {
-            continue;
-        }
-        return None;
-    }
-}
-
 /// `pidfd_open(pid, 0)`; the fd is close-on-exec.
 pub fn pidfd_open(pid: pid_t) -> Result<RawFd, Errno> {
     // SAFETY: pidfd_open takes two integer arguments and returns a new fd or -1.
@@ -137,6 +112,17 @@ pub fn close(fd: RawFd) {
     if fd >= 0 {
         // SAFETY: the library owns fd and never uses it after this call.
         unsafe { libc::close(fd) };
+    }
+}
+
+/// `fcntl(fd, F_DUPFD_CLOEXEC, 0)`: a close-on-exec copy of `fd`.
+pub fn dup_cloexec(fd: RawFd) -> Result<RawFd, Errno> {
+    // SAFETY: F_DUPFD_CLOEXEC only adds an fd to the table.
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if copy < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(copy)
     }
 }
 
@@ -233,5 +219,90 @@ pub fn arm_pdeathsig(signal: c_int, parent_pid: pid_t) {
         if libc::getppid() != parent_pid {
             libc::kill(libc::getpid(), signal);
         }
+    }
+}
+
+/// The pid of a child that has exited and is waiting to be reaped, without
+/// reaping it (`waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)`). None when no
+/// child has exited, and also when the first child the kernel reports is a
+/// ptrace stop rather than an exit (a tracer's stops are never taken for exits).
+pub fn peek_exited_child() -> Option<pid_t> {
+    let info = waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT).ok()??;
+    // SAFETY: a siginfo filled by a successful waitid.
+    matches!(info.si_code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED).then(|| unsafe { info.si_pid() })
+}
+
+/// The start time of process `pid` (field 22 of `/proc/PID/stat`, in clock
+/// ticks since boot), which tells apart two processes that had the same pid
+/// more than a tick apart. Works on zombies. None when the process is gone or
+/// the file cannot be opened (`EMFILE` included).
+///
+/// Async-signal-safe: open, read and close into stack buffers; no allocation.
+pub fn proc_start_time(pid: pid_t) -> Option<u64> {
+    let mut path = [0u8; 32];
+    let prefix = b"/proc/";
+    path[..prefix.len()].copy_from_slice(prefix);
+    let mut len = prefix.len() + write_decimal(&mut path[prefix.len()..], u64::try_from(pid).ok()?);
+    path[len..len + 5].copy_from_slice(b"/stat");
+    len += 5;
+    path[len] = 0;
+    // SAFETY: path is NUL-terminated.
+    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    let mut buf = [0u8; 2048];
+    // SAFETY: reads at most buf.len() bytes into buf.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    close(fd);
+    let text = buf.get(..usize::try_from(n).ok()?)?;
+    start_time_from_stat(text)
+}
+
+/// Field 22 (starttime) of a `/proc/PID/stat` line. The command name (field 2)
+/// may hold spaces and parentheses, so fields are counted after the last ')'.
+pub fn start_time_from_stat(stat: &[u8]) -> Option<u64> {
+    let close_paren = stat.iter().rposition(|&b| b == b')')?;
+    let field = stat[close_paren + 1..].split(|&b| b == b' ').filter(|f| !f.is_empty()).nth(19)?;
+    field.iter().try_fold(0u64, |acc, &b| {
+        b.is_ascii_digit().then(|| acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))).flatten()
+    })
+}
+
+/// Writes `n` in decimal at the start of `out`; returns the length.
+/// Async-signal-safe. `out` must hold 20 bytes.
+fn write_decimal(out: &mut [u8], mut n: u64) -> usize {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - i;
+    out[..len].copy_from_slice(&digits[i..]);
+    len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_is_field_22_after_the_last_paren() {
+        let line = b"42 (a) b) (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10\n";
+        assert_eq!(start_time_from_stat(line), Some(987654));
+        assert_eq!(start_time_from_stat(b"42 (x) S 1 2"), None);
+        assert_eq!(start_time_from_stat(b"no paren"), None);
+    }
+
+    #[test]
+    fn start_time_of_this_process_is_stable_and_of_a_gone_pid_none() {
+        let me = proc_start_time(std::process::id() as pid_t).unwrap();
+        assert_eq!(proc_start_time(std::process::id() as pid_t), Some(me));
+        assert_eq!(proc_start_time(i32::MAX), None);
     }
 }

@@ -72,3 +72,23 @@ fn reaper_stolen() {
 fn reaper_no_drop() {
     support::run_c_test("c-tests/reaper_no_drop.c");
 }
+
+#[test]
+fn reaper_pid_reuse() {
+    support::run_c_test_in_pid_namespace("c-tests/reaper_pid_reuse.c");
+}
+
+#[test]
+fn reaper_watcher_nproc() {
+    support::run_c_test("c-tests/reaper_watcher_nproc.c");
+}
+
+#[test]
+fn reaper_sigchld_blocked() {
+    support::run_c_test("c-tests/reaper_sigchld_blocked.c");
+}
+
+#[test]
+fn reaper_disposition_replaced() {
+    support::run_c_test("c-tests/reaper_disposition_replaced.c");
+}

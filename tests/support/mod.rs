@@ -133,8 +133,28 @@ pub fn children_of(ppid: i32) -> Vec<i32> {
 /// Builds and runs one C test program from `c-tests/`; fails with its output
 /// unless it exits 0 within three minutes.
 pub fn run_c_test(src: &str) {
+    run_c_test_under(&[], src);
+}
+
+/// [`run_c_test`] in a new user and pid namespace, where the program may steer
+/// pids through `/proc/sys/kernel/ns_last_pid` (`c-tests/ctest_pid.h`); needs
+/// no real root. `--kill-child` ends the namespace if the deadline kills it.
+pub fn run_c_test_in_pid_namespace(src: &str) {
+    run_c_test_under(&["unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--mount-proc"], src);
+}
+
+/// Runs a C test program with `wrapper` (a command and its options) in front.
+fn run_c_test_under(wrapper: &[&str], src: &str) {
     let exe = build_c(src);
-    let out = run_with_deadline(&mut Command::new(&exe), Duration::from_secs(180));
+    let mut cmd = match wrapper.split_first() {
+        Some((program, options)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(options).arg(&exe);
+            cmd
+        }
+        None => Command::new(&exe),
+    };
+    let out = run_with_deadline(&mut cmd, Duration::from_secs(180));
     assert!(
         out.status.success(),
         "{src}: {:?}\nstdout:\n{}\nstderr:\n{}",
