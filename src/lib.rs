@@ -3,45 +3,44 @@
 //! A child that exits stays a zombie until its parent reaps it. zreap gives a
 //! program one correct way to do that: a SIGCHLD handler that loops (signals
 //! do not queue) and is async-signal-safe ([`install`]), exactly-once delivery
-//! of every exit ([`reap_all`], [`wait`]), an fd for event loops ([`reap_fd`]),
-//! tracked children that cost nothing to copy ([`spawn`], [`fork`]) and
-//! parent-death signals that hold.
-//!
-//! The same functions are exported with a C ABI (`include/zreap.h`); see the
-//! README for the C conventions.
+//! of every exit ([`reap_all`], [`wait`], [`wait_any`]), an fd for event loops
+//! ([`reap_fd`]), tracked children that cost nothing to copy ([`Command`],
+//! [`spawn`], [`fork`]), parent-death signals that hold, and a careful double
+//! fork ([`daemonize`]).
 //!
 //! ```
-//! use std::ffi::CString;
-//! zreap::install(zreap::InstallFlags::OWN).unwrap();
-//! let sh = CString::new("/bin/sh").unwrap();
-//! let args = [sh.clone(), CString::new("-c").unwrap(), CString::new("exit 7").unwrap()];
-//! let pid = zreap::spawn(&sh, &args, None, &zreap::SpawnOptions::default()).unwrap();
-//! let exit = zreap::wait(pid, false).unwrap().unwrap();
-//! assert_eq!(libc::WEXITSTATUS(exit.status), 7);
+//! use zreap::{Command, InstallFlags};
+//! zreap::install(InstallFlags::OWN).unwrap();
+//! let mut child = Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
+//! assert_eq!(child.wait().unwrap().code(), Some(7));
 //! ```
+//!
+//! The same functions are exported with a C ABI by the `zreap-capi` crate
+//! (`libzreap.so`, `include/zreap.h`).
+//!
+//! Layers, each using only those before it: [`sys`] (raw async-signal-safe
+//! system calls), `signal`, `atfork` (the one owner of fork handling), `gate`,
+//! `stats`, `reaper`, `spawn`, `daemon`.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
+mod atfork;
 mod daemon;
-pub mod ffi;
 mod gate;
-mod handler;
-mod pdeath;
 mod reaper;
+mod signal;
 mod spawn;
 mod stats;
-mod sys;
+pub mod sys;
 
 pub use daemon::{daemon_ready, daemonize, DaemonFlags, DaemonOptions, Daemonized};
-pub use reaper::{install, reap_all, reap_fd, uninstall, wait, Exit, InstallFlags, UNTRACKED_CAPACITY};
-pub use spawn::{fork, spawn, SpawnFlags, SpawnOptions};
+pub use reaper::{
+    install, reap_all, reap_fd, try_wait, try_wait_any, uninstall, wait, wait_any, Exit, InstallFlags,
+    UNTRACKED_CAPACITY,
+};
+pub use signal::{ParseSignalError, Signal};
+pub use spawn::{fork, spawn, Child, Command, ForkResult, SpawnFlags, SpawnOptions};
 pub use stats::{stats, Stats};
 
 /// The library's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// [`VERSION`] as a C string, for `zreap_version`.
-pub(crate) const VERSION_C: &std::ffi::CStr =
-    match std::ffi::CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-        Ok(s) => s,
-        Err(_) => panic!("version has a NUL byte"),
-    };

@@ -31,17 +31,29 @@ pub(crate) static COUNTERS: Counters = Counters {
 };
 
 impl Counters {
-    /// Async-signal-safe.
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Relaxed);
+    /// Async-signal-safe, like every method here: relaxed atomics only (the
+    /// counters order nothing; they are read as a snapshot).
+    pub fn add_reaped(&self, n: i64) {
+        Self::add(&self.reaped, n);
     }
 
-    /// Async-signal-safe.
-    pub fn sub(counter: &AtomicU64, n: u64) {
-        counter.fetch_sub(n, Relaxed);
+    pub fn add_reported(&self, n: i64) {
+        Self::add(&self.reported, n);
     }
 
-    /// Zeroes every counter (in a forked child). Async-signal-safe.
+    pub fn add_dropped(&self, n: i64) {
+        Self::add(&self.dropped, n);
+    }
+
+    pub fn add_tracked(&self, n: i64) {
+        Self::add(&self.tracked, n);
+    }
+
+    fn add(counter: &AtomicU64, n: i64) {
+        counter.fetch_add(n as u64, Relaxed);
+    }
+
+    /// Zeroes every counter (in a forked child).
     pub fn reset(&self) {
         for c in [&self.reaped, &self.reported, &self.dropped, &self.tracked] {
             c.store(0, Relaxed);

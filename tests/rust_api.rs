@@ -2,13 +2,12 @@
 //! process-wide, so each test re-executes this binary and runs its scenario in
 //! a process of its own.
 
-#[path = "support/mod.rs"]
-mod support;
+use zreap_testsupport as support;
 
-use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::Duration;
-use zreap::{InstallFlags, SpawnOptions};
+use zreap::{ForkResult, InstallFlags, SpawnOptions};
 
 const SCENARIO: &str = "ZREAP_TEST_SCENARIO";
 
@@ -33,13 +32,8 @@ fn isolated(name: &str, body: fn()) {
     assert!(stdout.contains("1 passed"), "{name} did not run in its own process:\n{stdout}");
 }
 
-fn sh(script: &str) -> Vec<CString> {
-    ["/bin/sh", "-c", script].iter().map(|s| CString::new(*s).unwrap()).collect()
-}
-
 fn spawn_sh(script: &str) -> i32 {
-    let args = sh(script);
-    zreap::spawn(&args[0], &args, None, &SpawnOptions::default()).unwrap()
+    zreap::Command::new("/bin/sh").args(["-c", script]).spawn().unwrap().pid()
 }
 
 fn my_pid() -> i32 {
@@ -54,10 +48,10 @@ fn own_scope_leaves_foreign_children_alone() {
             let tracked = spawn_sh(&format!("exit {code}"));
             let foreign = Command::new("/bin/sh").args(["-c", &format!("exit {}", code + 1)]).status().unwrap();
             assert_eq!(foreign.code(), Some(code + 1), "std::process lost its child's status");
-            let exit = zreap::wait(tracked, false).unwrap().unwrap();
-            assert_eq!((exit.pid, libc::WEXITSTATUS(exit.status)), (tracked, code));
+            let exit = zreap::wait(tracked).unwrap();
+            assert_eq!((exit.pid, exit.status.code()), (tracked, Some(code)));
         }
-        assert_eq!(zreap::wait(-1, false), Err(nix::errno::Errno::ECHILD));
+        assert_eq!(zreap::wait_any().unwrap_err().raw_os_error(), Some(libc::ECHILD));
         assert!(support::zombies_of(my_pid()).is_empty());
     });
 }
@@ -69,14 +63,14 @@ fn all_scope_reaps_plain_forks_and_reports_each_once() {
         let mut pids = Vec::new();
         for code in 0..30 {
             // SAFETY: the child only calls _exit.
-            match unsafe { nix::unistd::fork() }.unwrap() {
-                nix::unistd::ForkResult::Child => unsafe { libc::_exit(code) },
-                nix::unistd::ForkResult::Parent { child } => pids.push((child.as_raw(), code)),
+            match unsafe { libc::fork() } {
+                0 => unsafe { libc::_exit(code) },
+                child => pids.push((child, Some(code))),
             }
         }
         let mut seen = Vec::new();
         for _ in 0..1000 {
-            zreap::reap_all(|e| seen.push((e.pid, libc::WEXITSTATUS(e.status)))).unwrap();
+            zreap::reap_all(|e| seen.push((e.pid, e.status.code()))).unwrap();
             if seen.len() == pids.len() {
                 break;
             }
@@ -97,17 +91,17 @@ fn fork_is_tracked_and_no_handler_fd_wakes_a_poll_loop() {
         zreap::install(InstallFlags::OWN | InstallFlags::NO_HANDLER).unwrap();
         // SAFETY: the child only calls _exit.
         let child = match unsafe { zreap::fork(&SpawnOptions::default()) }.unwrap() {
-            nix::unistd::ForkResult::Child => unsafe { libc::_exit(9) },
-            nix::unistd::ForkResult::Parent { child } => child.as_raw(),
+            ForkResult::Child => unsafe { libc::_exit(9) },
+            ForkResult::Parent(child) => child,
         };
-        let fd = zreap::reap_fd().unwrap();
+        let fd = zreap::reap_fd().unwrap().as_raw_fd();
         let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd.
         assert_eq!(unsafe { libc::poll(&mut pfd, 1, 10_000) }, 1, "reap fd never became readable");
         let mut exits = Vec::new();
         zreap::reap_all(|e| exits.push(e)).unwrap();
         assert_eq!(exits.len(), 1);
-        assert_eq!((exits[0].pid, libc::WEXITSTATUS(exits[0].status)), (child, 9));
+        assert_eq!((exits[0].pid, exits[0].status.code()), (child, Some(9)));
         // SAFETY: as above.
         assert_eq!(unsafe { libc::poll(&mut pfd, 1, 0) }, 0, "reap fd still readable after reap_all");
         assert_eq!(zreap::stats().tracked, 0);

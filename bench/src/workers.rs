@@ -6,6 +6,7 @@
 
 use libc::{c_char, c_int, pid_t};
 use std::ffi::CStr;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 extern "C" {
@@ -145,8 +146,8 @@ fn child_block_then_exit(rfd: c_int, wfd: c_int) -> ! {
 fn zfork_blocked(rfd: c_int, wfd: c_int) -> Res<pid_t> {
     // SAFETY: the child only makes async-signal-safe system calls.
     match unsafe { zreap::fork(&zreap::SpawnOptions::default()) } {
-        Ok(nix::unistd::ForkResult::Child) => child_block_then_exit(rfd, wfd),
-        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(child.as_raw()),
+        Ok(zreap::ForkResult::Child) => child_block_then_exit(rfd, wfd),
+        Ok(zreap::ForkResult::Parent(child)) => Ok(child),
         Err(e) => Err(format!("zreap::fork: {e}")),
     }
 }
@@ -227,12 +228,12 @@ fn start_and_wait(method: &str) -> Res<()> {
         "zspawn" => {
             let pid = zreap::spawn(TRUE, &[TRUE], None, &zreap::SpawnOptions::default())
                 .map_err(|e| format!("zreap::spawn: {e}"))?;
-            zreap::wait(pid, false).map_err(|e| format!("zreap::wait: {e}"))?.ok_or("zreap::wait: no exit")?.status
+            zreap::wait(pid).map_err(|e| format!("zreap::wait: {e}"))?.wstatus()
         }
         "zspawn-pdeathsig" => {
-            let opts = zreap::SpawnOptions { pdeathsig: libc::SIGTERM, ..Default::default() };
+            let opts = zreap::SpawnOptions { pdeathsig: Some(zreap::Signal::TERM), ..Default::default() };
             let pid = zreap::spawn(TRUE, &[TRUE], None, &opts).map_err(|e| format!("zreap::spawn: {e}"))?;
-            zreap::wait(pid, false).map_err(|e| format!("zreap::wait: {e}"))?.ok_or("zreap::wait: no exit")?.status
+            zreap::wait(pid).map_err(|e| format!("zreap::wait: {e}"))?.wstatus()
         }
         "posix_spawn" => {
             let mut pid = 0;
@@ -283,12 +284,9 @@ fn start_and_wait(method: &str) -> Res<()> {
             // SAFETY: the child only calls _exit.
             match unsafe { zreap::fork(&zreap::SpawnOptions::default()) } {
                 // SAFETY: _exit in the child.
-                Ok(nix::unistd::ForkResult::Child) => unsafe { libc::_exit(0) },
-                Ok(nix::unistd::ForkResult::Parent { child }) => {
-                    zreap::wait(child.as_raw(), false)
-                        .map_err(|e| format!("zreap::wait: {e}"))?
-                        .ok_or("zreap::wait: no exit")?
-                        .status
+                Ok(zreap::ForkResult::Child) => unsafe { libc::_exit(0) },
+                Ok(zreap::ForkResult::Parent(child)) => {
+                    zreap::wait(child).map_err(|e| format!("zreap::wait: {e}"))?.wstatus()
                 }
                 Err(e) => return Err(format!("zreap::fork: {e}")),
             }
@@ -356,7 +354,7 @@ fn storm(variant: &str, n: usize, settle_ms: usize) -> Res<i32> {
     let reap_fd = match flags {
         Some(f) => {
             zreap::install(f).map_err(|e| format!("zreap::install: {e}"))?;
-            Some(zreap::reap_fd().map_err(|e| format!("zreap::reap_fd: {e}"))?)
+            Some(zreap::reap_fd().map_err(|e| format!("zreap::reap_fd: {e}"))?.as_raw_fd())
         }
         None => None,
     };
@@ -401,7 +399,7 @@ fn storm(variant: &str, n: usize, settle_ms: usize) -> Res<i32> {
             unsafe { libc::poll(&mut pfd, 1, 100) };
             zreap::reap_all(|e| {
                 reported += 1;
-                bad += usize::from(!(libc::WIFEXITED(e.status) && libc::WEXITSTATUS(e.status) == 0));
+                bad += usize::from(!(e.status.success()));
             })
             .map_err(|e| format!("zreap::reap_all: {e}"))?;
             if reported + zreap::stats().dropped as usize >= made || t0.elapsed() >= deadline {
@@ -442,7 +440,7 @@ fn own_scale(n: usize, reps: usize) -> Res<i32> {
         let pid = zfork_blocked(r2, w2)?;
         close(r2);
         close(w2);
-        zreap::wait(pid, false).map_err(|e| format!("zreap::wait: {e}"))?;
+        zreap::wait(pid).map_err(|e| format!("zreap::wait: {e}"))?;
     }
     let rss_before = rss_bytes();
     let made = Instant::now();
@@ -480,7 +478,7 @@ fn own_scale(n: usize, reps: usize) -> Res<i32> {
         }
         let t0 = Instant::now();
         mask(libc::SIG_UNBLOCK);
-        let exit = zreap::wait(pid, false).map_err(|e| format!("zreap::wait: {e}"))?.ok_or("zreap::wait: none")?;
+        let exit = zreap::wait(pid).map_err(|e| format!("zreap::wait: {e}"))?;
         let ns = t0.elapsed().as_nanos() as u64;
         if exit.pid != pid {
             return Err(format!("zreap::wait({pid}) returned {}", exit.pid));
@@ -568,7 +566,7 @@ fn memory(n: usize) -> Res<i32> {
         let pid = zfork_blocked(r2, w2)?;
         close(r2);
         close(w2);
-        zreap::wait(pid, false).map_err(|e| format!("zreap::wait: {e}"))?;
+        zreap::wait(pid).map_err(|e| format!("zreap::wait: {e}"))?;
     }
     let before = rss_bytes();
     for _ in 0..n {

@@ -1,8 +1,7 @@
 //! `zreap run`: run a command under the preload shim, or as a minimal init.
 
 use crate::locate;
-use std::ffi::{CString, OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
@@ -65,10 +64,6 @@ pub fn run(cfg: RunConfig) -> i32 {
     } else {
         126
     }
-}
-
-fn cstring(s: &OsStr) -> Result<CString, String> {
-    CString::new(s.as_bytes()).map_err(|_| format!("{}: contains a NUL byte", s.to_string_lossy()))
 }
 
 /// Blocks the forwarded signals and SIGCHLD in this thread (the only one:
@@ -157,36 +152,19 @@ fn init(cfg: &RunConfig, env: &[(OsString, OsString)]) -> i32 {
         }
     }
 
-    let args: Result<Vec<CString>, String> = cfg.cmd.iter().map(|a| cstring(a)).collect();
-    let mut vars: Vec<(OsString, OsString)> =
-        std::env::vars_os().filter(|(k, _)| !env.iter().any(|(e, _)| e == k)).collect();
-    vars.extend(env.iter().cloned());
-    let envp: Result<Vec<CString>, String> = vars
-        .into_iter()
-        .map(|(k, v)| {
-            let mut kv = k.into_vec();
-            kv.push(b'=');
-            kv.extend(v.into_vec());
-            CString::new(kv).map_err(|_| "environment holds a NUL byte".to_string())
-        })
-        .collect();
-    let (args, envp) = match (args, envp) {
-        (Ok(a), Ok(e)) => (a, e),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("zreap run: {e}");
-            return 2;
-        }
-    };
-    let env_refs: Vec<&std::ffi::CStr> = envp.iter().map(|c| c.as_c_str()).collect();
-    let mut opts = zreap::SpawnOptions { flags: zreap::SpawnFlags::SEARCH_PATH, ..Default::default() };
-    if cfg.group {
-        opts.flags = opts.flags | zreap::SpawnFlags::SETPGROUP;
+    let mut command = zreap::Command::new(&cfg.cmd[0]);
+    command.args(&cfg.cmd[1..]);
+    for (key, value) in env {
+        command.env(key, value);
     }
-    let child = match zreap::spawn(&args[0], &args, Some(&env_refs), &opts) {
-        Ok(pid) => pid,
+    if cfg.group {
+        command.process_group();
+    }
+    let child = match command.spawn() {
+        Ok(child) => child.pid(),
         Err(e) => {
             eprintln!("zreap run: {}: {e}", cfg.cmd[0].to_string_lossy());
-            return if e as i32 == libc::ENOENT { 127 } else { 126 };
+            return if e.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 };
         }
     };
     if cfg.group {

@@ -5,11 +5,11 @@
 //! other calls fail with EINTR where the default never does).
 
 use crate::store::STORE;
-use crate::sys::{self, wstatus_from_siginfo, ErrnoGuard};
 use crate::{config, log, real};
 use libc::{c_int, c_void};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::SeqCst};
+use zreap::sys::{self, wstatus_from_siginfo, ErrnoGuard};
 
 /// The SIGCHLD disposition the program asked for (what it gets back from
 /// sigaction), behind a sequence lock: the handler reads it without waiting.
@@ -365,10 +365,8 @@ pub fn ensure_reaper_thread() {
     if previous == me {
         return;
     }
-    let childless = matches!(
-        sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT),
-        Err(nix::errno::Errno::ECHILD)
-    );
+    let childless = sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+        .is_err_and(|e| e.raw_os_error() == Some(libc::ECHILD));
     if childless || THREAD_PID.compare_exchange(previous, me, SeqCst, SeqCst).is_err() {
         return;
     }

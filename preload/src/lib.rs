@@ -27,15 +27,11 @@ mod log;
 mod real;
 mod spawn;
 mod store;
-/// The core library's raw system calls, shared by path: the shim does not
-/// link the core crate, whose C API would otherwise be exported from the shim.
-#[allow(dead_code)]
-#[path = "../../src/sys.rs"]
-mod sys;
 mod wait;
 
 use libc::{c_int, pid_t};
 use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
+use zreap::sys;
 
 /// Runs when the shim is loaded, before the program's main.
 #[used]

@@ -7,7 +7,7 @@
 //! fails. The two tests take one lock, because the second one reaps a daemon
 //! whose pid it was never told (found by name among our children).
 
-mod support;
+use zreap_testsupport as support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

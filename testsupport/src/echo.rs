@@ -1,4 +1,4 @@
-//! The echo-server demonstration used by `tests/echo_servers.rs` (the CLI's
+//! The echo-server demonstration used by `capi/tests/echo_servers.rs` (the CLI's
 //! `zreap demo`, in cli/src/demo.rs, runs the same scenario live).
 //!
 //! A server (`examples/echo_server*.c`) forks one child per TCP connection.
@@ -18,7 +18,7 @@
 //! (which does not reap here); [`Server`]'s `Drop` kills the client and the
 //! server and reaps exactly the pids that were the server's children.
 
-use super::{build_c, children_of, proc_state_ppid, zombies_of};
+use crate::{build_c, children_of, proc_state_ppid, zombies_of};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};

@@ -1,20 +1,20 @@
-//! The C ABI: turns C arguments into Rust calls and errors into errno.
+//! The C ABI of zreap (`libzreap.so`, `libzreap.a`, `include/zreap.h`):
+//! turns C arguments into calls of the `zreap` crate's public API and errors
+//! into errno. No mechanics live here.
 //!
-//! Every export goes through [`boundary`], which checks nothing itself but
-//! catches panics (they never cross into C: the call fails with
-//! `ENOTRECOVERABLE`), sets errno on failure and leaves it untouched on success.
-//! Pointers are checked for NULL before anything else.
+//! Every export goes through [`boundary`], which catches panics (they never
+//! cross into C: the call fails with `ENOTRECOVERABLE`), sets errno on failure
+//! and leaves it untouched on success. Pointers are checked for NULL before
+//! anything else.
+#![deny(unsafe_op_in_unsafe_fn)]
 #![allow(non_camel_case_types)]
 
-use crate::daemon::{self, DaemonFlags, DaemonOptions, Daemonized};
-use crate::reaper::{self, InstallFlags};
-use crate::spawn::{self, SpawnFlags, SpawnRequest};
-use crate::sys;
 use libc::{c_char, c_int, c_void, pid_t};
-use nix::errno::Errno;
-use nix::unistd::ForkResult;
 use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use zreap_rs::{self as zreap, DaemonFlags, DaemonOptions, Daemonized, ForkResult, InstallFlags, Signal, SpawnFlags};
 
 /// Reap only children made by zspawn()/zfork(); leave every other child
 /// (popen, system, a foreign waitpid) to its own waiter.
@@ -25,9 +25,25 @@ pub const ZREAP_SUBREAPER: u32 = 0x2;
 /// zreap_fd() is readable.
 pub const ZREAP_NO_HANDLER: u32 = 0x4;
 
+// The C constants are the Rust flags' bits (cbindgen needs literals above).
+const _: () = {
+    assert!(ZREAP_OWN == InstallFlags::OWN.bits());
+    assert!(ZREAP_SUBREAPER == InstallFlags::SUBREAPER.bits());
+    assert!(ZREAP_NO_HANDLER == InstallFlags::NO_HANDLER.bits());
+    assert!(ZSPAWN_SEARCH_PATH == SpawnFlags::SEARCH_PATH.bits());
+    assert!(ZSPAWN_SETSID == SpawnFlags::SETSID.bits());
+    assert!(ZSPAWN_SETPGROUP == SpawnFlags::SETPGROUP.bits());
+    assert!(ZDAEMON_KEEP_FDS == DaemonFlags::KEEP_FDS.bits());
+    assert!(ZDAEMON_KEEP_STDIO == DaemonFlags::KEEP_STDIO.bits());
+    assert!(ZDAEMON_NO_CHDIR == DaemonFlags::NO_CHDIR.bits());
+    assert!(ZDAEMON_WAIT_READY == DaemonFlags::WAIT_READY.bits());
+    assert!(ZDAEMON_RETURN == DaemonFlags::RETURN.bits());
+    assert!(ZREAP_UNTRACKED_CAPACITY as usize == zreap::UNTRACKED_CAPACITY);
+};
+
 /// At least this many exits of untracked children wait for zreap_all(); past
 /// that the oldest are dropped and counted in zreap_stats.dropped.
-pub const ZREAP_UNTRACKED_CAPACITY: u32 = reaper::UNTRACKED_CAPACITY as u32;
+pub const ZREAP_UNTRACKED_CAPACITY: u32 = 4096;
 
 /// Look path up in $PATH, like execvp.
 pub const ZSPAWN_SEARCH_PATH: u32 = 0x1;
@@ -99,21 +115,70 @@ pub struct zreap_stats {
 /// Runs `body` as one exported call: failures set errno and return `failed`;
 /// success leaves errno as the caller had it; a panic is caught and reported
 /// as ENOTRECOVERABLE.
-fn boundary<T>(failed: T, body: impl FnOnce() -> Result<T, Errno>) -> T {
-    let saved = sys::errno();
+fn boundary<T>(failed: T, body: impl FnOnce() -> io::Result<T>) -> T {
+    let saved = zreap::sys::errno();
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(value)) => {
-            sys::set_errno(saved);
+            zreap::sys::set_errno(saved);
             value
         }
         Ok(Err(e)) => {
-            sys::set_errno(e as c_int);
+            zreap::sys::set_errno(e.raw_os_error().unwrap_or(libc::EIO));
             failed
         }
         Err(_) => {
-            sys::set_errno(libc::ENOTRECOVERABLE);
+            zreap::sys::set_errno(libc::ENOTRECOVERABLE);
             failed
         }
+    }
+}
+
+fn error(code: c_int) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+
+/// Unknown bits: EINVAL.
+fn flags<F: bitflags::Flags<Bits = u32>>(bits: u32) -> io::Result<F> {
+    F::from_bits(bits).ok_or_else(|| error(libc::EINVAL))
+}
+
+/// 0: none; otherwise 1..=SIGRTMAX, else EINVAL.
+fn signal(number: c_int) -> io::Result<Option<Signal>> {
+    match number {
+        0 => Ok(None),
+        n => Signal::new(n).map(Some).ok_or_else(|| error(libc::EINVAL)),
+    }
+}
+
+/// -1: inherit; otherwise an open fd, else EBADF.
+fn borrowed_fd<'a>(fd: c_int) -> io::Result<Option<BorrowedFd<'a>>> {
+    if fd == -1 {
+        return Ok(None);
+    }
+    // SAFETY: F_GETFD only queries the fd table.
+    if fd < -1 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(error(libc::EBADF));
+    }
+    // SAFETY: fd is open, and the caller keeps it open for the call (C contract).
+    Ok(Some(unsafe { BorrowedFd::borrow_raw(fd) }))
+}
+
+/// The C strings of a NULL-terminated array.
+///
+/// # Safety
+/// `array` is a valid NULL-terminated array of valid C strings.
+unsafe fn strings<'a>(array: *const *mut c_char) -> Vec<&'a CStr> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        // SAFETY: the array is NULL-terminated, so every index up to the NULL is valid.
+        let p = unsafe { *array.add(i) };
+        if p.is_null() {
+            return out;
+        }
+        // SAFETY: each entry is a valid C string.
+        out.push(unsafe { CStr::from_ptr(p) });
+        i += 1;
     }
 }
 
@@ -129,7 +194,7 @@ fn boundary<T>(failed: T, body: impl FnOnce() -> Result<T, Errno>) -> T {
 /// Example: `if (zreap_install(0) == -1) perror("zreap_install");`
 #[no_mangle]
 pub extern "C" fn zreap_install(flags: u32) -> c_int {
-    boundary(-1, || reaper::install(InstallFlags::from_bits(flags)?).map(|()| 0))
+    boundary(-1, || zreap::install(self::flags::<InstallFlags>(flags)?).map(|()| 0))
 }
 
 /// Puts back the SIGCHLD disposition that was there before zreap_install().
@@ -137,7 +202,7 @@ pub extern "C" fn zreap_install(flags: u32) -> c_int {
 /// recorded exits stay deliverable.
 #[no_mangle]
 pub extern "C" fn zreap_uninstall() -> c_int {
-    boundary(-1, || reaper::uninstall().map(|()| 0))
+    boundary(-1, || zreap::uninstall().map(|()| 0))
 }
 
 /// Never blocks. Reaps every child in scope that has exited, then calls
@@ -151,10 +216,10 @@ pub extern "C" fn zreap_uninstall() -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn zreap_all(on_exit: zreap_exit_fn, ctx: *mut c_void) -> c_int {
     boundary(-1, || {
-        let n = reaper::reap_all(|exit| {
+        let n = zreap::reap_all(|exit| {
             if let Some(callback) = on_exit {
                 // SAFETY: the caller gave a valid callback and its context.
-                unsafe { callback(exit.pid, exit.status, ctx) };
+                unsafe { callback(exit.pid, exit.wstatus(), ctx) };
             }
         })?;
         Ok(c_int::try_from(n).unwrap_or(c_int::MAX))
@@ -173,14 +238,20 @@ pub unsafe extern "C" fn zreap_all(on_exit: zreap_exit_fn, ctx: *mut c_void) -> 
 #[no_mangle]
 pub unsafe extern "C" fn zwait(pid: pid_t, wstatus: *mut c_int, options: c_int) -> pid_t {
     boundary(-1, || {
-        if options & !libc::WNOHANG != 0 {
-            return Err(Errno::EINVAL);
+        if options & !libc::WNOHANG != 0 || !(pid > 0 || pid == -1) {
+            return Err(error(libc::EINVAL));
         }
-        match reaper::wait(pid, options & libc::WNOHANG != 0)? {
+        let exit = match (pid, options & libc::WNOHANG != 0) {
+            (-1, false) => Some(zreap::wait_any()?),
+            (-1, true) => zreap::try_wait_any()?,
+            (pid, false) => Some(zreap::wait(pid)?),
+            (pid, true) => zreap::try_wait(pid)?,
+        };
+        match exit {
             Some(exit) => {
                 if !wstatus.is_null() {
                     // SAFETY: the caller passed a writable int or NULL.
-                    unsafe { *wstatus = exit.status };
+                    unsafe { *wstatus = exit.wstatus() };
                 }
                 Ok(exit.pid)
             }
@@ -194,7 +265,7 @@ pub unsafe extern "C" fn zwait(pid: pid_t, wstatus: *mut c_int, options: c_int) 
 /// loops; the same fd on every call; do not close it.
 #[no_mangle]
 pub extern "C" fn zreap_fd() -> c_int {
-    boundary(-1, reaper::reap_fd)
+    boundary(-1, || zreap::reap_fd().map(|fd| fd.as_raw_fd()))
 }
 
 /// Sets every field of *opts to its default: no flags, no pdeathsig, inherited
@@ -243,23 +314,24 @@ pub unsafe extern "C" fn zspawn(
 ) -> pid_t {
     boundary(-1, || {
         if path.is_null() || argv.is_null() {
-            return Err(Errno::EINVAL);
+            return Err(error(libc::EINVAL));
         }
+        let mut options = zreap::SpawnOptions::default();
         // SAFETY: opts is NULL or valid, per the contract.
-        let opts = unsafe { opts.as_ref() };
-        let (flags, pdeathsig, cwd, fds) = match opts {
-            None => (0, 0, None, [-1, -1, -1]),
-            Some(o) => {
-                // SAFETY: cwd is NULL or a valid C string, per the contract.
-                let cwd = (!o.cwd.is_null()).then(|| unsafe { CStr::from_ptr(o.cwd) });
-                (o.flags, o.pdeathsig, cwd, [o.stdin_fd, o.stdout_fd, o.stderr_fd])
-            }
-        };
-        // SAFETY: path is a valid C string; argv/envp are valid arrays that
-        // outlive this call, per the contract.
-        let request =
-            unsafe { SpawnRequest::new(CStr::from_ptr(path), argv.cast(), envp.cast(), flags, pdeathsig, cwd, fds)? };
-        spawn::spawn_request(&request)
+        if let Some(o) = unsafe { opts.as_ref() } {
+            options.flags = flags(o.flags)?;
+            options.pdeathsig = signal(o.pdeathsig)?;
+            options.stdin = borrowed_fd(o.stdin_fd)?;
+            options.stdout = borrowed_fd(o.stdout_fd)?;
+            options.stderr = borrowed_fd(o.stderr_fd)?;
+            // SAFETY: cwd is NULL or a valid C string, per the contract.
+            options.cwd = (!o.cwd.is_null()).then(|| unsafe { CStr::from_ptr(o.cwd) });
+        }
+        // SAFETY: argv and envp are NULL-terminated arrays of C strings (envp
+        // may be NULL), per the contract.
+        let (args, env) = unsafe { (strings(argv), (!envp.is_null()).then(|| strings(envp))) };
+        // SAFETY: path is a valid C string, per the contract.
+        zreap::spawn(unsafe { CStr::from_ptr(path) }, &args, env.as_deref(), &options)
     })
 }
 
@@ -283,11 +355,12 @@ pub unsafe extern "C" fn zfork(opts: *const zspawn_options) -> pid_t {
             None => (0, 0),
             Some(o) => (o.flags, o.pdeathsig),
         };
-        let flags = SpawnFlags::from_bits(flags)?;
-        spawn::check_signal(pdeathsig)?;
-        match spawn::fork_raw(flags, pdeathsig)? {
+        let options =
+            zreap::SpawnOptions { flags: self::flags(flags)?, pdeathsig: signal(pdeathsig)?, ..Default::default() };
+        // SAFETY: forwarded from this function's contract.
+        match unsafe { zreap::fork(&options) }? {
             ForkResult::Child => Ok(0),
-            ForkResult::Parent { child } => Ok(child.as_raw()),
+            ForkResult::Parent(child) => Ok(child),
         }
     })
 }
@@ -337,16 +410,16 @@ pub unsafe extern "C" fn zdaemonize(opts: *const zdaemon_options) -> pid_t {
         if let Some(o) = unsafe { opts.as_ref() } {
             // SAFETY: the strings are NULL or valid C strings, per the contract.
             let string = |p: *const c_char| (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_owned());
-            options.flags = DaemonFlags::from_bits(o.flags)?;
+            options.flags = flags::<DaemonFlags>(o.flags)?;
             options.workdir = string(o.workdir);
             options.pidfile = string(o.pidfile);
             options.umask = match o.umask {
                 -1 => None,
-                m => Some(u32::try_from(m).map_err(|_| Errno::EINVAL)?),
+                m => Some(u32::try_from(m).map_err(|_| error(libc::EINVAL))?),
             };
         }
         // SAFETY: forwarded from this function's contract.
-        match unsafe { daemon::daemonize(&options) }? {
+        match unsafe { zreap::daemonize(&options) }? {
             Daemonized::Daemon => Ok(0),
             Daemonized::Caller { daemon } => Ok(daemon),
         }
@@ -360,7 +433,7 @@ pub unsafe extern "C" fn zdaemonize(opts: *const zdaemon_options) -> pid_t {
 /// Example: `listen(fd, 128); zdaemon_ready(0);`
 #[no_mangle]
 pub extern "C" fn zdaemon_ready(err: c_int) -> c_int {
-    boundary(-1, || daemon::daemon_ready(err).map(|()| 0))
+    boundary(-1, || zreap::daemon_ready(err).map(|()| 0))
 }
 
 /// Copies the library's counters into *out. Returns 0, or -1/EINVAL when out is NULL.
@@ -371,9 +444,9 @@ pub extern "C" fn zdaemon_ready(err: c_int) -> c_int {
 pub unsafe extern "C" fn zreap_stats_get(out: *mut zreap_stats) -> c_int {
     boundary(-1, || {
         if out.is_null() {
-            return Err(Errno::EINVAL);
+            return Err(error(libc::EINVAL));
         }
-        let s = crate::stats::stats();
+        let s = zreap::stats();
         let value = zreap_stats { reaped: s.reaped, reported: s.reported, dropped: s.dropped, tracked: s.tracked };
         // SAFETY: out is non-null and writable per the contract.
         unsafe { out.write(value) };
@@ -384,5 +457,11 @@ pub unsafe extern "C" fn zreap_stats_get(out: *mut zreap_stats) -> c_int {
 /// The library's version, e.g. "0.1.0": a static string, never NULL.
 #[no_mangle]
 pub extern "C" fn zreap_version() -> *const c_char {
-    boundary(std::ptr::null(), || Ok(crate::VERSION_C.as_ptr()))
+    boundary(std::ptr::null(), || Ok(VERSION.as_ptr()))
 }
+
+/// [`zreap::VERSION`] as a C string.
+const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+    Ok(s) => s,
+    Err(_) => panic!("version has a NUL byte"),
+};

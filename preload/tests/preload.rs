@@ -10,7 +10,7 @@
 //! is a child subreaper, so grandchildren that a test orphans on purpose come
 //! back here and are reaped by pid.
 
-mod support;
+use zreap_testsupport as support;
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;

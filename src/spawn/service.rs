@@ -11,10 +11,11 @@
 //! child of `fork` the signal fires when the thread that called `fork` exits,
 //! or the process dies, whichever comes first.
 
-use crate::spawn::{self, SpawnRequest};
-pub(crate) use crate::sys::arm_pdeathsig as arm_in_child;
+use super::{child, SpawnRequest};
+use crate::atfork::{self, Concern};
+use crate::sys;
 use libc::pid_t;
-use nix::errno::Errno;
+use std::io;
 use std::sync::atomic::{AtomicPtr, Ordering::SeqCst};
 use std::sync::mpsc;
 
@@ -22,7 +23,7 @@ use std::sync::mpsc;
 /// reply, so the borrowed request outlives the job.
 struct Job {
     request: *const SpawnRequest<'static>,
-    reply: mpsc::SyncSender<Result<pid_t, Errno>>,
+    reply: mpsc::SyncSender<io::Result<pid_t>>,
 }
 
 // SAFETY: the request pointer is only read by the service thread while the
@@ -37,15 +38,15 @@ static SERVICE: AtomicPtr<Service> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Spawns from the long-lived service thread, so that the child's parent-death
 /// signal is tied to the life of the process rather than the calling thread.
-pub(crate) fn spawn_from_service(request: &SpawnRequest<'_>) -> Result<pid_t, Errno> {
+pub(super) fn spawn_from_service(request: &SpawnRequest<'_>) -> io::Result<pid_t> {
     let service = service()?;
     let (reply, answer) = mpsc::sync_channel(1);
     let job = Job { request: (request as *const SpawnRequest<'_>).cast(), reply };
-    service.jobs.send(job).map_err(|_| Errno::EAGAIN)?;
-    answer.recv().map_err(|_| Errno::EAGAIN)?
+    service.jobs.send(job).map_err(|_| again())?;
+    answer.recv().map_err(|_| again())?
 }
 
-fn service() -> Result<&'static Service, Errno> {
+fn service() -> io::Result<&'static Service> {
     let current = SERVICE.load(SeqCst);
     if !current.is_null() {
         // SAFETY: a published service is never freed (only forgotten in a fork child).
@@ -56,19 +57,20 @@ fn service() -> Result<&'static Service, Errno> {
     match SERVICE.compare_exchange(std::ptr::null_mut(), fresh, SeqCst, SeqCst) {
         Ok(_) => {
             let started = std::thread::Builder::new().name("zreap-spawner".into()).spawn(move || {
-                crate::reaper::block_all_signals_in_this_thread();
+                sys::block_all_signals_in_this_thread();
                 for job in inbox {
                     // SAFETY: the sender blocks until the reply, keeping the request alive.
-                    let result = spawn::spawn_here(unsafe { &*job.request });
+                    let result = child::spawn_here(unsafe { &*job.request });
                     let _ = job.reply.send(result);
                 }
             });
-            if started.is_err() {
+            if let Err(e) = started {
                 SERVICE.store(std::ptr::null_mut(), SeqCst);
                 // SAFETY: fresh was never shared: the store above withdrew it.
                 drop(unsafe { Box::from_raw(fresh) });
-                return Err(Errno::EAGAIN);
+                return Err(e);
             }
+            atfork::set_hooks(Concern::Spawner, None, None, Some(forget_service_in_child));
             // SAFETY: just published; never freed.
             Ok(unsafe { &*fresh })
         }
@@ -82,7 +84,12 @@ fn service() -> Result<&'static Service, Errno> {
 }
 
 /// In a forked child the service thread does not exist: forget it (its memory
-/// is left as is) so the next spawn starts a new one. Async-signal-safe.
-pub(crate) fn forget_service_in_child() {
+/// is left as is) so the next spawn starts a new one. Async-signal-safe
+/// (post-fork child code: one atomic store).
+fn forget_service_in_child() {
     SERVICE.store(std::ptr::null_mut(), SeqCst);
+}
+
+fn again() -> io::Error {
+    io::Error::from_raw_os_error(libc::EAGAIN)
 }

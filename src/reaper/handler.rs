@@ -1,9 +1,11 @@
 //! The SIGCHLD handler and its installation.
+//!
+//! Signal context: [`on_sigchld`] is the handler itself.
 
-use crate::reaper;
+use super::pass;
 use crate::sys::ErrnoGuard;
 use libc::c_int;
-use nix::errno::Errno;
+use std::io;
 
 /// The SIGCHLD handler. Async-signal-safe: it reaches only atomics, memory
 /// allocated before installation and raw system calls (waitpid, waitid,
@@ -12,12 +14,12 @@ use nix::errno::Errno;
 /// is left, because SIGCHLD does not queue.
 extern "C" fn on_sigchld(_signal: c_int) {
     let _errno = ErrnoGuard::new();
-    reaper::pass_from_signal();
+    pass::pass_from_signal();
 }
 
 /// Installs [`on_sigchld`] for SIGCHLD with SA_RESTART and SA_NOCLDSTOP and
 /// returns the disposition it replaced.
-pub fn install() -> Result<libc::sigaction, Errno> {
+pub(super) fn install() -> io::Result<libc::sigaction> {
     // SAFETY: sigaction is plain data; all-zero is a valid starting value.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     action.sa_sigaction = on_sigchld as extern "C" fn(c_int) as libc::sighandler_t;
@@ -29,28 +31,49 @@ pub fn install() -> Result<libc::sigaction, Errno> {
     // SAFETY: both pointers refer to valid sigaction structs; the handler is
     // async-signal-safe and everything it touches exists before this call.
     if unsafe { libc::sigaction(libc::SIGCHLD, &action, &mut old) } == -1 {
-        return Err(Errno::last());
+        return Err(io::Error::last_os_error());
     }
     Ok(old)
 }
 
 /// Whether [`on_sigchld`] is the current SIGCHLD disposition (the program
 /// may have replaced it, or set SIG_IGN, since [`install`]).
-pub fn is_installed() -> Result<bool, Errno> {
+pub(super) fn is_installed() -> io::Result<bool> {
     // SAFETY: sigaction is plain data; all-zero is a valid starting value.
     let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: a NULL new action only queries; current is a valid out-pointer.
     if unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut current) } == -1 {
-        return Err(Errno::last());
+        return Err(io::Error::last_os_error());
     }
     Ok(current.sa_sigaction == on_sigchld as extern "C" fn(c_int) as libc::sighandler_t)
 }
 
 /// Puts back a disposition returned by [`install`].
-pub fn restore(old: &libc::sigaction) -> Result<(), Errno> {
+pub(super) fn restore(old: &libc::sigaction) -> io::Result<()> {
     // SAFETY: old is a disposition the kernel gave us earlier.
     if unsafe { libc::sigaction(libc::SIGCHLD, old, std::ptr::null_mut()) } == -1 {
-        return Err(Errno::last());
+        return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Whether SIGCHLD is blocked in every thread of this process (read from
+/// `/proc/self/task/*/status`), so that no handler could ever run. False when
+/// that cannot be read.
+pub(super) fn blocked_everywhere() -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return false };
+    let bit = 1u64 << (libc::SIGCHLD - 1);
+    let mut seen = false;
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else { continue };
+        let blocked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok());
+        match blocked {
+            Some(mask) if mask & bit != 0 => seen = true,
+            _ => return false,
+        }
+    }
+    seen
 }

@@ -1,7 +1,6 @@
-//! Shared by the integration tests and the demo example: builds C programs
-//! against `include/zreap.h` and the freshly built `libzreap.so`, runs them with
-//! a deadline, and counts zombies in /proc.
-#![allow(dead_code)]
+//! Test helpers shared by zreap's crates: builds C programs against
+//! `include/zreap.h` and the freshly built `libzreap.so`, runs them with a
+//! deadline, and counts zombies in /proc.
 
 use std::fs;
 use std::io::Read;
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("testsupport sits in the repository").to_path_buf()
 }
 
 /// The cargo profile directory holding `libzreap.so` (`target/debug` or
@@ -144,7 +143,7 @@ pub fn run_c_test_in_pid_namespace(src: &str) {
 }
 
 /// Runs a C test program with `wrapper` (a command and its options) in front.
-fn run_c_test_under(wrapper: &[&str], src: &str) {
+pub fn run_c_test_under(wrapper: &[&str], src: &str) {
     let exe = build_c(src);
     let mut cmd = match wrapper.split_first() {
         Some((program, options)) => {

@@ -3,7 +3,7 @@
 //! same server with `zreap_install(0)` instead of the handler leaks none.
 //! See `tests/support/echo.rs` for what one round does.
 
-mod support;
+use zreap_testsupport as support;
 
 use support::children_of;
 use support::echo::{both_servers, CONNECTIONS};

@@ -1,0 +1,145 @@
+//! Making tracked children: the gate is held from before a child is created
+//! until it is registered, so no pass can reap (and misfile) a child that has
+//! no slot yet; also the library's own children (zdaemonize's intermediate).
+//!
+//! Post-fork code: [`forget_creation_in_child`] and [`Creation::in_child`] run
+//! in a forked child and are async-signal-safe (a thread-local flag only).
+
+use super::{events, lock, pass, watcher, REAPER};
+use crate::sys;
+use libc::pid_t;
+use std::cell::Cell;
+use std::io;
+use std::os::fd::RawFd;
+
+thread_local! {
+    /// This thread holds the gate across a fork of its own ([`Creation`]):
+    /// the fork handlers must neither take nor release it.
+    static CREATING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The gate, held while one tracked child is created and registered. Passes
+/// the SIGCHLD handler asks for meanwhile run when it is let go.
+pub(crate) struct Creation {
+    released: bool,
+}
+
+impl Creation {
+    /// Takes the gate and prepares what the reaper needs for one more child.
+    pub(crate) fn begin() -> io::Result<Creation> {
+        super::register_fork_hooks();
+        REAPER.acquire_raw();
+        CREATING.with(|c| c.set(true));
+        let creation = Creation { released: false };
+        // SAFETY: the gate is held by `creation`, which outlives this borrow.
+        let st = unsafe { REAPER.value_mut() };
+        st.ensure_ready()?;
+        st.table.reserve_slot();
+        Ok(creation)
+    }
+
+    /// Registers the new child (`pidfd` is taken over) and lets the gate go.
+    pub(crate) fn track(self, pid: pid_t, pidfd: Option<RawFd>) {
+        // SAFETY: the gate is held until `self` drops, after this call.
+        unsafe { REAPER.value_mut() }.track(pid, pidfd, false);
+    }
+
+    /// Registers the library's own child (see [`collect_private`]) and lets
+    /// the gate go. Returns its ticket.
+    pub(crate) fn track_private(self, pid: pid_t, pidfd: Option<RawFd>) -> u32 {
+        // SAFETY: the gate is held until `self` drops, after this call.
+        unsafe { REAPER.value_mut() }.track(pid, pidfd, true)
+    }
+
+    /// Collects a child that failed before it became the program, so it
+    /// leaves no zombie and no record, and lets the gate go.
+    pub(crate) fn discard(self, pid: pid_t, pidfd: Option<RawFd>) {
+        let _ = match pidfd {
+            Some(fd) => sys::waitid(libc::P_PIDFD, fd as libc::id_t, 0),
+            None => sys::waitid(libc::P_PID, pid as libc::id_t, 0),
+        };
+        if let Some(fd) = pidfd {
+            sys::close(fd);
+        }
+    }
+
+    /// In the child of a fork made under this creation: the fork handler has
+    /// already reset the gate. Async-signal-safe.
+    pub(crate) fn in_child(mut self) {
+        self.released = true;
+    }
+}
+
+impl Drop for Creation {
+    fn drop(&mut self) {
+        if !self.released {
+            CREATING.with(|c| c.set(false));
+            REAPER.release_raw(pass::pass);
+            watcher::wake();
+        }
+    }
+}
+
+/// Before `fork()`: takes the gate unless a [`Creation`] of this thread holds it.
+pub(super) fn before_fork() {
+    if !CREATING.with(Cell::get) {
+        REAPER.acquire_raw();
+    }
+}
+
+/// In the parent after `fork()`: lets the gate go unless a [`Creation`] holds it.
+pub(super) fn after_fork_parent() {
+    if !CREATING.with(Cell::get) {
+        REAPER.release_raw(pass::pass);
+        watcher::wake();
+    }
+}
+
+/// In a forked child: this thread holds no creation. Async-signal-safe.
+pub(super) fn forget_creation_in_child() {
+    CREATING.with(|c| c.set(false));
+}
+
+/// Waits for a child registered with [`Creation::track_private`] to end and
+/// collects it, whoever reaped it. Reaps nothing else.
+pub(crate) fn collect_private(ticket: u32, pid: pid_t) {
+    let pidfd = {
+        let st = lock();
+        let fd = st.table.slot(ticket).pidfd;
+        (fd >= 0).then(|| sys::dup_cloexec(fd).ok()).flatten()
+    };
+    let _ = match pidfd {
+        Some(fd) => sys::waitid(libc::P_PIDFD, fd as libc::id_t, 0),
+        None => sys::waitid(libc::P_PID, pid as libc::id_t, 0),
+    };
+    if let Some(fd) = pidfd {
+        sys::close(fd);
+    }
+    let mut st = lock();
+    let pidfd = st.table.free_slot(ticket);
+    events::unwatch(&st, pidfd);
+}
+
+/// Collects a failed daemon that a subreaper caller adopted, so it leaves no
+/// zombie. If a pass in the ALL scope reaped it first, its record is removed:
+/// it is the newest record of that pid, since the daemon reported its pid
+/// while it was alive.
+pub(crate) fn collect_adopted(pid: pid_t) {
+    let mut st = lock();
+    if st.table.remove_newest_untracked(pid) {
+        events::sync_eventfd(&st);
+    } else {
+        let _ = sys::waitid(libc::P_PID, pid as libc::id_t, 0);
+    }
+}
+
+/// In a daemon that has just closed every fd: forget the library's fds (they
+/// are gone) so the next call makes new ones. Single-threaded fork child only;
+/// async-signal-safe there (the gate is free, nothing is allocated).
+pub(crate) fn forget_fds() {
+    let mut st = lock();
+    st.ready = false;
+    st.epfd = -1;
+    st.efd = -1;
+    st.spare_fd = -1;
+}

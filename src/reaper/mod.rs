@@ -1,0 +1,187 @@
+//! The reaper: which children are in scope, who reaps them, and how each exit
+//! is delivered exactly once, to the right waiter.
+//!
+//! All state lives behind one [`Gate`]. The SIGCHLD handler only *tries* the
+//! gate; when another thread holds it, the holder runs the pass for it. Memory
+//! the handler writes is reserved in ordinary context before the handler can
+//! see it, and the handler never allocates.
+//!
+//! A pid is no identity once reaped: the kernel may hand it to the next child
+//! at once. So:
+//! - a tracked child (made by `spawn`/`fork`) is created and registered under
+//!   the gate ([`Creation`]), so no pass can reap it before it has a slot;
+//! - it is reaped through its pidfd (watched in an epoll set, O(1) per exit in
+//!   both scopes); a child without a pidfd (old kernel, fd limit) is reaped by
+//!   pid only while its start time is the one recorded at creation;
+//! - slots of one pid form a chain in creation order ([`table`]), so a wait
+//!   for that pid gets the exits in the order the processes were created, and
+//!   a wait for a tracked child is answered from tracked slots only, never
+//!   from the buffer of untracked exits;
+//! - in the all-children scope a pass first *looks* at an exited child
+//!   (WNOWAIT) and reaps it through the slot that owns it, if any.
+//!
+//! Layers, each using only those before it: [`table`] (pure data),
+//! [`events`] (the epoll set and eventfd), [`pass`] (signal context),
+//! [`handler`], [`watcher`], [`creation`], [`wait`] and [`install`] (the API).
+
+mod creation;
+mod events;
+mod handler;
+mod install;
+mod pass;
+mod table;
+mod wait;
+mod watcher;
+
+pub(crate) use creation::{collect_adopted, collect_private, forget_fds, Creation};
+pub use install::{install, uninstall};
+pub use table::UNTRACKED_CAPACITY;
+pub use wait::{reap_all, reap_fd, try_wait, try_wait_any, wait, wait_any};
+
+use crate::atfork::{self, Concern};
+use crate::gate::{Gate, GateGuard};
+use bitflags::bitflags;
+use libc::{c_int, pid_t};
+use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use table::Table;
+
+bitflags! {
+    /// Flags for [`install`].
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct InstallFlags: u32 {
+        /// Reap only children made by `spawn`/`fork`; leave every other child
+        /// (popen, system, a foreign waitpid) to its own waiter (C: `ZREAP_OWN`).
+        const OWN = 0x1;
+        /// Become a child subreaper: orphaned descendants come back and are
+        /// reaped (C: `ZREAP_SUBREAPER`).
+        const SUBREAPER = 0x2;
+        /// Install no SIGCHLD handler; reap with [`reap_all`] when [`reap_fd`]
+        /// is readable (C: `ZREAP_NO_HANDLER`).
+        const NO_HANDLER = 0x4;
+    }
+}
+
+/// One child's exit: its pid and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// The child's pid (no identity any more: the kernel may reuse it).
+    pub pid: pid_t,
+    /// How it ended.
+    pub status: ExitStatus,
+}
+
+impl Exit {
+    /// An exit from a pid and a `waitpid`-style status word.
+    pub fn from_raw(pid: pid_t, wstatus: c_int) -> Exit {
+        Exit { pid, status: ExitStatus::from_raw(wstatus) }
+    }
+
+    /// The `waitpid`-style status word (`WIFEXITED`, `WEXITSTATUS`, ... apply).
+    pub fn wstatus(&self) -> c_int {
+        self.status.into_raw()
+    }
+}
+
+struct Installed {
+    flags: InstallFlags,
+    /// The disposition to restore; None with NO_HANDLER.
+    old_action: Option<libc::sigaction>,
+}
+
+pub(crate) struct State {
+    ready: bool,
+    installed: Option<Installed>,
+    /// zreap_fd() was asked for: keep it readable for every child in scope.
+    fd_wanted: bool,
+    epfd: RawFd,
+    efd: RawFd,
+    /// An fd kept open so that the start time of a child without a pidfd can
+    /// be read even when the fd table is full (see `pass`).
+    spare_fd: RawFd,
+    table: Table,
+}
+
+static REAPER: Gate<State> = Gate::new(State {
+    ready: false,
+    installed: None,
+    fd_wanted: false,
+    epfd: -1,
+    efd: -1,
+    spare_fd: -1,
+    table: Table::new(),
+});
+
+/// Takes the gate in ordinary context; a pass runs before it is released if
+/// the handler asked for one meanwhile.
+fn lock() -> GateGuard<'static, State> {
+    register_fork_hooks();
+    REAPER.lock(pass::pass)
+}
+
+/// Gives the reaper's fork hooks to the atfork owner, once, before the gate
+/// is first taken (never under it).
+fn register_fork_hooks() {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !DONE.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        atfork::set_hooks(Concern::Reaper, Some(before_fork), Some(after_fork_parent), Some(reset_in_child));
+    }
+}
+
+impl State {
+    fn scope_own(&self) -> bool {
+        self.installed.as_ref().is_some_and(|i| i.flags.contains(InstallFlags::OWN))
+    }
+
+    fn handler_active(&self) -> bool {
+        self.installed.as_ref().is_some_and(|i| i.old_action.is_some())
+    }
+
+    /// Creates the eventfd, the epoll set, the spare fd and the untracked
+    /// buffer. Ordinary context only.
+    fn ensure_ready(&mut self) -> io::Result<()> {
+        if self.ready {
+            return Ok(());
+        }
+        let (epfd, efd) = events::new_event_fds()?;
+        self.epfd = epfd;
+        self.efd = efd;
+        self.spare_fd = crate::sys::dup_cloexec(efd).unwrap_or(-1);
+        self.table.reserve_buffer();
+        self.ready = true;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- fork
+
+/// Before `fork()`: takes the gate, so the child inherits a consistent state
+/// (unless this thread holds it already, for a [`Creation`]).
+fn before_fork() {
+    creation::before_fork();
+}
+
+/// In the parent after `fork()`: lets the gate go and runs deferred passes.
+fn after_fork_parent() {
+    creation::after_fork_parent();
+}
+
+/// In the child of `fork()`: the parent's children are not ours, its threads
+/// are gone, and its fds must not be shared. Async-signal-safe: raw system
+/// calls and clearing of containers that keep their memory; the gate was
+/// taken before the fork, so the state is consistent.
+fn reset_in_child() {
+    creation::forget_creation_in_child();
+    // SAFETY: the gate was taken before the fork (before_fork or a Creation);
+    // the child has one thread, this one.
+    let st = unsafe { REAPER.value_mut() };
+    st.table.clear(crate::sys::close);
+    if st.ready && events::renew_in_child(st).is_err() {
+        st.ready = false;
+    }
+    watcher::forget_in_child();
+    crate::stats::COUNTERS.reset();
+    REAPER.reset_in_child();
+}

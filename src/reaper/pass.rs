@@ -1,0 +1,206 @@
+//! The pass: reaps every exited child in scope and records its exit, telling
+//! each child apart from a later process with the same pid.
+//!
+//! Signal context: everything here runs in the SIGCHLD handler (through the
+//! gate) and must stay async-signal-safe: only waitid, epoll_wait,
+//! epoll_ctl, open, read, close, fcntl and write, atomics, and writes to
+//! memory reserved beforehand; no allocation, no lock, no panic.
+
+use super::{events, watcher, State, REAPER};
+use crate::sys::{self, Waited};
+use libc::{c_int, pid_t};
+
+/// What checking one tracked child found.
+pub(super) enum Check {
+    /// It was reaped now and its exit recorded.
+    Reaped,
+    /// It has not exited (or, without a pidfd, not been told apart yet).
+    Running,
+    /// Someone else reaped it: recorded as lost.
+    Gone,
+}
+
+/// Called by the SIGCHLD handler. Async-signal-safe.
+pub(super) fn pass_from_signal() {
+    REAPER.run_or_defer(pass);
+}
+
+/// Reaps every exited child in scope and records its exit. Runs under the
+/// gate, from the SIGCHLD handler or from ordinary context.
+pub(super) fn pass(st: &mut State) {
+    sweep(st, false);
+}
+
+/// The body of [`pass`]. With `for_caller` (ordinary context, a caller
+/// waiting to take the exits), untracked children stay zombies once the
+/// buffer is full instead of pushing older exits out: the caller takes the
+/// batch and sweeps again.
+pub(super) fn sweep(st: &mut State, for_caller: bool) {
+    if !st.ready {
+        return;
+    }
+    let before = st.table.next_seq;
+    reap_watched(st);
+    if st.scope_own() {
+        let mut i = 0;
+        while i < st.table.fallback.len() {
+            match st.check_slot(st.table.fallback[i], false) {
+                Check::Running => i += 1,
+                // The slot left the fallback list.
+                Check::Reaped | Check::Gone => {}
+            }
+        }
+    } else {
+        while !(for_caller && st.table.untracked_full()) {
+            let Some(pid) = sys::peek_exited_child() else { break };
+            if !st.reap_pid(pid, true, false) {
+                break;
+            }
+        }
+    }
+    if st.table.next_seq != before {
+        sys::eventfd_signal(st.efd);
+        watcher::wake();
+    }
+}
+
+/// Reaps the tracked children whose pidfds are readable.
+fn reap_watched(st: &mut State) {
+    const BATCH: usize = 32;
+    loop {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
+        // SAFETY: events has room for BATCH entries; a zero timeout never blocks.
+        let n = unsafe { libc::epoll_wait(st.epfd, events.as_mut_ptr(), BATCH as c_int, 0) };
+        if n <= 0 {
+            return;
+        }
+        let mut children = 0;
+        for event in &events[..n as usize] {
+            if event.u64 == events::EVENTFD_TAG {
+                continue;
+            }
+            children += 1;
+            let idx = event.u64 as u32;
+            let slot = st.table.slot(idx);
+            if slot.state == super::table::SlotState::Live && slot.pidfd >= 0 {
+                st.check_slot(idx, false);
+            }
+        }
+        if children == 0 || (n as usize) < BATCH {
+            return;
+        }
+    }
+}
+
+impl State {
+    /// The start time of `pid`, read through the spare fd's place in the fd
+    /// table when the table is full.
+    fn start_time(&mut self, pid: pid_t) -> Option<u64> {
+        if let Some(t) = sys::proc_start_time(pid) {
+            return Some(t);
+        }
+        if self.spare_fd < 0 || sys::errno() != libc::EMFILE {
+            return None;
+        }
+        sys::close(self.spare_fd);
+        let t = sys::proc_start_time(pid);
+        self.spare_fd = sys::dup_cloexec(self.efd).unwrap_or(-1);
+        t
+    }
+
+    /// Records the end of the tracked child in slot `idx`.
+    fn finish(&mut self, idx: u32, status: Option<c_int>) {
+        let pidfd = self.table.finish(idx, status);
+        events::unwatch(self, pidfd);
+    }
+
+    /// Registers a new tracked child (`pidfd` taken over). Without a pidfd it
+    /// is watched by pid, identified by its start time. Ordinary context,
+    /// gate held, slot reserved.
+    pub(super) fn track(&mut self, pid: pid_t, pidfd: Option<i32>, private: bool) -> u32 {
+        let idx = self.table.insert(pid, private);
+        match pidfd.filter(|&fd| events::watch(self, fd, idx)) {
+            Some(fd) => self.table.slot_mut(idx).pidfd = fd,
+            None => {
+                let start_time = self.start_time(pid).unwrap_or(0);
+                self.table.slot_mut(idx).start_time = start_time;
+                self.table.fallback.push(idx);
+                watcher::publish_mode(self);
+            }
+        }
+        idx
+    }
+
+    /// Reaps the live tracked child in slot `idx` if it has exited, telling it
+    /// apart from a later process with the same pid.
+    ///
+    /// With a pidfd the answer is exact. Without one, the child is reaped by
+    /// pid only while its start time is the one recorded at creation; with
+    /// `strict`, a running process whose start time differs is also taken as
+    /// proof that the child is gone (a /proc read the pass spares itself).
+    pub(super) fn check_slot(&mut self, idx: u32, strict: bool) -> Check {
+        let slot = *self.table.slot(idx);
+        let (pid, start_time) = (slot.pid, slot.start_time);
+        if slot.pidfd >= 0 {
+            return match sys::waitid(libc::P_PIDFD, slot.pidfd as libc::id_t, libc::WNOHANG) {
+                Ok(Waited::Exited(_, status)) => {
+                    self.finish(idx, Some(status));
+                    Check::Reaped
+                }
+                Ok(Waited::NotYet) => Check::Running,
+                Err(_) => {
+                    self.finish(idx, None);
+                    Check::Gone
+                }
+            };
+        }
+        let same_process = |st: &mut State| start_time == 0 || st.start_time(pid) == Some(start_time);
+        match sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT) {
+            Ok(Waited::Exited(..)) if same_process(self) => {
+                match sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG) {
+                    Ok(Waited::Exited(_, status)) => {
+                        self.finish(idx, Some(status));
+                        Check::Reaped
+                    }
+                    _ => {
+                        self.finish(idx, None);
+                        Check::Gone
+                    }
+                }
+            }
+            Ok(Waited::NotYet) if !strict || same_process(self) => Check::Running,
+            _ => {
+                self.finish(idx, None);
+                Check::Gone
+            }
+        }
+    }
+
+    /// Reaps `pid` if it has exited: through the tracked slots of that pid,
+    /// oldest first, and otherwise, with `untracked_too`, as an untracked
+    /// child. Returns whether it reaped something.
+    pub(super) fn reap_pid(&mut self, pid: pid_t, untracked_too: bool, strict: bool) -> bool {
+        let mut cur = self.table.first_of(pid);
+        while cur != super::table::NIL {
+            let next = self.table.next_of(cur);
+            if self.table.slot(cur).state == super::table::SlotState::Live {
+                match self.check_slot(cur, strict) {
+                    Check::Reaped => return true,
+                    Check::Running => return false,
+                    Check::Gone => {}
+                }
+            }
+            cur = next;
+        }
+        if !untracked_too {
+            return false;
+        }
+        match sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG) {
+            Ok(Waited::Exited(pid, status)) => {
+                self.table.record_untracked(super::Exit::from_raw(pid, status));
+                true
+            }
+            _ => false,
+        }
+    }
+}

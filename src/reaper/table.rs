@@ -1,0 +1,571 @@
+//! The exit table: tracked children's slots, their per-pid chains, the list of
+//! exits not yet delivered, and the bounded buffer of untracked exits. Pure
+//! data: no system calls (a slot's pidfd is handed back to the caller to
+//! close), so it is unit-tested without processes.
+//!
+//! Signal context: every method the pass calls (`finish`, `record_untracked`,
+//! the lookups) is async-signal-safe: it writes only memory reserved in
+//! ordinary context beforehand ([`Table::reserve_slot`], the buffer's
+//! capacity) and never allocates.
+
+use super::Exit;
+use crate::stats::COUNTERS;
+use libc::{c_int, pid_t};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::os::fd::RawFd;
+
+/// At least this many exits of untracked children wait for delivery; past it
+/// the oldest is dropped and counted in `Stats::dropped`.
+pub const UNTRACKED_CAPACITY: usize = 4096;
+
+pub(super) const NIL: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SlotState {
+    Free,
+    Live,
+    Exited,
+    /// Reaped by someone else (a foreign waitpid, SIGCHLD set to SIG_IGN):
+    /// the status is gone.
+    Lost,
+}
+
+/// A tracked child.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Slot {
+    pub pid: pid_t,
+    pub pidfd: RawFd,
+    /// For a child without a pidfd: its start time when it was registered
+    /// (0: unknown), checked before it is reaped by pid.
+    pub start_time: u64,
+    pub state: SlotState,
+    pub status: c_int,
+    seq: u64,
+    /// The done list (exits not yet delivered, oldest first).
+    prev: u32,
+    next: u32,
+    /// The next slot made later for the same pid.
+    newer: u32,
+    /// The library's own child (zdaemonize's intermediate): never delivered,
+    /// counted or waited for by anyone but its maker.
+    pub private: bool,
+}
+
+impl Slot {
+    const FREE: Slot = Slot {
+        pid: 0,
+        pidfd: -1,
+        start_time: 0,
+        state: SlotState::Free,
+        status: 0,
+        seq: 0,
+        prev: NIL,
+        next: NIL,
+        newer: NIL,
+        private: false,
+    };
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    exit: Exit,
+    seq: u64,
+}
+
+/// Pids are small, distinct integers: the identity is a fine hash.
+#[derive(Default)]
+pub(super) struct PidHasher(u64);
+
+impl Hasher for PidHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_i32(&mut self, n: i32) {
+        self.0 = n as u32 as u64;
+    }
+}
+
+/// What [`Table::take`] found for one pid.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Taken {
+    Exit(Exit),
+    /// The oldest tracked child of that pid was reaped by someone else.
+    Lost,
+    Nothing,
+}
+
+pub(super) struct Table {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// The oldest slot of each pid still in the table; later ones follow `Slot::newer`.
+    by_pid: HashMap<pid_t, u32, BuildHasherDefault<PidHasher>>,
+    /// Tracked children without a pidfd.
+    pub fallback: Vec<u32>,
+    /// Tracked children of the program not yet reaped.
+    pub live: usize,
+    done_head: u32,
+    done_tail: u32,
+    untracked: VecDeque<Record>,
+    /// Bumped on every recorded exit: the order of records.
+    pub next_seq: u64,
+}
+
+impl Table {
+    pub const fn new() -> Table {
+        Table {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_pid: HashMap::with_hasher(BuildHasherDefault::new()),
+            fallback: Vec::new(),
+            live: 0,
+            done_head: NIL,
+            done_tail: NIL,
+            untracked: VecDeque::new(),
+            next_seq: 0,
+        }
+    }
+
+    /// Reserves the untracked buffer. Ordinary context.
+    pub fn reserve_buffer(&mut self) {
+        self.untracked.reserve_exact(UNTRACKED_CAPACITY);
+    }
+
+    /// Makes room for one more slot, so that adding it cannot allocate after
+    /// the child exists. Ordinary context.
+    pub fn reserve_slot(&mut self) {
+        self.slots.reserve(1);
+        self.free.reserve(self.slots.len() + 1);
+        self.fallback.reserve(1);
+        self.by_pid.reserve(1);
+    }
+
+    pub fn slot(&self, idx: u32) -> &Slot {
+        &self.slots[idx as usize]
+    }
+
+    pub fn slot_mut(&mut self, idx: u32) -> &mut Slot {
+        &mut self.slots[idx as usize]
+    }
+
+    /// Adds a live child after [`Table::reserve_slot`]; returns its index.
+    pub fn insert(&mut self, pid: pid_t, private: bool) -> u32 {
+        let idx = match self.free.pop() {
+            Some(idx) => idx,
+            None => {
+                self.slots.push(Slot::FREE);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.slots[idx as usize] = Slot { pid, state: SlotState::Live, private, ..Slot::FREE };
+        self.link_pid(idx);
+        if !private {
+            self.live += 1;
+            COUNTERS.add_tracked(1);
+        }
+        idx
+    }
+
+    /// Appends a new slot to its pid's chain (creation order).
+    fn link_pid(&mut self, idx: u32) {
+        let pid = self.slots[idx as usize].pid;
+        let Some(&head) = self.by_pid.get(&pid) else {
+            self.by_pid.insert(pid, idx);
+            return;
+        };
+        let mut cur = head;
+        while self.slots[cur as usize].newer != NIL {
+            cur = self.slots[cur as usize].newer;
+        }
+        self.slots[cur as usize].newer = idx;
+    }
+
+    /// Removes a slot from its pid's chain.
+    fn unlink_pid(&mut self, idx: u32) {
+        let Slot { pid, newer, .. } = self.slots[idx as usize];
+        let Some(&head) = self.by_pid.get(&pid) else { return };
+        if head == idx {
+            if newer == NIL {
+                self.by_pid.remove(&pid);
+            } else {
+                self.by_pid.insert(pid, newer);
+            }
+            return;
+        }
+        let mut cur = head;
+        while self.slots[cur as usize].newer != NIL {
+            if self.slots[cur as usize].newer == idx {
+                self.slots[cur as usize].newer = newer;
+                return;
+            }
+            cur = self.slots[cur as usize].newer;
+        }
+    }
+
+    /// The slots of `pid`, oldest first (copied out: the caller may change
+    /// the table between steps through [`Table::next_of`]).
+    pub fn first_of(&self, pid: pid_t) -> u32 {
+        self.by_pid.get(&pid).copied().unwrap_or(NIL)
+    }
+
+    /// The slot after `idx` in its pid's chain, or [`NIL`].
+    pub fn next_of(&self, idx: u32) -> u32 {
+        self.slots[idx as usize].newer
+    }
+
+    /// The oldest slot of `pid` that is the program's (not the library's own).
+    pub fn first_public(&self, pid: pid_t) -> Option<u32> {
+        let mut cur = self.first_of(pid);
+        while cur != NIL {
+            if !self.slots[cur as usize].private {
+                return Some(cur);
+            }
+            cur = self.next_of(cur);
+        }
+        None
+    }
+
+    fn push_done(&mut self, idx: u32) {
+        let tail = self.done_tail;
+        self.slots[idx as usize].prev = tail;
+        self.slots[idx as usize].next = NIL;
+        if tail == NIL {
+            self.done_head = idx;
+        } else {
+            self.slots[tail as usize].next = idx;
+        }
+        self.done_tail = idx;
+    }
+
+    fn unlink_done(&mut self, idx: u32) {
+        let Slot { prev, next, .. } = self.slots[idx as usize];
+        if prev == NIL {
+            self.done_head = next;
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.done_tail = prev;
+        } else {
+            self.slots[next as usize].prev = prev;
+        }
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    /// Records the end of a live tracked child: `Some(status)` when reaped by
+    /// the library, None when someone else reaped it. Returns the pidfd the
+    /// caller must stop watching and close (-1: none). Async-signal-safe.
+    pub fn finish(&mut self, idx: u32, status: Option<c_int>) -> RawFd {
+        let pidfd = self.slots[idx as usize].pidfd;
+        if pidfd < 0 {
+            if let Some(pos) = self.fallback.iter().position(|&i| i == idx) {
+                self.fallback.swap_remove(pos);
+            }
+        }
+        let seq = self.next_seq();
+        let slot = &mut self.slots[idx as usize];
+        slot.pidfd = -1;
+        slot.state = if status.is_some() { SlotState::Exited } else { SlotState::Lost };
+        slot.status = status.unwrap_or(0);
+        slot.seq = seq;
+        if status.is_some() {
+            COUNTERS.add_reaped(1);
+        }
+        if !slot.private {
+            self.live -= 1;
+            self.push_done(idx);
+        }
+        pidfd
+    }
+
+    /// Records an exit in the bounded buffer of untracked children; returns
+    /// whether the oldest was dropped to make room. Async-signal-safe.
+    pub fn record_untracked(&mut self, exit: Exit) -> bool {
+        let dropped = self.untracked.len() >= UNTRACKED_CAPACITY;
+        if dropped {
+            self.untracked.pop_front();
+            COUNTERS.add_dropped(1);
+        }
+        COUNTERS.add_reaped(1);
+        let seq = self.next_seq();
+        self.untracked.push_back(Record { exit, seq });
+        dropped
+    }
+
+    pub fn untracked_full(&self) -> bool {
+        self.untracked.len() >= UNTRACKED_CAPACITY
+    }
+
+    pub fn has_records(&self) -> bool {
+        self.done_head != NIL || !self.untracked.is_empty()
+    }
+
+    /// Frees a slot (delivered, lost, or the library's own child collected).
+    /// Returns the pidfd to stop watching and close if it was still live.
+    pub fn free_slot(&mut self, idx: u32) -> RawFd {
+        let Slot { state, private, pidfd, .. } = self.slots[idx as usize];
+        if state == SlotState::Live {
+            self.fallback.retain(|&i| i != idx);
+            if !private {
+                self.live -= 1;
+            }
+        } else if !private {
+            self.unlink_done(idx);
+        }
+        if !private {
+            COUNTERS.add_tracked(-1);
+        }
+        self.unlink_pid(idx);
+        self.slots[idx as usize] = Slot::FREE;
+        self.free.push(idx);
+        if state == SlotState::Live {
+            pidfd
+        } else {
+            -1
+        }
+    }
+
+    /// Takes the oldest undelivered exit of any child. Slots whose child
+    /// someone else reaped carry nothing: they are freed on the way.
+    pub fn take_any(&mut self) -> Option<Exit> {
+        let tracked = loop {
+            let head = self.done_head;
+            if head == NIL {
+                break None;
+            }
+            if self.slots[head as usize].state == SlotState::Lost {
+                self.free_slot(head);
+                continue;
+            }
+            break Some(head);
+        };
+        match (tracked, self.untracked.front()) {
+            (Some(idx), Some(r)) if r.seq < self.slots[idx as usize].seq => self.pop_untracked(),
+            (Some(idx), _) => Some(self.deliver(idx)),
+            (None, Some(_)) => self.pop_untracked(),
+            (None, None) => None,
+        }
+    }
+
+    fn pop_untracked(&mut self) -> Option<Exit> {
+        let exit = self.untracked.pop_front()?.exit;
+        COUNTERS.add_reported(1);
+        Some(exit)
+    }
+
+    /// Takes the next exit of `pid`. When `pid` has tracked slots, only they
+    /// answer, oldest first (creation order); otherwise the oldest untracked
+    /// exit of `pid`.
+    pub fn take_pid(&mut self, pid: pid_t) -> Taken {
+        if let Some(idx) = self.first_public(pid) {
+            return match self.slots[idx as usize].state {
+                SlotState::Exited => Taken::Exit(self.deliver(idx)),
+                SlotState::Lost => {
+                    self.free_slot(idx);
+                    Taken::Lost
+                }
+                _ => Taken::Nothing,
+            };
+        }
+        let pos = self.untracked.iter().position(|r| r.exit.pid == pid);
+        match pos.and_then(|p| self.untracked.remove(p)) {
+            Some(r) => {
+                COUNTERS.add_reported(1);
+                Taken::Exit(r.exit)
+            }
+            None => Taken::Nothing,
+        }
+    }
+
+    /// Removes the newest untracked exit of `pid`, if any.
+    /// (It is then not counted as reaped by the library.)
+    pub fn remove_newest_untracked(&mut self, pid: pid_t) -> bool {
+        let pos = self.untracked.iter().rposition(|r| r.exit.pid == pid);
+        let removed = pos.and_then(|p| self.untracked.remove(p)).is_some();
+        if removed {
+            COUNTERS.add_reaped(-1);
+        }
+        removed
+    }
+
+    /// Frees an exited slot and returns its exit.
+    fn deliver(&mut self, idx: u32) -> Exit {
+        let slot = self.slots[idx as usize];
+        self.free_slot(idx);
+        COUNTERS.add_reported(1);
+        Exit::from_raw(slot.pid, slot.status)
+    }
+
+    /// Takes every undelivered exit, oldest first.
+    pub fn take_all(&mut self) -> Vec<Exit> {
+        let mut records: Vec<Record> = self.untracked.drain(..).collect();
+        while self.done_head != NIL {
+            let idx = self.done_head;
+            let slot = self.slots[idx as usize];
+            if slot.state == SlotState::Exited {
+                records.push(Record { exit: Exit::from_raw(slot.pid, slot.status), seq: slot.seq });
+            }
+            self.free_slot(idx);
+        }
+        records.sort_unstable_by_key(|r| r.seq);
+        COUNTERS.add_reported(records.len() as i64);
+        records.into_iter().map(|r| r.exit).collect()
+    }
+
+    /// The pids of the live children without a pidfd.
+    pub fn fallback_pids(&self) -> Vec<pid_t> {
+        self.fallback.iter().map(|&i| self.slots[i as usize].pid).collect()
+    }
+
+    /// Forgets everything, keeping the memory (in a forked child, where the
+    /// parent's children are not ours). Calls `close` for every pidfd.
+    /// Async-signal-safe.
+    pub fn clear(&mut self, close: fn(RawFd)) {
+        for slot in &self.slots {
+            close(slot.pidfd);
+        }
+        self.slots.clear();
+        self.free.clear();
+        self.by_pid.clear();
+        self.fallback.clear();
+        self.live = 0;
+        self.done_head = NIL;
+        self.done_tail = NIL;
+        self.untracked.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        let mut t = Table::new();
+        t.reserve_buffer();
+        t
+    }
+
+    fn add(t: &mut Table, pid: pid_t) -> u32 {
+        t.reserve_slot();
+        t.insert(pid, false)
+    }
+
+    fn code(exit: Exit) -> (pid_t, i32) {
+        (exit.pid, exit.status.code().unwrap())
+    }
+
+    #[test]
+    fn a_pid_reused_by_tracked_children_answers_in_creation_order() {
+        let mut t = table();
+        let first = add(&mut t, 100);
+        t.finish(first, Some(7 << 8));
+        let second = add(&mut t, 100);
+        assert_eq!(t.take_pid(100), Taken::Exit(Exit::from_raw(100, 7 << 8)));
+        assert_eq!(t.take_pid(100), Taken::Nothing); // the second is still running
+        t.finish(second, Some(9 << 8));
+        assert_eq!(t.take_pid(100).exit().map(code), Some((100, 9)));
+        assert_eq!(t.take_pid(100), Taken::Nothing);
+        assert_eq!(t.live, 0);
+        assert!(!t.has_records());
+    }
+
+    #[test]
+    fn a_tracked_pid_never_takes_an_older_untracked_exit() {
+        let mut t = table();
+        t.record_untracked(Exit::from_raw(100, 13 << 8));
+        let idx = add(&mut t, 100);
+        assert_eq!(t.take_pid(100), Taken::Nothing);
+        t.finish(idx, Some(42 << 8));
+        assert_eq!(t.take_pid(100).exit().map(code), Some((100, 42)));
+        // The stale exit is still there for take_any, delivered once.
+        assert_eq!(t.take_any().map(code), Some((100, 13)));
+        assert_eq!(t.take_any(), None);
+    }
+
+    #[test]
+    fn a_lost_child_answers_once_and_carries_nothing_for_take_any() {
+        let mut t = table();
+        let a = add(&mut t, 5);
+        let b = add(&mut t, 6);
+        t.finish(a, None);
+        t.finish(b, None);
+        assert_eq!(t.take_pid(5), Taken::Lost);
+        assert_eq!(t.take_pid(5), Taken::Nothing);
+        assert_eq!(t.take_any(), None);
+        assert!(!t.has_records());
+    }
+
+    #[test]
+    fn take_all_and_take_any_follow_the_order_of_records() {
+        let mut t = table();
+        let a = add(&mut t, 1);
+        t.record_untracked(Exit::from_raw(2, 2 << 8));
+        t.finish(a, Some(1 << 8));
+        t.record_untracked(Exit::from_raw(3, 3 << 8));
+        let pids: Vec<pid_t> = t.take_all().into_iter().map(|e| e.pid).collect();
+        assert_eq!(pids, [2, 1, 3]);
+        let b = add(&mut t, 4);
+        t.record_untracked(Exit::from_raw(5, 0));
+        t.finish(b, Some(0));
+        assert_eq!(t.take_any().map(|e| e.pid), Some(5));
+        assert_eq!(t.take_any().map(|e| e.pid), Some(4));
+    }
+
+    #[test]
+    fn the_untracked_buffer_drops_the_oldest_when_full() {
+        let mut t = table();
+        for pid in 0..UNTRACKED_CAPACITY as pid_t {
+            assert!(!t.record_untracked(Exit::from_raw(pid + 1, 0)));
+        }
+        assert!(t.untracked_full());
+        assert!(t.record_untracked(Exit::from_raw(999_999, 0)));
+        assert_eq!(t.take_any().map(|e| e.pid), Some(2));
+    }
+
+    #[test]
+    fn private_slots_are_never_delivered_and_free_cleanly() {
+        let mut t = table();
+        t.reserve_slot();
+        let own = t.insert(50, true);
+        let public = add(&mut t, 50);
+        assert_eq!(t.first_public(50), Some(public));
+        t.finish(own, Some(0));
+        assert_eq!(t.take_any(), None);
+        t.free_slot(own);
+        t.finish(public, Some(3 << 8));
+        assert_eq!(t.take_pid(50).exit().map(code), Some((50, 3)));
+        assert_eq!(t.first_of(50), NIL);
+    }
+
+    #[test]
+    fn freeing_a_slot_in_the_middle_of_a_chain_keeps_the_rest() {
+        let mut t = table();
+        let a = add(&mut t, 9);
+        let b = add(&mut t, 9);
+        let c = add(&mut t, 9);
+        assert_eq!(t.free_slot(b), -1);
+        assert_eq!(t.first_of(9), a);
+        assert_eq!(t.next_of(a), c);
+        t.free_slot(a);
+        assert_eq!(t.first_of(9), c);
+        assert_eq!(t.live, 1);
+    }
+
+    impl Taken {
+        fn exit(self) -> Option<Exit> {
+            match self {
+                Taken::Exit(e) => Some(e),
+                _ => None,
+            }
+        }
+    }
+}

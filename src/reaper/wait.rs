@@ -1,0 +1,222 @@
+//! Delivery: waiting for one child or any, collecting every exit, the reap fd.
+
+use super::table::Taken;
+use super::{events, lock, pass, watcher, Exit, State};
+use crate::sys;
+use libc::pid_t;
+use std::io;
+use std::os::fd::{BorrowedFd, RawFd};
+
+fn error(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+
+/// Reaps every exited child in scope, then calls `on_exit` once for each exit
+/// not yet delivered, oldest first, in ordinary context (C: `zreap_all`).
+/// Never blocks. Returns how many exits it reported.
+///
+/// ```
+/// let n = zreap::reap_all(|exit| println!("{} ended: {}", exit.pid, exit.status)).unwrap();
+/// assert_eq!(n, 0);
+/// ```
+pub fn reap_all(mut on_exit: impl FnMut(Exit)) -> io::Result<usize> {
+    let exits = {
+        let mut st = lock();
+        st.ensure_ready()?;
+        sys::eventfd_drain(st.efd);
+        let mut exits = Vec::new();
+        loop {
+            pass::sweep(&mut st, true);
+            let full = st.table.untracked_full();
+            exits.extend(st.table.take_all());
+            if !full {
+                events::sync_eventfd(&st);
+                break exits;
+            }
+        }
+    };
+    let n = exits.len();
+    exits.into_iter().for_each(&mut on_exit);
+    Ok(n)
+}
+
+/// Waits for child `pid` to exit and returns its exit, also when the handler
+/// already reaped it (C: `zwait(pid, &st, 0)`).
+///
+/// Errors: `ECHILD` when `pid` is not a child in scope or its exit was already
+/// delivered (to `wait` or [`reap_all`]: each exit goes to exactly one);
+/// `EINVAL` when `pid` is not positive.
+///
+/// Pid reuse: exits of one pid are delivered in the order the processes were
+/// created, and for a tracked child's pid only tracked records answer, so a
+/// wait never returns the exit of an older process that had the same pid.
+///
+/// ```
+/// let child = zreap::Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
+/// let exit = zreap::wait(child.pid()).unwrap();
+/// assert_eq!((exit.pid, exit.status.code()), (child.pid(), Some(3)));
+/// ```
+pub fn wait(pid: pid_t) -> io::Result<Exit> {
+    wait_for(checked(pid)?, false).map(|exit| exit.expect("a blocking wait returns an exit"))
+}
+
+/// [`wait`] that does not block: `Ok(None)` while `pid` runs
+/// (C: `zwait(pid, &st, WNOHANG)`).
+pub fn try_wait(pid: pid_t) -> io::Result<Option<Exit>> {
+    wait_for(checked(pid)?, true)
+}
+
+/// Waits for any child in scope and returns the oldest exit not yet delivered
+/// (C: `zwait(-1, &st, 0)`). `ECHILD` when no child in scope is left.
+///
+/// ```
+/// zreap::Command::new("true").spawn().unwrap();
+/// assert!(zreap::wait_any().unwrap().status.success());
+/// ```
+pub fn wait_any() -> io::Result<Exit> {
+    wait_for(-1, false).map(|exit| exit.expect("a blocking wait returns an exit"))
+}
+
+/// [`wait_any`] that does not block: `Ok(None)` while children in scope run
+/// (C: `zwait(-1, &st, WNOHANG)`).
+pub fn try_wait_any() -> io::Result<Option<Exit>> {
+    wait_for(-1, true)
+}
+
+fn checked(pid: pid_t) -> io::Result<pid_t> {
+    if pid > 0 {
+        Ok(pid)
+    } else {
+        Err(error(libc::EINVAL))
+    }
+}
+
+/// `pid` > 0 or -1 (any).
+fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
+    loop {
+        let blocker = {
+            let mut st = lock();
+            st.ensure_ready()?;
+            if pid > 0 {
+                // This child alone: without a reaper, waiting for one child
+                // must not sweep the others.
+                let untracked_too = !st.scope_own();
+                st.reap_pid(pid, untracked_too, true);
+            } else {
+                pass::pass(&mut st);
+            }
+            let taken =
+                if pid > 0 { st.table.take_pid(pid) } else { st.table.take_any().map_or(Taken::Nothing, Taken::Exit) };
+            match taken {
+                Taken::Exit(exit) => {
+                    events::sync_eventfd(&st);
+                    return Ok(Some(exit));
+                }
+                Taken::Lost => {
+                    events::sync_eventfd(&st);
+                    return Err(error(libc::ECHILD));
+                }
+                Taken::Nothing => waitable(&mut st, pid)?,
+            }
+        };
+        if nohang {
+            return Ok(None);
+        }
+        blocker.block();
+    }
+}
+
+/// How a wait sleeps until the child it waits for may have changed.
+enum Blocker {
+    /// A dup of the child's pidfd (closed after use) or its pid.
+    Child { pidfd: Option<RawFd>, pid: pid_t },
+    /// Any child in scope: the reap fd.
+    Any { epfd: RawFd },
+}
+
+impl Blocker {
+    fn block(&self) {
+        match *self {
+            Blocker::Child { pidfd: Some(fd), .. } => {
+                let _ = sys::waitid(libc::P_PIDFD, fd as libc::id_t, libc::WNOWAIT);
+            }
+            Blocker::Child { pidfd: None, pid } => {
+                let _ = sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOWAIT);
+            }
+            Blocker::Any { epfd } => {
+                let mut pfd = libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 };
+                // SAFETY: pfd is one valid pollfd. The timeout is a backstop in
+                // case no watcher thread could be started.
+                unsafe { libc::poll(&mut pfd, 1, 1000) };
+            }
+        }
+    }
+}
+
+impl Drop for Blocker {
+    fn drop(&mut self) {
+        if let Blocker::Child { pidfd: Some(fd), .. } = *self {
+            sys::close(fd);
+        }
+    }
+}
+
+/// Whether `pid` (or -1) still names a child in scope that may exit, and how
+/// to wait for it. Gate held, nothing deliverable for `pid`, and `pid`'s
+/// tracked slots just checked by `reap_pid`.
+fn waitable(st: &mut State, pid: pid_t) -> io::Result<Blocker> {
+    if pid == -1 {
+        let any_left = if st.scope_own() {
+            st.table.live > 0
+        } else {
+            sys::waitid(libc::P_ALL, 0, libc::WNOHANG | libc::WNOWAIT).is_ok()
+        };
+        if !any_left {
+            return Err(error(libc::ECHILD));
+        }
+        if !st.handler_active() && !st.fd_wanted {
+            // Without the watcher, the poll's timeout is the backstop.
+            if watcher::start().is_ok() {
+                st.fd_wanted = true;
+                watcher::publish_mode(st);
+            }
+        }
+        return Ok(Blocker::Any { epfd: st.epfd });
+    }
+    if let Some(idx) = st.table.first_public(pid) {
+        let fd = st.table.slot(idx).pidfd;
+        let pidfd = (fd >= 0).then(|| sys::dup_cloexec(fd).ok()).flatten();
+        return Ok(Blocker::Child { pidfd, pid });
+    }
+    if st.scope_own() {
+        return Err(error(libc::ECHILD));
+    }
+    // An untracked child in the ALL scope: is it ours and still running?
+    sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT)?;
+    Ok(Blocker::Child { pidfd: None, pid })
+}
+
+/// A non-blocking, close-on-exec fd that is readable while an exit in scope
+/// waits for [`reap_all`] (C: `zreap_fd`). The same fd on every call, owned
+/// by the library. When no SIGCHLD handler is installed, a watcher thread
+/// keeps it readable for every child in scope; `EAGAIN` if it cannot start.
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// let fd = zreap::reap_fd().unwrap();
+/// assert_eq!(fd.as_raw_fd(), zreap::reap_fd().unwrap().as_raw_fd());
+/// ```
+pub fn reap_fd() -> io::Result<BorrowedFd<'static>> {
+    let mut st = lock();
+    st.ensure_ready()?;
+    if !st.fd_wanted {
+        if !st.handler_active() {
+            watcher::start()?;
+        }
+        st.fd_wanted = true;
+        watcher::publish_mode(&st);
+    }
+    // SAFETY: the epoll fd stays open for the life of the process (a forked
+    // child gets a fresh one under the same number).
+    Ok(unsafe { BorrowedFd::borrow_raw(st.epfd) })
+}

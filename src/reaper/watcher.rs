@@ -1,0 +1,132 @@
+//! The watcher thread: keeps the reap fd readable for exits no handler sees
+//! (`NO_HANDLER`, or no install at all), and reaps in place of a handler that
+//! can never run (SIGCHLD blocked in every thread). It only looks (WNOWAIT)
+//! unless it reaps in the handler's place.
+//!
+//! Signal context: [`wake`] is called from the pass and is async-signal-safe
+//! (an atomic add and a futex wake).
+
+use super::{lock, pass, State};
+use crate::sys::{self, Waited};
+use libc::pid_t;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering::SeqCst};
+
+// SeqCst throughout: these words pair a mode with futex sleeps across threads,
+// run a handful of times per exit, and the total order keeps the reasoning
+// simple (a store of the mode is seen before the wake that follows it).
+
+/// Bumped whenever something a waiter may care about changed: a pass reaped a
+/// child, the configuration changed, a child was made.
+static WAKE: AtomicU32 = AtomicU32::new(0);
+static MODE: AtomicU8 = AtomicU8::new(IDLE);
+static STARTED: AtomicBool = AtomicBool::new(false);
+/// SIGCHLD was blocked in every thread when the handler was installed.
+static HANDLER_BLOCKED: AtomicBool = AtomicBool::new(false);
+
+const IDLE: u8 = 0;
+/// No handler runs and every child is in scope: watch with waitid(WNOWAIT).
+const ALL: u8 = 1;
+/// No handler runs, OWN scope, some tracked children have no pidfd: poll them.
+const FALLBACK: u8 = 2;
+/// A handler is installed but can never run: watch with waitid(WNOWAIT) and
+/// run the pass in its place.
+const REAP: u8 = 3;
+
+/// Wakes the watcher and every waiter. Async-signal-safe.
+pub(super) fn wake() {
+    WAKE.fetch_add(1, SeqCst);
+    sys::futex_wake_all(&WAKE);
+}
+
+/// Records whether the installed handler can never run.
+pub(super) fn set_handler_blocked(blocked: bool) {
+    HANDLER_BLOCKED.store(blocked, SeqCst);
+}
+
+/// Works out what the watcher must do for the current configuration and
+/// wakes it. Gate held.
+pub(super) fn publish_mode(st: &State) {
+    let mode = if st.handler_active() {
+        if HANDLER_BLOCKED.load(SeqCst) {
+            REAP
+        } else {
+            IDLE
+        }
+    } else if !st.fd_wanted {
+        IDLE
+    } else if !st.scope_own() {
+        ALL
+    } else if !st.table.fallback.is_empty() {
+        FALLBACK
+    } else {
+        IDLE
+    };
+    MODE.store(mode, SeqCst);
+    wake();
+}
+
+/// Starts the watcher thread unless it runs already. `EAGAIN` (or the cause)
+/// when no thread can be started. Ordinary context.
+pub(super) fn start() -> io::Result<()> {
+    if STARTED.swap(true, SeqCst) {
+        return Ok(());
+    }
+    match std::thread::Builder::new().name("zreap-watcher".into()).spawn(watch) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            STARTED.store(false, SeqCst);
+            Err(e)
+        }
+    }
+}
+
+/// In a forked child the thread does not exist. Async-signal-safe.
+pub(super) fn forget_in_child() {
+    STARTED.store(false, SeqCst);
+}
+
+/// Whether `pid` has exited and is still unreaped.
+fn unreaped(pid: pid_t) -> bool {
+    matches!(sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT), Ok(Waited::Exited(..)))
+}
+
+fn watch() {
+    sys::block_all_signals_in_this_thread();
+    let efd = lock().efd;
+    loop {
+        let seen = WAKE.load(SeqCst);
+        match MODE.load(SeqCst) {
+            mode @ (ALL | REAP) => match sys::waitid(libc::P_ALL, 0, libc::WNOWAIT) {
+                Ok(Waited::Exited(pid, _)) => {
+                    // Under the gate, and only if still unreaped: a reap_all that
+                    // ran meanwhile has drained the fd and must leave it drained.
+                    {
+                        let mut st = lock();
+                        if mode == REAP {
+                            pass::pass(&mut st);
+                        }
+                        if unreaped(pid) {
+                            sys::eventfd_signal(efd);
+                        }
+                    }
+                    // Wait until someone reaps it before looking again.
+                    while MODE.load(SeqCst) == mode && unreaped(pid) {
+                        sys::futex_wait(&WAKE, WAKE.load(SeqCst), Some(100));
+                    }
+                }
+                // No children: fork() wakes us through the fork handlers; a
+                // posix_spawn()ed child does not, hence the timeout.
+                _ => sys::futex_wait(&WAKE, seen, Some(100)),
+            },
+            FALLBACK => {
+                let pids = lock().table.fallback_pids();
+                if pids.into_iter().any(unreaped) {
+                    sys::eventfd_signal(efd);
+                }
+                sys::futex_wait(&WAKE, seen, Some(50));
+            }
+            _ => sys::futex_wait(&WAKE, seen, None),
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Signal masks and dispositions with raw system calls, and the parent-death
+//! signal armed race-free: for post-fork child code and internal threads.
+
+use libc::{c_int, pid_t};
+
+/// Raw `rt_sigprocmask(SIG_SETMASK)` of the full 64-bit kernel mask; unlike
+/// glibc's wrapper it can block glibc's internal signals too. Returns the old mask.
+pub fn set_raw_sigmask(mask: u64) -> u64 {
+    let mut old: u64 = 0;
+    // SAFETY: both pointers refer to valid 8-byte kernel sigsets.
+    unsafe {
+        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &mask as *const u64, &mut old as *mut u64, 8usize)
+    };
+    old
+}
+
+/// The kernel's `struct sigaction` (x86_64 and aarch64 layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Sets every catchable signal's disposition to SIG_DFL with raw system calls
+/// (glibc's wrapper refuses its internal signals).
+pub fn reset_all_dispositions() {
+    let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: dfl is a valid kernel sigaction; the old action is not requested.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+}
+
+/// Arms `signal` as this process's parent-death signal, race-free: if the
+/// parent (`parent_pid`, recorded before the fork) is already gone, the signal
+/// is raised at once.
+///
+/// Async-signal-safe: prctl, getppid, getpid and kill only. Runs in the child
+/// between fork and exec.
+pub fn arm_pdeathsig(signal: c_int, parent_pid: pid_t) {
+    if signal == 0 {
+        return;
+    }
+    // SAFETY: plain system calls with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0);
+        if libc::getppid() != parent_pid {
+            libc::kill(libc::getpid(), signal);
+        }
+    }
+}
+
+/// Blocks every signal in the calling thread: internal threads take no
+/// signals meant for the host program. glibc's internal signals stay
+/// unblocked, so that `setuid()` and thread cancellation in the host keep
+/// working.
+pub fn block_all_signals_in_this_thread() {
+    // SAFETY: set is a valid sigset_t; pthread_sigmask only changes this thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
