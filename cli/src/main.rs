@@ -46,8 +46,8 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "handler")]
         reap: Reap,
         /// Signal every child of CMD gets when CMD dies (name or number).
-        #[arg(long, value_name = "SIG", value_parser = parse_sig)]
-        pdeathsig: Option<i32>,
+        #[arg(long, value_name = "SIG")]
+        pdeathsig: Option<zreap::Signal>,
         /// CMD adopts its orphaned descendants and reaps them.
         #[arg(long)]
         subreaper: bool,
@@ -67,10 +67,6 @@ enum Cmd {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
         rounds: u32,
     },
-}
-
-fn parse_sig(s: &str) -> Result<i32, String> {
-    locate::parse_signal(s).ok_or_else(|| format!("unknown signal {s:?}"))
 }
 
 fn main() {

@@ -14,7 +14,7 @@ const DRAIN: Duration = Duration::from_secs(2);
 
 pub struct RunConfig {
     pub reap: &'static str,
-    pub pdeathsig: Option<i32>,
+    pub pdeathsig: Option<zreap::Signal>,
     pub subreaper: bool,
     pub init: bool,
     pub group: bool,
@@ -35,7 +35,7 @@ pub fn shim_env(shim: &OsStr, cfg: &RunConfig) -> Vec<(OsString, OsString)> {
     };
     let mut env = vec![("LD_PRELOAD".into(), preload), ("ZREAP_REAP".into(), cfg.reap.into())];
     if let Some(sig) = cfg.pdeathsig {
-        env.push(("ZREAP_PDEATHSIG".into(), sig.to_string().into()));
+        env.push(("ZREAP_PDEATHSIG".into(), sig.as_raw().to_string().into()));
     }
     if cfg.subreaper {
         env.push(("ZREAP_SUBREAPER".into(), "1".into()));
