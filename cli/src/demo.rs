@@ -1,7 +1,8 @@
 //! `zreap demo`: the classic wait()-once echo server, the same server under
 //! the preload shim, and the zreap-linked server, side by side.
 //!
-//! The C sources are embedded and compiled at run time with `cc` into a
+//! The C sources (`cli/demo/`: links to the examples and the header, so the
+//! crate packages them) are embedded and compiled at run time with `cc` into a
 //! temporary directory. One round per server: a client opens 50 connections,
 //! gets an echo on each and is killed, so all 50 server children exit at
 //! once; after a second the zombies the round added are counted.
@@ -13,10 +14,10 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const CLIENT_C: &str = include_str!("../../examples/echo_client.c");
-const HANDWRITTEN_C: &str = include_str!("../../examples/echo_server_handwritten.c");
-const ZREAP_C: &str = include_str!("../../examples/echo_server.c");
-const ZREAP_H: &str = include_str!("../../include/zreap.h");
+const CLIENT_C: &str = include_str!("../demo/echo_client.c");
+const HANDWRITTEN_C: &str = include_str!("../demo/echo_server_handwritten.c");
+const ZREAP_C: &str = include_str!("../demo/echo_server.c");
+const ZREAP_H: &str = include_str!("../demo/zreap.h");
 
 const CONNECTIONS: usize = 50;
 const SETTLE: Duration = Duration::from_secs(1);

@@ -1,0 +1,1 @@
+../../include/zreap.h
