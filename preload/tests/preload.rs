@@ -605,3 +605,33 @@ fn a_tracer_keeps_its_ptrace_stops() {
         }
     }
 }
+
+/// The shim exports its interposers and nothing else (no Rust or zreap symbol).
+#[test]
+fn only_the_interposed_libc_functions_are_exported() {
+    let out = Command::new("nm").arg("-D").arg("--defined-only").arg(shim_path()).output().expect("run nm");
+    assert!(out.status.success());
+    let interposed = [
+        "__sysv_signal",
+        "bsd_signal",
+        "fork",
+        "pclose",
+        "popen",
+        "posix_spawn",
+        "posix_spawnp",
+        "sigaction",
+        "signal",
+        "sigset",
+        "system",
+        "sysv_signal",
+        "wait",
+        "wait3",
+        "wait4",
+        "waitid",
+        "waitpid",
+    ];
+    let text = String::from_utf8_lossy(&out.stdout);
+    let extra: Vec<&str> =
+        text.lines().filter_map(|l| l.split_whitespace().nth(2)).filter(|s| !interposed.contains(s)).collect();
+    assert!(extra.is_empty(), "the shim exports more than its interposers: {extra:?}");
+}
