@@ -9,6 +9,9 @@
 //!
 //! The gate is not a lock a forked child can inherit held: the fork handlers in
 //! `reaper` take it before `fork()` and reset it in the child.
+//!
+//! Signal context: [`Gate::run_or_defer`] runs in the SIGCHLD handler and
+//! [`Gate::reset_in_child`] in a forked child; both only touch atomics.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -86,13 +89,21 @@ impl<T> Gate<T> {
     }
 
     /// Releases a gate taken with [`Gate::acquire_raw`], running deferred work first.
-    pub fn release_raw(&self, deferred: fn(&mut T)) {
+    ///
+    /// # Safety
+    /// The calling thread must hold the gate through [`Gate::acquire_raw`]
+    /// (releasing a gate someone else holds breaks their exclusive access).
+    pub unsafe fn release_raw(&self, deferred: fn(&mut T)) {
         drop(GateGuard { gate: self, deferred });
     }
 
-    /// In a forked child (one thread, gate held by the fork handler): frees the
-    /// gate and forgets deferred work. Async-signal-safe.
-    pub fn reset_in_child(&self) {
+    /// In a forked child: frees the gate and forgets deferred work.
+    /// Async-signal-safe (post-fork code: two atomic stores).
+    ///
+    /// # Safety
+    /// Only in the child of a `fork()` made while the gate was held (by the
+    /// fork handler), where no other thread exists to be holding it.
+    pub unsafe fn reset_in_child(&self) {
         self.again.store(false, SeqCst);
         self.busy.store(false, SeqCst);
     }

@@ -1,4 +1,7 @@
 //! Process-wide counters, kept in atomics so the signal handler can update them.
+//!
+//! Signal context: every method of `Counters` runs in the handler or a forked
+//! child: relaxed atomic adds and stores only.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 

@@ -8,9 +8,10 @@
 //! with `WAIT_READY`, once it calls [`daemon_ready`]), or the errno of the step
 //! that failed. EOF means the daemon died before reporting.
 //!
-//! Between fork and the end of setup only async-signal-safe system calls run:
-//! everything that needs memory (paths, the pidfile's temporary name) is
-//! prepared before the first fork.
+//! Post-fork code: between fork and the end of setup only async-signal-safe
+//! system calls run (`intermediate`, `pidfile`, and `send_report` and
+//! `forget_ready_in_child` here): everything that needs memory (paths, the
+//! pidfile's temporary name) is prepared before the first fork.
 
 mod intermediate;
 mod pidfile;

@@ -74,7 +74,8 @@ impl Drop for Creation {
     fn drop(&mut self) {
         if !self.released {
             CREATING.with(|c| c.set(false));
-            REAPER.release_raw(pass::pass);
+            // SAFETY: this Creation took the gate in begin() and still holds it.
+            unsafe { REAPER.release_raw(pass::pass) };
             watcher::wake();
         }
     }
@@ -90,7 +91,8 @@ pub(super) fn before_fork() {
 /// In the parent after `fork()`: lets the gate go unless a [`Creation`] holds it.
 pub(super) fn after_fork_parent() {
     if !CREATING.with(Cell::get) {
-        REAPER.release_raw(pass::pass);
+        // SAFETY: before_fork took the gate on this thread (the one that forks).
+        unsafe { REAPER.release_raw(pass::pass) };
         watcher::wake();
     }
 }

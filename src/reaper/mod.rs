@@ -183,5 +183,6 @@ fn reset_in_child() {
     }
     watcher::forget_in_child();
     crate::stats::COUNTERS.reset();
-    REAPER.reset_in_child();
+    // SAFETY: the fork child of a fork made with the gate held (see above).
+    unsafe { REAPER.reset_in_child() };
 }

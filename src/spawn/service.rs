@@ -10,6 +10,9 @@
 //! `fork` cannot do that (the child is a copy of the calling thread), so for a
 //! child of `fork` the signal fires when the thread that called `fork` exits,
 //! or the process dies, whichever comes first.
+//!
+//! Post-fork code: `forget_service_in_child` runs in a forked child (one
+//! atomic store).
 
 use super::{child, SpawnRequest};
 use crate::atfork::{self, Concern};
