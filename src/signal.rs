@@ -130,9 +130,9 @@ impl Signal {
             }
         };
         let n = if let Some(rest) = name.strip_prefix("RTMIN") {
-            min + offset(rest).filter(|&k| k >= 0)?
+            min.checked_add(offset(rest).filter(|&k| k >= 0)?)?
         } else if let Some(rest) = name.strip_prefix("RTMAX") {
-            max + offset(rest).filter(|&k| k <= 0)?
+            max.checked_add(offset(rest).filter(|&k| k <= 0)?)?
         } else {
             return None;
         };
@@ -206,8 +206,25 @@ mod tests {
         assert_eq!(Signal::from_name("RTMIN+1").map(Signal::as_raw), Some(libc::SIGRTMIN() + 1));
         assert_eq!(Signal::from_name("SIGRTMAX-2").map(Signal::as_raw), Some(libc::SIGRTMAX() - 2));
         assert_eq!(Signal::from_name("RTMAX").map(Signal::as_raw), Some(libc::SIGRTMAX()));
-        for bad in ["", "0", "65", "-1", "TERMS", "SIGFOO", "RTMIN+99", "SIG", "RTMIN2", "RTMIN+", "RTMAX+1", "RTMIN-1"]
-        {
+        for bad in [
+            "",
+            "0",
+            "65",
+            "-1",
+            "TERMS",
+            "SIGFOO",
+            "RTMIN+99",
+            "SIG",
+            "RTMIN2",
+            "RTMIN+",
+            "RTMAX+1",
+            "RTMIN-1",
+            "RTMIN+2147483647",
+            "RTMAX-2147483648",
+            "RTMAX50",
+            "RTMIN-5",
+            "99999999999",
+        ] {
             assert_eq!(Signal::from_name(bad), None, "{bad}");
         }
     }
