@@ -223,7 +223,9 @@ fn run(plan: &Plan) -> io::Result<Daemonized> {
         0 => {
             creation.in_child();
             sys::close(caller_end);
-            intermediate::intermediate(plan, daemon_end)
+            // SAFETY: we are the single-threaded child of the fork above and
+            // own daemon_end; the daemon it returns in is bound by daemonize's contract.
+            unsafe { intermediate::intermediate(plan, daemon_end) }
         }
         pid => {
             sys::set_raw_sigmask(old_mask);

@@ -10,7 +10,9 @@ use super::{SpawnFlags, SpawnRequest};
 use crate::reaper::Creation;
 use crate::sys;
 use libc::{c_char, c_int, c_void, pid_t};
+use std::ffi::CStr;
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
 
 /// What the child shares with its suspended parent (CLONE_VM).
@@ -121,81 +123,149 @@ pub(super) fn spawn_here(request: &SpawnRequest<'_>) -> io::Result<pid_t> {
 /// runs while the parent thread is suspended, so it only makes system calls
 /// and reads the request. It never returns: on failure it stores errno for the
 /// parent and calls `_exit(127)`.
+///
+/// Only `spawn_here` may use it, as the entry point of its
+/// `clone(CLONE_VM | CLONE_VFORK)` child, with `arg` pointing to its
+/// `ChildArgs` (clone needs a safe `extern "C" fn`, hence no `unsafe fn`).
 extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: arg points to the ChildArgs the parent keeps alive during the vfork.
     let args = unsafe { &*(arg as *const ChildArgs<'_, '_>) };
-    let error = prepare_and_exec(args.request, args.parent_pid);
+    // SAFETY: this is the clone child of spawn_here (see above): it shares the
+    // parent's memory while the parent thread is suspended, and its fds and
+    // signal dispositions are its own to change before the exec.
+    let error = unsafe { prepare_and_exec(args.request, args.parent_pid) };
     args.error.store(error, SeqCst);
     // SAFETY: _exit never returns and runs no atexit handlers.
     unsafe { libc::_exit(127) }
 }
 
 /// Applies every option and execs; returns the errno of the step that failed.
-/// Async-signal-safe (see [`child_main`]).
-fn prepare_and_exec(request: &SpawnRequest<'_>, parent_pid: pid_t) -> c_int {
+/// Async-signal-safe and allocation-free (see [`child_main`]).
+///
+/// # Safety
+/// Only in the child cloned by `spawn_here` (`CLONE_VM | CLONE_VFORK`), as
+/// [`child_main`] calls it: it resets every signal disposition, replaces fds
+/// 0..=2 and execs, which is only sound in that child, whose fds and
+/// dispositions no other code uses before the exec.
+unsafe fn prepare_and_exec(request: &SpawnRequest<'_>, parent_pid: pid_t) -> c_int {
     sys::reset_all_dispositions();
-    // SAFETY (whole block): plain system calls on integers and on C strings
-    // owned by the request, which outlives the child's use of it.
-    unsafe {
-        if request.flags.contains(SpawnFlags::SETSID) {
-            if libc::setsid() == -1 {
-                return sys::errno();
-            }
-        } else if request.flags.contains(SpawnFlags::SETPGROUP) && libc::setpgid(0, 0) == -1 {
-            return sys::errno();
+    if request.flags.contains(SpawnFlags::SETSID) {
+        if let Err(e) = setsid() {
+            return e;
         }
-        sys::arm_pdeathsig(request.pdeathsig, parent_pid);
-        if let Some(cwd) = request.cwd {
-            if libc::chdir(cwd.as_ptr()) == -1 {
-                return sys::errno();
-            }
-        }
-        // Move sources that sit on 0..2 out of the way before any dup2.
-        let mut sources = request.fds;
-        for (target, source) in (0..).zip(sources.iter_mut()) {
-            if (0..=2).contains(source) && *source != target {
-                let moved = libc::fcntl(*source, libc::F_DUPFD_CLOEXEC, 3);
-                if moved == -1 {
-                    return sys::errno();
-                }
-                *source = moved;
-            }
-        }
-        for (target, &source) in (0..).zip(sources.iter()) {
-            let failed = match source {
-                -1 => false,
-                s if s == target => libc::fcntl(s, libc::F_SETFD, 0) == -1,
-                s => libc::dup2(s, target) == -1,
-            };
-            if failed {
-                return sys::errno();
-            }
-        }
-        sys::set_raw_sigmask(0);
-
-        let envp = if request.envp.is_null() {
-            extern "C" {
-                static environ: *const *const c_char;
-            }
-            environ
-        } else {
-            request.envp
-        };
-        let single = request.candidates.len() == 1;
-        let mut saw_eacces = false;
-        for candidate in &request.candidates {
-            libc::execve(candidate.as_ptr(), request.argv, envp);
-            match sys::errno() {
-                e if single => return e,
-                libc::EACCES => saw_eacces = true,
-                libc::ENOENT | libc::ENOTDIR => {}
-                e => return e,
-            }
-        }
-        if saw_eacces {
-            libc::EACCES
-        } else {
-            libc::ENOENT
+    } else if request.flags.contains(SpawnFlags::SETPGROUP) {
+        if let Err(e) = setpgid_self() {
+            return e;
         }
     }
+    sys::arm_pdeathsig(request.pdeathsig, parent_pid);
+    if let Some(cwd) = request.cwd {
+        if let Err(e) = chdir(cwd) {
+            return e;
+        }
+    }
+    // Move sources that sit on 0..2 out of the way before any dup2.
+    let mut sources = request.fds;
+    for (target, source) in (0..).zip(sources.iter_mut()) {
+        if (0..=2).contains(source) && *source != target {
+            match dup_above_stdio(*source) {
+                Ok(moved) => *source = moved,
+                Err(e) => return e,
+            }
+        }
+    }
+    for (target, &source) in (0..).zip(sources.iter()) {
+        let done = match source {
+            -1 => Ok(()),
+            s if s == target => clear_cloexec(s),
+            s => dup2(s, target),
+        };
+        if let Err(e) = done {
+            return e;
+        }
+    }
+    sys::set_raw_sigmask(0);
+
+    let envp = if request.envp.is_null() {
+        extern "C" {
+            static environ: *const *const c_char;
+        }
+        // SAFETY: reads glibc's environment pointer, which is initialized
+        // before main. Like any execve(environ) after fork, it assumes no other
+        // thread of the parent is changing the environment (setenv) meanwhile.
+        unsafe { environ }
+    } else {
+        request.envp
+    };
+    let single = request.candidates.len() == 1;
+    let mut saw_eacces = false;
+    for candidate in &request.candidates {
+        // SAFETY: candidate is a NUL-terminated CString owned by the request;
+        // request.argv is the NULL-terminated array of C strings that `spawn`
+        // built and keeps alive (with the strings it points to) until
+        // spawn_here returns, which is after this child execs or exits; envp is
+        // either such an array built by `spawn` or `environ`. execve only
+        // returns on failure.
+        unsafe { libc::execve(candidate.as_ptr(), request.argv, envp) };
+        match sys::errno() {
+            e if single => return e,
+            libc::EACCES => saw_eacces = true,
+            libc::ENOENT | libc::ENOTDIR => {}
+            e => return e,
+        }
+    }
+    if saw_eacces {
+        libc::EACCES
+    } else {
+        libc::ENOENT
+    }
+}
+
+/// Ok for a return value other than -1, else errno. Async-signal-safe.
+fn check(rc: c_int) -> Result<c_int, c_int> {
+    if rc == -1 {
+        Err(sys::errno())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// `setsid()`. Async-signal-safe.
+fn setsid() -> Result<(), c_int> {
+    // SAFETY: setsid takes no arguments and only changes this process's session.
+    check(unsafe { libc::setsid() }).map(drop)
+}
+
+/// `setpgid(0, 0)`: a process group of our own. Async-signal-safe.
+fn setpgid_self() -> Result<(), c_int> {
+    // SAFETY: integer arguments; only this process's group changes.
+    check(unsafe { libc::setpgid(0, 0) }).map(drop)
+}
+
+/// `chdir(path)`. Async-signal-safe.
+fn chdir(path: &CStr) -> Result<(), c_int> {
+    // SAFETY: path is a valid NUL-terminated string for the whole call.
+    check(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+/// `fcntl(fd, F_DUPFD_CLOEXEC, 3)`: a close-on-exec copy of `fd` above the
+/// standard fds. Async-signal-safe.
+fn dup_above_stdio(fd: RawFd) -> Result<RawFd, c_int> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer argument and only adds an fd
+    // to the table; fd itself is left untouched.
+    check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })
+}
+
+/// `fcntl(fd, F_SETFD, 0)`: `fd` survives the exec. Async-signal-safe.
+fn clear_cloexec(fd: RawFd) -> Result<(), c_int> {
+    // SAFETY: F_SETFD takes an integer argument and only changes fd's flags.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+}
+
+/// `dup2(from, to)`, for the standard fds `to` the child sets up for the
+/// exec. Async-signal-safe.
+fn dup2(from: RawFd, to: RawFd) -> Result<(), c_int> {
+    // SAFETY: integer arguments; the only fd replaced is `to`, one of the
+    // child's standard fds, which nothing in the child uses before the exec.
+    check(unsafe { libc::dup2(from, to) }).map(drop)
 }
