@@ -102,7 +102,8 @@ unsafe fn setup_daemon(plan: &Plan, report_fd: RawFd, leader: pid_t) -> c_int {
         // SAFETY: we are the daemon (our caller's contract): every fd but the
         // standard ones and report_fd is to be closed, whoever opened it.
         unsafe { close_fds_except(report_fd) };
-        reaper::forget_fds();
+        // SAFETY: the single-threaded daemon has just closed the library's fds.
+        unsafe { reaper::forget_fds() };
     }
     // Last, so that a failed setup leaves no pidfile behind.
     if let Some(path) = &plan.pidfile {
@@ -272,6 +273,12 @@ fn open_cloexec(path: &CStr, flags: c_int) -> Result<RawFd, c_int> {
 /// `dup2(from, to)`, for the standard fds `to` the daemon points at
 /// /dev/null. Async-signal-safe.
 fn dup2(from: RawFd, to: RawFd) -> Result<(), c_int> {
+    if from == to {
+        // dup2 onto itself keeps close-on-exec: clear it (/dev/null landed on
+        // a standard fd that was closed).
+        // SAFETY: integer arguments on an fd the daemon owns.
+        return check(unsafe { libc::fcntl(to, libc::F_SETFD, 0) }).map(drop);
+    }
     // SAFETY: integer arguments; the only fd replaced is `to`, one of the
     // daemon's standard fds, which setup_daemon's caller gives up.
     check(unsafe { libc::dup2(from, to) }).map(drop)

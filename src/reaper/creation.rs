@@ -136,9 +136,14 @@ pub(crate) fn collect_adopted(pid: pid_t) {
 }
 
 /// In a daemon that has just closed every fd: forget the library's fds (they
-/// are gone) so the next call makes new ones. Single-threaded fork child only;
-/// async-signal-safe there (the gate is free, nothing is allocated).
-pub(crate) fn forget_fds() {
+/// are gone) so the next call makes new ones. Async-signal-safe in a forked
+/// child (the gate is free there, nothing is allocated).
+///
+/// # Safety
+/// Only in a single-threaded child of `fork()` whose fds (the library's
+/// included) were all closed: no one else may be using those fd numbers'
+/// meaning.
+pub(crate) unsafe fn forget_fds() {
     let mut st = lock();
     st.ready = false;
     st.epfd = -1;
