@@ -202,8 +202,8 @@ fn collector(shared: &Shared, reap_fd: c_int, done: &AtomicBool) -> u64 {
     let mut idle_since: Option<Instant> = None;
     loop {
         let mut pfd = libc::pollfd { fd: reap_fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&mut pfd, 1, 1000) } > 0;
+        // SAFETY: one valid pollfd. (-1/EINTR: our SIGCHLD handler ran here.)
+        let timed_out = unsafe { libc::poll(&mut pfd, 1, 1000) } == 0;
         let exits = match zr::reap_all() {
             Ok(exits) => exits,
             Err(e) => {
@@ -211,7 +211,7 @@ fn collector(shared: &Shared, reap_fd: c_int, done: &AtomicBool) -> u64 {
                 Vec::new()
             }
         };
-        if !ready && !exits.is_empty() {
+        if timed_out && !exits.is_empty() {
             late += 1;
         }
         {

@@ -103,8 +103,8 @@ pub fn worker(case: &str, rounds: u64, seed: u64) -> Res<String> {
             }
             victim = victim.or_else(|| find(role, cpid));
             match victim {
-                // SAFETY: a live descendant of ours (we are its subreaper).
                 Some(pid) => {
+                    // SAFETY: a live descendant of ours (we are its subreaper).
                     unsafe { libc::kill(pid, signal) };
                     killed[role as usize] += 1;
                 }

@@ -11,6 +11,7 @@
 use crate::util::{self, child_argv, status_str, Expect, Res, Violations};
 use crate::zr;
 use libc::{c_int, pid_t};
+use std::time::Duration;
 
 pub const CASES: &[&str] =
     &["nproc-all", "nproc-own", "nproc-no-handler", "nofile-all", "nofile-own", "nofile-no-handler", "install-nproc"];
@@ -50,13 +51,15 @@ pub fn worker(case: &str, rounds: u64, seed: u64) -> Res<String> {
     } else {
         0
     };
-    let summary = if case.starts_with("nproc-") {
+    if case.starts_with("nproc-") || case == "install-nproc" {
         drop_root()?;
+    }
+    util::watchdog("limits", Duration::from_secs(30));
+    let summary = if case.starts_with("nproc-") {
         nproc(flags, rounds)?
     } else if case.starts_with("nofile-") {
         nofile(flags, rounds)?
     } else if case == "install-nproc" {
-        drop_root()?;
         install_nproc()?
     } else {
         return Err(format!("unknown case {case}"));

@@ -39,7 +39,8 @@ struct Cli {
     /// Seed of the random choices (default: from the clock); printed in the summaries.
     #[arg(long)]
     seed: Option<u64>,
-    /// Size of each case instead of the default: children, wraps, rounds or iterations.
+    /// Size of each case instead of the default: children (children), thousands of
+    /// tracked children after the first pid wrap (pid-reuse), rounds or iterations.
     #[arg(long)]
     size: Option<u64>,
     /// Run only these cases of the scenarios (e.g. `own`, `ns-untracked`).
@@ -106,7 +107,7 @@ impl Scenario {
     fn size(self) -> (u64, u64) {
         match self {
             Scenario::Children => (1_000, 100_000),
-            Scenario::PidReuse => (1, 10),
+            Scenario::PidReuse => (5, 300),
             Scenario::Echo => (20, 1_000),
             Scenario::Sigint => (50, 1_000),
             Scenario::Limits => (2, 50),
@@ -120,7 +121,7 @@ impl Scenario {
     fn limit(self, size: u64) -> Duration {
         let per_item_ms = match self {
             Scenario::Children => 20,
-            Scenario::PidReuse => 120_000,
+            Scenario::PidReuse => 10_000,
             Scenario::Echo => 2_000,
             Scenario::Sigint => 500,
             Scenario::Limits => 5_000,

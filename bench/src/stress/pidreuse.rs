@@ -99,10 +99,12 @@ fn pid_max() -> pid_t {
     std::fs::read_to_string("/proc/sys/kernel/pid_max").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(32768)
 }
 
-/// No root: wrap the pid counter until `wraps` full cycles have run after its
-/// first wrap (the first, partial one fills the buffer with plain exits).
-fn wrap(wraps: u64, seed: u64) -> Res<String> {
+/// No root: run until the pid counter has come all the way around (plain
+/// exits from the whole pid range then wait in the buffer), then for
+/// `thousands` × 1000 more tracked children.
+fn wrap(thousands: u64, seed: u64) -> Res<String> {
     zr::install(0).map_err(|e| format!("install(0): {}", util::errno_name(e)))?;
+    util::watchdog("pid-reuse", Duration::from_secs(30));
     let exe = util::self_exe();
     let mut rng = Rng::new(seed);
     let pid_max = pid_max();
@@ -110,13 +112,14 @@ fn wrap(wraps: u64, seed: u64) -> Res<String> {
     // The last UNTRACKED_CAPACITY plain pids: their exits sit in the buffer.
     let mut plain: VecDeque<pid_t> = VecDeque::new();
     let mut plain_count: HashMap<pid_t, u32> = HashMap::new();
-    let (mut last_pid, mut seen_wraps) = (0, 0u64);
+    let (mut first_pid, mut last_pid, mut seen_wraps, mut cycled) = (0, 0, 0u64, false);
     let (mut tracked, mut held, mut collisions, mut plains) = (0u64, 0u64, 0u64, 0u64);
     let (mut wrong, mut wrong_held, mut wrong_in_collisions, mut after_wrap) = (0u64, 0u64, 0u64, 0u64);
     let mut v = Violations::default();
-    while seen_wraps <= wraps {
-        if started.elapsed() > Duration::from_secs(600 * wraps) {
-            v.add(format!("only {seen_wraps} wraps in {:?}", started.elapsed()));
+    while after_wrap < thousands * 1000 {
+        util::progress();
+        if !cycled && started.elapsed() > Duration::from_secs(900) {
+            v.add(format!("the pid counter did not come around in {:?}", started.elapsed()));
             break;
         }
         // About one plain child for eight tracked ones: a wrap's worth of plain
@@ -142,7 +145,7 @@ fn wrap(wraps: u64, seed: u64) -> Res<String> {
             let pipe = if hold { Some(pipe()?) } else { None };
             let pid = start_tracked(spawn, pipe, &exe)?;
             tracked += 1;
-            if seen_wraps > 0 {
+            if cycled {
                 after_wrap += 1;
             }
             let collides = plain_count.contains_key(&pid);
@@ -179,6 +182,10 @@ fn wrap(wraps: u64, seed: u64) -> Res<String> {
         if pid < last_pid && last_pid - pid > pid_max / 2 {
             seen_wraps += 1;
         }
+        if first_pid == 0 {
+            first_pid = pid;
+        }
+        cycled |= seen_wraps > 0 && pid >= first_pid;
         last_pid = pid;
     }
     let exits = zr::reap_all().map_err(|e| format!("reap_all: {}", util::errno_name(e)))?;
@@ -192,9 +199,9 @@ fn wrap(wraps: u64, seed: u64) -> Res<String> {
     let stats = zr::stats();
     let pct = |a: u64, b: u64| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
     v.finish(format!(
-        "{wraps} full cycles of pid_max {pid_max} after the first wrap, in {:.1} s: {plains} plain children never waited, {tracked} tracked \
+        "{seen_wraps} wraps of pid_max {pid_max} in {:.1} s: {plains} plain children never waited, {tracked} tracked \
          ({held} held running for a WNOHANG look), {collisions} tracked pids equal to an undelivered plain exit's; \
-         wrong zwait results: {wrong} ({:.2}% of {after_wrap} after the first wrap), WNOHANG wrong: {wrong_held} \
+         wrong zwait results: {wrong} ({:.2}% of {after_wrap} once the counter had come around), WNOHANG wrong: {wrong_held} \
          ({:.2}% of held), {wrong_in_collisions} of the wrong ones on a colliding pid; stats {stats:?}; seed {seed}",
         started.elapsed().as_secs_f64(),
         pct(wrong, after_wrap),
@@ -269,6 +276,7 @@ fn wait_reaped(count: u64) -> Res<()> {
 }
 
 fn ns_case(case: &str, reps: u64) -> Res<String> {
+    util::watchdog("pid-reuse", Duration::from_secs(30));
     let exe = util::self_exe();
     let flags = if case == "ns-tracked-own" { zr::OWN } else { 0 };
     zr::install(flags).map_err(|e| format!("install({flags:#x}): {}", util::errno_name(e)))?;
@@ -276,6 +284,7 @@ fn ns_case(case: &str, reps: u64) -> Res<String> {
     let (mut runs, mut not_forced, mut wrong) = (0u64, 0u64, 0u64);
     // 20 forced reuses per unit of size.
     for i in 0..reps * 20 {
+        util::progress();
         let reaped = zr::stats().reaped;
         // The older process: a plain child (its exit goes to the untracked
         // buffer) or a tracked one exiting PLAIN (reaped, not yet delivered).

@@ -210,18 +210,21 @@ fn run_parent(args: &[String]) -> Res<()> {
                 let old = block_sigint();
                 let pid = if method == 2 {
                     // SAFETY: the child runs start_kind only (raw system calls).
-                    unsafe { libc::fork() }
+                    match unsafe { libc::fork() } {
+                        -1 => Err(util::errno()),
+                        pid => Ok(pid),
+                    }
                 } else {
                     // SAFETY: as above.
-                    unsafe { zr::fork() }.unwrap_or(-1)
+                    unsafe { zr::fork() }
                 };
-                if pid != 0 {
+                if pid != Ok(0) {
                     restore_mask(&old);
                 }
                 match pid {
-                    -1 => return Err(format!("fork: {}", std::io::Error::last_os_error())),
-                    0 => start_kind(kind),
-                    pid => (pid, expect_of(kind)),
+                    Err(e) => return Err(format!("fork: {}", util::errno_name(e))),
+                    Ok(0) => start_kind(kind),
+                    Ok(pid) => (pid, expect_of(kind)),
                 }
             }
         };
