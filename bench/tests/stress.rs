@@ -55,7 +55,6 @@ fn children() {
 }
 
 #[test]
-#[ignore = "fails until the core pid-reuse fix lands"]
 fn pid_reuse() {
     quick(&["pid-reuse"]);
 }
@@ -81,7 +80,6 @@ fn limits() {
 }
 
 #[test]
-#[ignore = "fails until zreap_install(ZREAP_NO_HANDLER) fails with EAGAIN when its watcher thread cannot start (issue 9, defect 3)"]
 fn limits_install_at_nproc() {
     quick(&["limits", "--case", "install-nproc"]);
 }
