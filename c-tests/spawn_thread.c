@@ -141,7 +141,7 @@ int main(void) {
         enum { N = 8 };
         struct job jobs[N];
         pthread_t ts[N];
-        char codes[N][8];
+        char codes[N][24]; /* any int fits: UBSan builds lose the range of i */
         char *argvs[N][4];
         for (int i = 0; i < N; i++) {
             snprintf(codes[i], sizeof codes[i], "exit %d", 10 + i);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what zreap's build and tests need on a fresh Debian/Ubuntu machine:
 # a C compiler, a C++ compiler and clang (the header is checked with all of
-# them), and make (the preload shim is tested on a make -j4 build).
+# them), make (the preload shim is tested on a make -j4 build), valgrind and
+# gcc's ASan/UBSan runtime (the C tests run under both: tests/c_sanitized.rs).
 # Idempotent: installs nothing when everything is present.
 set -euo pipefail
 need=()
@@ -9,6 +10,12 @@ command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v clang >/dev/null 2>&1 || need+=(clang)
 command -v make >/dev/null 2>&1 || need+=(make)
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+# The sanitizer runtimes come with the compiler's support library package.
+if command -v gcc >/dev/null 2>&1 &&
+  ! echo 'int main(void) { return 0; }' | gcc -fsanitize=address,undefined -x c - -o /dev/null 2>/dev/null; then
+  need+=("libgcc-$(gcc -dumpversion | cut -d. -f1)-dev")
+fi
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo

@@ -42,32 +42,38 @@ fn getenv(name: &CStr) -> Option<&'static str> {
 }
 
 /// The settings, or the line that says what is wrong.
-pub struct Settings {
+pub struct Settings<'a> {
     pub mode: u8,
     pub pdeathsig: libc::c_int,
     pub subreaper: bool,
     /// None: no log; Some("stderr") or a path.
-    pub log: Option<&'static str>,
+    pub log: Option<&'a str>,
 }
 
-pub fn read() -> Result<Settings, String> {
-    let mode = match getenv(c"ZREAP_REAP") {
+/// The settings from the environment.
+pub fn read() -> Result<Settings<'static>, String> {
+    parse(getenv)
+}
+
+/// The settings from `var`, which gives the value of one ZREAP_* variable.
+pub fn parse<'a>(var: impl Fn(&CStr) -> Option<&'a str>) -> Result<Settings<'a>, String> {
+    let mode = match var(c"ZREAP_REAP") {
         None | Some("handler") => HANDLER,
         Some("all") => ALL,
         Some("off") => OFF,
         Some(other) => return Err(format!("ZREAP_REAP={other:?}: expected handler, all or off")),
     };
-    let pdeathsig = match getenv(c"ZREAP_PDEATHSIG") {
+    let pdeathsig = match var(c"ZREAP_PDEATHSIG") {
         None | Some("") => 0,
         Some(name) => signal_number(name)
             .ok_or_else(|| format!("ZREAP_PDEATHSIG={name:?}: expected a signal name (TERM, SIGKILL) or number"))?,
     };
-    let subreaper = match getenv(c"ZREAP_SUBREAPER") {
+    let subreaper = match var(c"ZREAP_SUBREAPER") {
         None | Some("") | Some("0") => false,
         Some("1") => true,
         Some(other) => return Err(format!("ZREAP_SUBREAPER={other:?}: expected 0 or 1")),
     };
-    let log = match getenv(c"ZREAP_LOG") {
+    let log = match var(c"ZREAP_LOG") {
         None | Some("") => None,
         Some(path) => Some(path),
     };
@@ -109,27 +115,34 @@ pub fn signal_number(name: &str) -> Option<libc::c_int> {
         ("PWR", libc::SIGPWR),
         ("SYS", libc::SIGSYS),
     ];
-    let in_range = |n: libc::c_int| (1..=libc::SIGRTMAX()).contains(&n).then_some(n);
     if let Ok(n) = name.parse::<libc::c_int>() {
-        return in_range(n);
+        return (1..=libc::SIGRTMAX()).contains(&n).then_some(n);
     }
     let upper = name.to_ascii_uppercase();
     let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
     if let Some(&(_, n)) = NAMES.iter().find(|(n, _)| *n == bare) {
         return Some(n);
     }
-    let offset = |rest: &str| if rest.is_empty() { Some(0) } else { rest.parse::<libc::c_int>().ok() };
+    // "", or `sign` and decimal digits, within the real-time range: "RTMIN+3",
+    // "RTMAX-1"; never a standard signal ("RTMIN-5", "RTMAX50").
+    let offset = |rest: &str, sign: char| -> Option<libc::c_int> {
+        if rest.is_empty() {
+            return Some(0);
+        }
+        let digits = rest.strip_prefix(sign).filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))?;
+        digits.parse().ok().filter(|&k| k <= libc::SIGRTMAX() - libc::SIGRTMIN())
+    };
     if let Some(rest) = bare.strip_prefix("RTMIN") {
-        return in_range(libc::SIGRTMIN() + offset(rest.strip_prefix('+').unwrap_or(rest))?);
+        return Some(libc::SIGRTMIN() + offset(rest, '+')?);
     }
     if let Some(rest) = bare.strip_prefix("RTMAX") {
-        return in_range(libc::SIGRTMAX() - offset(rest.strip_prefix('-').unwrap_or(rest))?);
+        return Some(libc::SIGRTMAX() - offset(rest, '-')?);
     }
     None
 }
 
 /// Applies valid settings.
-pub fn apply(settings: &Settings) {
+pub fn apply(settings: &Settings<'_>) {
     MODE.store(settings.mode, SeqCst);
     SUBREAPER.store(settings.subreaper, SeqCst);
     PDEATHSIG.store(settings.pdeathsig, SeqCst);
@@ -137,7 +150,24 @@ pub fn apply(settings: &Settings) {
 
 #[cfg(test)]
 mod tests {
-    use super::signal_number;
+    use super::{parse, signal_number, ALL};
+    use std::ffi::CStr;
+
+    #[test]
+    fn settings_from_a_lookup() {
+        let env = |reap, pdeathsig| {
+            move |name: &CStr| match name.to_bytes() {
+                b"ZREAP_REAP" => Some(reap),
+                b"ZREAP_PDEATHSIG" => Some(pdeathsig),
+                _ => None,
+            }
+        };
+        let s = parse(env("all", "RTMAX-1")).unwrap();
+        assert_eq!((s.mode, s.pdeathsig, s.subreaper, s.log), (ALL, libc::SIGRTMAX() - 1, false, None));
+        let line = parse(env("all", "RTMIN-5")).err().unwrap();
+        assert_eq!(line, r#"ZREAP_PDEATHSIG="RTMIN-5": expected a signal name (TERM, SIGKILL) or number"#);
+        assert!(!parse(env("bad\nvalue", "")).err().unwrap().contains('\n'));
+    }
 
     #[test]
     fn signal_names_and_numbers() {
@@ -147,7 +177,29 @@ mod tests {
         assert_eq!(signal_number("term"), Some(libc::SIGTERM));
         assert_eq!(signal_number("RTMIN+1"), Some(libc::SIGRTMIN() + 1));
         assert_eq!(signal_number("RTMAX"), Some(libc::SIGRTMAX()));
+        assert_eq!(signal_number("SIGRTMAX-0"), Some(libc::SIGRTMAX()));
+        assert_eq!(signal_number("RTMIN+30"), Some(libc::SIGRTMAX()));
         for bad in ["", "0", "65", "-1", "TERMS", "SIGFOO", "RTMIN+99", "SIG"] {
+            assert_eq!(signal_number(bad), None, "{bad}");
+        }
+    }
+
+    /// Found by the settings fuzz target: offsets that leave the real-time
+    /// range named standard signals ("RTMAX50" was SIGALRM), or overflowed.
+    #[test]
+    fn real_time_names_stay_real_time() {
+        for bad in [
+            "RTMAX50",
+            "RTMIN-5",
+            "RTMAX+1",
+            "RTMIN3",
+            "RTMIN+",
+            "RTMIN++1",
+            "RTMIN+31",
+            "RTMIN+2147483647",
+            "RTMAX--2147483648",
+            "RTMAX-99999999999",
+        ] {
             assert_eq!(signal_number(bad), None, "{bad}");
         }
     }

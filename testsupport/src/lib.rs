@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,13 +34,27 @@ pub fn c_compiler() -> String {
 /// executable is newer than the source, the header, the library and the
 /// `c-tests/*.h` harness.
 pub fn build_c(src: &str) -> PathBuf {
+    build_c_variant(src, "", &[])
+}
+
+/// The compiler flags of [`build_c_sanitized`].
+pub const SANITIZE_FLAGS: [&str; 2] = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"];
+
+/// Compiles `src` like [`build_c`], instrumented with AddressSanitizer and
+/// UBSan (`c-bin/NAME-asan`). `libzreap.so` itself is not instrumented.
+pub fn build_c_sanitized(src: &str) -> PathBuf {
+    build_c_variant(src, "-asan", &SANITIZE_FLAGS)
+}
+
+/// Compiles `src` into `c-bin/NAME{suffix}` with `flags` added.
+fn build_c_variant(src: &str, suffix: &str, flags: &[&str]) -> PathBuf {
     let repo = repo();
     let lib_dir = profile_dir();
     let source = repo.join(src);
     let stem = source.file_stem().unwrap().to_string_lossy().to_string();
     let out_dir = lib_dir.join("c-bin");
     fs::create_dir_all(&out_dir).unwrap();
-    let out = out_dir.join(&stem);
+    let out = out_dir.join(format!("{stem}{suffix}"));
 
     let inputs = [source.clone(), repo.join("include/zreap.h"), lib_dir.join("libzreap.so")];
     let headers = fs::read_dir(repo.join("c-tests"))
@@ -62,6 +76,7 @@ pub fn build_c(src: &str) -> PathBuf {
     let tmp = out.with_extension(format!("tmp{}", std::process::id()));
     let status = Command::new(c_compiler())
         .args(["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread"])
+        .args(flags)
         .arg("-I")
         .arg(repo.join("include"))
         .arg("-I")
@@ -163,3 +178,89 @@ pub fn run_c_test_under(wrapper: &[&str], src: &str) {
     );
 }
 pub mod echo;
+
+/// A fresh, empty directory for the logs of one checked run of `exe`.
+fn fresh_log_dir(exe: &Path, tool: &str) -> PathBuf {
+    let dir = exe.with_file_name(format!("{}.{tool}-logs", exe.file_name().unwrap().to_string_lossy()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The contents of the files in `dir` that hold one of `markers`.
+fn reports_in(dir: &Path, markers: &[&str]) -> Vec<String> {
+    let mut reports: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| fs::read_to_string(e.ok()?.path()).ok())
+        .filter(|text| markers.iter().any(|m| text.contains(m)))
+        .collect();
+    reports.sort();
+    reports
+}
+
+/// Fails unless `out` is a success and no report was logged.
+fn assert_clean(what: &str, out: &Output, reports: &[String]) {
+    assert!(
+        out.status.success() && reports.is_empty(),
+        "{what}: {:?}, {} report(s)\n{}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        reports.len(),
+        reports.join("\n"),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds `src` with AddressSanitizer + UBSan and runs it; fails on its exit
+/// status, and on any report from it or from a process it forked (the reports
+/// go to per-process log files, so a daemon's count too). Leak checking is on,
+/// with the suppressions of `tests/sanitizers/lsan.supp`.
+pub fn run_c_test_sanitized(src: &str) {
+    let exe = build_c_sanitized(src);
+    let logs = fresh_log_dir(&exe, "asan");
+    let supp = repo().join("tests/sanitizers/lsan.supp");
+    let out = run_with_deadline(
+        Command::new(&exe)
+            .env(
+                "ASAN_OPTIONS",
+                format!("detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0:log_path={}/asan", logs.display()),
+            )
+            .env("LSAN_OPTIONS", format!("suppressions={}:print_suppressions=0", supp.display()))
+            .env("UBSAN_OPTIONS", format!("halt_on_error=1:print_stacktrace=1:log_path={}/ubsan", logs.display())),
+        Duration::from_secs(180),
+    );
+    // Warnings ("False leaks are possible") are logged too; reports say ERROR or SUMMARY.
+    let mut reports = reports_in(&logs, &["ERROR:", "runtime error", "SUMMARY:"]);
+    // gcc's UBSan ignores log_path when linked with ASan: its reports go to
+    // stderr (and are lost for a daemon, whose stderr is /dev/null).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("runtime error:") {
+        reports.push(stderr.into_owned());
+    }
+    assert_clean(src, &out, &reports);
+}
+
+/// Runs `src` (built as by [`build_c`]) under valgrind memcheck; fails on its
+/// exit status and on any error memcheck finds in it or in a process it forked
+/// (definite leaks included; suppressions in `tests/sanitizers/valgrind.supp`).
+pub fn run_c_test_valgrind(src: &str) {
+    let exe = build_c(src);
+    let found = Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(found, "valgrind not found: run scripts/setup.sh");
+    let logs = fresh_log_dir(&exe, "valgrind");
+    let supp = repo().join("tests/sanitizers/valgrind.supp");
+    let out = run_with_deadline(
+        Command::new("valgrind")
+            .args(["--error-exitcode=99", "--leak-check=full", "--show-leak-kinds=definite"])
+            .args(["--errors-for-leak-kinds=definite", "--trace-children=no"])
+            .arg(format!("--suppressions={}", supp.display()))
+            .arg(format!("--log-file={}/vg.%p", logs.display()))
+            .arg(&exe),
+        Duration::from_secs(240),
+    );
+    let reports: Vec<String> = reports_in(&logs, &["ERROR SUMMARY: "])
+        .into_iter()
+        .filter(|text| !text.contains("ERROR SUMMARY: 0 errors"))
+        .collect();
+    assert_clean(src, &out, &reports);
+}
