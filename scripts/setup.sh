@@ -2,7 +2,7 @@
 # Installs what zreap's build and tests need on a fresh Debian/Ubuntu machine:
 # a C compiler, a C++ compiler and clang (the header is checked with all of
 # them), make (the preload shim is tested on a make -j4 build), valgrind and
-# gcc's ASan/UBSan runtime (the C tests run under both: tests/c_sanitized.rs).
+# gcc's ASan/UBSan runtime (the C tests run under both: capi/tests/c_sanitized.rs).
 # Idempotent: installs nothing when everything is present.
 set -euo pipefail
 need=()

@@ -1,4 +1,4 @@
-//! The C API's argument checks (src/ffi.rs, /work/shared/API.md conventions)
+//! The C API's argument checks (capi/src/lib.rs, ../shared/API.md conventions)
 //! on arbitrary sequences of calls: flags, signal numbers, fds, NULL or real
 //! pointers, option structs, pids and wait options.
 //!
@@ -15,7 +15,7 @@ use libc::{c_char, c_int};
 use libfuzzer_sys::fuzz_target;
 use std::ffi::{CStr, CString};
 use std::ptr::{null, null_mut};
-use zreap::ffi::*;
+use zreap_c::*;
 
 /// Put in errno before each call: a success must leave it there.
 const SENTINEL: c_int = 0x2bad;

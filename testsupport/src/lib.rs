@@ -214,11 +214,11 @@ fn assert_clean(what: &str, out: &Output, reports: &[String]) {
 /// Builds `src` with AddressSanitizer + UBSan and runs it; fails on its exit
 /// status, and on any report from it or from a process it forked (the reports
 /// go to per-process log files, so a daemon's count too). Leak checking is on,
-/// with the suppressions of `tests/sanitizers/lsan.supp`.
+/// with the suppressions of `capi/tests/sanitizers/lsan.supp`.
 pub fn run_c_test_sanitized(src: &str) {
     let exe = build_c_sanitized(src);
     let logs = fresh_log_dir(&exe, "asan");
-    let supp = repo().join("tests/sanitizers/lsan.supp");
+    let supp = repo().join("capi/tests/sanitizers/lsan.supp");
     let out = run_with_deadline(
         Command::new(&exe)
             .env(
@@ -242,13 +242,13 @@ pub fn run_c_test_sanitized(src: &str) {
 
 /// Runs `src` (built as by [`build_c`]) under valgrind memcheck; fails on its
 /// exit status and on any error memcheck finds in it or in a process it forked
-/// (definite leaks included; suppressions in `tests/sanitizers/valgrind.supp`).
+/// (definite leaks included; suppressions in `capi/tests/sanitizers/valgrind.supp`).
 pub fn run_c_test_valgrind(src: &str) {
     let exe = build_c(src);
     let found = Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success());
     assert!(found, "valgrind not found: run scripts/setup.sh");
     let logs = fresh_log_dir(&exe, "valgrind");
-    let supp = repo().join("tests/sanitizers/valgrind.supp");
+    let supp = repo().join("capi/tests/sanitizers/valgrind.supp");
     let out = run_with_deadline(
         Command::new("valgrind")
             .args(["--error-exitcode=99", "--leak-check=full", "--show-leak-kinds=definite"])
