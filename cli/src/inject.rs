@@ -357,11 +357,13 @@ impl Tracee {
         Ok(arch::result(&ptrace::getregs(self.tid).map_err(sys("PTRACE_GETREGS"))?))
     }
 
-    /// Restores the registers, delivers the held signals and detaches.
-    pub fn release(mut self) -> Result<(), Error> {
+    /// Restores the registers, delivers the held signals and detaches;
+    /// returns how many signals were held.
+    pub fn release(mut self) -> Result<usize, Error> {
         let tid = self.tid;
+        let held = self.held.len();
         if !self.dirty {
-            return ptrace::detach(tid, None).map_err(sys("PTRACE_DETACH"));
+            return ptrace::detach(tid, None).map(|()| 0).map_err(sys("PTRACE_DETACH"));
         }
         let deliverable = signal_deliverable(self.pid, tid.as_raw());
         let regs = arch::restored(&self.saved, self.restart_eintr && self.held.is_empty() && !deliverable);
@@ -390,7 +392,7 @@ impl Tracee {
                 Stop::Event | Stop::Syscall => 0,
             };
             if self.held.is_empty() {
-                return resume(libc::PTRACE_DETACH, tid, sig);
+                return resume(libc::PTRACE_DETACH, tid, sig).map(|()| held);
             }
             resume(libc::PTRACE_CONT, tid, sig)?;
         }

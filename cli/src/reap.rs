@@ -228,6 +228,7 @@ pub fn run(cfg: ReapConfig) -> i32 {
     let started = Instant::now();
     let mut outcomes = Vec::new();
     let mut error = None;
+    let mut held_signals = 0;
     match Tracee::attach(pid, tid, stat.state != 'T' && stat.state != 't') {
         Err(e) => error = Some(e),
         Ok(mut tracee) => {
@@ -250,8 +251,9 @@ pub fn run(cfg: ReapConfig) -> i32 {
                 }
             }
             if !matches!(error, Some(inject::Error::Gone)) {
-                if let Err(e) = tracee.release() {
-                    error = Some(e);
+                match tracee.release() {
+                    Ok(n) => held_signals = n,
+                    Err(e) => error = Some(e),
                 }
             }
         }
@@ -281,6 +283,12 @@ pub fn run(cfg: ReapConfig) -> i32 {
              their exit statuses",
             zombies.len(),
             elapsed.as_secs_f64() * 1e3
+        );
+    }
+    if held_signals > 0 {
+        println!(
+            "{held_signals} signal(s) came while {pid} ran the injected calls: held back, then delivered with their \
+             original siginfo"
         );
     }
     match error {
