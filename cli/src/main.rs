@@ -18,7 +18,7 @@ use std::ffi::OsString;
 #[command(
     name = "zreap",
     version,
-    about = "Find zombie processes and say why they exist; run commands so they leave none"
+    about = "Find zombie processes, say why they exist and reap them; run commands so they leave none"
 )]
 struct Cli {
     #[command(subcommand)]
