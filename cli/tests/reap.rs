@@ -472,14 +472,14 @@ fn usage_errors_exit_2() {
 
 /// The registers of a stopped `pid`, read as its tracer (and left stopped).
 fn registers_of_stopped(pid: i32) -> Vec<i64> {
-    // SAFETY: each call is a ptrace request with integer arguments or a valid status pointer.
-    unsafe {
-        assert_eq!(libc::ptrace(libc::PTRACE_SEIZE, pid, 0usize, 0usize), 0);
-        assert_eq!(libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0usize, 0usize), 0);
-        let mut status = 0;
-        assert_eq!(libc::waitpid(pid, &mut status, libc::__WALL), pid);
-        assert!(libc::WIFSTOPPED(status) && status >> 16 == libc::PTRACE_EVENT_STOP, "{status:#x}");
-    }
+    // SAFETY: PTRACE_SEIZE with integer arguments.
+    assert_eq!(unsafe { libc::ptrace(libc::PTRACE_SEIZE, pid, 0usize, 0usize) }, 0);
+    // SAFETY: PTRACE_INTERRUPT with integer arguments.
+    assert_eq!(unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0usize, 0usize) }, 0);
+    let mut status = 0;
+    // SAFETY: waitpid on one pid with a valid status pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, libc::__WALL) }, pid);
+    assert!(libc::WIFSTOPPED(status) && status >> 16 == libc::PTRACE_EVENT_STOP, "{status:#x}");
     let regs = (0..std::mem::size_of::<libc::user_regs_struct>() / 8)
         .map(|i| {
             // SAFETY: PTRACE_PEEKUSER at an offset inside user_regs_struct.
