@@ -23,6 +23,9 @@ pub struct Stat {
     pub num_threads: i64,
     /// Start time after boot, in clock ticks.
     pub starttime: u64,
+    /// Field 52 (Linux 3.5+): the exit status in `waitpid`'s encoding, set
+    /// once the process has exited; `None` on older kernels.
+    pub exit_code: Option<i32>,
 }
 
 /// Parses one `stat` line. The command name sits between the first `(` and
@@ -53,6 +56,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
         pgrp: field(5)?.parse().ok()?,
         num_threads: field(20)?.parse().ok()?,
         starttime: field(22)?.parse().ok()?,
+        exit_code: field(52).and_then(|f| f.parse().ok()),
     })
 }
 
@@ -248,6 +252,9 @@ mod tests {
             (s.pid, s.comm.as_str(), s.state, s.ppid, s.num_threads, s.starttime),
             (42, "a) b (c", 'Z', 7, 1, 12345)
         );
+        assert_eq!(s.exit_code, None, "the line stops before field 52");
+        let full = stat_line(42, "x", 'Z', 7, 1, 12345) + " 0 0 0 0 0 0 0 10752";
+        assert_eq!(parse_stat(&full).unwrap().exit_code, Some(42 << 8));
     }
 
     #[test]

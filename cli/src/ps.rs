@@ -118,6 +118,13 @@ fn describe_thread(t: &Thread) -> String {
     format!("thread {} ({}) state {} wchan {}", t.tid, t.name, t.state, t.wchan.as_deref().unwrap_or("-"))
 }
 
+/// The fix for the zombies already there, without restarting the parent.
+fn reap_now(ppid: i32) -> String {
+    format!(
+        "the zombies already there, without restarting it: zreap reap --pid {ppid} (it loses their exit statuses); "
+    )
+}
+
 const KILL_PARENT: &str =
     "killing the parent hands its zombies to init (or the nearest subreaper), which reaps them if it is a real init";
 
@@ -215,7 +222,10 @@ fn diagnose(ppid: i32, pstat: Result<Stat, ReadError>, zombies: &[Zombie], all: 
                  resume a tracing stop"
                     .to_string()
             } else {
-                format!("kill -CONT {ppid} (it reaps once it runs, if it reaps at all)")
+                format!(
+                    "kill -CONT {ppid} (it reaps once it runs, if it reaps at all; if it does not: zreap reap \
+                     --pid {ppid})"
+                )
             },
             details,
         };
@@ -297,6 +307,7 @@ fn diagnose(ppid: i32, pstat: Result<Stat, ReadError>, zombies: &[Zombie], all: 
             fix: "unblock SIGCHLD and reap with a waitpid(-1, WNOHANG) loop (or zreap_install(0)), or read it \
                   from a signalfd in the event loop; "
                 .to_string()
+                + &reap_now(ppid)
                 + KILL_PARENT,
             details,
         };
@@ -321,7 +332,7 @@ fn diagnose(ppid: i32, pstat: Result<Stat, ReadError>, zombies: &[Zombie], all: 
             summary: "SIGCHLD is ignored now (children exiting from now on are not kept), but these zombies \
                       exited before that"
                 .to_string(),
-            fix: "call waitpid(-1, &status, WNOHANG) in a loop once; ".to_string() + KILL_PARENT,
+            fix: "call waitpid(-1, &status, WNOHANG) in a loop once; ".to_string() + &reap_now(ppid) + KILL_PARENT,
             details,
         };
     }
@@ -337,6 +348,7 @@ fn diagnose(ppid: i32, pstat: Result<Stat, ReadError>, zombies: &[Zombie], all: 
         fix: "reap with waitpid(-1, &status, WNOHANG) in a loop (or zreap_install(0)); unmodified program: \
               zreap run --reap all -- CMD; "
             .to_string()
+            + &reap_now(ppid)
             + KILL_PARENT,
         details,
     }

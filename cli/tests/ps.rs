@@ -66,6 +66,7 @@ fn never_waits() {
     let h = Helper::start("never_waits");
     let g = expect_cause(h.ready_pid(), 3, "never-waits");
     assert!(g["diagnosis"]["summary"].as_str().unwrap().contains("never waits"));
+    assert!(g["diagnosis"]["fix"].as_str().unwrap().contains(&format!("zreap reap --pid {}", h.ready_pid())));
     assert_eq!(g["parent"]["comm"], "never_waits");
     assert_eq!(g["zombies"][0]["comm"], "never_waits");
 }
@@ -75,6 +76,8 @@ fn handler_leaks() {
     let h = Helper::start("handler_noreap");
     let g = expect_cause(h.ready_pid(), 3, "handler-leaks");
     assert!(g["diagnosis"]["fix"].as_str().unwrap().contains("WNOHANG"));
+    // zreap reap refuses this cause: not offered.
+    assert!(!g["diagnosis"]["fix"].as_str().unwrap().contains("zreap reap"));
 }
 
 #[test]
@@ -92,6 +95,7 @@ fn blocked_no_signalfd() {
     let h = Helper::start("blocked_nosfd");
     let g = expect_cause(h.ready_pid(), 3, "blocked-no-signalfd");
     assert!(g["diagnosis"]["summary"].as_str().unwrap().contains("nothing will ever"));
+    assert!(g["diagnosis"]["fix"].as_str().unwrap().contains(&format!("zreap reap --pid {}", h.ready_pid())));
 }
 
 #[test]
@@ -99,7 +103,8 @@ fn parent_stopped() {
     let h = Helper::start("stopped");
     let g = expect_cause(h.ready_pid(), 3, "parent-stopped");
     assert_eq!(g["parent"]["state"], "T");
-    assert!(g["diagnosis"]["fix"].as_str().unwrap().contains("kill -CONT"));
+    let fix = g["diagnosis"]["fix"].as_str().unwrap();
+    assert!(fix.contains("kill -CONT") && fix.contains(&format!("zreap reap --pid {}", h.ready_pid())), "{fix}");
 }
 
 #[test]
