@@ -460,8 +460,23 @@ pub extern "C" fn zreap_version() -> *const c_char {
     boundary(std::ptr::null(), || Ok(VERSION.as_ptr()))
 }
 
-/// [`zreap::VERSION`] as a C string.
-const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+/// [`zreap::VERSION`] with a NUL byte after it.
+const VERSION_BYTES: [u8; zreap::VERSION.len() + 1] = with_nul(zreap::VERSION);
+
+/// The library's version as a C string (the core's, whatever crate compiles this).
+const VERSION: &CStr = match CStr::from_bytes_with_nul(&VERSION_BYTES) {
     Ok(s) => s,
-    Err(_) => panic!("version has a NUL byte"),
+    Err(_) => panic!("the version has a NUL byte"),
 };
+
+/// `text`'s bytes followed by NUL; `N` is its length plus one.
+const fn with_nul<const N: usize>(text: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}

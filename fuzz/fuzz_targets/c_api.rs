@@ -15,7 +15,11 @@ use libc::{c_char, c_int};
 use libfuzzer_sys::fuzz_target;
 use std::ffi::{CStr, CString};
 use std::ptr::{null, null_mut};
-use zreap_c::*;
+/// The C ABI, compiled in from its source (the zreap-capi crate is a cdylib).
+#[allow(dead_code)]
+#[path = "../../capi/src/lib.rs"]
+mod capi;
+use capi::*;
 
 /// Put in errno before each call: a success must leave it there.
 const SENTINEL: c_int = 0x2bad;
@@ -321,7 +325,7 @@ fn call(model: &mut Model, c: &Call) {
         Call::Version => {
             // SAFETY: zreap_version returns a static C string.
             let v = unsafe { CStr::from_ptr(zreap_version()) };
-            assert_eq!(v.to_str().unwrap(), zreap::VERSION);
+            assert_eq!(v.to_str().unwrap(), zreap_rs::VERSION);
         }
         Call::OptionsInit(null_out) => {
             let mut o = zspawn_options {
