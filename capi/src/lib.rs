@@ -16,6 +16,31 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use zreap_rs::{self as zreap, DaemonFlags, DaemonOptions, Daemonized, ForkResult, InstallFlags, Signal, SpawnFlags};
 
+// Every export carries the version node ZREAP_0 (defined in capi/zreap.map)
+// in libzreap.so. `remove` drops the unversioned name from the object, so
+// libzreap.a still links with GNU ld (which refuses both names at once).
+macro_rules! symver {
+    ($($name:ident),* $(,)?) => {
+        $(std::arch::global_asm!(concat!(".symver ", stringify!($name), ", ", stringify!($name), "@@ZREAP_0, remove"));)*
+    };
+}
+
+symver!(
+    zreap_install,
+    zreap_uninstall,
+    zreap_all,
+    zwait,
+    zreap_fd,
+    zspawn_options_init,
+    zspawn,
+    zfork,
+    zdaemon_options_init,
+    zdaemonize,
+    zdaemon_ready,
+    zreap_stats_get,
+    zreap_version,
+);
+
 /// Reap only children made by zspawn()/zfork(); leave every other child
 /// (popen, system, a foreign waitpid) to its own waiter.
 pub const ZREAP_OWN: u32 = 0x1;
