@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what zreap's build and tests need on a fresh Debian/Ubuntu machine:
 # a C compiler, a C++ compiler and clang (the header is checked with all of
-# them), and make (the preload shim is tested on a make -j4 build).
+# them), make (the preload shim is tested on a make -j4 build; the Makefile
+# installs zreap), and what the install, man-page and example tests run:
+# pkg-config, binutils (readelf, nm), mandoc and libuv1-dev.
 # Idempotent: installs nothing when everything is present.
 set -euo pipefail
 need=()
@@ -9,6 +11,10 @@ command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v clang >/dev/null 2>&1 || need+=(clang)
 command -v make >/dev/null 2>&1 || need+=(make)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v readelf >/dev/null 2>&1 || need+=(binutils)
+command -v mandoc >/dev/null 2>&1 || need+=(mandoc)
+[ -e /usr/include/uv.h ] || need+=(libuv1-dev)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
