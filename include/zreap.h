@@ -163,7 +163,9 @@ extern "C" {
  * keeps errno, loops until no exited child is left and uses SA_RESTART.
  *
  * Returns 0, or -1 with errno: EINVAL for unknown flag bits (checked first),
- * EBUSY when already installed with other flags.
+ * EBUSY when already installed with other flags, EAGAIN when the internal
+ * thread cannot start, EMFILE, ENFILE or ENOMEM when the library's first fds
+ * cannot be made.
  *
  * Example: `if (zreap_install(0) == -1) perror("zreap_install");`
  */
@@ -179,7 +181,8 @@ int zreap_uninstall(void);
 /**
  * Never blocks. Reaps every child in scope that has exited, then calls
  * on_exit (may be NULL) once per exit not yet delivered, oldest first, in
- * ordinary context. Returns how many exits it reported.
+ * ordinary context. Returns how many exits it reported, or -1 with errno
+ * EMFILE, ENFILE or ENOMEM when the library's first fds cannot be made.
  *
  * Example: `zreap_all(log_exit, NULL);` in a poll loop when zreap_fd() is readable.
  *
@@ -194,7 +197,8 @@ int zreap_all(zreap_exit_fn on_exit, void *ctx);
  * pid > 0, or -1 for any child in scope; options 0 or WNOHANG. Returns the
  * pid, 0 (WNOHANG, nothing exited yet), or -1 with errno: EINVAL for another
  * pid or option; ECHILD when pid is not a child in scope, its exit was already
- * delivered, or (pid -1) no child in scope is left. wstatus may be NULL.
+ * delivered, or (pid -1) no child in scope is left; EMFILE, ENFILE or ENOMEM
+ * when the library's first fds cannot be made. wstatus may be NULL.
  *
  * # Safety
  * `wstatus` is NULL or points to a writable int.
@@ -204,7 +208,9 @@ pid_t zwait(pid_t pid, int *wstatus, int options);
 /**
  * A non-blocking, close-on-exec fd that is readable while an exit of a child
  * in scope waits for zreap_all(), which drains it. For poll/epoll/select
- * loops; the same fd on every call; do not close it.
+ * loops; the same fd on every call; do not close it. -1 with errno EAGAIN
+ * when the internal thread cannot start, EMFILE, ENFILE or ENOMEM when the fd
+ * cannot be made.
  */
 int zreap_fd(void);
 
@@ -223,8 +229,10 @@ void zspawn_options_init(struct zspawn_options *opts);
  * envp NULL passes the current environment; opts NULL means defaults.
  * Returns the child's pid, or -1 with errno, leaving no child behind:
  * EINVAL (NULL path or argv, unknown flags, pdeathsig outside 0..SIGRTMAX),
- * EBADF (an fd option that is neither -1 nor open), ENAMETOOLONG, or the
- * child's own error: ENOENT, EACCES, ENOEXEC, or what chdir(cwd) gave.
+ * EBADF (an fd option that is neither -1 nor open), ENAMETOOLONG, EAGAIN,
+ * ENOMEM, EMFILE or ENFILE (no process or fd could be made), or the child's
+ * own error: ENOENT, EACCES, ENOEXEC, ENOTDIR, or what execve() or
+ * chdir(cwd) gave.
  *
  * Example: `char *argv[] = {"ls", "-l", NULL}; pid_t pid = zspawn("/bin/ls", argv, NULL, NULL);`
  *
@@ -236,7 +244,8 @@ pid_t zspawn(const char *path, char *const *argv, char *const *envp, const struc
 
 /**
  * fork() that tracks the child: 0 in the child, its pid in the parent, -1 on
- * error (EINVAL for unknown flags or a bad pdeathsig; no child is made).
+ * error, with no child made: EINVAL for unknown flags or a bad pdeathsig;
+ * EAGAIN, ENOMEM, EMFILE or ENFILE when no process or fd could be made.
  * Only opts->flags (SETSID, SETPGROUP) and opts->pdeathsig apply.
  *
  * pdeathsig is armed in the child before zfork() returns there, with no
@@ -272,8 +281,10 @@ void zdaemon_options_init(struct zdaemon_options *opts);
  * daemon died before reporting).
  *
  * Errors before anything is forked: EINVAL for unknown flags, a umask outside
- * -1..0777 or an empty workdir/pidfile. From the daemon: EEXIST when a live
- * daemon holds the pidfile, ENOENT/EACCES/... from chdir or the pidfile.
+ * -1..0777 or an empty workdir/pidfile; ENAMETOOLONG for a path of PATH_MAX
+ * bytes or more; EAGAIN or ENOMEM when fork() fails. From the daemon: EEXIST
+ * when a live daemon holds the pidfile, ENOENT, EACCES, ENOTDIR or another
+ * errno from chdir or the pidfile, or the errno given to zdaemon_ready().
  *
  * Example: `if (zdaemonize(NULL) == 0) serve();` (the caller's process exits).
  *

@@ -16,6 +16,31 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use zreap_rs::{self as zreap, DaemonFlags, DaemonOptions, Daemonized, ForkResult, InstallFlags, Signal, SpawnFlags};
 
+// Every export carries the version node ZREAP_0 (defined in capi/zreap.map)
+// in libzreap.so. `remove` drops the unversioned name from the object, so
+// libzreap.a still links with GNU ld (which refuses both names at once).
+macro_rules! symver {
+    ($($name:ident),* $(,)?) => {
+        $(std::arch::global_asm!(concat!(".symver ", stringify!($name), ", ", stringify!($name), "@@ZREAP_0, remove"));)*
+    };
+}
+
+symver!(
+    zreap_install,
+    zreap_uninstall,
+    zreap_all,
+    zwait,
+    zreap_fd,
+    zspawn_options_init,
+    zspawn,
+    zfork,
+    zdaemon_options_init,
+    zdaemonize,
+    zdaemon_ready,
+    zreap_stats_get,
+    zreap_version,
+);
+
 /// Reap only children made by zspawn()/zfork(); leave every other child
 /// (popen, system, a foreign waitpid) to its own waiter.
 pub const ZREAP_OWN: u32 = 0x1;
@@ -189,7 +214,9 @@ unsafe fn strings<'a>(array: *const *mut c_char) -> Vec<&'a CStr> {
 /// keeps errno, loops until no exited child is left and uses SA_RESTART.
 ///
 /// Returns 0, or -1 with errno: EINVAL for unknown flag bits (checked first),
-/// EBUSY when already installed with other flags.
+/// EBUSY when already installed with other flags, EAGAIN when the internal
+/// thread cannot start, EMFILE, ENFILE or ENOMEM when the library's first fds
+/// cannot be made.
 ///
 /// Example: `if (zreap_install(0) == -1) perror("zreap_install");`
 #[no_mangle]
@@ -207,7 +234,8 @@ pub extern "C" fn zreap_uninstall() -> c_int {
 
 /// Never blocks. Reaps every child in scope that has exited, then calls
 /// on_exit (may be NULL) once per exit not yet delivered, oldest first, in
-/// ordinary context. Returns how many exits it reported.
+/// ordinary context. Returns how many exits it reported, or -1 with errno
+/// EMFILE, ENFILE or ENOMEM when the library's first fds cannot be made.
 ///
 /// Example: `zreap_all(log_exit, NULL);` in a poll loop when zreap_fd() is readable.
 ///
@@ -231,7 +259,8 @@ pub unsafe extern "C" fn zreap_all(on_exit: zreap_exit_fn, ctx: *mut c_void) -> 
 /// pid > 0, or -1 for any child in scope; options 0 or WNOHANG. Returns the
 /// pid, 0 (WNOHANG, nothing exited yet), or -1 with errno: EINVAL for another
 /// pid or option; ECHILD when pid is not a child in scope, its exit was already
-/// delivered, or (pid -1) no child in scope is left. wstatus may be NULL.
+/// delivered, or (pid -1) no child in scope is left; EMFILE, ENFILE or ENOMEM
+/// when the library's first fds cannot be made. wstatus may be NULL.
 ///
 /// # Safety
 /// `wstatus` is NULL or points to a writable int.
@@ -262,7 +291,9 @@ pub unsafe extern "C" fn zwait(pid: pid_t, wstatus: *mut c_int, options: c_int) 
 
 /// A non-blocking, close-on-exec fd that is readable while an exit of a child
 /// in scope waits for zreap_all(), which drains it. For poll/epoll/select
-/// loops; the same fd on every call; do not close it.
+/// loops; the same fd on every call; do not close it. -1 with errno EAGAIN
+/// when the internal thread cannot start, EMFILE, ENFILE or ENOMEM when the fd
+/// cannot be made.
 #[no_mangle]
 pub extern "C" fn zreap_fd() -> c_int {
     boundary(-1, || zreap::reap_fd().map(|fd| fd.as_raw_fd()))
@@ -297,8 +328,10 @@ pub unsafe extern "C" fn zspawn_options_init(opts: *mut zspawn_options) {
 /// envp NULL passes the current environment; opts NULL means defaults.
 /// Returns the child's pid, or -1 with errno, leaving no child behind:
 /// EINVAL (NULL path or argv, unknown flags, pdeathsig outside 0..SIGRTMAX),
-/// EBADF (an fd option that is neither -1 nor open), ENAMETOOLONG, or the
-/// child's own error: ENOENT, EACCES, ENOEXEC, or what chdir(cwd) gave.
+/// EBADF (an fd option that is neither -1 nor open), ENAMETOOLONG, EAGAIN,
+/// ENOMEM, EMFILE or ENFILE (no process or fd could be made), or the child's
+/// own error: ENOENT, EACCES, ENOEXEC, ENOTDIR, or what execve() or
+/// chdir(cwd) gave.
 ///
 /// Example: `char *argv[] = {"ls", "-l", NULL}; pid_t pid = zspawn("/bin/ls", argv, NULL, NULL);`
 ///
@@ -336,7 +369,8 @@ pub unsafe extern "C" fn zspawn(
 }
 
 /// fork() that tracks the child: 0 in the child, its pid in the parent, -1 on
-/// error (EINVAL for unknown flags or a bad pdeathsig; no child is made).
+/// error, with no child made: EINVAL for unknown flags or a bad pdeathsig;
+/// EAGAIN, ENOMEM, EMFILE or ENFILE when no process or fd could be made.
 /// Only opts->flags (SETSID, SETPGROUP) and opts->pdeathsig apply.
 ///
 /// pdeathsig is armed in the child before zfork() returns there, with no
@@ -394,8 +428,10 @@ pub unsafe extern "C" fn zdaemon_options_init(opts: *mut zdaemon_options) {
 /// daemon died before reporting).
 ///
 /// Errors before anything is forked: EINVAL for unknown flags, a umask outside
-/// -1..0777 or an empty workdir/pidfile. From the daemon: EEXIST when a live
-/// daemon holds the pidfile, ENOENT/EACCES/... from chdir or the pidfile.
+/// -1..0777 or an empty workdir/pidfile; ENAMETOOLONG for a path of PATH_MAX
+/// bytes or more; EAGAIN or ENOMEM when fork() fails. From the daemon: EEXIST
+/// when a live daemon holds the pidfile, ENOENT, EACCES, ENOTDIR or another
+/// errno from chdir or the pidfile, or the errno given to zdaemon_ready().
 ///
 /// Example: `if (zdaemonize(NULL) == 0) serve();` (the caller's process exits).
 ///

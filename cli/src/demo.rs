@@ -56,15 +56,17 @@ fn compile(dir: &Path, name: &str, source: &str, link: &[String]) -> Result<Path
     Ok(out)
 }
 
-/// Link arguments for libzreap: the shared library next to the binary (with
-/// an rpath), else the static one.
-fn zreap_link() -> Result<Vec<String>, String> {
+/// Link arguments for libzreap: the shared library next to the binary (its
+/// soname `libzreap.so.0` linked to it in `tmp`, the rpath), else the static one.
+fn zreap_link(tmp: &Path) -> Result<Vec<String>, String> {
     // In a cargo target directory a `cargo build -p zreap-cli` may leave the
     // library only in deps/.
     let deps = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("deps/libzreap.so")));
     if let Some(so) = locate::find("libzreap.so").ok().or(deps.filter(|p| p.is_file())) {
+        let soname = tmp.join("libzreap.so.0");
+        std::os::unix::fs::symlink(&so, &soname).map_err(|e| format!("link {}: {e}", soname.display()))?;
         let dir = so.parent().unwrap().display().to_string();
-        return Ok(vec![format!("-L{dir}"), "-lzreap".into(), format!("-Wl,-rpath,{dir}")]);
+        return Ok(vec![format!("-L{dir}"), "-lzreap".into(), format!("-Wl,-rpath,{}", tmp.display())]);
     }
     let a = locate::find("libzreap.a").map_err(|_| "libzreap.so / libzreap.a not found next to zreap".to_string())?;
     Ok([a.display().to_string()]
@@ -227,7 +229,7 @@ fn demo(rounds: usize) -> Result<i32, String> {
     eprintln!("compiling the echo servers and the client with {} in {} ...", cc(), tmp.0.display());
     let client = compile(&tmp.0, "echo_client", CLIENT_C, &[])?;
     let handwritten = compile(&tmp.0, "echo_server_handwritten", HANDWRITTEN_C, &[])?;
-    let zreap_srv = compile(&tmp.0, "echo_server", ZREAP_C, &zreap_link()?)?;
+    let zreap_srv = compile(&tmp.0, "echo_server", ZREAP_C, &zreap_link(&tmp.0)?)?;
     let shim = locate::shim().ok();
     if shim.is_none() {
         eprintln!("note: {} not found next to zreap: the shim column is skipped", locate::SHIM);

@@ -1,17 +1,22 @@
 //! Finding the files zreap ships with: the preload shim and libzreap.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The shim's file name.
 pub const SHIM: &str = "libzreap_preload.so";
 
 /// Directories searched, in order: the binary's own directory (a cargo target
-/// directory: `target/debug/`), then `../lib` relative to it (an install prefix).
+/// directory: `target/debug/`), then `../lib/zreap` and `../lib` relative to
+/// it (an install prefix: `make install` puts the shim in `$(LIBDIR)/zreap/`).
 pub fn search_dirs() -> Vec<PathBuf> {
-    let Ok(exe) = std::env::current_exe() else { return Vec::new() };
-    let Some(dir) = exe.parent() else { return Vec::new() };
+    std::env::current_exe().ok().and_then(|exe| exe.parent().map(dirs_beside)).unwrap_or_default()
+}
+
+/// [`search_dirs`] for a binary in `dir`.
+fn dirs_beside(dir: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![dir.to_path_buf()];
     if let Some(prefix) = dir.parent() {
+        dirs.push(prefix.join("lib/zreap"));
         dirs.push(prefix.join("lib"));
     }
     dirs
@@ -31,4 +36,15 @@ pub fn find(name: &str) -> Result<PathBuf, String> {
 /// The preload shim, by absolute path.
 pub fn shim() -> Result<PathBuf, String> {
     find(SHIM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_installed_binary_looks_in_lib_zreap_then_lib() {
+        let dirs = dirs_beside(Path::new("/usr/local/bin"));
+        assert_eq!(dirs, [Path::new("/usr/local/bin"), Path::new("/usr/local/lib/zreap"), Path::new("/usr/local/lib")]);
+    }
 }
