@@ -605,3 +605,11 @@ fn a_tracer_keeps_its_ptrace_stops() {
         }
     }
 }
+
+#[test]
+fn a_vfork_child_resetting_sigchld_leaves_the_parent_alone() {
+    let exe = build_c("c-tests/shim_vfork.c");
+    for mode in MODES {
+        run_ok(&mut command(&exe, mode), &format!("shim_vfork {mode:?}"));
+    }
+}

@@ -243,7 +243,7 @@ fn reap_into_store_now(pid: libc::pid_t, what: &str) {
 
 /// The shim's SIGCHLD handler.
 ///
-/// Async-signal-safe: raw waitid, getpgid, write, atomics and the lock-free
+/// Async-signal-safe: raw waitid, getpid, getpgid, write, atomics and the lock-free
 /// store; errno is restored on return. With a program handler, calls it once
 /// per exited child with that child's siginfo (SIGCHLD does not queue, so the
 /// kernel may have run it once for many), and keeps the exit of any child the
@@ -255,6 +255,14 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
     let _errno = ErrnoGuard::new();
     let action = program_action();
     let has_handler = !matches!(action.sa_sigaction, libc::SIG_DFL | libc::SIG_IGN);
+    if !config::active() {
+        // A child made without fork's handlers (vfork, raw clone): the shim's
+        // state is not this process's; the signal goes to the program as is.
+        if has_handler {
+            call_program(&action, sig, info, context);
+        }
+        return;
+    }
     let mut calls = 0usize;
     while calls < crate::store::CAPACITY {
         let Some(mut exited) = next_exited() else { break };

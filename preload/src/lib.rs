@@ -104,9 +104,10 @@ extern "C" fn before_fork() {
     FORKING_PARENT.store(unsafe { libc::getpid() }, SeqCst);
 }
 
-/// In the child of fork(): arm the parent-death signal, forget the parent's
-/// stored exits. Async-signal-safe.
+/// In the child of fork(): own the shim's state, arm the parent-death signal,
+/// forget the parent's stored exits. Async-signal-safe.
 extern "C" fn in_forked_child() {
+    config::own();
     sys::arm_pdeathsig(config::pdeathsig(), FORKING_PARENT.load(SeqCst));
     store::STORE.clear();
 }
@@ -243,7 +244,7 @@ unsafe fn sigset_impl(sig: c_int, handler: libc::sighandler_t) -> libc::sighandl
 unsafe fn fork_impl() -> pid_t {
     // SAFETY: forwarded; the fork handlers run as usual.
     let pid = unsafe { real::fork() };
-    if pid > 0 {
+    if pid > 0 && config::active() {
         chld::ensure_reaper_thread();
         chld::note_new_child();
     }
@@ -262,7 +263,7 @@ unsafe fn posix_spawn_impl(
 ) -> c_int {
     // SAFETY: forwarded as given.
     let rc = unsafe { real::posix_spawn(which, pid, path, actions, attrs, argv, envp) };
-    if rc == 0 {
+    if rc == 0 && config::active() {
         chld::ensure_reaper_thread();
         chld::note_new_child();
     }
