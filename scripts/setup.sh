@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
 # Installs what zreap's build and tests need on a fresh Debian/Ubuntu machine:
 # a C compiler, a C++ compiler and clang (the header is checked with all of
-# them), and make (the preload shim is tested on a make -j4 build).
+# them), make (the preload shim is tested on a make -j4 build), strace, gdb
+# and ltrace (tracers run under the shim), and python3 with CPython's own
+# test suite (run under the shim).
 # Idempotent: installs nothing when everything is present.
 set -euo pipefail
+sudo=""
+[ "$(id -u)" = 0 ] || sudo=sudo
+updated=""
+install() {
+  (($#)) || return 0
+  echo "setup: installing $*" >&2
+  [ -n "$updated" ] || { $sudo apt-get update -qq; updated=1; }
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
 need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v clang >/dev/null 2>&1 || need+=(clang)
-command -v make >/dev/null 2>&1 || need+=(make)
-if ((${#need[@]})); then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  echo "setup: installing ${need[*]}" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+for tool in make strace gdb ltrace python3; do
+  command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+done
+install "${need[@]}"
+# CPython's test package, for the python3 found first on PATH.
+if ! python3 -c 'import test.regrtest' >/dev/null 2>&1; then
+  install "libpython$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')-testsuite"
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }
