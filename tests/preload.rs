@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::echo::{become_subreaper, Server, CLIENT_SRC, CONNECTIONS};
-use support::{build_c, children_of, profile_dir, run_with_deadline};
+use support::{build_c, children_of, descendants, profile_dir, run_with_deadline};
 
 /// The seed program: the classic forking echo server with a `wait()`-once
 /// SIGCHLD handler installed by `signal()`, counting its calls.
@@ -620,18 +620,6 @@ fn a_vfork_child_resetting_sigchld_leaves_the_parent_alone() {
 /// it has to wait for (the bug these tests guard against) runs far past
 /// [`DEADLINE`].
 const TRACEE_LINES: usize = 1000;
-
-/// Every process below `pid`, children before their own children.
-fn descendants(pid: i32) -> Vec<i32> {
-    let mut all = children_of(pid);
-    let mut i = 0;
-    while i < all.len() {
-        let more = children_of(all[i]);
-        all.extend(more);
-        i += 1;
-    }
-    all
-}
 
 /// Runs a tracer under [`DEADLINE`] and returns its output. On timeout, kills
 /// it and every process below it (a tracee may sit in a ptrace stop), reaps
