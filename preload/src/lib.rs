@@ -15,6 +15,11 @@
 //! (all signals blocked), never in a signal handler: the default never makes a
 //! system call fail with EINTR, and neither does the shim.
 //!
+//! A blocking wait for any child is the kernel's own while only that thread
+//! reaps (it holds off meanwhile), so tracers get each ptrace stop at once. A
+//! vfork child, which runs in the program's memory, never touches the shim's
+//! state.
+//!
 //! A bad value prints one line on stderr and the shim stays out of the way.
 //! Programs that set SIGCHLD to SIG_IGN, use SA_NOCLDWAIT, block SIGCHLD and
 //! read a signalfd, or use job control keep working as before: the shim only
