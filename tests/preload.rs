@@ -607,6 +607,13 @@ fn a_tracer_keeps_its_ptrace_stops() {
 }
 
 #[test]
+fn a_child_forked_while_another_thread_waits_still_gets_its_children_reaped() {
+    let exe = build_c("c-tests/shim_fork_waiting.c");
+    run_ok(command(&exe, Shim::Off).arg("noshim"), "shim_fork_waiting without the shim");
+    run_ok(command(&exe, Shim::All).arg("shim"), "shim_fork_waiting under ZREAP_REAP=all");
+}
+
+#[test]
 fn a_vfork_child_resetting_sigchld_leaves_the_parent_alone() {
     let exe = build_c("c-tests/shim_vfork.c");
     for mode in MODES {

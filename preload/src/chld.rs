@@ -254,6 +254,14 @@ pub fn leave_kernel_wait() {
     }
 }
 
+/// In a forked child (it has one thread): no reap of the parent's reaper
+/// thread is in flight and no other thread waits in the kernel.
+/// Async-signal-safe.
+pub fn forget_other_threads() {
+    IN_FLIGHT.store(0, SeqCst);
+    KERNEL_WAITERS.store(0, SeqCst);
+}
+
 /// Waits until no reap is between the kernel and the store. Async-signal-safe;
 /// never called from the shim's own handler, so it cannot wait for itself.
 pub fn settle() {

@@ -110,9 +110,10 @@ extern "C" fn before_fork() {
 }
 
 /// In the child of fork(): own the shim's state, arm the parent-death signal,
-/// forget the parent's stored exits. Async-signal-safe.
+/// forget the parent's stored exits and other threads. Async-signal-safe.
 extern "C" fn in_forked_child() {
     config::own();
+    chld::forget_other_threads();
     sys::arm_pdeathsig(config::pdeathsig(), FORKING_PARENT.load(SeqCst));
     store::STORE.clear();
 }
