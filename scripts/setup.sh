@@ -3,30 +3,38 @@
 # a C compiler, a C++ compiler and clang (the header is checked with all of
 # them), make (the preload shim is tested on a make -j4 build; the Makefile
 # installs zreap), valgrind and gcc's ASan/UBSan runtime (the C tests run under
-# both: capi/tests/c_sanitized.rs), and what the install, man-page and example
-# tests run: pkg-config, binutils (readelf, nm), mandoc and libuv1-dev.
+# both: capi/tests/c_sanitized.rs), what the install, man-page and example
+# tests run (pkg-config, binutils for readelf and nm, mandoc, libuv1-dev),
+# strace, gdb and ltrace (tracers run under the shim), and python3 with
+# CPython's own test suite (run under the shim).
 # Idempotent: installs nothing when everything is present.
 set -euo pipefail
+sudo=""
+[ "$(id -u)" = 0 ] || sudo=sudo
+updated=""
+install() {
+  (($#)) || return 0
+  echo "setup: installing $*" >&2
+  [ -n "$updated" ] || { $sudo apt-get update -qq; updated=1; }
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
 need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v clang >/dev/null 2>&1 || need+=(clang)
-command -v make >/dev/null 2>&1 || need+=(make)
-command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
-# The sanitizer runtimes come with the compiler's support library package.
-if command -v gcc >/dev/null 2>&1 &&
-  ! echo 'int main(void) { return 0; }' | gcc -fsanitize=address,undefined -x c - -o /dev/null 2>/dev/null; then
-  need+=("libgcc-$(gcc -dumpversion | cut -d. -f1)-dev")
-fi
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v readelf >/dev/null 2>&1 || need+=(binutils)
-command -v mandoc >/dev/null 2>&1 || need+=(mandoc)
 [ -e /usr/include/uv.h ] || need+=(libuv1-dev)
-if ((${#need[@]})); then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  echo "setup: installing ${need[*]}" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+for tool in make valgrind mandoc strace gdb ltrace python3; do
+  command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+done
+install "${need[@]}"
+# The sanitizer runtimes come with the compiler's support library package.
+if ! echo 'int main(void) { return 0; }' | gcc -fsanitize=address,undefined -x c - -o /dev/null 2>/dev/null; then
+  install "libgcc-$(gcc -dumpversion | cut -d. -f1)-dev"
+fi
+# CPython's test package, for the python3 found first on PATH.
+if ! python3 -c 'import test.regrtest' >/dev/null 2>&1; then
+  install "libpython$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')-testsuite"
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust (rustup) first" >&2; exit 1; }

@@ -216,6 +216,52 @@ fn reap_into_store(pid: libc::pid_t, what: &str) {
 /// (ECHILD) waits until this is 0 before its last look at the store.
 static IN_FLIGHT: AtomicU32 = AtomicU32::new(0);
 
+/// Program threads in a blocking wait for any child (or a process group)
+/// that went to the kernel: the reaper thread leaves every exit to them.
+static KERNEL_WAITERS: AtomicU32 = AtomicU32::new(0);
+
+/// Before a blocking wait for any child or a process group: may it block in
+/// the kernel's own wait? Yes unless the shim's handler is installed (the
+/// caller then polls the store): the reaper thread leaves every exit to the
+/// kernel's wait until [`leave_kernel_wait`], so the wait returns each child
+/// event (an exit, a stop, a tracee's ptrace stop) as soon as the kernel has
+/// it. Zombies the wait does not accept (another group) stay until it
+/// returns, as without the shim. A program that installs its first SIGCHLD
+/// handler in one thread while another thread waits here may have an exit
+/// stored by the handler behind that wait's back; it returns at the next
+/// child event.
+pub fn enter_kernel_wait() -> bool {
+    if OURS_INSTALLED.load(SeqCst) {
+        return false;
+    }
+    // The thread raises IN_FLIGHT before it looks at KERNEL_WAITERS, this
+    // raises KERNEL_WAITERS before it looks at IN_FLIGHT: either the thread
+    // leaves the exit to the kernel, or settle() waits until it is stored
+    // and the caller's look at the store finds it.
+    KERNEL_WAITERS.fetch_add(1, SeqCst);
+    settle();
+    true
+}
+
+/// After a wait [`enter_kernel_wait`] let into the kernel: the reaper thread
+/// (if the process ever had one) reaps again. Keeps errno.
+pub fn leave_kernel_wait() {
+    let _errno = ErrnoGuard::new();
+    KERNEL_WAITERS.fetch_sub(1, SeqCst);
+    CHANGED.fetch_add(1, SeqCst);
+    if THREAD_PID.load(SeqCst) != 0 {
+        futex_wake(&CHANGED);
+    }
+}
+
+/// In a forked child (it has one thread): no reap of the parent's reaper
+/// thread is in flight and no other thread waits in the kernel.
+/// Async-signal-safe.
+pub fn forget_other_threads() {
+    IN_FLIGHT.store(0, SeqCst);
+    KERNEL_WAITERS.store(0, SeqCst);
+}
+
 /// Waits until no reap is between the kernel and the store. Async-signal-safe;
 /// never called from the shim's own handler, so it cannot wait for itself.
 pub fn settle() {
@@ -243,7 +289,7 @@ fn reap_into_store_now(pid: libc::pid_t, what: &str) {
 
 /// The shim's SIGCHLD handler.
 ///
-/// Async-signal-safe: raw waitid, getpgid, write, atomics and the lock-free
+/// Async-signal-safe: raw waitid, getpid, getpgid, write, atomics and the lock-free
 /// store; errno is restored on return. With a program handler, calls it once
 /// per exited child with that child's siginfo (SIGCHLD does not queue, so the
 /// kernel may have run it once for many), and keeps the exit of any child the
@@ -255,6 +301,14 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
     let _errno = ErrnoGuard::new();
     let action = program_action();
     let has_handler = !matches!(action.sa_sigaction, libc::SIG_DFL | libc::SIG_IGN);
+    if !config::active() {
+        // A child made without fork's handlers (vfork, raw clone): the shim's
+        // state is not this process's; the signal goes to the program as is.
+        if has_handler {
+            call_program(&action, sig, info, context);
+        }
+        return;
+    }
     let mut calls = 0usize;
     while calls < crate::store::CAPACITY {
         let Some(mut exited) = next_exited() else { break };
@@ -405,15 +459,22 @@ extern "C" fn reaper_thread(_: *mut c_void) -> *mut c_void {
             // A ptrace stop (the program is a tracer): wait for the tracer to
             // take it; it hides any exit behind it until then.
             Ok(Some(info)) if !is_exit(&info) => futex_wait(&WAKE, WAKE.load(SeqCst), 100),
-            Ok(Some(info)) => {
-                // The program may have installed a handler meanwhile: it decides then.
-                if thread_wanted(&program_action()) {
+            // The program may have installed a handler meanwhile: it decides then.
+            Ok(Some(info)) if thread_wanted(&program_action()) => {
+                IN_FLIGHT.fetch_add(1, SeqCst);
+                if KERNEL_WAITERS.load(SeqCst) == 0 {
                     // SAFETY: a siginfo filled by waitid.
-                    reap_into_store(unsafe { info.si_pid() }, "reaped");
+                    reap_into_store_now(unsafe { info.si_pid() }, "reaped");
+                    IN_FLIGHT.fetch_sub(1, SeqCst);
                     WAKE.fetch_add(1, SeqCst);
                     futex_wake(&WAKE);
+                } else {
+                    // A wait in the kernel takes it: sleep until the waits leave.
+                    IN_FLIGHT.fetch_sub(1, SeqCst);
+                    futex_wait(&CHANGED, changed, 1000);
                 }
             }
+            Ok(Some(_)) => {}
             // No children: sleep until one is made (children made through
             // paths the shim does not see, such as vfork, wait for the timeout).
             _ => {

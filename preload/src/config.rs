@@ -11,19 +11,30 @@ pub const ALL: u8 = 2;
 static MODE: AtomicU8 = AtomicU8::new(OFF);
 static SUBREAPER: AtomicBool = AtomicBool::new(false);
 static PDEATHSIG: AtomicI32 = AtomicI32::new(0);
+/// The process the shim's state belongs to: set at start-up and in fork's
+/// child handler. A child made without fork's handlers is another process
+/// on the same state: a vfork child shares this very memory until it execs
+/// (`_posixsubprocess`, gdb and posix_spawn-like code reset SIGCHLD there),
+/// a raw clone child has a copy of the parent's stored exits. The shim stays
+/// out of the way in both.
+static OWNER: AtomicI32 = AtomicI32::new(0);
 
-pub fn mode() -> u8 {
-    MODE.load(SeqCst)
+/// Makes the calling process the owner of the shim's state. Async-signal-safe.
+pub fn own() {
+    // SAFETY: getpid cannot fail.
+    OWNER.store(unsafe { libc::getpid() }, SeqCst);
 }
 
+/// Is the shim on, in the process that owns its state? Async-signal-safe.
 pub fn active() -> bool {
-    mode() != OFF
+    // SAFETY: getpid cannot fail.
+    MODE.load(SeqCst) != OFF && OWNER.load(SeqCst) == unsafe { libc::getpid() }
 }
 
 /// Does the shim reap children whose SIGCHLD disposition is the default
 /// (no program handler)? In `all` mode, and as a subreaper.
 pub fn reaps_unwaited() -> bool {
-    mode() == ALL || (active() && SUBREAPER.load(SeqCst))
+    active() && (MODE.load(SeqCst) == ALL || SUBREAPER.load(SeqCst))
 }
 
 pub fn pdeathsig() -> libc::c_int {
@@ -143,6 +154,7 @@ pub fn signal_number(name: &str) -> Option<libc::c_int> {
 
 /// Applies valid settings.
 pub fn apply(settings: &Settings<'_>) {
+    own();
     MODE.store(settings.mode, SeqCst);
     SUBREAPER.store(settings.subreaper, SeqCst);
     PDEATHSIG.store(settings.pdeathsig, SeqCst);

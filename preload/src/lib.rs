@@ -15,6 +15,11 @@
 //! (all signals blocked), never in a signal handler: the default never makes a
 //! system call fail with EINTR, and neither does the shim.
 //!
+//! A blocking wait for any child is the kernel's own while only that thread
+//! reaps (it holds off meanwhile), so tracers get each ptrace stop at once. A
+//! vfork child, which runs in the program's memory, never touches the shim's
+//! state.
+//!
 //! A bad value prints one line on stderr and the shim stays out of the way.
 //! Programs that set SIGCHLD to SIG_IGN, use SA_NOCLDWAIT, block SIGCHLD and
 //! read a signalfd, or use job control keep working as before: the shim only
@@ -100,9 +105,11 @@ extern "C" fn before_fork() {
     FORKING_PARENT.store(unsafe { libc::getpid() }, SeqCst);
 }
 
-/// In the child of fork(): arm the parent-death signal, forget the parent's
-/// stored exits. Async-signal-safe.
+/// In the child of fork(): own the shim's state, arm the parent-death signal,
+/// forget the parent's stored exits and other threads. Async-signal-safe.
 extern "C" fn in_forked_child() {
+    config::own();
+    chld::forget_other_threads();
     sys::arm_pdeathsig(config::pdeathsig(), FORKING_PARENT.load(SeqCst));
     store::STORE.clear();
 }
@@ -239,7 +246,7 @@ unsafe fn sigset_impl(sig: c_int, handler: libc::sighandler_t) -> libc::sighandl
 unsafe fn fork_impl() -> pid_t {
     // SAFETY: forwarded; the fork handlers run as usual.
     let pid = unsafe { real::fork() };
-    if pid > 0 {
+    if pid > 0 && config::active() {
         chld::ensure_reaper_thread();
         chld::note_new_child();
     }
@@ -258,7 +265,7 @@ unsafe fn posix_spawn_impl(
 ) -> c_int {
     // SAFETY: forwarded as given.
     let rc = unsafe { real::posix_spawn(which, pid, path, actions, attrs, argv, envp) };
-    if rc == 0 {
+    if rc == 0 && config::active() {
         chld::ensure_reaper_thread();
         chld::note_new_child();
     }

@@ -75,6 +75,27 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
             return got;
         }
     }
+    if pid <= 0 && options & libc::WNOHANG == 0 && chld::enter_kernel_wait() {
+        let got = match from_store(want, status, usage) {
+            Some(got) => {
+                set_errno(saved);
+                got
+            }
+            // SAFETY: forwarded as given.
+            None => unsafe { real::wait4(pid, status, options, usage) },
+        };
+        chld::leave_kernel_wait();
+        if got == -1 && errno() == libc::ECHILD {
+            // A handler installed meanwhile may have stored an exit.
+            chld::settle();
+            if let Some(got) = from_store(want, status, usage) {
+                set_errno(saved);
+                return got;
+            }
+            set_errno(libc::ECHILD);
+        }
+        return got;
+    }
     loop {
         let seen = chld::WAKE.load(SeqCst);
         if let Some(got) = from_store(want, status, usage) {
@@ -141,6 +162,26 @@ pub(crate) unsafe fn waitid_impl(
             None => false,
         }
     };
+    if idtype != libc::P_PID && options & libc::WNOHANG == 0 && chld::enter_kernel_wait() {
+        let rc = if stored(info) {
+            set_errno(saved);
+            0
+        } else {
+            // SAFETY: forwarded as given.
+            unsafe { real::waitid(idtype, id, info, options) }
+        };
+        chld::leave_kernel_wait();
+        if rc == -1 && errno() == libc::ECHILD {
+            // A handler installed meanwhile may have stored an exit.
+            chld::settle();
+            if stored(info) {
+                set_errno(saved);
+                return 0;
+            }
+            set_errno(libc::ECHILD);
+        }
+        return rc;
+    }
     loop {
         let seen = chld::WAKE.load(SeqCst);
         if stored(info) {

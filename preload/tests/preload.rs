@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::echo::{become_subreaper, Server, CLIENT_SRC, CONNECTIONS};
-use support::{build_c, children_of, profile_dir, run_with_deadline};
+use support::{build_c, children_of, descendants, profile_dir, run_with_deadline};
 
 /// The seed program: the classic forking echo server with a `wait()`-once
 /// SIGCHLD handler installed by `signal()`, counting its calls.
@@ -597,11 +597,11 @@ fn ignored_sigchld_and_nocldwait_are_left_to_the_kernel() {
 #[test]
 fn a_tracer_keeps_its_ptrace_stops() {
     let exe = build_c("c-tests/shim_ptrace.c");
-    for variant in ["default", "handler"] {
-        let expected = run_ok(command(&exe, Shim::Off).arg(variant), &format!("shim_ptrace {variant}"));
+    for variant in [["default", "pid"], ["handler", "pid"], ["default", "any"], ["handler", "any"]] {
+        let expected = run_ok(command(&exe, Shim::Off).args(variant), &format!("shim_ptrace {variant:?}"));
         for mode in [Shim::Handler, Shim::All] {
-            let out = run_ok(command(&exe, mode).arg(variant), &format!("shim_ptrace {variant} {mode:?}"));
-            assert_eq!(stdout(&out), stdout(&expected), "shim_ptrace {variant} under {mode:?} differs");
+            let out = run_ok(command(&exe, mode).args(variant), &format!("shim_ptrace {variant:?} {mode:?}"));
+            assert_eq!(stdout(&out), stdout(&expected), "shim_ptrace {variant:?} under {mode:?} differs");
         }
     }
 }
@@ -634,4 +634,175 @@ fn only_the_interposed_libc_functions_are_exported() {
     let extra: Vec<&str> =
         text.lines().filter_map(|l| l.split_whitespace().nth(2)).filter(|s| !interposed.contains(s)).collect();
     assert!(extra.is_empty(), "the shim exports more than its interposers: {extra:?}");
+}
+
+#[test]
+fn a_child_forked_while_another_thread_waits_still_gets_its_children_reaped() {
+    let exe = build_c("c-tests/shim_fork_waiting.c");
+    run_ok(command(&exe, Shim::Off).arg("noshim"), "shim_fork_waiting without the shim");
+    run_ok(command(&exe, Shim::All).arg("shim"), "shim_fork_waiting under ZREAP_REAP=all");
+}
+
+#[test]
+fn a_vfork_child_resetting_sigchld_leaves_the_parent_alone() {
+    let exe = build_c("c-tests/shim_vfork.c");
+    for mode in MODES {
+        run_ok(&mut command(&exe, mode), &format!("shim_vfork {mode:?}"));
+    }
+}
+
+// ------------------------------------------------------------ tracers under the shim
+
+/// Lines the tracee writes, 1 ms apart: a tracer paying 100 ms for each stop
+/// it has to wait for (the bug these tests guard against) runs far past
+/// [`DEADLINE`].
+const TRACEE_LINES: usize = 1000;
+
+/// Runs a tracer under [`DEADLINE`] and returns its output. On timeout, kills
+/// it and every process below it (a tracee may sit in a ptrace stop), reaps
+/// them (this process is a subreaper, so the orphans come here) and fails.
+fn run_tracer(cmd: &mut Command, what: &str) -> Output {
+    use std::process::Stdio;
+    become_subreaper();
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let pid = child.id() as i32;
+    let deadline = Instant::now() + DEADLINE;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let below = descendants(pid);
+            for &p in std::iter::once(&pid).chain(&below) {
+                // SAFETY: kill on pids of this test's process tree.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            let out = child.wait_with_output().unwrap();
+            for p in below {
+                reap_within(p, Duration::from_secs(5));
+            }
+            panic!("{what} did not finish within {DEADLINE:?}\nstdout:\n{}\nstderr:\n{}", stdout(&out), stderr(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The tracee's own output, checked: its lines, then its child's status.
+fn check_tracee_output(text: &str, what: &str) {
+    let want: Vec<String> =
+        (0..TRACEE_LINES).map(|i| format!("line {i}")).chain(std::iter::once("child 4".to_string())).collect();
+    let got: Vec<&str> = text.lines().filter(|l| l.starts_with("line ") || l.starts_with("child ")).collect();
+    assert_eq!(got, want, "{what}: the tracee's output");
+}
+
+/// `line` with each run of digits (pids, addresses) replaced by `N`.
+fn numbers_as_n(line: &str) -> String {
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in line.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !in_number {
+            out.push('N');
+        }
+        in_number = c.is_ascii_digit();
+    }
+    out
+}
+
+/// Fails with a hint unless `tool` runs.
+fn require(tool: &str) {
+    let runs = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(runs, "{tool} is not installed: run scripts/setup.sh");
+}
+
+/// Runs `tool` with `args(tracee)` (shim_tracee, [`TRACEE_LINES`]) without
+/// and under the shim; checks its exit code and the tracee's output, and that
+/// the lines `keep` selects from its report (the file `report`, else its
+/// stdout), numbers aside, are the same in every mode. Returns them.
+fn trace_in_each_mode(
+    tool: &str,
+    args: impl Fn(&str) -> Vec<String>,
+    report: Option<&Path>,
+    keep: impl Fn(&str) -> bool,
+    exit_code: i32,
+) -> Vec<String> {
+    let tracee = build_c("c-tests/shim_tracee.c");
+    let mut results = Vec::new();
+    for mode in MODES {
+        let what = format!("{tool} under {mode:?}");
+        if let Some(file) = report {
+            let _ = fs::remove_file(file);
+        }
+        let out = run_tracer(command(tool, mode).args(args(&tracee.to_string_lossy())), &what);
+        let (status, out_text, err_text) = (out.status, stdout(&out), stderr(&out));
+        assert_eq!(status.code(), Some(exit_code), "{what}: {status}\nstdout:\n{out_text}\nstderr:\n{err_text}");
+        check_tracee_output(&out_text, &what);
+        let text = match report {
+            Some(file) => fs::read_to_string(file).unwrap_or_else(|e| panic!("{what}: {}: {e}", file.display())),
+            None => out_text,
+        };
+        results.push((mode, text.lines().filter(|l| keep(l)).map(numbers_as_n).collect::<Vec<_>>()));
+    }
+    let (_, want) = results.swap_remove(0);
+    assert!(!want.is_empty(), "{tool} without the shim reported nothing the test looks at");
+    for (mode, got) in results {
+        assert_eq!(got, want, "{tool} under {mode:?} reports differently than without the shim");
+    }
+    want
+}
+
+#[test]
+fn strace_under_the_shim_works_as_without_it() {
+    require("strace");
+    let tmp = TempDir::new("strace");
+    let report = tmp.path().join("strace.out");
+    let file = report.to_string_lossy().into_owned();
+    let lines = TRACEE_LINES.to_string();
+    // -f: the thread and the forked child are traced too (their exits come
+    // to strace's wait4(-1, __WALL)). Only the tracee's writes and its child's
+    // exit are compared: the shim in the tracee may add a thread of its own.
+    let kept = trace_in_each_mode(
+        "strace",
+        |tracee| ["-f", "-e", "trace=write", "-o", &file, tracee, &lines].map(String::from).to_vec(),
+        Some(&report),
+        |l| l.contains("write(1, \"line ") || l.contains("+++ exited with 4 +++"),
+        3,
+    );
+    println!("strace: {} lines alike in each mode", kept.len());
+}
+
+#[test]
+fn gdb_under_the_shim_works_as_without_it() {
+    require("gdb");
+    let lines = TRACEE_LINES.to_string();
+    let kept = trace_in_each_mode(
+        "gdb",
+        |tracee| {
+            let commands = ["-nx", "-batch", "-ex", "break marker", "-ex", "run", "-ex", "bt", "-ex", "continue"];
+            commands.into_iter().chain(["--args", tracee, &lines]).map(String::from).collect()
+        },
+        None,
+        |l| l.contains("marker (n=") || l.starts_with("#1 ") || l.starts_with("[Inferior 1 "),
+        0,
+    );
+    println!("gdb: {kept:?}");
+}
+
+#[test]
+fn ltrace_under_the_shim_works_as_without_it() {
+    if !Command::new("ltrace").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        println!("NOTE: ltrace is not installed (scripts/setup.sh installs it): test skipped");
+        return;
+    }
+    let tmp = TempDir::new("ltrace");
+    let report = tmp.path().join("ltrace.out");
+    let file = report.to_string_lossy().into_owned();
+    let lines = TRACEE_LINES.to_string();
+    let kept = trace_in_each_mode(
+        "ltrace",
+        |tracee| ["-o", &file, tracee, &lines].map(String::from).to_vec(),
+        Some(&report),
+        |l| l.starts_with("write(1, \"line ") || l.starts_with("snprintf(") || l.starts_with("+++ exited"),
+        0,
+    );
+    println!("ltrace: {} lines alike in each mode", kept.len());
 }

@@ -144,6 +144,18 @@ pub fn children_of(ppid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// Every process below `pid`, children before their own children.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut all = children_of(pid);
+    let mut i = 0;
+    while i < all.len() {
+        let more = children_of(all[i]);
+        all.extend(more);
+        i += 1;
+    }
+    all
+}
+
 /// Builds and runs one C test program from `c-tests/`; fails with its output
 /// unless it exits 0 within three minutes.
 pub fn run_c_test(src: &str) {
