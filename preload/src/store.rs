@@ -122,7 +122,8 @@ impl Entry<Std> {
 
 pub struct Store<A: Atomics = Std, const N: usize = CAPACITY> {
     entries: [Entry<A>; N],
-    /// Entries in state FULL (a fast path for the common empty case).
+    /// At least the number of entries in state FULL (a fast path for the
+    /// common empty case).
     count: A::Usize,
     /// One past the highest entry ever used: scans stop there.
     high: A::Usize,
@@ -184,8 +185,10 @@ impl<A: Atomics, const N: usize> Store<A, N> {
                 entry.seq.store(self.next_seq.fetch_add(1, SeqCst), SeqCst);
                 // SAFETY: state WRITING gives this thread sole access to info.
                 unsafe { entry.info.write(info) };
-                entry.state.store(FULL, SeqCst);
+                // Counted before it is FULL, so count never falls below the
+                // number of FULL entries and is_empty() never hides one.
                 self.count.fetch_add(1, SeqCst);
+                entry.state.store(FULL, SeqCst);
                 return dropped;
             }
             match self.take_oldest(Want::Any, true) {
@@ -209,11 +212,22 @@ impl<A: Atomics, const N: usize> Store<A, N> {
 
     fn take_oldest(&self, want: Want, remove: bool) -> Option<libc::siginfo_t> {
         loop {
-            let oldest = self.entries[..self.high.load(SeqCst)]
+            let (oldest, seq) = self.entries[..self.high.load(SeqCst)]
                 .iter()
-                .filter(|e| e.state.load(SeqCst) == FULL && want.accepts(e.pid.load(SeqCst), e.pgid.load(SeqCst)))
-                .min_by_key(|e| e.seq.load(SeqCst))?;
+                .filter_map(|e| {
+                    // seq first: an exit put here after this load has another seq.
+                    let seq = e.seq.load(SeqCst);
+                    let wanted = e.state.load(SeqCst) == FULL && want.accepts(e.pid.load(SeqCst), e.pgid.load(SeqCst));
+                    wanted.then_some((e, seq))
+                })
+                .min_by_key(|&(_, seq)| seq)?;
             if oldest.state.compare_exchange(FULL, TAKING, SeqCst, SeqCst).is_err() {
+                continue;
+            }
+            if oldest.seq.load(SeqCst) != seq {
+                // Taken and refilled since the scan: another exit, maybe not
+                // one `want` accepts.
+                oldest.state.store(FULL, SeqCst);
                 continue;
             }
             // SAFETY: state TAKING gives this thread sole access to info.
@@ -415,9 +429,18 @@ mod loom_model {
         assert!(store.0.is_empty());
     }
 
+    /// Runs `f` in every interleaving with at most `preemptions` preemptions
+    /// (`LOOM_MAX_PREEMPTIONS` overrides): one more costs 10-20 times the
+    /// run time.
+    fn model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = builder.preemption_bound.or(Some(preemptions));
+        builder.check(f);
+    }
+
     #[test]
     fn loom_store_two_producers_pid_and_any() {
-        loom::model(|| {
+        model(2, || {
             let store = shared();
             let threads = vec![
                 producer(&store, (5, 1)),
@@ -431,7 +454,7 @@ mod loom_model {
 
     #[test]
     fn loom_store_two_waiters_for_one_pid() {
-        loom::model(|| {
+        model(3, || {
             let store = shared();
             put(&store, (5, 1));
             let threads =
@@ -444,7 +467,7 @@ mod loom_model {
     /// threads put and take meanwhile, if no one else may take it.
     #[test]
     fn loom_store_stored_exit_is_found() {
-        loom::model(|| {
+        model(4, || {
             let store = shared();
             put(&store, (5, 1));
             let threads = vec![producer(&store, (7, 2)), consumer(&store, Want::Pid(7))];
