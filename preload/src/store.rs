@@ -6,7 +6,7 @@
 //! entry moves EMPTY -> WRITING -> FULL -> TAKING -> EMPTY with compare-and-swap.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering, Ordering::SeqCst};
 
 /// How many exits wait at most; past that the oldest is dropped (and logged).
 pub const CAPACITY: usize = 4096;
@@ -16,20 +16,99 @@ const WRITING: u32 = 1;
 const FULL: u32 = 2;
 const TAKING: u32 = 3;
 
-struct Entry {
-    state: AtomicU32,
-    pid: AtomicI32,
-    pgid: AtomicI32,
-    seq: AtomicU64,
-    info: UnsafeCell<libc::siginfo_t>,
+/// An atomic integer as the store uses it.
+pub trait Atomic<V>: Sync {
+    fn load(&self, order: Ordering) -> V;
+    fn store(&self, value: V, order: Ordering);
+    fn compare_exchange(&self, current: V, new: V, success: Ordering, failure: Ordering) -> Result<V, V>;
+    fn fetch_add(&self, value: V, order: Ordering) -> V;
+    fn fetch_sub(&self, value: V, order: Ordering) -> V;
+    fn fetch_max(&self, value: V, order: Ordering) -> V;
+}
+
+/// Where an entry keeps its exit.
+pub trait InfoCell {
+    /// # Safety
+    /// The caller has sole access to the cell (its entry is WRITING).
+    unsafe fn write(&self, info: &libc::siginfo_t);
+    /// # Safety
+    /// No one writes the cell meanwhile (its entry is TAKING).
+    unsafe fn read(&self) -> libc::siginfo_t;
+}
+
+/// The atomics a store is made of: std's in the shim, loom's in the model
+/// checks (`RUSTFLAGS="--cfg loom"`, see `scripts/loom.sh`).
+pub trait Atomics {
+    type U32: Atomic<u32>;
+    type I32: Atomic<i32>;
+    type U64: Atomic<u64>;
+    type Usize: Atomic<usize>;
+    type Info: InfoCell;
+}
+
+macro_rules! atomic {
+    ($($atomic:ident: $int:ty),*) => {
+        $(impl Atomic<$int> for $atomic {
+            fn load(&self, order: Ordering) -> $int {
+                self.load(order)
+            }
+            fn store(&self, value: $int, order: Ordering) {
+                self.store(value, order)
+            }
+            fn compare_exchange(&self, current: $int, new: $int, success: Ordering, failure: Ordering) -> Result<$int, $int> {
+                self.compare_exchange(current, new, success, failure)
+            }
+            fn fetch_add(&self, value: $int, order: Ordering) -> $int {
+                self.fetch_add(value, order)
+            }
+            fn fetch_sub(&self, value: $int, order: Ordering) -> $int {
+                self.fetch_sub(value, order)
+            }
+            fn fetch_max(&self, value: $int, order: Ordering) -> $int {
+                self.fetch_max(value, order)
+            }
+        })*
+    };
+}
+
+atomic!(AtomicU32: u32, AtomicI32: i32, AtomicU64: u64, AtomicUsize: usize);
+
+/// The shim's atomics.
+pub struct Std;
+
+impl Atomics for Std {
+    type U32 = AtomicU32;
+    type I32 = AtomicI32;
+    type U64 = AtomicU64;
+    type Usize = AtomicUsize;
+    type Info = UnsafeCell<libc::siginfo_t>;
+}
+
+impl InfoCell for UnsafeCell<libc::siginfo_t> {
+    unsafe fn write(&self, info: &libc::siginfo_t) {
+        // SAFETY: the caller has sole access, per this function's contract.
+        unsafe { *self.get() = *info };
+    }
+    unsafe fn read(&self) -> libc::siginfo_t {
+        // SAFETY: no one writes meanwhile, per this function's contract.
+        unsafe { *self.get() }
+    }
+}
+
+struct Entry<A: Atomics> {
+    state: A::U32,
+    pid: A::I32,
+    pgid: A::I32,
+    seq: A::U64,
+    info: A::Info,
 }
 
 // SAFETY: `info` is only written in state WRITING and read in state TAKING,
 // each held by one thread at a time through compare-and-swap.
-unsafe impl Sync for Entry {}
+unsafe impl<A: Atomics> Sync for Entry<A> {}
 
-impl Entry {
-    const fn empty() -> Entry {
+impl Entry<Std> {
+    const fn empty() -> Self {
         Entry {
             state: AtomicU32::new(EMPTY),
             pid: AtomicI32::new(0),
@@ -41,13 +120,14 @@ impl Entry {
     }
 }
 
-pub struct Store {
-    entries: [Entry; CAPACITY],
-    /// Entries in state FULL (a fast path for the common empty case).
-    count: AtomicUsize,
+pub struct Store<A: Atomics = Std, const N: usize = CAPACITY> {
+    entries: [Entry<A>; N],
+    /// At least the number of entries in state FULL (a fast path for the
+    /// common empty case).
+    count: A::Usize,
     /// One past the highest entry ever used: scans stop there.
-    high: AtomicUsize,
-    next_seq: AtomicU64,
+    high: A::Usize,
+    next_seq: A::U64,
 }
 
 /// Which exits a wait call accepts.
@@ -80,7 +160,9 @@ impl Store {
             next_seq: AtomicU64::new(0),
         }
     }
+}
 
+impl<A: Atomics, const N: usize> Store<A, N> {
     pub fn is_empty(&self) -> bool {
         self.count.load(SeqCst) == 0
     }
@@ -102,9 +184,11 @@ impl Store {
                 entry.pgid.store(pgid, SeqCst);
                 entry.seq.store(self.next_seq.fetch_add(1, SeqCst), SeqCst);
                 // SAFETY: state WRITING gives this thread sole access to info.
-                unsafe { *entry.info.get() = *info };
-                entry.state.store(FULL, SeqCst);
+                unsafe { entry.info.write(info) };
+                // Counted before it is FULL, so count never falls below the
+                // number of FULL entries and is_empty() never hides one.
                 self.count.fetch_add(1, SeqCst);
+                entry.state.store(FULL, SeqCst);
                 return dropped;
             }
             match self.take_oldest(Want::Any, true) {
@@ -128,15 +212,26 @@ impl Store {
 
     fn take_oldest(&self, want: Want, remove: bool) -> Option<libc::siginfo_t> {
         loop {
-            let oldest = self.entries[..self.high.load(SeqCst)]
+            let (oldest, seq) = self.entries[..self.high.load(SeqCst)]
                 .iter()
-                .filter(|e| e.state.load(SeqCst) == FULL && want.accepts(e.pid.load(SeqCst), e.pgid.load(SeqCst)))
-                .min_by_key(|e| e.seq.load(SeqCst))?;
+                .filter_map(|e| {
+                    // seq first: an exit put here after this load has another seq.
+                    let seq = e.seq.load(SeqCst);
+                    let wanted = e.state.load(SeqCst) == FULL && want.accepts(e.pid.load(SeqCst), e.pgid.load(SeqCst));
+                    wanted.then_some((e, seq))
+                })
+                .min_by_key(|&(_, seq)| seq)?;
             if oldest.state.compare_exchange(FULL, TAKING, SeqCst, SeqCst).is_err() {
                 continue;
             }
+            if oldest.seq.load(SeqCst) != seq {
+                // Taken and refilled since the scan: another exit, maybe not
+                // one `want` accepts.
+                oldest.state.store(FULL, SeqCst);
+                continue;
+            }
             // SAFETY: state TAKING gives this thread sole access to info.
-            let info = unsafe { *oldest.info.get() };
+            let info = unsafe { oldest.info.read() };
             if remove {
                 self.count.fetch_sub(1, SeqCst);
                 oldest.state.store(EMPTY, SeqCst);
@@ -156,5 +251,228 @@ impl Store {
         }
         self.count.store(0, SeqCst);
         self.high.store(0, SeqCst);
+    }
+}
+
+/// Model checks of the store (run by `scripts/loom.sh`): loom's atomics and
+/// cell in a store of two entries; producers and consumers as threads.
+#[cfg(all(test, loom))]
+mod loom_model {
+    use super::{Atomic, Atomics, Entry, InfoCell, Store, Want, EMPTY};
+    use loom::cell::UnsafeCell;
+    use loom::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, AtomicUsize};
+    use loom::sync::Arc;
+    use loom::thread;
+    use std::sync::atomic::Ordering;
+
+    /// Each access works around two loom 0.7 defects that raise false
+    /// alarms (see `gate::loom_model` in the zreap crate for the details):
+    /// SeqCst accesses are fenced on both sides, because loom treats them as
+    /// AcqRel, and stores are made as swaps, because loom can slip a store
+    /// into a concurrent read-modify-write (tokio-rs/loom#254).
+    fn seq_cst<R>(order: Ordering, access: impl FnOnce() -> R) -> R {
+        let fenced = order == Ordering::SeqCst;
+        if fenced {
+            fence(Ordering::SeqCst);
+        }
+        let result = access();
+        if fenced {
+            fence(Ordering::SeqCst);
+        }
+        result
+    }
+
+    macro_rules! loom_atomic {
+        ($($atomic:ident: $int:ty),*) => {
+            $(impl Atomic<$int> for $atomic {
+                fn load(&self, order: Ordering) -> $int {
+                    seq_cst(order, || self.load(order))
+                }
+                fn store(&self, value: $int, order: Ordering) {
+                    seq_cst(order, || self.swap(value, order));
+                }
+                fn compare_exchange(&self, current: $int, new: $int, success: Ordering, failure: Ordering) -> Result<$int, $int> {
+                    seq_cst(success, || self.compare_exchange(current, new, success, failure))
+                }
+                fn fetch_add(&self, value: $int, order: Ordering) -> $int {
+                    seq_cst(order, || self.fetch_add(value, order))
+                }
+                fn fetch_sub(&self, value: $int, order: Ordering) -> $int {
+                    seq_cst(order, || self.fetch_sub(value, order))
+                }
+                fn fetch_max(&self, value: $int, order: Ordering) -> $int {
+                    seq_cst(order, || self.fetch_max(value, order))
+                }
+            })*
+        };
+    }
+
+    loom_atomic!(AtomicU32: u32, AtomicI32: i32, AtomicU64: u64, AtomicUsize: usize);
+
+    struct Loom;
+
+    impl Atomics for Loom {
+        type U32 = AtomicU32;
+        type I32 = AtomicI32;
+        type U64 = AtomicU64;
+        type Usize = AtomicUsize;
+        type Info = UnsafeCell<libc::siginfo_t>;
+    }
+
+    impl InfoCell for UnsafeCell<libc::siginfo_t> {
+        unsafe fn write(&self, info: &libc::siginfo_t) {
+            // SAFETY: the caller has sole access; loom checks it.
+            self.with_mut(|p| unsafe { *p = *info });
+        }
+        unsafe fn read(&self) -> libc::siginfo_t {
+            // SAFETY: no one writes meanwhile; loom checks it.
+            self.with(|p| unsafe { *p })
+        }
+    }
+
+    /// A store shared by the model's threads.
+    struct Shared(Store<Loom, 2>);
+
+    // SAFETY: siginfo_t's pointers are plain data here; the store itself is Sync.
+    unsafe impl Send for Shared {}
+
+    fn shared() -> Arc<Shared> {
+        let entry = || Entry::<Loom> {
+            state: AtomicU32::new(EMPTY),
+            pid: AtomicI32::new(0),
+            pgid: AtomicI32::new(0),
+            seq: AtomicU64::new(0),
+            // SAFETY: siginfo_t is plain data; all-zero is a valid value.
+            info: UnsafeCell::new(unsafe { std::mem::zeroed() }),
+        };
+        Arc::new(Shared(Store {
+            entries: std::array::from_fn(|_| entry()),
+            count: AtomicUsize::new(0),
+            high: AtomicUsize::new(0),
+            next_seq: AtomicU64::new(0),
+        }))
+    }
+
+    /// An exit: (pid, status). The status tells exits of one pid apart.
+    type Exit = (i32, i32);
+
+    /// The SIGCHLD siginfo of `exit` (the kernel's layout of its first fields).
+    fn siginfo((pid, status): Exit) -> libc::siginfo_t {
+        #[repr(C)]
+        struct Chld {
+            signo: i32,
+            errno: i32,
+            code: i32,
+            #[cfg(target_pointer_width = "64")]
+            pad: i32,
+            pid: i32,
+            uid: u32,
+            status: i32,
+        }
+        // SAFETY: siginfo_t is plain data; all-zero is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let chld = Chld {
+            signo: libc::SIGCHLD,
+            errno: 0,
+            code: libc::CLD_EXITED,
+            #[cfg(target_pointer_width = "64")]
+            pad: 0,
+            pid,
+            uid: 0,
+            status,
+        };
+        // SAFETY: Chld is smaller than siginfo_t and info is writable.
+        unsafe { std::ptr::write(&mut info as *mut libc::siginfo_t as *mut Chld, chld) };
+        assert_eq!(exit_of(&info), (pid, status));
+        info
+    }
+
+    fn exit_of(info: &libc::siginfo_t) -> Exit {
+        // SAFETY: a SIGCHLD siginfo.
+        unsafe { (info.si_pid(), info.si_status()) }
+    }
+
+    fn put(store: &Shared, exit: Exit) {
+        assert_eq!(store.0.put(&siginfo(exit), exit.0), None, "nothing is dropped below capacity");
+    }
+
+    fn take(store: &Shared, want: Want) -> Option<Exit> {
+        let exit = store.0.take(want, false).map(|info| exit_of(&info));
+        if let Some((pid, _)) = exit {
+            assert!(want.accepts(pid, pid), "a wait got an exit it did not ask for");
+        }
+        exit
+    }
+
+    fn producer(store: &Arc<Shared>, exit: Exit) -> thread::JoinHandle<Option<Exit>> {
+        let store = store.clone();
+        thread::spawn(move || {
+            put(&store, exit);
+            None
+        })
+    }
+
+    fn consumer(store: &Arc<Shared>, want: Want) -> thread::JoinHandle<Option<Exit>> {
+        let store = store.clone();
+        thread::spawn(move || take(&store, want))
+    }
+
+    /// Joins the threads, then checks that every exit put came out exactly
+    /// once: taken by one consumer, or still in the store.
+    fn check_exactly_once(store: &Shared, threads: Vec<thread::JoinHandle<Option<Exit>>>, put: &[Exit]) {
+        let mut out: Vec<Exit> = threads.into_iter().filter_map(|t| t.join().unwrap()).collect();
+        out.extend(std::iter::from_fn(|| take(store, Want::Any)));
+        out.sort();
+        let mut put = put.to_vec();
+        put.sort();
+        assert_eq!(out, put, "an exit was lost or delivered twice");
+        assert!(store.0.is_empty());
+    }
+
+    /// Runs `f` in every interleaving with at most `preemptions` preemptions
+    /// (`LOOM_MAX_PREEMPTIONS` overrides): one more costs 10-20 times the
+    /// run time.
+    fn model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = builder.preemption_bound.or(Some(preemptions));
+        builder.check(f);
+    }
+
+    #[test]
+    fn loom_store_two_producers_pid_and_any() {
+        model(2, || {
+            let store = shared();
+            let threads = vec![
+                producer(&store, (5, 1)),
+                producer(&store, (7, 2)),
+                consumer(&store, Want::Pid(5)),
+                consumer(&store, Want::Any),
+            ];
+            check_exactly_once(&store, threads, &[(5, 1), (7, 2)]);
+        });
+    }
+
+    #[test]
+    fn loom_store_two_waiters_for_one_pid() {
+        model(3, || {
+            let store = shared();
+            put(&store, (5, 1));
+            let threads =
+                vec![consumer(&store, Want::Pid(5)), consumer(&store, Want::Pid(5)), producer(&store, (7, 2))];
+            check_exactly_once(&store, threads, &[(5, 1), (7, 2)]);
+        });
+    }
+
+    /// An exit stored before a wait began is found by it, whatever other
+    /// threads put and take meanwhile, if no one else may take it.
+    #[test]
+    fn loom_store_stored_exit_is_found() {
+        model(4, || {
+            let store = shared();
+            put(&store, (5, 1));
+            let threads = vec![producer(&store, (7, 2)), consumer(&store, Want::Pid(7))];
+            assert_eq!(take(&store, Want::Pid(5)), Some((5, 1)), "a wait missed a stored exit");
+            check_exactly_once(&store, threads, &[(7, 2)]);
+        });
     }
 }
