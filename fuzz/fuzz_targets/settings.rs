@@ -4,6 +4,9 @@
 //! value in one line.
 #![no_main]
 
+/// The shim's settings parser names the core crate `zreap`.
+extern crate zreap_rs as zreap;
+
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use std::ffi::CStr;

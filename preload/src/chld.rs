@@ -112,7 +112,7 @@ pub unsafe fn set_program_action(act: *const libc::sigaction, old: *mut libc::si
                 write_program_action(new);
                 OURS_INSTALLED.store(wants_ours(new), SeqCst);
                 CHANGED.fetch_add(1, SeqCst);
-                futex_wake(&CHANGED);
+                sys::futex_wake_all(&CHANGED);
             }
             rc
         }
@@ -250,7 +250,7 @@ pub fn leave_kernel_wait() {
     KERNEL_WAITERS.fetch_sub(1, SeqCst);
     CHANGED.fetch_add(1, SeqCst);
     if THREAD_PID.load(SeqCst) != 0 {
-        futex_wake(&CHANGED);
+        sys::futex_wake_all(&CHANGED);
     }
 }
 
@@ -359,28 +359,7 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
         WRITER.store(false, SeqCst);
     }
     WAKE.fetch_add(1, SeqCst);
-    futex_wake(&WAKE);
-}
-
-/// Wakes every waiter on a futex word. Async-signal-safe.
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: futex wake on a valid word.
-    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX) };
-}
-
-/// Sleeps while `word` still holds `seen`, for at most `ms` milliseconds.
-fn futex_wait(word: &AtomicU32, seen: u32, ms: i64) {
-    let timeout = libc::timespec { tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000 };
-    // SAFETY: futex wait on a valid word with a valid timeout.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            seen,
-            &timeout as *const libc::timespec,
-        )
-    };
+    sys::futex_wake_all(&WAKE);
 }
 
 // ---------------------------------------------------------- the reaper thread
@@ -401,7 +380,7 @@ static THREAD_IDLE: AtomicBool = AtomicBool::new(false);
 pub fn note_new_child() {
     CHANGED.fetch_add(1, SeqCst);
     if THREAD_IDLE.load(SeqCst) {
-        futex_wake(&CHANGED);
+        sys::futex_wake_all(&CHANGED);
     }
 }
 
@@ -452,13 +431,13 @@ extern "C" fn reaper_thread(_: *mut c_void) -> *mut c_void {
     loop {
         let changed = CHANGED.load(SeqCst);
         if !thread_wanted(&program_action()) {
-            futex_wait(&CHANGED, changed, 1000);
+            sys::futex_wait(&CHANGED, changed, Some(1000));
             continue;
         }
         match sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOWAIT) {
             // A ptrace stop (the program is a tracer): wait for the tracer to
             // take it; it hides any exit behind it until then.
-            Ok(Some(info)) if !is_exit(&info) => futex_wait(&WAKE, WAKE.load(SeqCst), 100),
+            Ok(Some(info)) if !is_exit(&info) => sys::futex_wait(&WAKE, WAKE.load(SeqCst), Some(100)),
             // The program may have installed a handler meanwhile: it decides then.
             Ok(Some(info)) if thread_wanted(&program_action()) => {
                 IN_FLIGHT.fetch_add(1, SeqCst);
@@ -467,11 +446,11 @@ extern "C" fn reaper_thread(_: *mut c_void) -> *mut c_void {
                     reap_into_store_now(unsafe { info.si_pid() }, "reaped");
                     IN_FLIGHT.fetch_sub(1, SeqCst);
                     WAKE.fetch_add(1, SeqCst);
-                    futex_wake(&WAKE);
+                    sys::futex_wake_all(&WAKE);
                 } else {
                     // A wait in the kernel takes it: sleep until the waits leave.
                     IN_FLIGHT.fetch_sub(1, SeqCst);
-                    futex_wait(&CHANGED, changed, 1000);
+                    sys::futex_wait(&CHANGED, changed, Some(1000));
                 }
             }
             Ok(Some(_)) => {}
@@ -481,7 +460,7 @@ extern "C" fn reaper_thread(_: *mut c_void) -> *mut c_void {
                 THREAD_IDLE.store(true, SeqCst);
                 // A child made between the waitid and this point bumped CHANGED:
                 // the futex then returns at once.
-                futex_wait(&CHANGED, changed, 1000);
+                sys::futex_wait(&CHANGED, changed, Some(1000));
                 THREAD_IDLE.store(false, SeqCst);
             }
         }

@@ -91,65 +91,10 @@ pub fn parse<'a>(var: impl Fn(&CStr) -> Option<&'a str>) -> Result<Settings<'a>,
     Ok(Settings { mode, pdeathsig, subreaper, log })
 }
 
-/// "TERM", "SIGTERM", "15", "RTMIN+2" -> the signal number.
+/// "TERM", "SIGTERM", "15", "RTMIN+2" -> the signal number (zreap's one
+/// signal-name parser).
 pub fn signal_number(name: &str) -> Option<libc::c_int> {
-    const NAMES: [(&str, libc::c_int); 31] = [
-        ("HUP", libc::SIGHUP),
-        ("INT", libc::SIGINT),
-        ("QUIT", libc::SIGQUIT),
-        ("ILL", libc::SIGILL),
-        ("TRAP", libc::SIGTRAP),
-        ("ABRT", libc::SIGABRT),
-        ("BUS", libc::SIGBUS),
-        ("FPE", libc::SIGFPE),
-        ("KILL", libc::SIGKILL),
-        ("USR1", libc::SIGUSR1),
-        ("SEGV", libc::SIGSEGV),
-        ("USR2", libc::SIGUSR2),
-        ("PIPE", libc::SIGPIPE),
-        ("ALRM", libc::SIGALRM),
-        ("TERM", libc::SIGTERM),
-        ("STKFLT", libc::SIGSTKFLT),
-        ("CHLD", libc::SIGCHLD),
-        ("CONT", libc::SIGCONT),
-        ("STOP", libc::SIGSTOP),
-        ("TSTP", libc::SIGTSTP),
-        ("TTIN", libc::SIGTTIN),
-        ("TTOU", libc::SIGTTOU),
-        ("URG", libc::SIGURG),
-        ("XCPU", libc::SIGXCPU),
-        ("XFSZ", libc::SIGXFSZ),
-        ("VTALRM", libc::SIGVTALRM),
-        ("PROF", libc::SIGPROF),
-        ("WINCH", libc::SIGWINCH),
-        ("IO", libc::SIGIO),
-        ("PWR", libc::SIGPWR),
-        ("SYS", libc::SIGSYS),
-    ];
-    if let Ok(n) = name.parse::<libc::c_int>() {
-        return (1..=libc::SIGRTMAX()).contains(&n).then_some(n);
-    }
-    let upper = name.to_ascii_uppercase();
-    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    if let Some(&(_, n)) = NAMES.iter().find(|(n, _)| *n == bare) {
-        return Some(n);
-    }
-    // "", or `sign` and decimal digits, within the real-time range: "RTMIN+3",
-    // "RTMAX-1"; never a standard signal ("RTMIN-5", "RTMAX50").
-    let offset = |rest: &str, sign: char| -> Option<libc::c_int> {
-        if rest.is_empty() {
-            return Some(0);
-        }
-        let digits = rest.strip_prefix(sign).filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))?;
-        digits.parse().ok().filter(|&k| k <= libc::SIGRTMAX() - libc::SIGRTMIN())
-    };
-    if let Some(rest) = bare.strip_prefix("RTMIN") {
-        return Some(libc::SIGRTMIN() + offset(rest, '+')?);
-    }
-    if let Some(rest) = bare.strip_prefix("RTMAX") {
-        return Some(libc::SIGRTMAX() - offset(rest, '-')?);
-    }
-    None
+    zreap::Signal::from_name(name).map(zreap::Signal::as_raw)
 }
 
 /// Applies valid settings.
