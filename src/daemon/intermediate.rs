@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering::SeqCst;
 /// code may rely on (see [`setup_daemon`]) and then returns to the caller of
 /// `daemonize`, which is bound by that function's contract.
 pub(super) unsafe fn intermediate(plan: &Plan, report_fd: RawFd) -> io::Result<Daemonized> {
-    if let Err(e) = setsid() {
+    if let Err(e) = sys::setsid() {
         fail(report_fd, e);
     }
     let leader = getpid();
@@ -77,7 +77,7 @@ unsafe fn setup_daemon(plan: &Plan, report_fd: RawFd, leader: pid_t) -> c_int {
     reset_dispositions_keeping_ignored(plan.hup_ignored);
 
     if !plan.flags.contains(DaemonFlags::NO_CHDIR) {
-        if let Err(e) = chdir(&plan.workdir) {
+        if let Err(e) = sys::chdir(&plan.workdir) {
             return e;
         }
     }
@@ -218,21 +218,6 @@ fn open_files_limit() -> libc::rlim_t {
     }
 }
 
-/// Ok for a return value other than -1, else errno. Async-signal-safe.
-fn check(rc: c_int) -> Result<c_int, c_int> {
-    if rc == -1 {
-        Err(sys::errno())
-    } else {
-        Ok(rc)
-    }
-}
-
-/// `setsid()`. Async-signal-safe.
-fn setsid() -> Result<(), c_int> {
-    // SAFETY: setsid takes no arguments and only changes this process's session.
-    check(unsafe { libc::setsid() }).map(drop)
-}
-
 /// `getpid()`. Async-signal-safe.
 fn getpid() -> pid_t {
     // SAFETY: getpid takes no arguments and cannot fail.
@@ -257,17 +242,11 @@ fn umask(mask: mode_t) {
     unsafe { libc::umask(mask) };
 }
 
-/// `chdir(path)`. Async-signal-safe.
-fn chdir(path: &CStr) -> Result<(), c_int> {
-    // SAFETY: path is a valid NUL-terminated string for the whole call.
-    check(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
-}
-
 /// `open(path, flags | O_CLOEXEC)`: a new fd. Async-signal-safe.
 fn open_cloexec(path: &CStr, flags: c_int) -> Result<RawFd, c_int> {
     // SAFETY: path is a valid NUL-terminated string for the whole call; no
     // O_CREAT, so no mode argument is read.
-    check(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) })
+    sys::check(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) })
 }
 
 /// `dup2(from, to)`, for the standard fds `to` the daemon points at
@@ -277,11 +256,11 @@ fn dup2(from: RawFd, to: RawFd) -> Result<(), c_int> {
         // dup2 onto itself keeps close-on-exec: clear it (/dev/null landed on
         // a standard fd that was closed).
         // SAFETY: integer arguments on an fd the daemon owns.
-        return check(unsafe { libc::fcntl(to, libc::F_SETFD, 0) }).map(drop);
+        return sys::check(unsafe { libc::fcntl(to, libc::F_SETFD, 0) }).map(drop);
     }
     // SAFETY: integer arguments; the only fd replaced is `to`, one of the
     // daemon's standard fds, which setup_daemon's caller gives up.
-    check(unsafe { libc::dup2(from, to) }).map(drop)
+    sys::check(unsafe { libc::dup2(from, to) }).map(drop)
 }
 
 /// `_exit(code)`: ends the process at once, without atexit handlers or stdio

@@ -10,7 +10,6 @@ use super::{SpawnFlags, SpawnRequest};
 use crate::reaper::Creation;
 use crate::sys;
 use libc::{c_char, c_int, c_void, pid_t};
-use std::ffi::CStr;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
@@ -150,7 +149,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
 unsafe fn prepare_and_exec(request: &SpawnRequest<'_>, parent_pid: pid_t) -> c_int {
     sys::reset_all_dispositions();
     if request.flags.contains(SpawnFlags::SETSID) {
-        if let Err(e) = setsid() {
+        if let Err(e) = sys::setsid() {
             return e;
         }
     } else if request.flags.contains(SpawnFlags::SETPGROUP) {
@@ -160,7 +159,7 @@ unsafe fn prepare_and_exec(request: &SpawnRequest<'_>, parent_pid: pid_t) -> c_i
     }
     sys::arm_pdeathsig(request.pdeathsig, parent_pid);
     if let Some(cwd) = request.cwd {
-        if let Err(e) = chdir(cwd) {
+        if let Err(e) = sys::chdir(cwd) {
             return e;
         }
     }
@@ -221,31 +220,10 @@ unsafe fn prepare_and_exec(request: &SpawnRequest<'_>, parent_pid: pid_t) -> c_i
     }
 }
 
-/// Ok for a return value other than -1, else errno. Async-signal-safe.
-fn check(rc: c_int) -> Result<c_int, c_int> {
-    if rc == -1 {
-        Err(sys::errno())
-    } else {
-        Ok(rc)
-    }
-}
-
-/// `setsid()`. Async-signal-safe.
-fn setsid() -> Result<(), c_int> {
-    // SAFETY: setsid takes no arguments and only changes this process's session.
-    check(unsafe { libc::setsid() }).map(drop)
-}
-
 /// `setpgid(0, 0)`: a process group of our own. Async-signal-safe.
 fn setpgid_self() -> Result<(), c_int> {
     // SAFETY: integer arguments; only this process's group changes.
-    check(unsafe { libc::setpgid(0, 0) }).map(drop)
-}
-
-/// `chdir(path)`. Async-signal-safe.
-fn chdir(path: &CStr) -> Result<(), c_int> {
-    // SAFETY: path is a valid NUL-terminated string for the whole call.
-    check(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+    sys::check(unsafe { libc::setpgid(0, 0) }).map(drop)
 }
 
 /// `fcntl(fd, F_DUPFD_CLOEXEC, 3)`: a close-on-exec copy of `fd` above the
@@ -253,13 +231,13 @@ fn chdir(path: &CStr) -> Result<(), c_int> {
 fn dup_above_stdio(fd: RawFd) -> Result<RawFd, c_int> {
     // SAFETY: F_DUPFD_CLOEXEC takes an integer argument and only adds an fd
     // to the table; fd itself is left untouched.
-    check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })
+    sys::check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })
 }
 
 /// `fcntl(fd, F_SETFD, 0)`: `fd` survives the exec. Async-signal-safe.
 fn clear_cloexec(fd: RawFd) -> Result<(), c_int> {
     // SAFETY: F_SETFD takes an integer argument and only changes fd's flags.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+    sys::check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
 }
 
 /// `dup2(from, to)`, for the standard fds `to` the child sets up for the
@@ -267,5 +245,5 @@ fn clear_cloexec(fd: RawFd) -> Result<(), c_int> {
 fn dup2(from: RawFd, to: RawFd) -> Result<(), c_int> {
     // SAFETY: integer arguments; the only fd replaced is `to`, one of the
     // child's standard fds, which nothing in the child uses before the exec.
-    check(unsafe { libc::dup2(from, to) }).map(drop)
+    sys::check(unsafe { libc::dup2(from, to) }).map(drop)
 }

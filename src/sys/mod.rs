@@ -151,6 +151,28 @@ pub fn dup_cloexec(fd: RawFd) -> io::Result<RawFd> {
     }
 }
 
+/// Ok for a return value other than -1, else the errno: the error shape of
+/// post-fork child code, which must not make an `io::Error`'s message.
+pub fn check(rc: c_int) -> Result<c_int, c_int> {
+    if rc == -1 {
+        Err(errno())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// `setsid()`: a new session. Errors as for [`check`].
+pub fn setsid() -> Result<(), c_int> {
+    // SAFETY: setsid takes no arguments and only changes this process's session.
+    check(unsafe { libc::setsid() }).map(drop)
+}
+
+/// `chdir(path)`. Errors as for [`check`].
+pub fn chdir(path: &std::ffi::CStr) -> Result<(), c_int> {
+    // SAFETY: path is a valid NUL-terminated string for the whole call.
+    check(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
 /// Adds 1 to an eventfd's counter.
 pub fn eventfd_signal(fd: RawFd) {
     let one: u64 = 1;
