@@ -4,7 +4,7 @@
 # LOOM_MAX_PREEMPTIONS overrides it for a deeper (slower) search.
 set -eu
 cd "$(dirname "$0")/.."
-export RUSTFLAGS="--cfg loom"
+export RUSTFLAGS="--cfg zreap_loom"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom"
 cargo test --release -p zreap --lib loom
 cargo test --release -p zreap-preload --lib loom

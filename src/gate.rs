@@ -17,7 +17,7 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering, Ordering::SeqCst};
 
 /// The atomic flag a gate is made of: std's in the library, loom's in the
-/// model checks (`RUSTFLAGS="--cfg loom"`, see `scripts/loom.sh`).
+/// model checks (`RUSTFLAGS="--cfg zreap_loom"`, see `scripts/loom.sh`).
 pub trait Flag {
     fn load(&self, order: Ordering) -> bool;
     fn store(&self, value: bool, order: Ordering);
@@ -183,7 +183,7 @@ impl<T, F: Flag> Drop for GateGuard<'_, T, F> {
 /// strictly more interleavings than the real thing, and the handler path
 /// (`run_or_defer`) still never spins: a model where it waited for the
 /// gate would not terminate.
-#[cfg(all(test, loom))]
+#[cfg(all(test, zreap_loom))]
 mod loom_model {
     use super::{Flag, Gate, Ordering};
     use loom::cell::UnsafeCell;

@@ -120,7 +120,7 @@ fn echo_once(port: u16, text: &[u8]) {
 #[test]
 fn echo_daemon_starts_serves_and_stops_on_sigterm() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    support::echo::become_subreaper();
+    support::become_subreaper();
     let exe = build_c(SRC);
     let dir = temp_dir("serve");
     let _cleanup = Cleanup { dir: dir.clone() };
@@ -160,7 +160,7 @@ fn echo_daemon_starts_serves_and_stops_on_sigterm() {
 #[test]
 fn echo_daemon_launcher_fails_on_a_taken_port() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    support::echo::become_subreaper();
+    support::become_subreaper();
     let exe = build_c(SRC);
     let dir = temp_dir("taken");
     let _cleanup = Cleanup { dir: dir.clone() };

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use zreap_testsupport::{self as support, echo::become_subreaper};
+use zreap_testsupport::{self as support, become_subreaper};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -84,14 +84,24 @@ fn echo(port: u16, text: &str) {
     assert_eq!(back, text);
 }
 
+/// Kills a child and its whole tree when the test ends, passed or failed.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        support::kill_tree(&mut self.0);
+    }
+}
+
 #[test]
 fn prefork_pool_restarts_workers_and_they_die_with_the_master() {
     become_subreaper();
     let exe: PathBuf = support::build_c("examples/prefork.c");
-    let mut master =
-        Command::new(&exe).args(["0", "3", "2"]).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap();
-    let master_pid = master.id() as i32;
-    let lines = lines_of(master.stdout.take().unwrap());
+    let mut master = KillOnDrop(
+        Command::new(&exe).args(["0", "3", "2"]).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().unwrap(),
+    );
+    let master_pid = master.0.id() as i32;
+    let lines = lines_of(master.0.stdout.take().unwrap());
     let first = lines.recv_timeout(LIMIT).expect("listening line");
     let port: u16 = first.strip_prefix("listening on ").and_then(|p| p.parse().ok()).expect(&first);
 
@@ -106,13 +116,18 @@ fn prefork_pool_restarts_workers_and_they_die_with_the_master() {
         assert!(line.ends_with("exited with status 2; restarting"), "{line}");
         restarts += 1;
     }
-    let workers = support::children_of(master_pid);
+    // The restarted worker is forked right after its line: wait for all three.
+    let mut workers = support::children_of(master_pid);
+    while workers.len() != 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        workers = support::children_of(master_pid);
+    }
     assert_eq!(workers.len(), 3, "workers: {workers:?}");
 
     // SIGTERM ends the master; pdeathsig ends every worker with it.
     // SAFETY: plain kill of our own child.
     assert_eq!(unsafe { libc::kill(master_pid, libc::SIGTERM) }, 0);
-    assert!(master.wait().unwrap().success());
+    assert!(master.0.wait().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(10);
     for worker in workers {
         // Orphaned workers are reparented to this subreaper: reap each one.

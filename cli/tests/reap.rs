@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{become_subreaper, build_helper, descendants, reap_pids, run_with_deadline, state_ppid, zreap, Helper};
+use common::{become_subreaper, build_helper, kill_tree, run_with_deadline, state_ppid, zreap, Helper};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -80,15 +80,7 @@ impl Parent {
 
 impl Drop for Parent {
     fn drop(&mut self) {
-        let root = self.child.id() as i32;
-        let tree = descendants(root);
-        for &pid in tree.iter().rev() {
-            // SAFETY: kill with a pid we just saw in the helper's tree.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        reap_pids(&tree);
+        kill_tree(&mut self.child);
     }
 }
 

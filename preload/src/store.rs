@@ -37,7 +37,7 @@ pub trait InfoCell {
 }
 
 /// The atomics a store is made of: std's in the shim, loom's in the model
-/// checks (`RUSTFLAGS="--cfg loom"`, see `scripts/loom.sh`).
+/// checks (`RUSTFLAGS="--cfg zreap_loom"`, see `scripts/loom.sh`).
 pub trait Atomics {
     type U32: Atomic<u32>;
     type I32: Atomic<i32>;
@@ -256,7 +256,7 @@ impl<A: Atomics, const N: usize> Store<A, N> {
 
 /// Model checks of the store (run by `scripts/loom.sh`): loom's atomics and
 /// cell in a store of two entries; producers and consumers as threads.
-#[cfg(all(test, loom))]
+#[cfg(all(test, zreap_loom))]
 mod loom_model {
     use super::{Atomic, Atomics, Entry, InfoCell, Store, Want, EMPTY};
     use loom::cell::UnsafeCell;

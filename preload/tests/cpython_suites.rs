@@ -17,7 +17,7 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::echo::become_subreaper;
+use support::become_subreaper;
 use support::{descendants, profile_dir};
 
 /// The suites: subprocess, the wait family, popen, fork, signals, and

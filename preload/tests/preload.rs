@@ -20,7 +20,8 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use support::echo::{become_subreaper, Server, CLIENT_SRC, CONNECTIONS};
+use support::become_subreaper;
+use support::echo::{Server, CLIENT_SRC, CONNECTIONS};
 use support::{build_c, children_of, descendants, profile_dir, run_with_deadline};
 
 /// The seed program: the classic forking echo server with a `wait()`-once

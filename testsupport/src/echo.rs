@@ -18,11 +18,10 @@
 //! (which does not reap here); [`Server`]'s `Drop` kills the client and the
 //! server and reaps exactly the pids that were the server's children.
 
-use crate::{build_c, children_of, proc_state_ppid, zombies_of};
-use std::io::{BufRead, BufReader, Read};
+use crate::{become_subreaper, build_c, children_of, first_line, proc_state_ppid, zombies_of};
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The client program of a round.
@@ -40,30 +39,6 @@ pub const LINE_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Makes this process a child subreaper (once), so orphans of the servers
 /// are reparented here and [`Server`]'s `Drop` can reap them.
-pub fn become_subreaper() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: plain prctl with integer arguments.
-        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
-        assert_eq!(rc, 0, "prctl(PR_SET_CHILD_SUBREAPER): {}", std::io::Error::last_os_error());
-    });
-}
-
-/// Reads the first line of `out` within `limit`, then keeps draining the pipe
-/// in the background (so the program never gets SIGPIPE or blocks on a full
-/// pipe). Returns `None` on timeout or EOF.
-fn first_line(out: ChildStdout, limit: Duration) -> Option<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(out);
-        let mut line = String::new();
-        let ok = matches!(reader.read_line(&mut line), Ok(n) if n > 0);
-        let _ = tx.send(if ok { Some(line) } else { None });
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    rx.recv_timeout(limit).ok().flatten()
-}
-
 fn stderr_of(child: &mut Child) -> String {
     let mut s = String::new();
     if let Some(mut e) = child.stderr.take() {

@@ -3,9 +3,10 @@
 //! deadline, and counts zombies in /proc.
 
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -144,6 +145,60 @@ pub fn children_of(ppid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// Reaps the given pids within a deadline. They come to this process (a
+/// subreaper) when their parent dies, which for a multi-threaded parent may
+/// happen after the helper was reaped: a pid that is not (yet) our child is
+/// retried while it exists. At the deadline, children of ours still running
+/// are SIGKILLed and reaped.
+pub fn reap_pids(pids: &[i32]) {
+    let me = std::process::id() as i32;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut left: Vec<i32> = pids.to_vec();
+    while !left.is_empty() {
+        left.retain(|&pid| {
+            let mut st = 0;
+            // SAFETY: waitpid on one pid with a valid status pointer.
+            let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+            match r {
+                0 => true,                      // our child, still running
+                r if r > 0 => false,            // reaped
+                _ => state_ppid(pid).is_some(), // not ours (yet): keep while it exists
+            }
+        });
+        if Instant::now() > deadline {
+            for &pid in &left {
+                if state_ppid(pid).map(|(_, p)| p) == Some(me) {
+                    // SAFETY: kill and a blocking wait on our own child.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                        libc::waitpid(pid, std::ptr::null_mut(), 0);
+                    }
+                }
+            }
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Kills `child` and every process below it, and reaps them (those that come
+/// to this process, a subreaper, when their parent dies included).
+pub fn kill_tree(child: &mut std::process::Child) {
+    let tree = descendants(child.id() as i32);
+    for &pid in tree.iter().rev() {
+        // SAFETY: kill with a pid just seen in the child's tree.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    reap_pids(&tree);
+}
+
+/// (state, ppid) of a process, or None when it is gone.
+pub fn state_ppid(pid: i32) -> Option<(char, i32)> {
+    proc_state_ppid(pid)
+}
+
 /// Every process below `pid`, children before their own children.
 pub fn descendants(pid: i32) -> Vec<i32> {
     let mut all = children_of(pid);
@@ -189,6 +244,30 @@ pub fn run_c_test_under(wrapper: &[&str], src: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+pub fn become_subreaper() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: plain prctl with integer arguments.
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+        assert_eq!(rc, 0, "prctl(PR_SET_CHILD_SUBREAPER): {}", std::io::Error::last_os_error());
+    });
+}
+
+/// Reads the first line of `out` within `limit`, then keeps draining the pipe
+/// in the background (so the program never gets SIGPIPE or blocks on a full
+/// pipe). Returns `None` on timeout or EOF.
+pub fn first_line(out: ChildStdout, limit: Duration) -> Option<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(out);
+        let mut line = String::new();
+        let ok = matches!(reader.read_line(&mut line), Ok(n) if n > 0);
+        let _ = tx.send(if ok { Some(line) } else { None });
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    rx.recv_timeout(limit).ok().flatten()
+}
+
 pub mod echo;
 
 /// A fresh, empty directory for the logs of one checked run of `exe`.
