@@ -320,7 +320,8 @@ mod loom_model {
             gate.acquire_raw();
             // SAFETY: the gate is held since acquire_raw.
             unsafe { gate.value_mut() }.data.with_mut(increment);
-            gate.release_raw(work);
+            // SAFETY: this thread took the gate with acquire_raw above.
+            unsafe { gate.release_raw(work) };
             threads.into_iter().for_each(|t| t.join().unwrap());
             check_quiet(&gate, &pending);
         });
