@@ -4,6 +4,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod demo;
+mod init;
 mod inject;
 mod locate;
 mod procfs;
@@ -77,7 +78,7 @@ enum Cmd {
         #[arg(short = 'g')]
         group: bool,
         /// The command and its arguments.
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
         cmd: Vec<OsString>,
     },
     /// The echo-server demo: wait()-once handler vs the same under the shim vs zreap_install(0).

@@ -1,0 +1,245 @@
+//! `zreap init` / `zreap run --init`: the container init, on real processes.
+//! Terminal tests run on a pty whose session zreap leads; race tests slow the
+//! init down with strace's delay injection.
+
+mod common;
+
+use common::{become_subreaper, descendants, reap_pids, require_shim, run_with_deadline, zreap};
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Waits for `child` until the deadline; past it, SIGKILLs the child and
+/// every descendant, reaps them and returns None.
+fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        if Instant::now() > deadline {
+            let tree = descendants(child.id() as i32);
+            for &pid in tree.iter().rev() {
+                // SAFETY: kill with a pid from our child's tree.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            reap_pids(&tree);
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A process running on a new pty, as the leader of a session whose
+/// controlling terminal it is; everything written to the terminal is collected.
+struct Pty {
+    master: std::fs::File,
+    out: Arc<Mutex<Vec<u8>>>,
+    child: Child,
+}
+
+impl Pty {
+    fn spawn(program: &std::path::Path, args: &[&str]) -> Pty {
+        become_subreaper();
+        let (mut m, mut s) = (0, 0);
+        // SAFETY: openpty with valid out-pointers and no name/termios/winsize.
+        let rc = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: openpty returned two fresh fds that we now own.
+        let master = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(m) });
+        // SAFETY: as above.
+        let slave = unsafe { OwnedFd::from_raw_fd(s) };
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave));
+        // SAFETY: setsid and an ioctl on fd 0 are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        };
+        let child = cmd.spawn().unwrap();
+        drop(cmd);
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().unwrap();
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // EIO once every slave fd is closed.
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Pty { master, out, child }
+    }
+
+    fn output(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until the terminal shows `text`.
+    fn expect(&mut self, text: &str) {
+        let deadline = Instant::now() + LIMIT;
+        while !self.output().contains(text) {
+            if Instant::now() > deadline || self.child.try_wait().unwrap().is_some() {
+                let _ = wait_or_kill(&mut self.child, Duration::ZERO);
+                panic!("the terminal never showed {text:?}: {:?}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.master.write_all(bytes).unwrap();
+    }
+
+    fn wait(&mut self) -> Option<std::process::ExitStatus> {
+        wait_or_kill(&mut self.child, LIMIT)
+    }
+}
+
+/// `strace` with a delay injected into `syscall` of every traced process,
+/// then `zreap ARGS`; just `zreap ARGS` when strace is missing.
+fn slowed(syscall: &str, args: &[&str]) -> (std::path::PathBuf, Vec<String>) {
+    let zreap = zreap();
+    if Command::new("strace").arg("-V").stdout(Stdio::null()).status().is_ok_and(|s| s.success()) {
+        let mut v: Vec<String> = ["-f", "-I4", "-o", "/dev/null", "-e"].map(String::from).to_vec();
+        v.push(format!("trace={syscall}"));
+        v.push("-e".into());
+        v.push(format!("inject={syscall}:delay_enter=300000"));
+        v.push(zreap.display().to_string());
+        v.extend(args.iter().map(|s| s.to_string()));
+        ("strace".into(), v)
+    } else {
+        println!("note: strace is missing: the race is not widened");
+        (zreap, args.iter().map(|s| s.to_string()).collect())
+    }
+}
+
+/// CMD counts the SIGINTs it gets: after the first, it asks the init to
+/// forward SIGUSR1, which comes after any forwarded copy of SIGINT; it exits
+/// with the count.
+const COUNT_INTS: &str = r#"
+import os, signal, sys
+sigs = {signal.SIGINT, signal.SIGUSR1}
+signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+print("started", flush=True)
+ints = 0
+while True:
+    info = signal.sigwaitinfo(sigs)
+    if info.si_signo == signal.SIGUSR1:
+        break
+    ints += 1
+    if ints == 1:
+        os.kill(os.getppid(), signal.SIGUSR1)
+print("ints", ints, flush=True)
+sys.exit(ints)
+"#;
+
+#[test]
+fn one_ctrl_c_is_one_sigint() {
+    require_shim("one_ctrl_c_is_one_sigint");
+    // The init's forwarding is slowed down, so a second copy would arrive
+    // after CMD took the first.
+    let (prog, args) = slowed("kill", &["run", "--init", "--", "python3", "-c", COUNT_INTS]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut pty = Pty::spawn(&prog, &args);
+    pty.expect("started");
+    pty.send(b"\x03");
+    let status = pty.wait().expect("the init did not exit");
+    assert_eq!(status.code(), Some(1), "one ^C, one SIGINT: {:?}", pty.output());
+}
+
+#[test]
+fn group_mode_hands_the_terminal_over_before_exec() {
+    require_shim("group_mode_hands_the_terminal_over_before_exec");
+    // CMD reads the terminal at once; the init is slowed in every ioctl. A
+    // hand-over after the spawn leaves CMD stopped by SIGTTIN for good.
+    let (prog, args) = slowed("ioctl", &["run", "--init", "-g", "--", "head", "-c", "3"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut pty = Pty::spawn(&prog, &args);
+    pty.send(b"ab\n");
+    let status = pty.wait();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "CMD hung: {:?}", pty.output());
+}
+
+#[test]
+fn unknown_options_are_usage_errors() {
+    for args in [&["run", "--init", "--yolo", "--", "true"][..], &["run", "--yolo", "true"]] {
+        let out = run_with_deadline(Command::new(zreap()).args(args), LIMIT);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("unexpected argument '--yolo'"), "{err}");
+    }
+    // After the command's name, options are the command's.
+    let out = run_with_deadline(Command::new(zreap()).args(["run", "--init", "sh", "-c", "exit 4"]), LIMIT);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+}
+
+/// Starts `zreap ARGS -- sh -c SCRIPT`, waits for the script's "started"
+/// line, sends `sig` to zreap and returns zreap's exit code.
+fn signal_init(args: &[&str], script: &str, sig: i32) -> Option<i32> {
+    become_subreaper();
+    let mut cmd = Command::new(zreap());
+    cmd.args(args).args(["--", "sh", "-c", script]).stdin(Stdio::null()).stdout(Stdio::piped());
+    // The test harness ignores SIGPIPE, which the init would pass on ignored.
+    // SAFETY: signal() is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            Ok(())
+        })
+    };
+    let mut child = cmd.spawn().unwrap();
+    let line = common::first_line(child.stdout.take().unwrap(), LIMIT);
+    assert_eq!(line.as_deref().map(str::trim), Some("started"));
+    // SAFETY: signal our own child.
+    unsafe { libc::kill(child.id() as i32, sig) };
+    wait_or_kill(&mut child, LIMIT).and_then(|s| s.code())
+}
+
+#[test]
+fn every_catchable_signal_is_forwarded() {
+    require_shim("every_catchable_signal_is_forwarded");
+    let sigs = [
+        libc::SIGALRM,
+        libc::SIGPWR,
+        libc::SIGIO,
+        libc::SIGXCPU,
+        libc::SIGXFSZ,
+        libc::SIGVTALRM,
+        libc::SIGPROF,
+        libc::SIGILL,
+        libc::SIGTRAP,
+        libc::SIGABRT,
+        libc::SIGFPE,
+        libc::SIGSYS,
+        libc::SIGSTKFLT,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGCONT,
+        libc::SIGURG,
+        libc::SIGPIPE,
+        libc::SIGHUP,
+        libc::SIGWINCH,
+        libc::SIGRTMIN() + 1,
+    ];
+    for sig in sigs {
+        let script = format!("trap 'exit 42' {sig}; echo started; while :; do sleep 0.05; done");
+        let code = signal_init(&["run", "--init"], &script, sig);
+        assert_eq!(code, Some(42), "signal {sig} was not forwarded (or killed the init)");
+    }
+}
