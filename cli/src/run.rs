@@ -37,6 +37,17 @@ pub fn shim_env(shim: &OsStr, cfg: &RunConfig) -> Vec<(OsString, OsString)> {
     env
 }
 
+/// The shim's environment for `zreap init --reap REAP`; exit code 2 when
+/// the shim is missing.
+pub fn preload_env(reap: &'static str) -> Result<Vec<(OsString, OsString)>, i32> {
+    let shim = locate::shim().map_err(|e| {
+        eprintln!("zreap init: the preload shim is missing: {e}");
+        2
+    })?;
+    let cfg = RunConfig { reap, pdeathsig: None, subreaper: false, init: true, group: false, cmd: Vec::new() };
+    Ok(shim_env(shim.as_os_str(), &cfg))
+}
+
 pub fn run(cfg: RunConfig) -> i32 {
     let shim = match locate::shim() {
         Ok(p) => p,

@@ -72,7 +72,6 @@ impl Pty {
             })
         };
         let child = cmd.spawn().unwrap();
-        drop(cmd);
         let out = Arc::new(Mutex::new(Vec::new()));
         let mut reader = master.try_clone().unwrap();
         let sink = out.clone();
@@ -242,4 +241,146 @@ fn every_catchable_signal_is_forwarded() {
         let code = signal_init(&["run", "--init"], &script, sig);
         assert_eq!(code, Some(42), "signal {sig} was not forwarded (or killed the init)");
     }
+}
+
+fn init_out(args: &[&str]) -> std::process::Output {
+    become_subreaper();
+    run_with_deadline(Command::new(zreap()).arg("init").args(args), LIMIT)
+}
+
+#[test]
+fn init_exit_statuses_and_remap() {
+    require_shim("init_exit_statuses_and_remap");
+    assert_eq!(init_out(&["--", "sh", "-c", "exit 7"]).status.code(), Some(7));
+    assert_eq!(init_out(&["--", "sh", "-c", "kill -KILL $$"]).status.code(), Some(137));
+    assert_eq!(init_out(&["-e", "7", "-e", "9", "--", "sh", "-c", "exit 7"]).status.code(), Some(0));
+    assert_eq!(init_out(&["-e", "137", "--", "sh", "-c", "kill -KILL $$"]).status.code(), Some(0));
+    assert_eq!(init_out(&["-e", "7", "--", "sh", "-c", "exit 8"]).status.code(), Some(8));
+    assert_eq!(init_out(&["--", "/nonexistent/cmd"]).status.code(), Some(127));
+    for bad in [&["-e", "300", "--", "true"][..], &["-r", "TERM", "--", "true"], &["--yolo", "--", "true"], &[]] {
+        assert_eq!(init_out(bad).status.code(), Some(2), "{bad:?}");
+    }
+}
+
+#[test]
+fn init_environment_cwd_and_fds() {
+    require_shim("init_environment_cwd_and_fds");
+    let shim = common::shim().unwrap();
+    // CMD keeps the cwd, gets the shim, and LISTEN_PID names CMD; the init
+    // itself moved to / and closed the inherited fd 5.
+    let script = "echo \"$LD_PRELOAD|$ZREAP_REAP|$LISTEN_PID|$$|$(pwd)\"; \
+                  ls -l /proc/$PPID/cwd | sed 's/.*-> //'; ls /proc/$PPID/fd/5 2>/dev/null || echo closed";
+    // LISTEN_PID must name the init: a shell in between would change it, so
+    // set it through a wrapper that execs zreap with its own pid.
+    let out = run_with_deadline(
+        Command::new("sh")
+            .args(["-c", "cd /tmp; export LISTEN_PID=$$; exec 5>&2; exec \"$0\" init -- sh -c \"$1\""])
+            .arg(zreap())
+            .arg(script),
+        LIMIT,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{out:?}");
+    let f: Vec<&str> = lines[0].split('|').collect();
+    assert_eq!(f[0], shim.display().to_string());
+    assert_eq!(f[1], "handler");
+    assert_eq!(f[2], f[3], "LISTEN_PID is CMD's pid");
+    assert_eq!(f[4], "/tmp");
+    assert_eq!(lines[1], "/", "the init chdirs to /");
+    assert_eq!(lines[2], "closed", "the init closed its inherited fd 5");
+    let off = init_out(&["--reap", "off", "--", "sh", "-c", "echo \"${LD_PRELOAD-none}\""]);
+    assert_eq!(String::from_utf8_lossy(&off.stdout).trim(), "none");
+}
+
+#[test]
+fn init_rewrites_and_drops_signals() {
+    require_shim("init_rewrites_and_drops_signals");
+    // TERM arrives as USR1.
+    let code = signal_init(
+        &["init", "-r", "TERM:USR1"],
+        "trap 'exit 41' USR1; trap 'exit 15' TERM; echo started; while :; do sleep 0.05; done",
+        libc::SIGTERM,
+    );
+    assert_eq!(code, Some(41));
+    // HUP dropped, then TERM arrives (sent after HUP: the init reads them in
+    // signal-number order from its signalfd anyway).
+    let mut child = Command::new(zreap())
+        .args(["init", "-r", "HUP:0", "--", "sh", "-c"])
+        .arg("trap 'exit 1' HUP; trap 'exit 43' TERM; echo started; while :; do sleep 0.05; done")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    become_subreaper();
+    let line = common::first_line(child.stdout.take().unwrap(), LIMIT);
+    assert_eq!(line.as_deref().map(str::trim), Some("started"));
+    // SAFETY: signal our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_or_kill(&mut child, LIMIT).and_then(|s| s.code()), Some(43));
+}
+
+#[test]
+fn init_pause_and_group() {
+    // -P: no command, exit 0 on TERM.
+    let mut child = Command::new(zreap()).args(["init", "-P"]).stderr(Stdio::piped()).spawn().unwrap();
+    // The signal may come before the init blocked it (then it dies of it):
+    // wait until it has a signalfd.
+    let deadline = Instant::now() + LIMIT;
+    while !std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+        .unwrap()
+        .any(|e| std::fs::read_link(e.unwrap().path()).is_ok_and(|l| l.to_string_lossy().contains("signalfd")))
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signal our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_or_kill(&mut child, LIMIT).and_then(|s| s.code()), Some(0));
+    // -g: the whole group gets the signal.
+    let code = signal_init(&["init", "-g"], "sleep 30 & trap 'wait; exit 44' TERM; echo started; wait", libc::SIGTERM);
+    assert_eq!(code, Some(44));
+}
+
+#[test]
+fn init_kill_group_ends_leftovers() {
+    require_shim("init_kill_group_ends_leftovers");
+    let out = init_out(&[
+        "--kill-group",
+        "--grace",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        "sleep 30 & echo $!; (trap '' TERM; sleep 30) & echo $!",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect();
+    assert_eq!(pids.len(), 2, "{out:?}");
+    let alive: Vec<i32> =
+        pids.iter().copied().filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect();
+    reap_pids(&alive);
+    assert!(alive.is_empty(), "leftovers survived --kill-group: {alive:?}");
+}
+
+#[test]
+fn init_as_pid_1_reaps_zombies() {
+    require_shim("init_as_pid_1_reaps_zombies");
+    // CMD leaves an orphan that exits while CMD runs: as PID 1 the init reaps it.
+    let out = run_with_deadline(
+        Command::new("unshare")
+            .args(["--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--mount-proc", "--"])
+            .arg(zreap())
+            .args(["init", "-w", "--", "sh", "-c", "(sleep 0.1 &); sleep 1; echo $PPID; exit 5"]),
+        LIMIT,
+    );
+    if out.status.code() != Some(5) && out.stdout.is_empty() {
+        println!("note: PID 1 test skipped: unshare failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        return;
+    }
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "the init is PID 1");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reaped orphan"), "{out:?}");
 }
