@@ -219,9 +219,14 @@ fn child(
     match mode {
         Mode::Setsid => {
             // Take the terminal the init had as controlling terminal (fails
-            // harmlessly without one).
+            // harmlessly without one). When it is the controlling terminal of
+            // the init's session, only a process with CAP_SYS_ADMIN may take
+            // it over (argument 1).
             // SAFETY: an ioctl on fd 0 with an integer argument.
-            unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
+            if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
+                // SAFETY: as above.
+                unsafe { libc::ioctl(0, libc::TIOCSCTTY, 1) };
+            }
         }
         Mode::Child | Mode::Group => {
             // Hand the terminal to CMD's new group before exec, if the init's

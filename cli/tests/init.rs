@@ -384,3 +384,48 @@ fn init_as_pid_1_reaps_zombies() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "the init is PID 1");
     assert!(String::from_utf8_lossy(&out.stderr).contains("reaped orphan"), "{out:?}");
 }
+
+#[test]
+fn setsid_and_single_modes_deliver_one_ctrl_c() {
+    require_shim("setsid_and_single_modes_deliver_one_ctrl_c");
+    for mode in ["--setsid", "--single"] {
+        let (prog, args) = slowed("kill", &["init", mode, "--", "python3", "-c", COUNT_INTS]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut pty = Pty::spawn(&prog, &args);
+        pty.expect("started");
+        pty.send(b"\x03");
+        let status = pty.wait().expect("the init did not exit");
+        assert_eq!(status.code(), Some(1), "{mode}: one ^C, one SIGINT: {:?}", pty.output());
+    }
+    // --setsid: CMD leads a session whose controlling terminal is the pty.
+    let mut pty = Pty::spawn(&zreap(), &["init", "--setsid", "--", "sh", "-c", "ps -o sid=,tty= -p $$; echo $$"]);
+    assert_eq!(pty.wait().and_then(|s| s.code()), Some(0));
+    let out = pty.output();
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(words.len(), 3, "{out:?}");
+    assert_eq!(words[0], words[2], "CMD leads its session: {out:?}");
+    assert!(words[1].starts_with("pts/"), "CMD has the pty as controlling terminal: {out:?}");
+}
+
+#[test]
+fn parent_death_signal_is_forwarded() {
+    require_shim("parent_death_signal_is_forwarded");
+    become_subreaper();
+    let dir = std::env::temp_dir().join(format!("zreap-init-p-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mark = dir.join("got");
+    // bash starts the init with -p USR1 and exits once CMD runs.
+    let script = r#"coproc { exec "$0" init -p USR1 -- sh -c "trap 'echo got > $1; exit 0' USR1; echo started; while :; do sleep 0.05; done" "$1"; }
+read -r line <&"${COPROC[0]}"; echo "$line $COPROC_PID""#;
+    let out = run_with_deadline(Command::new("bash").args(["-c", script]).arg(zreap()).arg(&mark), LIMIT);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let init: i32 = text.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("started PID");
+    let deadline = Instant::now() + LIMIT;
+    while !mark.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got = mark.exists();
+    reap_pids(&[init]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(got, "CMD never got the init's parent-death signal: {out:?}");
+}
