@@ -7,6 +7,7 @@ mod demo;
 mod init;
 mod inject;
 mod locate;
+mod persona;
 mod procfs;
 mod ps;
 mod reap;
@@ -153,8 +154,13 @@ enum Cmd {
 }
 
 fn main() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let argv0 = args.first().map(std::path::Path::new).and_then(|p| p.file_name()).and_then(|n| n.to_str());
+    if let Some(code) = argv0.and_then(|name| persona::run(name, args.clone())) {
+        std::process::exit(code);
+    }
     // clap exits 2 on usage errors (0 for --help / --version).
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args);
     let code = match cli.command {
         Cmd::Ps { pid, json } => ps::run(pid, json),
         Cmd::Reap { pid, zombies, force, dry_run } => reap::run(reap::ReapConfig { pid, zombies, force, dry_run }),

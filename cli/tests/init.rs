@@ -429,3 +429,66 @@ read -r line <&"${COPROC[0]}"; echo "$line $COPROC_PID""#;
     let _ = std::fs::remove_dir_all(&dir);
     assert!(got, "CMD never got the init's parent-death signal: {out:?}");
 }
+
+/// A symlink named `name` to zreap, in a fresh directory.
+fn persona(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("zreap-persona-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join(name);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(zreap(), &link).unwrap();
+    link
+}
+
+#[test]
+fn personalities_take_the_peers_command_lines() {
+    become_subreaper();
+    let run = |cmd: &mut Command| run_with_deadline(cmd, LIMIT);
+    let tini = persona("tini");
+    assert_eq!(run(Command::new(&tini).args(["-e", "3", "--", "sh", "-c", "exit 3"])).status.code(), Some(0));
+    assert_eq!(run(Command::new(&tini).args(["--", "sh", "-c", "kill -TERM $$"])).status.code(), Some(143));
+    assert_eq!(run(Command::new(&tini).args(["--yolo", "true"])).status.code(), Some(1), "tini usage error");
+    assert_eq!(run(Command::new(&tini).arg("-h")).status.code(), Some(0));
+    // -s and -w are accepted; CMD runs in its own process group.
+    let out = run(Command::new(&tini).args(["-s", "-w", "--", "sh", "-c", "ps -o pgid= -p $$; echo $$"]));
+    let w: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+    assert_eq!(w.len(), 2, "{out:?}");
+    assert_eq!(w[0], w[1], "tini: CMD in its own process group");
+
+    let dumb = persona("dumb-init");
+    let script = "ps -o sid= -p $$; echo $$; exit 4";
+    let out = run(Command::new(&dumb).args(["sh", "-c", script]));
+    assert_eq!(out.status.code(), Some(4));
+    let w: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+    assert_eq!(w[0], w[1], "dumb-init: CMD leads a session: {out:?}");
+    let out = run(Command::new(&dumb).args(["sh", "-c", script]).env("DUMB_INIT_SETSID", "0"));
+    let w: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+    assert_ne!(w[0], w[1], "DUMB_INIT_SETSID=0: no new session: {out:?}");
+    assert_eq!(run(Command::new(&dumb).args(["--yolo", "true"])).status.code(), Some(1));
+    let code =
+        signal_init_with(&dumb, &["-r", "15:10"], "trap 'exit 41' USR1; echo started; while :; do sleep 0.05; done");
+    assert_eq!(code, Some(41), "dumb-init -r 15:10");
+
+    let cat = persona("catatonit");
+    assert_eq!(run(Command::new(&cat).args(["--", "sh", "-c", "exit 6"])).status.code(), Some(6));
+    assert_eq!(run(Command::new(&cat).arg("--yolo")).status.code(), Some(1));
+    for p in [tini, dumb, cat] {
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+}
+
+/// As `signal_init`, SIGTERM to `program ARGS sh -c SCRIPT`.
+fn signal_init_with(program: &std::path::Path, args: &[&str], script: &str) -> Option<i32> {
+    let mut child = Command::new(program)
+        .args(args)
+        .args(["sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = common::first_line(child.stdout.take().unwrap(), LIMIT);
+    assert_eq!(line.as_deref().map(str::trim), Some("started"));
+    // SAFETY: signal our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    wait_or_kill(&mut child, LIMIT).and_then(|s| s.code())
+}
