@@ -492,3 +492,24 @@ fn signal_init_with(program: &std::path::Path, args: &[&str], script: &str) -> O
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     wait_or_kill(&mut child, LIMIT).and_then(|s| s.code())
 }
+
+#[test]
+fn terminal_programs_and_shell_jobs_work_on_a_pty() {
+    require_shim("terminal_programs_and_shell_jobs_work_on_a_pty");
+    // tac reads the terminal until ^D.
+    let mut pty = Pty::spawn(&zreap(), &["init", "--", "sh", "-c", "echo started; exec tac"]);
+    pty.expect("started");
+    pty.send(b"one\ntwo\n\x04");
+    assert_eq!(pty.wait().and_then(|s| s.code()), Some(0), "{:?}", pty.output());
+    assert!(pty.output().contains("two\r\none"), "{:?}", pty.output());
+    // A job-control shell: cat in a background job stops on SIGTTIN, fg
+    // gives it the terminal.
+    for mode in ["-g", "--setsid"] {
+        let script = "cat > /dev/null & sleep 0.3; echo started; fg %1 >/dev/null; echo done $?";
+        let mut pty = Pty::spawn(&zreap(), &["init", mode, "--", "bash", "--norc", "-m", "-c", script]);
+        pty.expect("started");
+        pty.send(b"x\n\x04");
+        assert_eq!(pty.wait().and_then(|s| s.code()), Some(0), "{mode}: {:?}", pty.output());
+        assert!(pty.output().contains("done 0"), "{mode}: {:?}", pty.output());
+    }
+}
