@@ -513,3 +513,42 @@ fn terminal_programs_and_shell_jobs_work_on_a_pty() {
         assert!(pty.output().contains("done 0"), "{mode}: {:?}", pty.output());
     }
 }
+
+/// Waits until `pid` is in state `want` (deadline: panics).
+fn await_state(pid: i32, want: char) {
+    let deadline = Instant::now() + LIMIT;
+    while common::state_ppid(pid).map(|(s, _)| s) != Some(want) {
+        assert!(Instant::now() < deadline, "{pid} never reached state {want}: {:?}", common::state_ppid(pid));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn setsid_job_control_suspends_the_init_and_debug_lines() {
+    require_shim("setsid_job_control_suspends_the_init_and_debug_lines");
+    become_subreaper();
+    let mut child = Command::new(zreap())
+        .args(["init", "--setsid", "-v", "--", "sh", "-c", "echo started $$; exec sleep 30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = common::first_line(child.stdout.take().unwrap(), LIMIT).unwrap_or_default();
+    let cmd: i32 = line.trim().strip_prefix("started ").and_then(|p| p.parse().ok()).expect("started PID");
+    let init = child.id() as i32;
+    // SAFETY: signal our own child.
+    unsafe { libc::kill(init, libc::SIGTSTP) };
+    await_state(cmd, 'T');
+    await_state(init, 'T');
+    // SAFETY: as above.
+    unsafe { libc::kill(init, libc::SIGCONT) };
+    await_state(cmd, 'S');
+    // SAFETY: as above.
+    unsafe { libc::kill(init, libc::SIGTERM) };
+    let status = wait_or_kill(&mut child, LIMIT);
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(143), "{err}");
+    assert!(err.contains("forwarding SIGTSTP as SIGSTOP") && err.contains("suspending self"), "{err}");
+}
