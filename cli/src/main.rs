@@ -4,8 +4,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod demo;
+mod init;
 mod inject;
 mod locate;
+mod persona;
 mod procfs;
 mod ps;
 mod reap;
@@ -31,6 +33,24 @@ enum Reap {
     Handler,
     /// Also reap children the program never waits for.
     All,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum InitReap {
+    /// A SIGCHLD handler CMD installs is called once per exited child.
+    Handler,
+    /// Also reap children CMD never waits for.
+    All,
+    /// No shim.
+    Off,
+}
+
+/// `S:R`: two signals, R may be 0.
+fn parse_rewrite(text: &str) -> Result<(i32, i32), String> {
+    let (s, r) = text.split_once(':').ok_or("expected S:R")?;
+    let from = zreap::Signal::from_name(s).ok_or(format!("unknown signal {s}"))?.as_raw();
+    let to = if r == "0" { 0 } else { zreap::Signal::from_name(r).ok_or(format!("unknown signal {r}"))?.as_raw() };
+    Ok((from, to))
 }
 
 #[derive(Subcommand)]
@@ -77,7 +97,52 @@ enum Cmd {
         #[arg(short = 'g')]
         group: bool,
         /// The command and its arguments.
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+        cmd: Vec<OsString>,
+    },
+    /// A container init: start CMD, forward every signal it can catch, reap every child, exit with CMD's status (docs/init.md).
+    Init {
+        /// CMD in its own process group; signals go to the whole group.
+        #[arg(short = 'g', long, conflicts_with_all = ["setsid", "single"])]
+        group: bool,
+        /// CMD stays in the init's process group; signals go to CMD only.
+        #[arg(long, conflicts_with = "setsid")]
+        single: bool,
+        /// CMD in a new session with the init's terminal; signals go to its group; TSTP, TTOU and TTIN are forwarded as STOP and suspend the init too.
+        #[arg(long)]
+        setsid: bool,
+        /// Accepted for tini: the init is always a child subreaper.
+        #[arg(short = 's', long)]
+        subreaper: bool,
+        /// The init gets SIG when its own parent dies, and forwards it.
+        #[arg(short = 'p', long, value_name = "SIG")]
+        pdeathsig: Option<zreap::Signal>,
+        /// Report CMD's exit code CODE as 0 (repeatable).
+        #[arg(short = 'e', value_name = "CODE", value_parser = clap::value_parser!(i32).range(0..=255))]
+        remap: Vec<i32>,
+        /// Forward signal S as R; R = 0 drops S (repeatable; names or numbers).
+        #[arg(short = 'r', long, value_name = "S:R", value_parser = parse_rewrite)]
+        rewrite: Vec<(i32, i32)>,
+        /// When CMD exits, SIGTERM what is left of its group or session, SIGKILL after --grace.
+        #[arg(long)]
+        kill_group: bool,
+        /// Seconds between SIGTERM and SIGKILL with --kill-group.
+        #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+        grace: f64,
+        /// One line on stderr per orphan the init reaps.
+        #[arg(short = 'w', long)]
+        warn_reaped: bool,
+        /// Debug lines on stderr (repeatable).
+        #[arg(short = 'v', action = clap::ArgAction::Count)]
+        verbose: u8,
+        /// No command: sleep until SIGINT or SIGTERM, then exit 0.
+        #[arg(short = 'P', long, conflicts_with = "cmd")]
+        pause: bool,
+        /// The shim injected into CMD: which children it reaps, or off.
+        #[arg(long, value_enum, default_value = "handler")]
+        reap: InitReap,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, value_name = "CMD", required_unless_present = "pause")]
         cmd: Vec<OsString>,
     },
     /// The echo-server demo: wait()-once handler vs the same under the shim vs zreap_install(0).
@@ -89,8 +154,13 @@ enum Cmd {
 }
 
 fn main() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let argv0 = args.first().map(std::path::Path::new).and_then(|p| p.file_name()).and_then(|n| n.to_str());
+    if let Some(code) = argv0.and_then(|name| persona::run(name, args.clone())) {
+        std::process::exit(code);
+    }
     // clap exits 2 on usage errors (0 for --help / --version).
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args);
     let code = match cli.command {
         Cmd::Ps { pid, json } => ps::run(pid, json),
         Cmd::Reap { pid, zombies, force, dry_run } => reap::run(reap::ReapConfig { pid, zombies, force, dry_run }),
@@ -105,6 +175,59 @@ fn main() {
             group,
             cmd,
         }),
+        Cmd::Init {
+            group,
+            single,
+            setsid,
+            subreaper: _,
+            pdeathsig,
+            remap,
+            rewrite,
+            kill_group,
+            grace,
+            warn_reaped,
+            verbose,
+            pause,
+            reap,
+            cmd,
+        } => {
+            let mode = if group {
+                init::Mode::Group
+            } else if setsid {
+                init::Mode::Setsid
+            } else if single {
+                init::Mode::Single
+            } else {
+                init::Mode::Child
+            };
+            let mut rewrites = Vec::new();
+            if setsid {
+                // dumb-init's job control defaults; later -r wins.
+                rewrites.extend([libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN].map(|s| (s, libc::SIGSTOP)));
+            }
+            rewrites.extend(rewrite);
+            let shim = match reap {
+                InitReap::Off => Ok(Vec::new()),
+                InitReap::Handler => run::preload_env("handler"),
+                InitReap::All => run::preload_env("all"),
+            };
+            match shim {
+                Err(code) => code,
+                Ok(env) => init::init(&init::InitConfig {
+                    name: "zreap init".into(),
+                    mode,
+                    env,
+                    parent_death: pdeathsig,
+                    remap,
+                    rewrite: rewrites,
+                    kill_group,
+                    grace: std::time::Duration::from_secs_f64(grace.clamp(0.0, 1e6)),
+                    warn_reaped,
+                    verbose,
+                    cmd: if pause { Vec::new() } else { cmd },
+                }),
+            }
+        }
         Cmd::Demo { rounds } => demo::run(rounds as usize),
     };
     std::process::exit(code);
