@@ -552,3 +552,83 @@ fn setsid_job_control_suspends_the_init_and_debug_lines() {
     assert_eq!(status.and_then(|s| s.code()), Some(143), "{err}");
     assert!(err.contains("forwarding SIGTSTP as SIGSTOP") && err.contains("suspending self"), "{err}");
 }
+
+/// The signal mask and the ignored signals the init was started with reach
+/// CMD (tini's rule). Exceptions: SIGPIPE (Rust ignores it before the init's
+/// code runs, so the init cannot tell and gives CMD the default) and glibc's
+/// internal signals 32 and 33 (glibc installs its own handlers in the init).
+#[test]
+fn cmd_gets_the_mask_and_ignored_signals_the_init_started_with() {
+    become_subreaper();
+    // python3 blocks USR2 and ignores URG, prints its own masks, then execs the init.
+    let wrapper = "import os, signal, sys\n\
+                   signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})\n\
+                   signal.signal(signal.SIGURG, signal.SIG_IGN)\n\
+                   for line in open('/proc/self/status'):\n    \
+                       if line.startswith(('SigBlk', 'SigIgn')): sys.stderr.write(line)\n\
+                   sys.stderr.flush()\n\
+                   os.execv(sys.argv[1], sys.argv[1:])\n";
+    let out = run_with_deadline(
+        Command::new("python3").args(["-c", wrapper]).arg(zreap()).args([
+            "init",
+            "--reap",
+            "off",
+            "--",
+            "grep",
+            "-E",
+            "^Sig(Blk|Ign)",
+            "/proc/self/status",
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let mask = |text: &str, key: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key} in {text:?}"));
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    let (started, cmd) = (String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    let bit = |sig: i32| 1u64 << (sig - 1);
+    let glibc = bit(32) | bit(33);
+    assert_eq!(mask(&cmd, "SigBlk"), mask(&started, "SigBlk"), "mask: init started with {started:?}, CMD has {cmd:?}");
+    assert_ne!(mask(&cmd, "SigBlk") & bit(libc::SIGUSR2), 0);
+    assert_eq!(
+        mask(&cmd, "SigIgn") & !glibc,
+        mask(&started, "SigIgn") & !(bit(libc::SIGPIPE) | glibc),
+        "ignored: {started:?} vs {cmd:?}"
+    );
+    assert_ne!(mask(&cmd, "SigIgn") & bit(libc::SIGURG), 0);
+}
+
+/// A fault in the init's own code (a SIGSEGV the kernel raises, not one sent
+/// with kill) ends the init: it is not caught and forwarded to CMD. gdb makes
+/// the running init jump to address 0.
+#[test]
+fn a_fault_in_the_init_is_not_forwarded() {
+    become_subreaper();
+    let mut init = Command::new(zreap())
+        .args(["init", "--reap", "off", "--", "sh", "-c", "echo started; exec sleep 60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 8];
+    init.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    let init_pid = init.id() as i32;
+    let cmd = descendants(init_pid);
+    assert_eq!(cmd.len(), 1, "CMD: {cmd:?}");
+    let gdb = run_with_deadline(
+        Command::new("gdb").args(["-p", &init_pid.to_string(), "-batch", "-ex", "set $pc = 0", "-ex", "detach"]),
+        LIMIT,
+    );
+    assert!(gdb.status.success(), "gdb: {gdb:?}");
+    let status = wait_or_kill(&mut init, LIMIT).expect("the init ended");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "the init's own fault must end it: {status:?}");
+    // CMD got no SIGSEGV: it still runs (now our child: we are a subreaper).
+    let alive = common::state_ppid(cmd[0]).is_some_and(|(state, _)| state != 'Z');
+    // SAFETY: kill and reap the CMD we just saw.
+    unsafe { libc::kill(cmd[0], libc::SIGKILL) };
+    reap_pids(&cmd);
+    assert!(alive, "CMD did not survive the init's fault: it was forwarded a signal");
+}
