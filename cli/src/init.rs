@@ -56,6 +56,26 @@ pub struct InitConfig {
     pub cmd: Vec<OsString>,
 }
 
+impl InitConfig {
+    /// The defaults of every peer: no rewrite, remap or kill of leftovers, a
+    /// 5 s grace, quiet.
+    pub fn new(name: &str, mode: Mode, cmd: Vec<OsString>) -> InitConfig {
+        InitConfig {
+            name: name.into(),
+            mode,
+            env: Vec::new(),
+            parent_death: None,
+            remap: Vec::new(),
+            rewrite: Vec::new(),
+            kill_group: false,
+            grace: Duration::from_secs(5),
+            warn_reaped: false,
+            verbose: 0,
+            cmd,
+        }
+    }
+}
+
 /// The exit code for an exit status: the code, or 128 + signal.
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)

@@ -6,7 +6,6 @@
 use crate::init::{self, InitConfig, Mode};
 use clap::{ArgAction, Parser};
 use std::ffi::OsString;
-use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "tini", version, about = "tini personality of zreap init")]
@@ -77,22 +76,6 @@ fn parse<P: Parser>(args: Vec<OsString>) -> P {
     })
 }
 
-fn config(name: &str, mode: Mode, cmd: Vec<OsString>) -> InitConfig {
-    InitConfig {
-        name: name.into(),
-        mode,
-        env: Vec::new(),
-        parent_death: None,
-        remap: Vec::new(),
-        rewrite: Vec::new(),
-        kill_group: false,
-        grace: Duration::from_secs(5),
-        warn_reaped: false,
-        verbose: 0,
-        cmd,
-    }
-}
-
 /// The exit code when `argv0` names a personality, None otherwise.
 pub fn run(argv0: &str, args: Vec<OsString>) -> Option<i32> {
     let cfg = match argv0 {
@@ -110,7 +93,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> Option<i32> {
                 remap: t.remap,
                 warn_reaped: t.warn,
                 verbose,
-                ..config("[tini]", if group { Mode::Group } else { Mode::Child }, t.cmd)
+                ..InitConfig::new("[tini]", if group { Mode::Group } else { Mode::Child }, t.cmd)
             }
         }
         "dumb-init" => {
@@ -125,13 +108,13 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> Option<i32> {
             InitConfig {
                 rewrite,
                 verbose,
-                ..config("[dumb-init]", if setsid { Mode::Setsid } else { Mode::Single }, d.cmd)
+                ..InitConfig::new("[dumb-init]", if setsid { Mode::Setsid } else { Mode::Single }, d.cmd)
             }
         }
         "catatonit" => {
             let c: Catatonit = parse(args);
             let cmd = if c.pause { Vec::new() } else { c.cmd };
-            config("catatonit", if c.group { Mode::Group } else { Mode::Child }, cmd)
+            InitConfig::new("catatonit", if c.group { Mode::Group } else { Mode::Child }, cmd)
         }
         _ => return None,
     };

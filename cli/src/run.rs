@@ -4,7 +4,6 @@ use crate::init::{self, InitConfig, Mode};
 use crate::locate;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;
-use std::time::Duration;
 
 pub struct RunConfig {
     pub reap: &'static str,
@@ -60,19 +59,8 @@ pub fn run(cfg: RunConfig) -> i32 {
     // SAFETY: getpid has no preconditions.
     let pid1 = unsafe { libc::getpid() } == 1;
     if cfg.init || pid1 {
-        return init::init(&InitConfig {
-            name: "zreap run".into(),
-            mode: if cfg.group { Mode::Group } else { Mode::Child },
-            env,
-            parent_death: None,
-            remap: Vec::new(),
-            rewrite: Vec::new(),
-            kill_group: false,
-            grace: Duration::from_secs(5),
-            warn_reaped: false,
-            verbose: 0,
-            cmd: cfg.cmd,
-        });
+        let mode = if cfg.group { Mode::Group } else { Mode::Child };
+        return init::init(&InitConfig { env, ..InitConfig::new("zreap run", mode, cfg.cmd) });
     }
     let err = std::process::Command::new(&cfg.cmd[0]).args(&cfg.cmd[1..]).envs(env).exec();
     eprintln!("zreap run: {}: {err}", cfg.cmd[0].to_string_lossy());
