@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{become_subreaper, descendants, reap_pids, require_shim, run_with_deadline, zreap};
+use common::{become_subreaper, descendants, kill_tree, reap_pids, require_shim, run_with_deadline, zreap};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -23,14 +23,7 @@ fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<std::process::Exit
             return Some(st);
         }
         if Instant::now() > deadline {
-            let tree = descendants(child.id() as i32);
-            for &pid in tree.iter().rev() {
-                // SAFETY: kill with a pid from our child's tree.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            reap_pids(&tree);
+            kill_tree(child);
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));

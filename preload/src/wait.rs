@@ -22,6 +22,16 @@ fn want_for_pid(pid: pid_t) -> Want {
 }
 
 /// A stored exit for a wait4-style call, written out. Async-signal-safe.
+/// After the kernel answered ECHILD: waits for reaps in flight, then looks in
+/// the store once more. On a find, errno is put back to `saved`; otherwise it
+/// is ECHILD. Async-signal-safe, like the waits that call it.
+fn look_again<T>(saved: c_int, look: impl FnOnce() -> Option<T>) -> Option<T> {
+    chld::settle();
+    let found = look();
+    set_errno(if found.is_some() { saved } else { libc::ECHILD });
+    found
+}
+
 fn from_store(want: Want, status: *mut c_int, usage: *mut libc::rusage) -> Option<pid_t> {
     let info = STORE.take(want, false)?;
     // SAFETY: a stored SIGCHLD siginfo.
@@ -87,12 +97,9 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
         chld::leave_kernel_wait();
         if got == -1 && errno() == libc::ECHILD {
             // A handler installed meanwhile may have stored an exit.
-            chld::settle();
-            if let Some(got) = from_store(want, status, usage) {
-                set_errno(saved);
+            if let Some(got) = look_again(saved, || from_store(want, status, usage)) {
                 return got;
             }
-            set_errno(libc::ECHILD);
         }
         return got;
     }
@@ -110,13 +117,7 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
         let got = unsafe { real::wait4(pid, status, options_now, usage) };
         if got == -1 && errno() == libc::ECHILD {
             // The shim may have reaped the child between the two looks.
-            chld::settle();
-            if let Some(got) = from_store(want, status, usage) {
-                set_errno(saved);
-                return got;
-            }
-            set_errno(libc::ECHILD);
-            return -1;
+            return look_again(saved, || from_store(want, status, usage)).unwrap_or(-1);
         }
         if got != 0 || blocking_is_exact || options & libc::WNOHANG != 0 {
             return got;
@@ -173,12 +174,9 @@ pub(crate) unsafe fn waitid_impl(
         chld::leave_kernel_wait();
         if rc == -1 && errno() == libc::ECHILD {
             // A handler installed meanwhile may have stored an exit.
-            chld::settle();
-            if stored(info) {
-                set_errno(saved);
-                return 0;
+            if let Some(found) = look_again(saved, || stored(info).then_some(0)) {
+                return found;
             }
-            set_errno(libc::ECHILD);
         }
         return rc;
     }
@@ -193,13 +191,7 @@ pub(crate) unsafe fn waitid_impl(
         // SAFETY: forwarded as given.
         let rc = unsafe { real::waitid(idtype, id, info, options_now) };
         if rc == -1 && errno() == libc::ECHILD {
-            chld::settle();
-            if stored(info) {
-                set_errno(saved);
-                return 0;
-            }
-            set_errno(libc::ECHILD);
-            return -1;
+            return look_again(saved, || stored(info).then_some(0)).unwrap_or(-1);
         }
         // SAFETY: waitid succeeded: si_pid is 0 when nothing changed state (WNOHANG).
         let nothing = rc == 0 && !info.is_null() && unsafe { (*info).si_pid() } == 0;
