@@ -108,6 +108,23 @@ impl<T, F: Flag> Gate<T, F> {
         }
     }
 
+    /// Takes the gate if it is free, without waiting: true when taken (then as
+    /// for [`Gate::acquire_raw`]).
+    pub fn try_acquire_raw(&self) -> bool {
+        self.try_acquire()
+    }
+
+    /// Releases a gate taken with [`Gate::acquire_raw`] without running the
+    /// deferred work, for a thread that must not run it. Returns whether work
+    /// is pending: the caller must then make sure another thread runs it.
+    ///
+    /// # Safety
+    /// As for [`Gate::release_raw`].
+    pub unsafe fn release_leaving_deferred(&self) -> bool {
+        self.busy.store(false, SeqCst);
+        self.again.load(SeqCst)
+    }
+
     /// The state behind a gate acquired with [`Gate::acquire_raw`].
     ///
     /// # Safety

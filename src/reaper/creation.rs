@@ -5,7 +5,7 @@
 //! Post-fork code: [`forget_creation_in_child`] and [`Creation::in_child`] run
 //! in a forked child and are async-signal-safe (a thread-local flag only).
 
-use super::{events, lock, pass, watcher, REAPER};
+use super::{events, keeper, lock, pass, watcher, REAPER};
 use crate::sys;
 use libc::pid_t;
 use std::cell::Cell;
@@ -35,6 +35,7 @@ impl Creation {
         let st = unsafe { REAPER.value_mut() };
         st.ensure_ready()?;
         st.table.reserve_slot();
+        keeper::ready(st);
         Ok(creation)
     }
 
@@ -55,8 +56,8 @@ impl Creation {
     /// leaves no zombie and no record, and lets the gate go.
     pub(crate) fn discard(self, pid: pid_t, pidfd: Option<RawFd>) {
         let _ = match pidfd {
-            Some(fd) => sys::waitid(libc::P_PIDFD, fd as libc::id_t, 0),
-            None => sys::waitid(libc::P_PID, pid as libc::id_t, 0),
+            Some(fd) => sys::waitid(libc::P_PIDFD, fd as libc::id_t, libc::__WALL),
+            None => sys::waitid(libc::P_PID, pid as libc::id_t, libc::__WALL),
         };
         if let Some(fd) = pidfd {
             sys::close(fd);

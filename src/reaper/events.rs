@@ -64,9 +64,12 @@ pub(super) fn unwatch(st: &State, pidfd: RawFd) {
     }
 }
 
-/// Makes the eventfd readable exactly when undelivered exits exist.
-/// Async-signal-safe.
+/// Makes the eventfd readable exactly when undelivered exits exist (only
+/// while the reap fd is in use). Async-signal-safe.
 pub(super) fn sync_eventfd(st: &State) {
+    if !st.fd_wanted {
+        return;
+    }
     if st.table.has_records() {
         sys::eventfd_signal(st.efd);
     } else {

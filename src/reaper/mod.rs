@@ -10,9 +10,12 @@
 //! at once. So:
 //! - a tracked child (made by `spawn`/`fork`) is created and registered under
 //!   the gate ([`Creation`]), so no pass can reap it before it has a slot;
-//! - it is reaped through its pidfd (watched in an epoll set, O(1) per exit in
-//!   both scopes); a child without a pidfd (old kernel, fd limit) is reaped by
-//!   pid only while its start time is the one recorded at creation;
+//! - it is reaped through its pidfd, held by the [`keeper`] thread in a private
+//!   fd table (so no fork copies it) and reaped there the moment the child
+//!   exits, O(1) per exit. Without the keeper the pidfd stays in the shared
+//!   table, watched by the reap fd. A child without a pidfd (old kernel, fd
+//!   limit) is reaped by pid only while its start time is the one recorded at
+//!   creation;
 //! - slots of one pid form a chain in creation order ([`table`]), so a wait
 //!   for that pid gets the exits in the order the processes were created, and
 //!   a wait for a tracked child is answered from tracked slots only, never
@@ -22,12 +25,14 @@
 //!
 //! Layers, each using only those before it: [`table`] (pure data),
 //! [`events`] (the epoll set and eventfd), [`pass`] (signal context),
-//! [`handler`], [`watcher`], [`creation`], [`wait`] and [`install`] (the API).
+//! [`handler`], [`watcher`], [`keeper`], [`creation`], [`wait`] and
+//! [`install`] (the API).
 
 mod creation;
 mod events;
 mod handler;
 mod install;
+mod keeper;
 mod pass;
 mod table;
 mod wait;
@@ -177,6 +182,7 @@ fn reset_in_child() {
     // SAFETY: the gate was taken before the fork (before_fork or a Creation);
     // the child has one thread, this one.
     let st = unsafe { REAPER.value_mut() };
+    keeper::forget_in_child();
     st.table.clear(crate::sys::close);
     if st.ready && events::renew_in_child(st).is_err() {
         st.ready = false;

@@ -6,7 +6,8 @@
 //! epoll_ctl, open, read, close, fcntl and write, atomics, and writes to
 //! memory reserved beforehand; no allocation, no lock, no panic.
 
-use super::{events, watcher, State, REAPER};
+use super::{events, keeper, watcher, State, REAPER};
+use crate::gate::GateGuard;
 use crate::sys::{self, Waited};
 use libc::{c_int, pid_t};
 
@@ -18,6 +19,17 @@ pub(super) enum Check {
     Running,
     /// Someone else reaped it: recorded as lost.
     Gone,
+    /// The keeper reaps it (see [`super::keeper`]).
+    Kept,
+}
+
+/// What [`State::reap_pid`] did.
+#[derive(PartialEq, Eq)]
+pub(super) enum PidReap {
+    Reaped,
+    Nothing,
+    /// The oldest live child of that pid is the keeper's to reap.
+    Kept,
 }
 
 /// Called by the SIGCHLD handler. Async-signal-safe.
@@ -31,36 +43,68 @@ pub(super) fn pass(st: &mut State) {
     sweep(st, false);
 }
 
+/// [`sweep`] in ordinary context until it no longer stops at a kept child:
+/// while the keeper reaps one, the gate is let go and taken again once it has
+/// recorded something.
+pub(super) fn sweep_settled(mut st: GateGuard<'static, State>) -> GateGuard<'static, State> {
+    while sweep(&mut st, true) {
+        let seen = watcher::wake_count();
+        drop(st);
+        watcher::sleep(seen, Some(100));
+        st = super::lock();
+    }
+    st
+}
+
 /// The body of [`pass`]. With `for_caller` (ordinary context, a caller
 /// waiting to take the exits), untracked children stay zombies once the
 /// buffer is full instead of pushing older exits out: the caller takes the
 /// batch and sweeps again.
-pub(super) fn sweep(st: &mut State, for_caller: bool) {
+///
+/// In the all-children scope it looks at each exited child first (so that a
+/// tracer's ptrace stops are never taken) and reaps it through its slot; at a
+/// kept one (the keeper reaps those) it stops and kicks the keeper, which has
+/// the next pass run once it has reaped it; then it returns true.
+pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
     if !st.ready {
-        return;
+        return false;
     }
+    let mut at_kept = false;
     let before = st.table.next_seq;
-    reap_watched(st);
+    if st.table.watched > 0 {
+        reap_watched(st);
+    }
     if st.scope_own() {
-        let mut i = 0;
-        while i < st.table.fallback.len() {
-            match st.check_slot(st.table.fallback[i], false) {
-                Check::Running => i += 1,
-                // The slot left the fallback list.
-                Check::Reaped | Check::Gone => {}
-            }
-        }
+        check_fallback(st);
     } else {
         while !(for_caller && st.table.untracked_full()) {
             let Some(pid) = sys::peek_exited_child() else { break };
-            if !st.reap_pid(pid, true, false) {
-                break;
+            match st.reap_pid(pid, true, false) {
+                PidReap::Reaped => {}
+                PidReap::Nothing => break,
+                PidReap::Kept => {
+                    keeper::kick();
+                    at_kept = true;
+                    break;
+                }
             }
         }
     }
     if st.table.next_seq != before {
-        sys::eventfd_signal(st.efd);
-        watcher::wake();
+        st.notify();
+    }
+    at_kept
+}
+
+/// Checks the tracked children that have no pidfd.
+fn check_fallback(st: &mut State) {
+    let mut i = 0;
+    while i < st.table.fallback.len() {
+        match st.check_slot(st.table.fallback[i], false) {
+            Check::Running | Check::Kept => i += 1,
+            // The slot left the fallback list.
+            Check::Reaped | Check::Gone => {}
+        }
     }
 }
 
@@ -114,14 +158,24 @@ impl State {
         events::unwatch(self, pidfd);
     }
 
-    /// Registers a new tracked child (`pidfd` taken over). Without a pidfd it
-    /// is watched by pid, identified by its start time. Ordinary context,
-    /// gate held, slot reserved.
+    /// Tells waiters that exits were recorded: the eventfd (when the reap fd
+    /// is in use) and the wake word. Async-signal-safe.
+    pub(super) fn notify(&self) {
+        if self.fd_wanted {
+            sys::eventfd_signal(self.efd);
+        }
+        watcher::wake();
+    }
+
+    /// Registers a new tracked child (`pidfd` taken over). The keeper gets its pidfd if it can; otherwise it is
+    /// watched in the shared table, and without a pidfd it is watched by pid,
+    /// identified by its start time. Ordinary context, gate held, slot reserved.
     pub(super) fn track(&mut self, pid: pid_t, pidfd: Option<i32>, private: bool) -> u32 {
         let idx = self.table.insert(pid, private);
-        match pidfd.filter(|&fd| events::watch(self, fd, idx)) {
-            Some(fd) => self.table.slot_mut(idx).pidfd = fd,
-            None => {
+        match pidfd {
+            Some(fd) if !private && keeper::give(idx, pid, fd) => self.table.set_kept(idx, true),
+            Some(fd) if events::watch(self, fd, idx) => self.table.set_pidfd(idx, fd),
+            _ => {
                 let start_time = self.start_time(pid).unwrap_or(0);
                 self.table.slot_mut(idx).start_time = start_time;
                 self.table.fallback.push(idx);
@@ -141,8 +195,11 @@ impl State {
     pub(super) fn check_slot(&mut self, idx: u32, strict: bool) -> Check {
         let slot = *self.table.slot(idx);
         let (pid, start_time) = (slot.pid, slot.start_time);
+        if slot.kept {
+            return Check::Kept;
+        }
         if slot.pidfd >= 0 {
-            return match sys::waitid(libc::P_PIDFD, slot.pidfd as libc::id_t, libc::WNOHANG) {
+            return match sys::waitid(libc::P_PIDFD, slot.pidfd as libc::id_t, libc::WNOHANG | libc::__WALL) {
                 Ok(Waited::Exited(_, status)) => {
                     self.finish(idx, Some(status));
                     Check::Reaped
@@ -155,19 +212,18 @@ impl State {
             };
         }
         let same_process = |st: &mut State| start_time == 0 || st.start_time(pid) == Some(start_time);
-        match sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT) {
-            Ok(Waited::Exited(..)) if same_process(self) => {
-                match sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG) {
-                    Ok(Waited::Exited(_, status)) => {
-                        self.finish(idx, Some(status));
-                        Check::Reaped
-                    }
-                    _ => {
-                        self.finish(idx, None);
-                        Check::Gone
-                    }
+        let all = libc::WNOHANG | libc::__WALL;
+        match sys::waitid(libc::P_PID, pid as libc::id_t, all | libc::WNOWAIT) {
+            Ok(Waited::Exited(..)) if same_process(self) => match sys::waitid(libc::P_PID, pid as libc::id_t, all) {
+                Ok(Waited::Exited(_, status)) => {
+                    self.finish(idx, Some(status));
+                    Check::Reaped
                 }
-            }
+                _ => {
+                    self.finish(idx, None);
+                    Check::Gone
+                }
+            },
             Ok(Waited::NotYet) if !strict || same_process(self) => Check::Running,
             _ => {
                 self.finish(idx, None);
@@ -178,29 +234,30 @@ impl State {
 
     /// Reaps `pid` if it has exited: through the tracked slots of that pid,
     /// oldest first, and otherwise, with `untracked_too`, as an untracked
-    /// child. Returns whether it reaped something.
-    pub(super) fn reap_pid(&mut self, pid: pid_t, untracked_too: bool, strict: bool) -> bool {
+    /// child.
+    pub(super) fn reap_pid(&mut self, pid: pid_t, untracked_too: bool, strict: bool) -> PidReap {
         let mut cur = self.table.first_of(pid);
         while cur != super::table::NIL {
             let next = self.table.next_of(cur);
             if self.table.slot(cur).state == super::table::SlotState::Live {
                 match self.check_slot(cur, strict) {
-                    Check::Reaped => return true,
-                    Check::Running => return false,
+                    Check::Reaped => return PidReap::Reaped,
+                    Check::Running => return PidReap::Nothing,
+                    Check::Kept => return PidReap::Kept,
                     Check::Gone => {}
                 }
             }
             cur = next;
         }
         if !untracked_too {
-            return false;
+            return PidReap::Nothing;
         }
         match sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG) {
             Ok(Waited::Exited(pid, status)) => {
                 self.table.record_untracked(super::Exit::from_raw(pid, status));
-                true
+                PidReap::Reaped
             }
-            _ => false,
+            _ => PidReap::Nothing,
         }
     }
 }

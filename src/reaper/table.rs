@@ -35,7 +35,10 @@ pub(super) enum SlotState {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Slot {
     pub pid: pid_t,
+    /// Its pidfd in the shared fd table, watched by the reap fd (-1: none).
     pub pidfd: RawFd,
+    /// Its pidfd is held by the keeper thread, which alone reaps it.
+    pub kept: bool,
     /// For a child without a pidfd: its start time when it was registered
     /// (0: unknown), checked before it is reaped by pid.
     pub start_time: u64,
@@ -56,6 +59,7 @@ impl Slot {
     const FREE: Slot = Slot {
         pid: 0,
         pidfd: -1,
+        kept: false,
         start_time: 0,
         state: SlotState::Free,
         status: 0,
@@ -109,6 +113,8 @@ pub(super) struct Table {
     pub fallback: Vec<u32>,
     /// Tracked children of the program not yet reaped.
     pub live: usize,
+    /// Live slots with a pidfd in the shared table (see [`Slot::pidfd`]).
+    pub watched: usize,
     done_head: u32,
     done_tail: u32,
     untracked: VecDeque<Record>,
@@ -124,6 +130,7 @@ impl Table {
             by_pid: HashMap::with_hasher(BuildHasherDefault::new()),
             fallback: Vec::new(),
             live: 0,
+            watched: 0,
             done_head: NIL,
             done_tail: NIL,
             untracked: VecDeque::new(),
@@ -169,6 +176,28 @@ impl Table {
             COUNTERS.add_tracked(1);
         }
         idx
+    }
+
+    /// Gives a live slot its pidfd in the shared table.
+    pub fn set_pidfd(&mut self, idx: u32, pidfd: RawFd) {
+        self.slots[idx as usize].pidfd = pidfd;
+        self.watched += 1;
+    }
+
+    /// Marks a live slot as reaped by the keeper thread, which holds its pidfd.
+    pub fn set_kept(&mut self, idx: u32, kept: bool) {
+        self.slots[idx as usize].kept = kept;
+    }
+
+    /// Leaves a live slot's liveness counters (it stops being live).
+    fn leave_live(&mut self, idx: u32) {
+        let Slot { pidfd, private, .. } = self.slots[idx as usize];
+        if pidfd >= 0 {
+            self.watched -= 1;
+        }
+        if !private {
+            self.live -= 1;
+        }
     }
 
     /// Appends a new slot to its pid's chain (creation order).
@@ -265,8 +294,9 @@ impl Table {
     /// the library, None when someone else reaped it. Returns the pidfd the
     /// caller must stop watching and close (-1: none). Async-signal-safe.
     pub fn finish(&mut self, idx: u32, status: Option<c_int>) -> RawFd {
-        let pidfd = self.slots[idx as usize].pidfd;
-        if pidfd < 0 {
+        let Slot { pidfd, kept, .. } = self.slots[idx as usize];
+        self.leave_live(idx);
+        if pidfd < 0 && !kept {
             if let Some(pos) = self.fallback.iter().position(|&i| i == idx) {
                 self.fallback.swap_remove(pos);
             }
@@ -274,6 +304,7 @@ impl Table {
         let seq = self.next_seq();
         let slot = &mut self.slots[idx as usize];
         slot.pidfd = -1;
+        slot.kept = false;
         slot.state = if status.is_some() { SlotState::Exited } else { SlotState::Lost };
         slot.status = status.unwrap_or(0);
         slot.seq = seq;
@@ -281,7 +312,6 @@ impl Table {
             COUNTERS.add_reaped(1);
         }
         if !slot.private {
-            self.live -= 1;
             self.push_done(idx);
         }
         pidfd
@@ -315,9 +345,7 @@ impl Table {
         let Slot { state, private, pidfd, .. } = self.slots[idx as usize];
         if state == SlotState::Live {
             self.fallback.retain(|&i| i != idx);
-            if !private {
-                self.live -= 1;
-            }
+            self.leave_live(idx);
         } else if !private {
             self.unlink_done(idx);
         }
@@ -427,12 +455,13 @@ impl Table {
     }
 
     /// Forgets everything, keeping the memory (in a forked child, where the
-    /// parent's children are not ours). Calls `close` for every pidfd.
-    /// Async-signal-safe.
+    /// parent's children are not ours). Calls `close` for every pidfd in the
+    /// shared table (the keeper's are not in this one). Async-signal-safe.
     pub fn clear(&mut self, close: fn(RawFd)) {
         for slot in &self.slots {
             close(slot.pidfd);
         }
+        self.watched = 0;
         self.slots.clear();
         self.free.clear();
         self.by_pid.clear();

@@ -1,7 +1,7 @@
 //! Delivery: waiting for one child or any, collecting every exit, the reap fd.
 
 use super::table::Taken;
-use super::{events, lock, pass, watcher, Exit, State};
+use super::{events, keeper, lock, pass, watcher, Exit, State};
 use crate::sys;
 use libc::pid_t;
 use std::io;
@@ -20,21 +20,28 @@ fn error(code: i32) -> io::Error {
 /// assert_eq!(n, 0);
 /// ```
 pub fn reap_all(mut on_exit: impl FnMut(Exit)) -> io::Result<usize> {
-    let exits = {
-        let mut st = lock();
-        st.ensure_ready()?;
+    let mut st = lock();
+    st.ensure_ready()?;
+    if st.fd_wanted {
         sys::eventfd_drain(st.efd);
-        let mut exits = Vec::new();
-        loop {
-            pass::sweep(&mut st, true);
-            let full = st.table.untracked_full();
-            exits.extend(st.table.take_all());
-            if !full {
-                events::sync_eventfd(&st);
-                break exits;
-            }
+    }
+    // A handler runs a pass for every SIGCHLD and the keeper reaps kept
+    // children: sweep again only when there is nothing to take (a signal may
+    // still be on its way).
+    let sweep = !st.handler_active() || !st.table.has_records();
+    let mut exits = Vec::new();
+    loop {
+        if sweep {
+            st = pass::sweep_settled(st);
         }
-    };
+        let full = st.table.untracked_full();
+        exits.extend(st.table.take_all());
+        if !full {
+            events::sync_eventfd(&st);
+            break;
+        }
+    }
+    drop(st);
     let n = exits.len();
     exits.into_iter().for_each(&mut on_exit);
     Ok(n)
@@ -102,8 +109,10 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
                 // must not sweep the others.
                 let untracked_too = !st.scope_own();
                 st.reap_pid(pid, untracked_too, true);
-            } else {
-                pass::pass(&mut st);
+            } else if !st.handler_active() || (nohang && !st.table.has_records()) {
+                // With a handler every SIGCHLD runs a pass; a blocking wait
+                // sleeps until one records something.
+                st = pass::sweep_settled(st);
             }
             let taken =
                 if pid > 0 { st.table.take_pid(pid) } else { st.table.take_any().map_or(Taken::Nothing, Taken::Exit) };
@@ -120,28 +129,44 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
             }
         };
         if nohang {
-            return Ok(None);
+            match blocker {
+                // A kept child that has exited: the keeper is reaping it, so
+                // its exit is about to be recorded.
+                Blocker::Recorded { seen } if pid > 0 && exited(pid) => watcher::sleep(seen, Some(100)),
+                _ => return Ok(None),
+            }
+        } else {
+            blocker.block();
         }
-        blocker.block();
     }
+}
+
+/// Whether child `pid` has exited and is not yet reaped (it is not reaped here).
+fn exited(pid: pid_t) -> bool {
+    let options = libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
+    matches!(sys::waitid(libc::P_PID, pid as libc::id_t, options), Ok(sys::Waited::Exited(..)))
 }
 
 /// How a wait sleeps until the child it waits for may have changed.
 enum Blocker {
     /// A dup of the child's pidfd (closed after use) or its pid.
     Child { pidfd: Option<RawFd>, pid: pid_t },
-    /// Any child in scope: the reap fd.
+    /// Any child in scope, without a handler: the reap fd.
     Any { epfd: RawFd },
+    /// Until an exit is recorded (by the keeper or a pass) after the wake
+    /// count was `seen`.
+    Recorded { seen: u32 },
 }
 
 impl Blocker {
     fn block(&self) {
+        let options = libc::WNOWAIT | libc::__WALL;
         match *self {
             Blocker::Child { pidfd: Some(fd), .. } => {
-                let _ = sys::waitid(libc::P_PIDFD, fd as libc::id_t, libc::WNOWAIT);
+                let _ = sys::waitid(libc::P_PIDFD, fd as libc::id_t, options);
             }
             Blocker::Child { pidfd: None, pid } => {
-                let _ = sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOWAIT);
+                let _ = sys::waitid(libc::P_PID, pid as libc::id_t, options);
             }
             Blocker::Any { epfd } => {
                 let mut pfd = libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 };
@@ -149,6 +174,7 @@ impl Blocker {
                 // case no watcher thread could be started.
                 unsafe { libc::poll(&mut pfd, 1, 1000) };
             }
+            Blocker::Recorded { seen } => watcher::sleep(seen, None),
         }
     }
 }
@@ -165,27 +191,33 @@ impl Drop for Blocker {
 /// to wait for it. Gate held, nothing deliverable for `pid`, and `pid`'s
 /// tracked slots just checked by `reap_pid`.
 fn waitable(st: &mut State, pid: pid_t) -> io::Result<Blocker> {
+    let seen = watcher::wake_count();
     if pid == -1 {
-        let any_left = if st.scope_own() {
-            st.table.live > 0
-        } else {
-            sys::waitid(libc::P_ALL, 0, libc::WNOHANG | libc::WNOWAIT).is_ok()
-        };
+        let any_left = st.table.live > 0
+            || (!st.scope_own() && sys::waitid(libc::P_ALL, 0, libc::WNOHANG | libc::WNOWAIT).is_ok());
         if !any_left {
             return Err(error(libc::ECHILD));
         }
-        if !st.handler_active() && !st.fd_wanted {
+        let only_kept = st.scope_own() && st.table.watched == 0 && st.table.fallback.is_empty();
+        if st.handler_active() || only_kept {
+            return Ok(Blocker::Recorded { seen });
+        }
+        if !st.fd_wanted {
             // Without the watcher, the poll's timeout is the backstop.
             if watcher::start().is_ok() {
                 st.fd_wanted = true;
                 watcher::publish_mode(st);
+                events::sync_eventfd(st);
             }
         }
         return Ok(Blocker::Any { epfd: st.epfd });
     }
     if let Some(idx) = st.table.first_public(pid) {
-        let fd = st.table.slot(idx).pidfd;
-        let pidfd = (fd >= 0).then(|| sys::dup_cloexec(fd).ok()).flatten();
+        let slot = st.table.slot(idx);
+        if slot.kept {
+            return Ok(Blocker::Recorded { seen });
+        }
+        let pidfd = (slot.pidfd >= 0).then(|| sys::dup_cloexec(slot.pidfd).ok()).flatten();
         return Ok(Blocker::Child { pidfd, pid });
     }
     if st.scope_own() {
@@ -215,6 +247,10 @@ pub fn reap_fd() -> io::Result<BorrowedFd<'static>> {
         }
         st.fd_wanted = true;
         watcher::publish_mode(&st);
+        events::sync_eventfd(&st);
+        // The keeper's socket is one of the library's fds too: make them all
+        // exist from here on (children can be tracked without it).
+        keeper::ready(&st);
     }
     // SAFETY: the epoll fd stays open for the life of the process (a forked
     // child gets a fresh one under the same number).

@@ -33,10 +33,30 @@ const FALLBACK: u8 = 2;
 /// run the pass in its place.
 const REAP: u8 = 3;
 
+/// Threads asleep on [`WAKE`] (the watcher and blocked waits): a wake with
+/// no one asleep costs no system call.
+static SLEEPERS: AtomicU32 = AtomicU32::new(0);
+
 /// Wakes the watcher and every waiter. Async-signal-safe.
 pub(super) fn wake() {
     WAKE.fetch_add(1, SeqCst);
-    sys::futex_wake_all(&WAKE);
+    if SLEEPERS.load(SeqCst) > 0 {
+        sys::futex_wake_all(&WAKE);
+    }
+}
+
+/// The wake count, to hand to [`sleep`] after checking a condition.
+pub(super) fn wake_count() -> u32 {
+    WAKE.load(SeqCst)
+}
+
+/// Sleeps until [`wake`] runs after `seen` was read (at most `timeout_ms`).
+pub(super) fn sleep(seen: u32, timeout_ms: Option<u64>) {
+    // SeqCst pairs the count with wake()'s: either wake() sees a sleeper, or
+    // the futex sees the word changed.
+    SLEEPERS.fetch_add(1, SeqCst);
+    sys::futex_wait(&WAKE, seen, timeout_ms);
+    SLEEPERS.fetch_sub(1, SeqCst);
 }
 
 /// Records whether the installed handler can never run.
@@ -88,7 +108,8 @@ pub(super) fn forget_in_child() {
 
 /// Whether `pid` has exited and is still unreaped.
 fn unreaped(pid: pid_t) -> bool {
-    matches!(sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT), Ok(Waited::Exited(..)))
+    let options = libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
+    matches!(sys::waitid(libc::P_PID, pid as libc::id_t, options), Ok(Waited::Exited(..)))
 }
 
 fn watch() {
@@ -112,21 +133,21 @@ fn watch() {
                     }
                     // Wait until someone reaps it before looking again.
                     while MODE.load(SeqCst) == mode && unreaped(pid) {
-                        sys::futex_wait(&WAKE, WAKE.load(SeqCst), Some(100));
+                        sleep(WAKE.load(SeqCst), Some(100));
                     }
                 }
                 // No children: fork() wakes us through the fork handlers; a
                 // posix_spawn()ed child does not, hence the timeout.
-                _ => sys::futex_wait(&WAKE, seen, Some(100)),
+                _ => sleep(seen, Some(100)),
             },
             FALLBACK => {
                 let pids = lock().table.fallback_pids();
                 if pids.into_iter().any(unreaped) {
                     sys::eventfd_signal(efd);
                 }
-                sys::futex_wait(&WAKE, seen, Some(50));
+                sleep(seen, Some(50));
             }
-            _ => sys::futex_wait(&WAKE, seen, None),
+            _ => sleep(seen, None),
         }
     }
 }

@@ -1,0 +1,296 @@
+//! The keeper: an internal thread with a private fd table that holds the
+//! pidfd of every tracked child and reaps each child the moment it exits.
+//!
+//! Why a private table: a pidfd in the process's fd table is copied by every
+//! later `fork`, `clone` and `posix_spawn` of anyone in the process and closed
+//! again by every `exec`, so with thousands of live children every start paid
+//! for all of them. The shared table holds only one end of a socket: a new
+//! child's pidfd is sent over it (SCM_RIGHTS) and closed there while the gate
+//! is held, so no fork ever copies it.
+//!
+//! The keeper never runs a pass: the pass uses fd numbers of the shared table,
+//! which mean other files here. It only records exits in the table (under the
+//! gate) and hands deferred passes back to the program's threads with a
+//! SIGCHLD of the process's own.
+//!
+//! Signal context: [`kick`] is async-signal-safe (an atomic store and one
+//! send); [`forget_in_child`] is post-fork code (a close and atomic stores).
+
+use super::{watcher, State, REAPER};
+use crate::sys::{self, Received, Waited};
+use libc::{c_int, pid_t};
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::SeqCst};
+
+/// The shared table's end of the keeper's socket; -1 while no keeper runs.
+static TX: AtomicI32 = AtomicI32::new(-1);
+/// A pass met a kept child that has exited: the keeper must reap it and then
+/// have a pass run again.
+static KICKED: AtomicBool = AtomicBool::new(false);
+/// Pidfds sent to the keeper and not yet closed there.
+static KEPT: AtomicUsize = AtomicUsize::new(0);
+
+const RX_TAG: u64 = u64::MAX;
+const KICK: u32 = u32::MAX;
+/// Fds the keeper's table needs besides pidfds, with a margin.
+const OWN_FDS: usize = 8;
+
+/// Starts the keeper unless it runs. Gate held, `st` ready. False when it
+/// cannot be started (children are then watched in the shared table).
+pub(super) fn ready(st: &State) -> bool {
+    TX.load(SeqCst) >= 0 || start(st.efd).is_ok()
+}
+
+/// Whether the keeper's fd table has room for one more pidfd.
+fn has_room() -> bool {
+    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(0, |(soft, _)| soft);
+    (KEPT.load(SeqCst) + OWN_FDS) as u64 <= limit
+}
+
+/// Hands a new child's pidfd to the keeper and closes it here. Gate held;
+/// the slot `idx` is live. False when it could not be sent (the caller keeps
+/// the pidfd).
+pub(super) fn give(idx: u32, pid: pid_t, pidfd: RawFd) -> bool {
+    let tx = TX.load(SeqCst);
+    if tx < 0 || !has_room() {
+        return false;
+    }
+    let message = encode(idx, pid);
+    // Counted before the keeper can see it (it uncounts once done).
+    KEPT.fetch_add(1, SeqCst);
+    loop {
+        match sys::send_message(tx, &message, pidfd) {
+            Ok(()) => break,
+            // The keeper drains the socket even while it waits for the gate.
+            Err(libc::EAGAIN) => wait_writable(tx),
+            Err(_) => {
+                KEPT.fetch_sub(1, SeqCst);
+                return false;
+            }
+        }
+    }
+    sys::close(pidfd);
+    true
+}
+
+/// Asks the keeper to reap the kept children that have exited and then to
+/// have a pass run again. Async-signal-safe.
+pub(super) fn kick() {
+    if !KICKED.swap(true, SeqCst) {
+        let _ = sys::send_message(TX.load(SeqCst), &encode(KICK, 0), -1);
+    }
+}
+
+/// In a forked child: the keeper is the parent's; the next child made here
+/// starts a keeper of its own. Post-fork code (async-signal-safe).
+pub(super) fn forget_in_child() {
+    sys::close(TX.swap(-1, SeqCst));
+    KICKED.store(false, SeqCst);
+    KEPT.store(0, SeqCst);
+}
+
+fn encode(idx: u32, pid: pid_t) -> sys::Message {
+    let mut message = [0; 8];
+    message[..4].copy_from_slice(&idx.to_ne_bytes());
+    message[4..].copy_from_slice(&pid.to_ne_bytes());
+    message
+}
+
+fn decode(message: &sys::Message) -> (u32, pid_t) {
+    let idx = u32::from_ne_bytes([message[0], message[1], message[2], message[3]]);
+    let pid = pid_t::from_ne_bytes([message[4], message[5], message[6], message[7]]);
+    (idx, pid)
+}
+
+fn wait_writable(fd: RawFd) {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, 100) };
+}
+
+/// Starts the keeper thread and waits until it has its private fd table.
+fn start(efd: RawFd) -> io::Result<()> {
+    let (tx, rx) = sys::stream_socketpair()?;
+    let (told, told_rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new().name("zreap-keeper".into()).spawn(move || {
+        sys::block_all_signals_in_this_thread();
+        match Keeper::new(rx, efd) {
+            Ok(keeper) => {
+                let _ = told.send(Ok(()));
+                keeper.run()
+            }
+            Err(e) => {
+                let _ = told.send(Err(e));
+            }
+        }
+    });
+    let outcome = match spawned {
+        Ok(_) => told_rx.recv().unwrap_or_else(|_| Err(io::Error::from_raw_os_error(libc::EAGAIN))),
+        Err(e) => Err(e),
+    };
+    // The keeper has its own copy of the receiving end now (or failed).
+    sys::close(rx);
+    match outcome {
+        Ok(()) => {
+            TX.store(tx, SeqCst);
+            Ok(())
+        }
+        Err(e) => {
+            sys::close(tx);
+            Err(e)
+        }
+    }
+}
+
+struct Keeper {
+    rx: RawFd,
+    efd: RawFd,
+    epfd: RawFd,
+    /// Kept children whose pidfd turned readable: (slot, pidfd).
+    ready: Vec<(u32, RawFd)>,
+    /// Children whose pidfd did not reach this table (it was full: -1), or
+    /// whose pidfd is readable while the child cannot be reaped yet (a tracer
+    /// holds it): looked at again every [`Keeper::POLL_MS`].
+    stalled: Vec<(u32, pid_t, RawFd)>,
+}
+
+impl Keeper {
+    const POLL_MS: c_int = 50;
+
+    /// In the keeper thread: the private fd table keeps only the socket's
+    /// receiving end and the eventfd (under the same numbers).
+    fn new(rx: RawFd, efd: RawFd) -> io::Result<Keeper> {
+        sys::private_fd_table(&[rx, efd])?;
+        // SAFETY: creates an fd in this thread's private table.
+        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epfd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let keeper = Keeper { rx, efd, epfd, ready: Vec::with_capacity(64), stalled: Vec::new() };
+        keeper.add(rx, RX_TAG, 0)?;
+        Ok(keeper)
+    }
+
+    fn add(&self, fd: RawFd, data: u64, flags: c_int) -> io::Result<()> {
+        let mut event = libc::epoll_event { events: (libc::EPOLLIN | flags) as u32, u64: data };
+        // SAFETY: both fds are open in this table; event is valid.
+        if unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut event) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn run(mut self) {
+        const BATCH: usize = 64;
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
+        loop {
+            let timeout = if self.stalled.is_empty() { -1 } else { Self::POLL_MS };
+            // SAFETY: events has room for BATCH entries.
+            let n = unsafe { libc::epoll_wait(self.epfd, events.as_mut_ptr(), BATCH as c_int, timeout) };
+            for event in &events[..n.max(0) as usize] {
+                if event.u64 == RX_TAG {
+                    self.drain();
+                } else {
+                    self.ready.push((event.u64 as u32, (event.u64 >> 32) as RawFd));
+                }
+            }
+            if !self.ready.is_empty() || !self.stalled.is_empty() || KICKED.load(SeqCst) {
+                self.reap_and_record();
+            }
+        }
+    }
+
+    /// Takes every message waiting on the socket: new children to watch.
+    fn drain(&mut self) {
+        loop {
+            match sys::recv_message(self.rx) {
+                Received::Message(message, fd) => {
+                    let (idx, pid) = decode(&message);
+                    if idx == KICK {
+                        continue;
+                    }
+                    // One-shot: a registration outlives the close of our fd
+                    // while a vfork child of another thread still has a copy
+                    // of the pidfd, and must not report it again.
+                    let data = (fd as u64) << 32 | u64::from(idx);
+                    if fd < 0 || self.add(fd, data, libc::EPOLLONESHOT).is_err() {
+                        sys::close(fd);
+                        self.stalled.push((idx, pid, -1));
+                    }
+                }
+                Received::Empty | Received::Closed => return,
+            }
+        }
+    }
+
+    /// Reaps the children whose pidfd turned readable and the stalled ones
+    /// that have ended, recording each under the gate in the same step (so a
+    /// child is always either in the kernel or in the table), then lets the
+    /// program's threads know.
+    fn reap_and_record(&mut self) {
+        // Draining while waiting: a thread holding the gate may be sending.
+        while !REAPER.try_acquire_raw() {
+            self.drain();
+            std::thread::yield_now();
+        }
+        // SAFETY: the gate is held until release_leaving_deferred below.
+        let st = unsafe { REAPER.value_mut() };
+        let before = st.table.next_seq;
+        for (idx, pidfd) in std::mem::take(&mut self.ready) {
+            let found = sys::waitid(libc::P_PIDFD, pidfd as libc::id_t, libc::WNOHANG | libc::__WALL);
+            match found {
+                Ok(Waited::NotYet) => self.stalled.push((idx, 0, pidfd)),
+                _ => self.finish(st, idx, pidfd, found),
+            }
+        }
+        let mut i = 0;
+        while i < self.stalled.len() {
+            let (idx, pid, pidfd) = self.stalled[i];
+            let options = libc::WNOHANG | libc::__WALL;
+            let found = if pidfd >= 0 {
+                sys::waitid(libc::P_PIDFD, pidfd as libc::id_t, options)
+            } else {
+                sys::waitid(libc::P_PID, pid as libc::id_t, options)
+            };
+            if found.as_ref().is_ok_and(|w| *w == Waited::NotYet) {
+                i += 1;
+                continue;
+            }
+            self.stalled.swap_remove(i);
+            self.finish(st, idx, pidfd, found);
+        }
+        let recorded = st.table.next_seq != before;
+        if recorded && st.fd_wanted {
+            sys::eventfd_signal(self.efd);
+        }
+        let kicked = KICKED.swap(false, SeqCst);
+        let handler = st.handler_active();
+        // SAFETY: taken above by this thread.
+        let pending = unsafe { REAPER.release_leaving_deferred() };
+        if recorded {
+            watcher::wake();
+        }
+        if handler && (pending || kicked) {
+            // A pass is due and must not run here: zreap's handler runs it.
+            // (Without a handler, passes run in the program's own calls.)
+            // SAFETY: sends SIGCHLD to this process, whose disposition is zreap's handler.
+            unsafe { libc::kill(libc::getpid(), libc::SIGCHLD) };
+        }
+    }
+
+    /// Records what a wait for kept child `idx` found and closes its pidfd.
+    /// Gate held.
+    fn finish(&mut self, st: &mut State, idx: u32, pidfd: RawFd, found: io::Result<Waited>) {
+        let status = match found {
+            Ok(Waited::Exited(_, status)) => Some(status),
+            _ => None,
+        };
+        sys::close(pidfd);
+        KEPT.fetch_sub(1, SeqCst);
+        let slot = st.table.slot(idx);
+        if slot.kept && slot.state == super::table::SlotState::Live {
+            st.table.finish(idx, status);
+        }
+    }
+}
