@@ -538,7 +538,7 @@ impl Bench {
             (Some(b), Some(s)) if *s > 0.0 => Val::Ratio(b / s),
             _ => Val::Na("error".into()),
         };
-        let zw = "SIGCHLD handler pass + zreap::wait(pid)";
+        let zw = "release to zreap::wait(pid) (the keeper reaps)";
         self.rows.push(Row::new(section, &format!("{zw}, N={small} (n={reps})"), val("own-scale", small)));
         self.rows.push(Row::new(section, &format!("{zw}, N={big} (n={reps})"), val("own-scale", big)));
         self.rows.push(

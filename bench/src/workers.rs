@@ -427,8 +427,7 @@ fn storm(variant: &str, n: usize, settle_ms: usize) -> Res<i32> {
 // ---------------------------------------------------------------- 4: OWN scaling
 
 /// `own-scale N REPS`: with N live tracked children (zreap::fork, blocked),
-/// one more tracked child exits; with SIGCHLD held back until it is a zombie,
-/// the time from unblocking SIGCHLD (the handler runs its pass) until
+/// one more tracked child is released; the time from its release until
 /// zreap::wait(pid) returns its exit.
 fn own_scale(n: usize, reps: usize) -> Res<i32> {
     raise_nofile();
@@ -450,34 +449,15 @@ fn own_scale(n: usize, reps: usize) -> Res<i32> {
     let make_ns = made.elapsed().as_nanos();
     let rss_after = rss_bytes();
     println!("rss_before={rss_before} rss_after={rss_after} n={n} make_ns={make_ns}");
-    // SAFETY: set is a valid sigset_t.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe {
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-    }
-    let mask = |how: c_int| {
-        // SAFETY: set is initialised; this thread's mask only.
-        unsafe { libc::pthread_sigmask(how, &set, std::ptr::null_mut()) };
-    };
     let warmup = 5;
     let mut samples = Vec::with_capacity(reps);
     for rep in 0..reps + warmup {
-        mask(libc::SIG_BLOCK);
         let (r2, w2) = pipe()?;
         let pid = zfork_blocked(r2, w2)?;
         close(r2);
-        close(w2);
-        // Wait, without reaping, until it is a zombie.
-        // SAFETY: info is a valid out-pointer.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        if unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) } == -1 {
-            return Err(errno_str("waitid"));
-        }
+        // From the release of the child to the delivery of its exit.
         let t0 = Instant::now();
-        mask(libc::SIG_UNBLOCK);
+        close(w2);
         let exit = zreap::wait(pid).map_err(|e| format!("zreap::wait: {e}"))?;
         let ns = t0.elapsed().as_nanos() as u64;
         if exit.pid != pid {
