@@ -2,7 +2,8 @@
 //! built against `include/zreap.h` and `libzreap.so` and run in a process of
 //! its own (signal dispositions and reapers are process-wide), with a deadline.
 //! The programs are found, not listed, so a new file cannot be forgotten.
-//! Left to other drivers: `shim_*.c` and `seed_*.c` (preload/tests, under the
+//! Left to other drivers: `count_*.c` (tests/syscalls.rs, under strace),
+//! `shim_*.c` and `seed_*.c` (preload/tests, under the
 //! shim) and `header_*` (tests/header.rs, with strict compiler flags).
 //!
 //! A program that includes `ctest_pid.h` steers pids and runs in a new user
@@ -18,7 +19,7 @@ fn main() {
         .expect("c-tests/")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|name| name.ends_with(".c"))
-        .filter(|name| !["shim_", "seed_", "header_"].iter().any(|p| name.starts_with(p)))
+        .filter(|name| !["shim_", "seed_", "header_", "count_"].iter().any(|p| name.starts_with(p)))
         .collect();
     programs.sort();
     let trials = programs

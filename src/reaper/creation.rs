@@ -28,6 +28,7 @@ impl Creation {
     /// Takes the gate and prepares what the reaper needs for one more child.
     pub(crate) fn begin() -> io::Result<Creation> {
         super::register_fork_hooks();
+        pass::creating();
         REAPER.acquire_raw();
         CREATING.with(|c| c.set(true));
         let creation = Creation { released: false };
@@ -77,6 +78,7 @@ impl Drop for Creation {
             CREATING.with(|c| c.set(false));
             // SAFETY: this Creation took the gate in begin() and still holds it.
             unsafe { REAPER.release_raw(pass::pass) };
+            pass::created();
             watcher::wake();
         }
     }
@@ -101,6 +103,7 @@ pub(super) fn after_fork_parent() {
 /// In a forked child: this thread holds no creation. Async-signal-safe.
 pub(super) fn forget_creation_in_child() {
     CREATING.with(|c| c.set(false));
+    pass::forget_creating_in_child();
 }
 
 /// Waits for a child registered with [`Creation::track_private`] to end and

@@ -261,13 +261,15 @@ impl Keeper {
             self.finish(st, idx, pidfd, found);
         }
         let recorded = st.table.next_seq != before;
-        if recorded && st.fd_wanted {
-            sys::eventfd_signal(self.efd);
-        }
+        let signal_fd = recorded && st.fd_wanted;
         let kicked = KICKED.swap(false, SeqCst);
         let handler = st.handler_active();
         // SAFETY: taken above by this thread.
         let pending = unsafe { REAPER.release_leaving_deferred() };
+        // After the release, so that a waiter woken here finds the gate free.
+        if signal_fd {
+            sys::eventfd_signal(self.efd);
+        }
         if recorded {
             watcher::wake();
         }

@@ -10,6 +10,7 @@ use super::{events, keeper, watcher, State, REAPER};
 use crate::gate::GateGuard;
 use crate::sys::{self, Waited};
 use libc::{c_int, pid_t};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
 /// What checking one tracked child found.
 pub(super) enum Check {
@@ -32,9 +33,41 @@ pub(super) enum PidReap {
     Kept,
 }
 
+/// Whether a SIGCHLD can find work for a pass: the all-children scope, a
+/// tracked child the keeper does not reap, or a child being created (its
+/// slot is not known yet). Otherwise (the scope of the library's own
+/// children, all of them kept) the handler returns at once.
+static PASS_WANTED: AtomicBool = AtomicBool::new(true);
+static CREATING: AtomicUsize = AtomicUsize::new(0);
+
 /// Called by the SIGCHLD handler. Async-signal-safe.
 pub(super) fn pass_from_signal() {
-    REAPER.run_or_defer(pass);
+    if PASS_WANTED.load(SeqCst) || CREATING.load(SeqCst) > 0 {
+        REAPER.run_or_defer(pass);
+    }
+}
+
+/// A child is about to be created (the gate is held until [`created`]).
+pub(super) fn creating() {
+    CREATING.fetch_add(1, SeqCst);
+}
+
+/// The child of [`creating`] is registered and the gate let go.
+pub(super) fn created() {
+    CREATING.fetch_sub(1, SeqCst);
+}
+
+/// In a forked child: no creation is under way. Post-fork code.
+pub(super) fn forget_creating_in_child() {
+    CREATING.store(0, SeqCst);
+}
+
+impl State {
+    /// Works out [`PASS_WANTED`] from the state. Gate held.
+    pub(super) fn publish_pass_wanted(&self) {
+        let wanted = !self.scope_own() || self.table.watched > 0 || !self.table.fallback.is_empty();
+        PASS_WANTED.store(wanted, SeqCst);
+    }
 }
 
 /// Reaps every exited child in scope and records its exit. Runs under the
@@ -182,6 +215,7 @@ impl State {
                 watcher::publish_mode(self);
             }
         }
+        self.publish_pass_wanted();
         idx
     }
 

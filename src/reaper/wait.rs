@@ -22,9 +22,6 @@ fn error(code: i32) -> io::Error {
 pub fn reap_all(mut on_exit: impl FnMut(Exit)) -> io::Result<usize> {
     let mut st = lock();
     st.ensure_ready()?;
-    if st.fd_wanted {
-        sys::eventfd_drain(st.efd);
-    }
     // A handler runs a pass for every SIGCHLD and the keeper reaps kept
     // children: sweep again only when there is nothing to take (a signal may
     // still be on its way).
@@ -106,8 +103,9 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
             st.ensure_ready()?;
             if pid > 0 {
                 // This child alone: without a reaper, waiting for one child
-                // must not sweep the others.
-                let untracked_too = !st.scope_own();
+                // must not sweep the others. A tracked pid is answered from
+                // its tracked slots only.
+                let untracked_too = !st.scope_own() && st.table.first_public(pid).is_none();
                 st.reap_pid(pid, untracked_too, true);
             } else if !st.handler_active() || (nohang && !st.table.has_records()) {
                 // With a handler every SIGCHLD runs a pass; a blocking wait
@@ -248,10 +246,10 @@ pub fn reap_fd() -> io::Result<BorrowedFd<'static>> {
         st.fd_wanted = true;
         watcher::publish_mode(&st);
         events::sync_eventfd(&st);
-        // The keeper's socket is one of the library's fds too: make them all
-        // exist from here on (children can be tracked without it).
-        keeper::ready(&st);
     }
+    // The keeper's socket is one of the library's fds too: make them all
+    // exist from here on (children can be tracked without it).
+    keeper::ready(&st);
     // SAFETY: the epoll fd stays open for the life of the process (a forked
     // child gets a fresh one under the same number).
     Ok(unsafe { BorrowedFd::borrow_raw(st.epfd) })

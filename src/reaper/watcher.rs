@@ -10,7 +10,7 @@ use super::{lock, pass, State};
 use crate::sys::{self, Waited};
 use libc::pid_t;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 
 // SeqCst throughout: these words pair a mode with futex sleeps across threads,
 // run a handful of times per exit, and the total order keeps the reasoning
@@ -19,19 +19,20 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering::SeqCst};
 /// Bumped whenever something a waiter may care about changed: a pass reaped a
 /// child, the configuration changed, a child was made.
 static WAKE: AtomicU32 = AtomicU32::new(0);
-static MODE: AtomicU8 = AtomicU8::new(IDLE);
+/// What the watcher does; it sleeps on this word while idle.
+static MODE: AtomicU32 = AtomicU32::new(IDLE);
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// SIGCHLD was blocked in every thread when the handler was installed.
 static HANDLER_BLOCKED: AtomicBool = AtomicBool::new(false);
 
-const IDLE: u8 = 0;
+const IDLE: u32 = 0;
 /// No handler runs and every child is in scope: watch with waitid(WNOWAIT).
-const ALL: u8 = 1;
+const ALL: u32 = 1;
 /// No handler runs, OWN scope, some tracked children have no pidfd: poll them.
-const FALLBACK: u8 = 2;
+const FALLBACK: u32 = 2;
 /// A handler is installed but can never run: watch with waitid(WNOWAIT) and
 /// run the pass in its place.
-const REAP: u8 = 3;
+const REAP: u32 = 3;
 
 /// Threads asleep on [`WAKE`] (the watcher and blocked waits): a wake with
 /// no one asleep costs no system call.
@@ -82,7 +83,10 @@ pub(super) fn publish_mode(st: &State) {
     } else {
         IDLE
     };
-    MODE.store(mode, SeqCst);
+    st.publish_pass_wanted();
+    if MODE.swap(mode, SeqCst) != mode {
+        sys::futex_wake_all(&MODE);
+    }
     wake();
 }
 
@@ -147,7 +151,8 @@ fn watch() {
                 }
                 sleep(seen, Some(50));
             }
-            _ => sleep(seen, None),
+            // Idle: recorded exits are none of its business.
+            mode => sys::futex_wait(&MODE, mode, None),
         }
     }
 }

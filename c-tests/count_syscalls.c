@@ -1,0 +1,93 @@
+/* Run under strace by capi/tests/syscalls.rs, which counts the system calls
+ * this process's threads complete per child exit.
+ *
+ *   count_syscalls MODE ROUNDS
+ *
+ * Each round starts a child (cat, reading a pipe) and lets everything settle,
+ * then, between two markers (write(-1, "zreap-begin") and write(-1,
+ * "zreap-end")), releases the child by closing the pipe, waits for its exit as
+ * MODE says, and sleeps 20 ms so that every thread is done. The host's own
+ * calls in the window are the close, the sleep and, in the poll modes, the
+ * poll; everything else is the cost of one exit. MODE:
+ *   raw     posix_spawn + waitpid(pid): the kernel baseline;
+ *   zwait   zreap_install(ZREAP_OWN), zspawn + blocking zwait(pid);
+ *   nowait  no install, zspawn + blocking zwait(pid);
+ *   fd      zreap_install(ZREAP_OWN | ZREAP_NO_HANDLER), poll(zreap_fd()) +
+ *           zreap_all();
+ *   fd-own  zreap_install(ZREAP_OWN), poll(zreap_fd()) + zreap_all().
+ * At the end it prints the ids of its threads ("tids: ...") on stdout. */
+#include "ctest.h"
+#include <dirent.h>
+#include <poll.h>
+#include <spawn.h>
+
+extern char **environ;
+
+static void marker(const char *text) { (void)!write(-1, text, strlen(text)); }
+
+static void on_exit_cb(pid_t pid, int wstatus, void *ctx) {
+    (void)wstatus;
+    *(pid_t *)ctx = pid;
+}
+
+static void round_trip(const char *mode) {
+    int p[2];
+    CHECK(pipe2(p, O_CLOEXEC) == 0);
+    char *argv[] = {"cat", NULL};
+    pid_t pid;
+    if (strcmp(mode, "raw") == 0) {
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, p[0], 0);
+        CHECK(posix_spawn(&pid, "/bin/cat", &fa, NULL, argv, environ) == 0);
+        posix_spawn_file_actions_destroy(&fa);
+    } else {
+        zspawn_options o;
+        zspawn_options_init(&o);
+        o.stdin_fd = p[0];
+        pid = zspawn("/bin/cat", argv, NULL, &o);
+    }
+    CHECK(pid > 0);
+    close(p[0]);
+    ctest_sleep_ms(20);
+    marker("zreap-begin");
+    close(p[1]);
+    int st = -1;
+    if (strcmp(mode, "raw") == 0) {
+        CHECK(waitpid(pid, &st, 0) == pid);
+    } else if (strncmp(mode, "fd", 2) == 0) {
+        struct pollfd pfd = {zreap_fd(), POLLIN, 0};
+        int ready;
+        while ((ready = poll(&pfd, 1, 10000)) == -1 && errno == EINTR) {
+        }
+        CHECK(ready == 1);
+        pid_t got = 0;
+        CHECK(zreap_all(on_exit_cb, &got) == 1 && got == pid);
+        st = 0;
+    } else {
+        CHECK(zwait(pid, &st, 0) == pid);
+    }
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ctest_sleep_ms(20);
+    marker("zreap-end");
+}
+
+int main(int argc, char **argv) {
+    ctest_start();
+    CHECK(argc == 3);
+    const char *mode = argv[1];
+    int rounds = atoi(argv[2]);
+    if (strcmp(mode, "zwait") == 0 || strcmp(mode, "fd-own") == 0) CHECK(zreap_install(ZREAP_OWN) == 0);
+    if (strcmp(mode, "fd") == 0) CHECK(zreap_install(ZREAP_OWN | ZREAP_NO_HANDLER) == 0);
+    if (strncmp(mode, "fd", 2) == 0) CHECK(zreap_fd() >= 0);
+    round_trip(mode); /* warm-up, outside the markers' count */
+    for (int i = 0; i < rounds; i++) round_trip(mode);
+    printf("tids:");
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.') printf(" %s", e->d_name);
+    if (d) closedir(d);
+    printf("\n");
+    return ctest_finish("count_syscalls");
+}

@@ -1,0 +1,85 @@
+//! System calls per child exit, counted with strace: `c-tests/count_syscalls.c`
+//! releases one child per round between two markers, and every system call a
+//! thread of that process completes between them is counted (the child's own
+//! are not). The host's own calls in the window (the release, the settling
+//! sleep, the poll of the poll modes) are subtracted. A regression that adds a
+//! call to the common paths fails here.
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::Duration;
+use zreap_testsupport as support;
+
+const ROUNDS: usize = 20;
+
+/// The library's system calls per exit in `mode` (see count_syscalls.c).
+fn per_exit(mode: &str, host_calls: usize) -> f64 {
+    let exe = support::build_c("c-tests/count_syscalls.c");
+    let log = std::env::temp_dir().join(format!("zreap-syscalls-{mode}-{}.log", std::process::id()));
+    let out = support::run_with_deadline(
+        Command::new("strace").args(["-f", "-qq", "-o"]).arg(&log).arg(&exe).args([mode, &ROUNDS.to_string()]),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "count_syscalls {mode}: {out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tids: HashSet<&str> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("tids:"))
+        .expect("the program prints its thread ids")
+        .split_whitespace()
+        .collect();
+    let text = std::fs::read_to_string(&log).expect("strace log");
+    let _ = std::fs::remove_file(&log);
+    let (mut inside, mut windows, mut calls) = (false, 0, 0);
+    for line in text.lines() {
+        let (tid, call) = line.split_once(' ').unwrap_or(("", line));
+        let call = call.trim_start();
+        if call.starts_with("write(-1, \"zreap-begin\"") {
+            inside = true;
+            windows += 1;
+            continue;
+        }
+        if call.starts_with("write(-1, \"zreap-end\"") {
+            inside = false;
+            continue;
+        }
+        // A call counts where it completes; signal deliveries are no calls,
+        // and a call the kernel restarts after a signal counts once.
+        // The markers' own completions (EBADF: nothing else writes to -1).
+        let marker = call.starts_with("<... write resumed>") && call.contains("EBADF");
+        let completes = !marker
+            && !call.contains("<unfinished ...>")
+            && !call.starts_with("---")
+            && !call.starts_with("+++")
+            && !call.contains("= ? ERESTART");
+        if inside && completes && tids.contains(tid) {
+            calls += 1;
+        }
+    }
+    // The warm-up round is a window too.
+    assert_eq!(windows, ROUNDS + 1, "markers in the strace log of {mode}");
+    let library = calls as f64 / windows as f64 - host_calls as f64;
+    eprintln!("{mode}: {library:.2} system calls per exit by the library ({calls} in {windows} windows)");
+    library
+}
+
+#[test]
+fn system_calls_per_exit() {
+    // The host's calls per window: close (the release), clock_nanosleep (the
+    // settling sleep), and poll in the poll modes.
+    let raw = per_exit("raw", 2);
+    let zwait = per_exit("zwait", 2);
+    let nowait = per_exit("nowait", 2);
+    let fd = per_exit("fd", 3);
+    let fd_own = per_exit("fd-own", 3);
+    // The baseline: wait4 alone.
+    assert!((0.9..=1.5).contains(&raw), "raw posix_spawn + waitpid: {raw}");
+    // The keeper's epoll_wait, waitid, close and futex wake, the waiter's
+    // futex wait, and (with the handler) SIGCHLD's rt_sigreturn.
+    assert!(zwait <= 6.5, "zwait(pid) blocking, ZREAP_OWN: {zwait} calls per exit");
+    assert!(nowait <= 5.5, "zwait(pid) blocking, no install: {nowait} calls per exit");
+    // The keeper's epoll_wait, waitid, close and eventfd write, and
+    // zreap_all's one eventfd read (plus rt_sigreturn with a handler).
+    assert!(fd <= 5.5, "zreap_all after zreap_fd, NO_HANDLER: {fd} calls per exit");
+    assert!(fd_own <= 6.5, "zreap_all after zreap_fd, ZREAP_OWN: {fd_own} calls per exit");
+}
