@@ -102,7 +102,12 @@ static FORKING_PARENT: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn before_fork() {
     // SAFETY: getpid cannot fail.
-    FORKING_PARENT.store(unsafe { libc::getpid() }, SeqCst);
+    let me = unsafe { libc::getpid() };
+    // Written only when it changes: after each fork the parent's first write
+    // to a page costs it a page fault.
+    if FORKING_PARENT.load(SeqCst) != me {
+        FORKING_PARENT.store(me, SeqCst);
+    }
 }
 
 /// In the child of fork(): own the shim's state, arm the parent-death signal,
