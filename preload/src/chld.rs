@@ -386,8 +386,9 @@ static THREAD_IDLE: AtomicBool = AtomicBool::new(false);
 /// per fork). Writes nothing when the flag is set already: after a fork, the
 /// parent's first write to a page costs it a page fault.
 pub fn note_new_child() {
+    let thread_pid = THREAD_PID.load(SeqCst);
     // SAFETY: getpid cannot fail.
-    if THREAD_PID.load(SeqCst) != unsafe { libc::getpid() } {
+    if thread_pid == 0 || thread_pid != unsafe { libc::getpid() } {
         return;
     }
     if !MADE_CHILD.load(SeqCst) {

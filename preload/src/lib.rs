@@ -97,10 +97,13 @@ fn open_log(target: &str) -> Result<c_int, std::io::Error> {
 }
 
 /// The pid of the process that is forking, for the child's race-free
-/// parent-death check.
+/// parent-death check (kept only when ZREAP_PDEATHSIG is set).
 static FORKING_PARENT: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn before_fork() {
+    if config::pdeathsig() == 0 {
+        return;
+    }
     // SAFETY: getpid cannot fail.
     let me = unsafe { libc::getpid() };
     // Written only when it changes: after each fork the parent's first write
