@@ -243,11 +243,17 @@ pub fn enter_kernel_wait() -> bool {
     true
 }
 
-/// After a wait [`enter_kernel_wait`] let into the kernel: the reaper thread
-/// reaps again at its next look (it polls while a wait holds it off).
-/// Async-signal-safe.
+/// After a wait [`enter_kernel_wait`] let into the kernel: the reaper thread,
+/// if it is held off by such waits, reaps again. Keeps errno.
 pub fn leave_kernel_wait() {
     KERNEL_WAITERS.fetch_sub(1, SeqCst);
+    // The thread raises THREAD_HELD before it looks at KERNEL_WAITERS: either
+    // it sees this wait gone, or this sees it held and wakes it.
+    if THREAD_HELD.load(SeqCst) {
+        let _errno = ErrnoGuard::new();
+        CHANGED.fetch_add(1, SeqCst);
+        sys::futex_wake_all(&CHANGED);
+    }
 }
 
 /// In a forked child (it has one thread): no reap of the parent's reaper
@@ -261,6 +267,9 @@ pub fn forget_other_threads() {
     }
     if KERNEL_WAITERS.load(SeqCst) != 0 {
         KERNEL_WAITERS.store(0, SeqCst);
+    }
+    if THREAD_HELD.load(SeqCst) {
+        THREAD_HELD.store(false, SeqCst);
     }
 }
 
@@ -379,6 +388,9 @@ static THREAD_PID: AtomicI32 = AtomicI32::new(0);
 
 /// True while the reaper thread sleeps because the process had no children.
 static THREAD_IDLE: AtomicBool = AtomicBool::new(false);
+/// True while the reaper thread sleeps because program threads wait in the
+/// kernel (it leaves every exit to them until they leave).
+static THREAD_HELD: AtomicBool = AtomicBool::new(false);
 
 /// Tells this process's reaper thread, if it has one, a child was just
 /// made. Only a thread asleep for want of children needs waking (otherwise it
@@ -454,9 +466,11 @@ enum Sweep {
     Childless,
     /// Live children, none of them exited.
     Children,
-    /// An exit the thread must not take now: a ptrace stop hides the rest
-    /// until the tracer takes it, or a program thread waits in the kernel.
-    Held,
+    /// Not the thread's to take now: a ptrace stop hides the exits behind it
+    /// until the tracer takes it, or the program installed a handler.
+    Stopped,
+    /// A program thread waits in the kernel: the exits are left to it.
+    KernelWaits,
 }
 
 /// Reaps every exited child into the store (WNOWAIT first, so nothing is
@@ -476,7 +490,7 @@ fn sweep() -> Sweep {
         };
         // The program may have installed a handler meanwhile: it decides then.
         if !is_exit(&info) || !thread_wanted(&program_action()) {
-            left = Sweep::Held;
+            left = Sweep::Stopped;
             break;
         }
         // The thread raises IN_FLIGHT before it looks at KERNEL_WAITERS (see
@@ -484,7 +498,7 @@ fn sweep() -> Sweep {
         IN_FLIGHT.fetch_add(1, SeqCst);
         if KERNEL_WAITERS.load(SeqCst) != 0 {
             IN_FLIGHT.fetch_sub(1, SeqCst);
-            left = Sweep::Held;
+            left = Sweep::KernelWaits;
             break;
         }
         // SAFETY: a siginfo filled by waitid.
@@ -525,9 +539,18 @@ extern "C" fn reaper_thread(_: *mut c_void) -> *mut c_void {
                 }
                 THREAD_IDLE.store(false, SeqCst);
             }
+            // Until the tracer (or the program's handler) took the stop.
+            Sweep::Stopped => sys::futex_wait(&WAKE, WAKE.load(SeqCst), Some(100)),
+            Sweep::KernelWaits => {
+                THREAD_HELD.store(true, SeqCst);
+                // See leave_kernel_wait.
+                if KERNEL_WAITERS.load(SeqCst) != 0 {
+                    sys::futex_wait(&CHANGED, changed, Some(1000));
+                }
+                THREAD_HELD.store(false, SeqCst);
+            }
             // Only a change of the program's disposition (which wakes
             // CHANGED) cuts the sleep short, not the children made meanwhile.
-            Sweep::Held => sys::futex_wait(&CHANGED, CHANGED.load(SeqCst), Some(LOOK_EVERY_MS)),
             Sweep::Children if busy => sys::futex_wait(&CHANGED, CHANGED.load(SeqCst), Some(LOOK_EVERY_MS)),
             Sweep::Children => {
                 // Returns at the next exit (or ptrace stop) of any child.
