@@ -118,6 +118,9 @@ impl Bench {
         for rep in 0..reps {
             for k in 0..PRELOADS.len() {
                 let preload = PRELOADS[(k + rep) % PRELOADS.len()];
+                if failed.contains_key(preload) {
+                    continue;
+                }
                 let mut cmd = Command::new(&tools.forkexec);
                 cmd.arg(iters.to_string()).arg(&tools.tiny);
                 tools.env(&mut cmd, preload);
@@ -184,6 +187,9 @@ impl Bench {
         for rep in 0..reps {
             for k in 0..modes.len() {
                 let mode = modes[(k + rep) % modes.len()];
+                if failed.contains_key(mode) {
+                    continue;
+                }
                 let clean = Command::new("make").args(["-s", "clean"]).current_dir(&dir).output();
                 if !clean.is_ok_and(|o| o.status.success()) {
                     failed.insert(mode, "make clean failed (is make installed?)".into());
