@@ -1,5 +1,5 @@
-/* The shim benchmark's host program: N times fork + execve("/bin/true") +
- * waitpid, timed with CLOCK_MONOTONIC. Prints "ns=<elapsed> n=<N>" and exits 0,
+/* The shim benchmark's host program: N times fork + execve(CHILD) + waitpid
+ * (CHILD: argv[2], default /bin/true), timed with CLOCK_MONOTONIC. Prints "ns=<elapsed> n=<N>" and exits 0,
  * or prints the failure on stderr and exits 1. Compiled at bench time by
  * zreap-bench, then run with and without LD_PRELOAD=libzreap_preload.so. */
 #define _POSIX_C_SOURCE 200809L
@@ -16,7 +16,8 @@ extern char **environ;
 
 int main(int argc, char **argv) {
     long n = argc > 1 ? strtol(argv[1], NULL, 10) : 5000;
-    char *child_argv[] = {"/bin/true", NULL};
+    char *child = argc > 2 ? argv[2] : "/bin/true";
+    char *child_argv[] = {child, NULL};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (long i = 0; i < n; i++) {
@@ -26,7 +27,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         if (pid == 0) {
-            execve("/bin/true", child_argv, environ);
+            execve(child, child_argv, environ);
             _exit(127);
         }
         int status;

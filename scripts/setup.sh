@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what zreap's build and tests need on a fresh Debian/Ubuntu machine:
-# a C compiler, a C++ compiler and clang (the header is checked with all of
-# them), make (the preload shim is tested on a make -j4 build; the Makefile
-# installs zreap), valgrind and gcc's ASan/UBSan runtime (the C tests run under
-# both: capi/tests/c_sanitized.rs), what the install, man-page and example
+# a C compiler (gcc's libgcc_eh.a is linked into the preload shim), a C++
+# compiler and clang (the header is checked with all of them), make (the
+# preload shim is tested on a make -j4 build and benchmarked on a make -j2
+# one; the Makefile installs zreap), valgrind and gcc's ASan/UBSan runtime (the
+# C tests run under both: capi/tests/c_sanitized.rs; zreap-bench counts the
+# shim's instructions with valgrind), what the install, man-page and example
 # tests run (pkg-config, binutils for readelf and nm, mandoc, libuv1-dev),
 # strace, gdb and ltrace (tracers run under the shim), and python3 with
 # CPython's own test suite (run under the shim).

@@ -13,6 +13,7 @@
 //! because zreap's state is process-wide.
 
 mod plot;
+mod shim;
 mod workers;
 
 use std::collections::HashMap;
@@ -568,87 +569,6 @@ impl Bench {
         }
     }
 
-    fn shim(&mut self, out_tmp: &Path) {
-        let section = format!("5. shim: {} × fork+execve(/bin/true)+waitpid in C", self.p.shim_iters);
-        let so = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("libzreap_preload.so")));
-        let so = std::env::var_os("ZREAP_PRELOAD").map(PathBuf::from).or(so);
-        let prog = match compile_forkexec(out_tmp) {
-            Ok(p) => p,
-            Err(e) => {
-                for name in ["without the shim", "ZREAP_REAP=handler", "ZREAP_REAP=all"] {
-                    self.rows.push(Row::new(&section, name, Val::Na(format!("not available: {e}"))));
-                }
-                return;
-            }
-        };
-        let shim_state = match &so {
-            Some(p) if p.exists() => shim_exports_interposers(p),
-            Some(p) => Err(format!("{} missing", p.display())),
-            None => Err("no path for libzreap_preload.so".into()),
-        };
-        let modes: Vec<&str> = if shim_state.is_ok() { vec!["none", "handler", "all"] } else { vec!["none"] };
-        let mut times: HashMap<&str, Vec<u64>> = HashMap::new();
-        let mut failed: HashMap<&str, String> = HashMap::new();
-        for rep in 0..self.p.shim_reps {
-            for k in 0..modes.len() {
-                let mode = modes[(k + rep) % modes.len()];
-                if failed.contains_key(mode) {
-                    continue;
-                }
-                let mut cmd = Command::new(&prog);
-                cmd.arg(self.p.shim_iters.to_string()).env_remove("LD_PRELOAD").env_remove("ZREAP_REAP");
-                if mode != "none" {
-                    cmd.env("LD_PRELOAD", so.as_ref().expect("checked above")).env("ZREAP_REAP", mode);
-                }
-                match cmd.output() {
-                    Ok(o) if o.status.success() => {
-                        let text = String::from_utf8_lossy(&o.stdout);
-                        let ns = text
-                            .split_whitespace()
-                            .find_map(|t| t.strip_prefix("ns=").and_then(|v| v.parse::<u64>().ok()));
-                        match ns {
-                            Some(ns) => times.entry(mode).or_default().push(ns),
-                            None => {
-                                failed.insert(mode, format!("unexpected output {text:?}"));
-                            }
-                        }
-                    }
-                    Ok(o) => {
-                        let err = String::from_utf8_lossy(&o.stderr);
-                        let first = err.lines().next().unwrap_or("").to_string();
-                        failed.insert(mode, format!("run failed ({}): {first}", o.status));
-                    }
-                    Err(e) => {
-                        failed.insert(mode, format!("cannot run: {e}"));
-                    }
-                }
-            }
-        }
-        let mut med = |mode: &str| times.get_mut(mode).and_then(|v| median(v));
-        let base = med("none");
-        let (h, a) = (med("handler"), med("all"));
-        let reps = self.p.shim_reps;
-        let row = |name: &str, mode: &str, m: Option<f64>, target: bool| {
-            let value = match (&shim_state, failed.get(mode), m) {
-                (Err(e), _, _) if mode != "none" => Val::Na(format!("not available: {e}")),
-                (_, Some(e), _) => Val::Na(format!("not available: {e}")),
-                (_, _, Some(m)) => Val::Ns(m),
-                _ => Val::Na("not available".into()),
-            };
-            let mut r = Row::new(&section, &format!("{name} (runs={reps})"), value).vs("no shim", base);
-            if target {
-                r = r.target(Target::AtMost(1.05));
-            }
-            r
-        };
-        let rows = [
-            row("without the shim", "none", base, false),
-            row("LD_PRELOAD shim, ZREAP_REAP=handler", "handler", h, true),
-            row("LD_PRELOAD shim, ZREAP_REAP=all", "all", a, true),
-        ];
-        self.rows.extend(rows);
-    }
-
     fn memory(&mut self) {
         let section = "6. memory";
         // The OWN-scaling run with N live children measured it already.
@@ -687,41 +607,6 @@ impl Bench {
                 }
             }
         }
-    }
-}
-
-/// Writes bench/forkexec.c (embedded) to `dir` and compiles it with cc.
-fn compile_forkexec(dir: &Path) -> Result<PathBuf, String> {
-    let src = dir.join("forkexec.c");
-    let bin = dir.join("forkexec");
-    std::fs::write(&src, include_str!("../forkexec.c")).map_err(|e| format!("write {}: {e}", src.display()))?;
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let out = Command::new(&cc)
-        .args(["-O2", "-std=c99", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .map_err(|e| format!("{cc}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("{cc} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    Ok(bin)
-}
-
-/// The shim is there for real when its .so defines at least one of the libc
-/// functions it must interpose (the crate may still be a placeholder).
-fn shim_exports_interposers(so: &Path) -> Result<(), String> {
-    let out = match Command::new("nm").args(["-D", "--defined-only"]).arg(so).output() {
-        Ok(o) if o.status.success() => o,
-        // No nm: assume it is real; a failing run is reported anyway.
-        _ => return Ok(()),
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    let wanted = ["sigaction", "signal", "fork", "waitpid", "wait", "wait4", "waitid", "sigprocmask"];
-    if text.lines().any(|l| l.split_whitespace().last().is_some_and(|sym| wanted.contains(&sym))) {
-        Ok(())
-    } else {
-        Err(format!("{} defines none of {wanted:?} (placeholder?)", so.display()))
     }
 }
 
@@ -818,10 +703,17 @@ is process-wide):
    (`waitid(WNOWAIT)`), the time from unblocking SIGCHLD (the handler runs its pass) until
    `zreap::wait(pid)` returns its exit. Contrast: the time of one `waitpid(pid, WNOHANG)`
    pass over all N+1 plain children that finds the one exit.
-5. **Shim.** `bench/forkexec.c`, compiled at bench time with `cc -O2`, does the stated number
-   of fork + execve(`/bin/true`) + waitpid and reports its own time; runs without the shim and
-   with `LD_PRELOAD=target/<profile>/libzreap_preload.so` and `ZREAP_REAP=handler` / `all`,
-   interleaved. The median of the runs is shown.
+5. **Shim.** Built at bench time with `cc`: `bench/forkexec.c` (N × fork + execve + waitpid,
+   timing itself), `bench/shim/tiny.c` (a static child that loads nothing: only its
+   `_start`, exit 0) and `bench/shim/empty.c` (an empty preloaded `.so`). Compared: no
+   preload, the empty `.so`, `target/<profile>/libzreap_preload.so` with `ZREAP_REAP=handler`
+   and `all` (ZREAP_REAP is set in every run, so the environment is the same size).
+   Instructions: `valgrind --tool=callgrind` of one `/bin/true` (which loads the preload), and
+   of the loop at N and 2N iterations (the difference over N: the parent's user-space
+   instructions per child). Wall time: the loop with the tiny child, interleaved runs, median.
+   Make: a generated project of small C files (`cc -O1 -c` each, one link) built with
+   `make -s -j2` from clean, with `LD_PRELOAD` and `ZREAP_REAP` set for make and everything
+   it runs; interleaved runs, median.
 6. **Memory.** RSS (`/proc/self/statm`) before and after making N live tracked children,
    divided by N (user-space memory only: the kernel's pidfd and epoll entries are not in
    RSS); and RSS before and after `zreap::install` in a fresh process.

@@ -243,13 +243,15 @@ pub fn enter_kernel_wait() -> bool {
     true
 }
 
-/// After a wait [`enter_kernel_wait`] let into the kernel: the reaper thread
-/// (if the process ever had one) reaps again. Keeps errno.
+/// After a wait [`enter_kernel_wait`] let into the kernel: the reaper thread,
+/// if it is held off by such waits, reaps again. Keeps errno.
 pub fn leave_kernel_wait() {
-    let _errno = ErrnoGuard::new();
     KERNEL_WAITERS.fetch_sub(1, SeqCst);
-    CHANGED.fetch_add(1, SeqCst);
-    if THREAD_PID.load(SeqCst) != 0 {
+    // The thread raises THREAD_HELD before it looks at KERNEL_WAITERS: either
+    // it sees this wait gone, or this sees it held and wakes it.
+    if THREAD_HELD.load(SeqCst) {
+        let _errno = ErrnoGuard::new();
+        CHANGED.fetch_add(1, SeqCst);
         sys::futex_wake_all(&CHANGED);
     }
 }
@@ -258,8 +260,17 @@ pub fn leave_kernel_wait() {
 /// thread is in flight and no other thread waits in the kernel.
 /// Async-signal-safe.
 pub fn forget_other_threads() {
-    IN_FLIGHT.store(0, SeqCst);
-    KERNEL_WAITERS.store(0, SeqCst);
+    // Written only when not 0 already: each page a forked child writes costs
+    // it a copy.
+    if IN_FLIGHT.load(SeqCst) != 0 {
+        IN_FLIGHT.store(0, SeqCst);
+    }
+    if KERNEL_WAITERS.load(SeqCst) != 0 {
+        KERNEL_WAITERS.store(0, SeqCst);
+    }
+    if THREAD_HELD.load(SeqCst) {
+        THREAD_HELD.store(false, SeqCst);
+    }
 }
 
 /// Waits until no reap is between the kernel and the store. Async-signal-safe;
@@ -364,22 +375,41 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
 
 // ---------------------------------------------------------- the reaper thread
 
-/// Bumped when the program's disposition changes or it makes a child: the
-/// reaper thread re-checks what to do.
+/// Bumped when the program's disposition changes, or it makes a child while
+/// the reaper thread sleeps for want of children: the thread re-checks what
+/// to do.
 static CHANGED: AtomicU32 = AtomicU32::new(0);
+/// Set when the program makes a child, cleared by the reaper thread at each
+/// look: is the program busy making children?
+static MADE_CHILD: AtomicBool = AtomicBool::new(false);
 /// The process whose reaper thread runs (a forked child has none until it
 /// needs one).
 static THREAD_PID: AtomicI32 = AtomicI32::new(0);
 
 /// True while the reaper thread sleeps because the process had no children.
 static THREAD_IDLE: AtomicBool = AtomicBool::new(false);
+/// True while the reaper thread sleeps because program threads wait in the
+/// kernel (it leaves every exit to them until they leave).
+static THREAD_HELD: AtomicBool = AtomicBool::new(false);
 
-/// Tells the reaper thread a child was just made. Only a thread asleep for
-/// want of children needs waking (otherwise it waits in waitid already, and
-/// the wake would cost a system call per fork).
+/// Tells this process's reaper thread, if it has one, a child was just
+/// made. Only a thread asleep for want of children needs waking (otherwise it
+/// waits in waitid or looks again soon, and the wake would cost a system call
+/// per fork). Writes nothing when the flag is set already: after a fork, the
+/// parent's first write to a page costs it a page fault.
 pub fn note_new_child() {
-    CHANGED.fetch_add(1, SeqCst);
+    let thread_pid = THREAD_PID.load(SeqCst);
+    // SAFETY: getpid cannot fail.
+    if thread_pid == 0 || thread_pid != unsafe { libc::getpid() } {
+        return;
+    }
+    if !MADE_CHILD.load(SeqCst) {
+        MADE_CHILD.store(true, SeqCst);
+    }
+    // The thread raises THREAD_IDLE before it looks at MADE_CHILD: either it
+    // sees the child, or this sees it asleep and wakes it.
     if THREAD_IDLE.load(SeqCst) {
+        CHANGED.fetch_add(1, SeqCst);
         sys::futex_wake_all(&CHANGED);
     }
 }
@@ -424,9 +454,71 @@ pub fn ensure_reaper_thread() {
     }
 }
 
-/// The reaper thread: waits (WNOWAIT, so nothing is taken before it decides)
-/// for an exited child and reaps it into the store while the program's
-/// SIGCHLD is at its default. With no children, it sleeps until one is made.
+/// How long the reaper thread sleeps between looks while the program is
+/// making children: an exit it does not wait for stays a zombie this long at
+/// most. A process that forks and waits in a loop then wakes the thread once
+/// per look instead of twice per child.
+const LOOK_EVERY_MS: u64 = 20;
+
+/// What a sweep of the exited children left.
+enum Sweep {
+    /// The process has no children.
+    Childless,
+    /// Live children, none of them exited.
+    Children,
+    /// Not the thread's to take now: a ptrace stop hides the exits behind it
+    /// until the tracer takes it, or the program installed a handler.
+    Stopped,
+    /// A program thread waits in the kernel: the exits are left to it.
+    KernelWaits,
+}
+
+/// Reaps every exited child into the store (WNOWAIT first, so nothing is
+/// taken before the thread decides), unless a program thread waits in the
+/// kernel.
+fn sweep() -> Sweep {
+    let mut reaped = false;
+    let mut left = Sweep::Children;
+    for _ in 0..crate::store::CAPACITY {
+        let info = match sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) {
+            Ok(Some(info)) => info,
+            Ok(None) => break,
+            Err(_) => {
+                left = Sweep::Childless;
+                break;
+            }
+        };
+        // The program may have installed a handler meanwhile: it decides then.
+        if !is_exit(&info) || !thread_wanted(&program_action()) {
+            left = Sweep::Stopped;
+            break;
+        }
+        // The thread raises IN_FLIGHT before it looks at KERNEL_WAITERS (see
+        // enter_kernel_wait).
+        IN_FLIGHT.fetch_add(1, SeqCst);
+        if KERNEL_WAITERS.load(SeqCst) != 0 {
+            IN_FLIGHT.fetch_sub(1, SeqCst);
+            left = Sweep::KernelWaits;
+            break;
+        }
+        // SAFETY: a siginfo filled by waitid.
+        reap_into_store_now(unsafe { info.si_pid() }, "reaped");
+        IN_FLIGHT.fetch_sub(1, SeqCst);
+        reaped = true;
+    }
+    if reaped {
+        WAKE.fetch_add(1, SeqCst);
+        sys::futex_wake_all(&WAKE);
+    }
+    left
+}
+
+/// The reaper thread, while the program's SIGCHLD is at its default: sweeps
+/// the exited children into the store, then waits for the next exit in the
+/// kernel (WNOWAIT) if the program made no child since the last sweep, else
+/// sleeps [`LOOK_EVERY_MS`] (the program is busy making children and most
+/// likely waits for them itself). With no children, it sleeps until one is
+/// made.
 extern "C" fn reaper_thread(_: *mut c_void) -> *mut c_void {
     loop {
         let changed = CHANGED.load(SeqCst);
@@ -434,34 +526,35 @@ extern "C" fn reaper_thread(_: *mut c_void) -> *mut c_void {
             sys::futex_wait(&CHANGED, changed, Some(1000));
             continue;
         }
-        match sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOWAIT) {
-            // A ptrace stop (the program is a tracer): wait for the tracer to
-            // take it; it hides any exit behind it until then.
-            Ok(Some(info)) if !is_exit(&info) => sys::futex_wait(&WAKE, WAKE.load(SeqCst), Some(100)),
-            // The program may have installed a handler meanwhile: it decides then.
-            Ok(Some(info)) if thread_wanted(&program_action()) => {
-                IN_FLIGHT.fetch_add(1, SeqCst);
-                if KERNEL_WAITERS.load(SeqCst) == 0 {
-                    // SAFETY: a siginfo filled by waitid.
-                    reap_into_store_now(unsafe { info.si_pid() }, "reaped");
-                    IN_FLIGHT.fetch_sub(1, SeqCst);
-                    WAKE.fetch_add(1, SeqCst);
-                    sys::futex_wake_all(&WAKE);
-                } else {
-                    // A wait in the kernel takes it: sleep until the waits leave.
-                    IN_FLIGHT.fetch_sub(1, SeqCst);
+        let busy = MADE_CHILD.swap(false, SeqCst);
+        match sweep() {
+            Sweep::Childless => {
+                THREAD_IDLE.store(true, SeqCst);
+                // A child made since the sweep set MADE_CHILD, or saw the
+                // thread idle and bumped CHANGED (the futex then returns at
+                // once). Children made through paths the shim does not see,
+                // such as vfork, wait for the timeout.
+                if !MADE_CHILD.load(SeqCst) {
                     sys::futex_wait(&CHANGED, changed, Some(1000));
                 }
-            }
-            Ok(Some(_)) => {}
-            // No children: sleep until one is made (children made through
-            // paths the shim does not see, such as vfork, wait for the timeout).
-            _ => {
-                THREAD_IDLE.store(true, SeqCst);
-                // A child made between the waitid and this point bumped CHANGED:
-                // the futex then returns at once.
-                sys::futex_wait(&CHANGED, changed, Some(1000));
                 THREAD_IDLE.store(false, SeqCst);
+            }
+            // Until the tracer (or the program's handler) took the stop.
+            Sweep::Stopped => sys::futex_wait(&WAKE, WAKE.load(SeqCst), Some(100)),
+            Sweep::KernelWaits => {
+                THREAD_HELD.store(true, SeqCst);
+                // See leave_kernel_wait.
+                if KERNEL_WAITERS.load(SeqCst) != 0 {
+                    sys::futex_wait(&CHANGED, changed, Some(1000));
+                }
+                THREAD_HELD.store(false, SeqCst);
+            }
+            // Only a change of the program's disposition (which wakes
+            // CHANGED) cuts the sleep short, not the children made meanwhile.
+            Sweep::Children if busy => sys::futex_wait(&CHANGED, CHANGED.load(SeqCst), Some(LOOK_EVERY_MS)),
+            Sweep::Children => {
+                // Returns at the next exit (or ptrace stop) of any child.
+                let _ = sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOWAIT);
             }
         }
     }

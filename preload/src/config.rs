@@ -34,7 +34,8 @@ pub fn active() -> bool {
 /// Does the shim reap children whose SIGCHLD disposition is the default
 /// (no program handler)? In `all` mode, and as a subreaper.
 pub fn reaps_unwaited() -> bool {
-    active() && (MODE.load(SeqCst) == ALL || SUBREAPER.load(SeqCst))
+    // The settings first: active() costs a getpid.
+    (MODE.load(SeqCst) == ALL || SUBREAPER.load(SeqCst)) && active()
 }
 
 pub fn pdeathsig() -> libc::c_int {

@@ -97,12 +97,20 @@ fn open_log(target: &str) -> Result<c_int, std::io::Error> {
 }
 
 /// The pid of the process that is forking, for the child's race-free
-/// parent-death check.
+/// parent-death check (kept only when ZREAP_PDEATHSIG is set).
 static FORKING_PARENT: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn before_fork() {
+    if config::pdeathsig() == 0 {
+        return;
+    }
     // SAFETY: getpid cannot fail.
-    FORKING_PARENT.store(unsafe { libc::getpid() }, SeqCst);
+    let me = unsafe { libc::getpid() };
+    // Written only when it changes: after each fork the parent's first write
+    // to a page costs it a page fault.
+    if FORKING_PARENT.load(SeqCst) != me {
+        FORKING_PARENT.store(me, SeqCst);
+    }
 }
 
 /// In the child of fork(): own the shim's state, arm the parent-death signal,

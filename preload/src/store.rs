@@ -243,10 +243,16 @@ impl<A: Atomics, const N: usize> Store<A, N> {
     }
 
     /// Forgets everything (in a forked child: these were the parent's
-    /// children). Async-signal-safe; the child has one thread.
+    /// children). Async-signal-safe; the child has one thread. An empty,
+    /// never used store is left unwritten: each page a forked child writes
+    /// costs it a copy.
     pub fn clear(&self) {
+        let high = self.high.load(SeqCst);
+        if high == 0 && self.count.load(SeqCst) == 0 {
+            return;
+        }
         // Entries past `high` were never used: leave their pages untouched.
-        for e in &self.entries[..self.high.load(SeqCst)] {
+        for e in &self.entries[..high] {
             e.state.store(EMPTY, SeqCst);
         }
         self.count.store(0, SeqCst);

@@ -1,0 +1,333 @@
+//! Section 5, the shim's cost per process: what `LD_PRELOAD=libzreap_preload.so`
+//! adds over an empty preloaded `.so`, in instructions (callgrind: repeatable
+//! on a shared machine) and in wall time, and in a real `make -j2` build.
+
+use super::{median, Bench, Row, Target, Val};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// The preloads compared, in table order: none, an empty `.so`, the shim's two modes.
+const PRELOADS: [&str; 4] = ["none", "empty", "handler", "all"];
+
+/// The tools the section builds in its temporary directory.
+struct Tools {
+    forkexec: PathBuf,
+    tiny: PathBuf,
+    empty: PathBuf,
+    shim: PathBuf,
+}
+
+impl Tools {
+    /// `cmd` with the environment of `preload` (ZREAP_REAP is set in every
+    /// case, so that each run has the same environment size).
+    fn env(&self, cmd: &mut Command, preload: &str) {
+        cmd.env_remove("LD_PRELOAD").env("ZREAP_REAP", if preload == "all" { "all" } else { "handler" });
+        match preload {
+            "empty" => {
+                cmd.env("LD_PRELOAD", &self.empty);
+            }
+            "handler" | "all" => {
+                cmd.env("LD_PRELOAD", &self.shim);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Bench {
+    pub(crate) fn shim(&mut self, tmp: &Path) {
+        let tools = match build_tools(tmp) {
+            Ok(t) => t,
+            Err(e) => {
+                self.rows.push(Row::new("5. shim", "shim rows", Val::Na(format!("not available: {e}"))));
+                return;
+            }
+        };
+        self.shim_instructions(&tools);
+        self.shim_wall(&tools);
+        self.shim_make(&tools, tmp);
+    }
+
+    /// Instructions (user space, callgrind) of one `/bin/true` start, which
+    /// loads the preload; and of the parent's side of fork+execve+waitpid of
+    /// the tiny static child (the slope between N and 2N iterations).
+    fn shim_instructions(&mut self, tools: &Tools) {
+        let section = "5. shim: instructions (callgrind, user space)";
+        if !Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success()) {
+            self.rows.push(Row::new(section, "instructions", Val::Na("not available: no valgrind".into())));
+            return;
+        }
+        let n = 100u64;
+        let mut start = HashMap::new();
+        let mut per_child = HashMap::new();
+        for preload in PRELOADS {
+            let count = |args: &[&Path]| -> Result<u64, String> {
+                let mut cmd = Command::new("valgrind");
+                cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"]).args(args);
+                tools.env(&mut cmd, preload);
+                callgrind_total(&mut cmd)
+            };
+            let n_arg = PathBuf::from(n.to_string());
+            let n2_arg = PathBuf::from((2 * n).to_string());
+            start.insert(preload, count(&[Path::new("/bin/true")]));
+            let one = count(&[&tools.forkexec, &n_arg, &tools.tiny]);
+            let two = count(&[&tools.forkexec, &n2_arg, &tools.tiny]);
+            per_child.insert(
+                preload,
+                match (one, two) {
+                    (Ok(a), Ok(b)) => Ok(b.saturating_sub(a) / n),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                },
+            );
+        }
+        for (what, results, target) in [
+            ("one /bin/true start (loads the preload)", &start, true),
+            ("parent, per fork+execve+waitpid of the tiny static child", &per_child, false),
+        ] {
+            let empty = results.get("empty").and_then(|r| r.as_ref().ok()).map(|&v| v as f64);
+            for preload in PRELOADS {
+                let value = match &results[preload] {
+                    Ok(v) => Val::Count(*v),
+                    Err(e) => {
+                        self.errors.push(format!("shim instructions ({preload}): {e}"));
+                        Val::Na("error".into())
+                    }
+                };
+                let mut r = Row::new(section, &format!("{what}: {}", label(preload)), value).vs("empty .so", empty);
+                if target && matches!(preload, "handler" | "all") {
+                    r = r.target(Target::AtMost(1.05));
+                }
+                self.rows.push(r);
+            }
+        }
+    }
+
+    /// Wall time of fork+execve+waitpid loops of the tiny static child,
+    /// interleaved runs, median.
+    fn shim_wall(&mut self, tools: &Tools) {
+        let iters = self.p.shim_iters;
+        // More runs than the other sections: the differences sought are a
+        // few percent, on a shared machine.
+        let reps = 2 * self.p.shim_reps + 1;
+        let section = format!("5. shim: {iters} × fork+execve(tiny static child)+waitpid in C");
+        let mut times: HashMap<&str, Vec<u64>> = HashMap::new();
+        let mut failed: HashMap<&str, String> = HashMap::new();
+        for rep in 0..reps {
+            for k in 0..PRELOADS.len() {
+                let preload = PRELOADS[(k + rep) % PRELOADS.len()];
+                if failed.contains_key(preload) {
+                    continue;
+                }
+                let mut cmd = Command::new(&tools.forkexec);
+                cmd.arg(iters.to_string()).arg(&tools.tiny);
+                tools.env(&mut cmd, preload);
+                match cmd.output() {
+                    Ok(o) if o.status.success() => {
+                        let text = String::from_utf8_lossy(&o.stdout);
+                        match text.split_whitespace().find_map(|t| t.strip_prefix("ns=")?.parse::<u64>().ok()) {
+                            Some(ns) => times.entry(preload).or_default().push(ns),
+                            None => {
+                                failed.insert(preload, format!("unexpected output {text:?}"));
+                            }
+                        }
+                    }
+                    Ok(o) => {
+                        let err = String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("").to_string();
+                        failed.insert(preload, format!("run failed ({}): {err}", o.status));
+                    }
+                    Err(e) => {
+                        failed.insert(preload, format!("cannot run: {e}"));
+                    }
+                }
+            }
+        }
+        let med: HashMap<&str, Option<f64>> =
+            PRELOADS.iter().map(|&p| (p, times.get_mut(p).and_then(|v| median(v)))).collect();
+        for preload in PRELOADS {
+            let value = match (failed.get(preload), med[preload]) {
+                (Some(e), _) => Val::Na(format!("not available: {e}")),
+                (None, Some(m)) => Val::Ns(m),
+                (None, None) => Val::Na("not available".into()),
+            };
+            let mut r =
+                Row::new(&section, &format!("{} (runs={reps})", label(preload)), value).vs("empty .so", med["empty"]);
+            if matches!(preload, "handler" | "all") {
+                r = r.target(Target::AtMost(1.05));
+            }
+            self.rows.push(r);
+        }
+        let all = match med["all"] {
+            Some(a) if !failed.contains_key("all") => Val::Ns(a),
+            _ => Val::Na("not available".into()),
+        };
+        self.rows.push(
+            Row::new(&section, &format!("{}, against handler (runs={reps})", label("all")), all)
+                .vs("ZREAP_REAP=handler", med["handler"])
+                .target(Target::AtMost(1.05)),
+        );
+    }
+
+    /// `make -j2` of a generated C project, without the shim and under it
+    /// (make and everything it runs), interleaved runs, median.
+    fn shim_make(&mut self, tools: &Tools, tmp: &Path) {
+        let quick = self.p.shim_reps < 2;
+        let (files, reps) = if quick { (40, 1) } else { (300, 5) };
+        let section = format!("5. shim: make -j2 of {files} generated C files");
+        let dir = tmp.join("make-project");
+        if let Err(e) = generate_project(&dir, files) {
+            self.rows.push(Row::new(&section, "make -j2", Val::Na(format!("not available: {e}"))));
+            return;
+        }
+        let modes = ["none", "handler", "all"];
+        let mut times: HashMap<&str, Vec<u64>> = HashMap::new();
+        let mut failed: HashMap<&str, String> = HashMap::new();
+        for rep in 0..reps {
+            for k in 0..modes.len() {
+                let mode = modes[(k + rep) % modes.len()];
+                if failed.contains_key(mode) {
+                    continue;
+                }
+                let clean = Command::new("make").args(["-s", "clean"]).current_dir(&dir).output();
+                if !clean.is_ok_and(|o| o.status.success()) {
+                    failed.insert(mode, "make clean failed (is make installed?)".into());
+                    continue;
+                }
+                let mut cmd = Command::new("make");
+                cmd.args(["-s", "-j2"]).current_dir(&dir);
+                tools.env(&mut cmd, mode);
+                let t0 = Instant::now();
+                match cmd.output() {
+                    Ok(o) if o.status.success() => times.entry(mode).or_default().push(t0.elapsed().as_nanos() as u64),
+                    Ok(o) => {
+                        let err = String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("").to_string();
+                        failed.insert(mode, format!("make failed ({}): {err}", o.status));
+                    }
+                    Err(e) => {
+                        failed.insert(mode, format!("cannot run make: {e}"));
+                    }
+                }
+            }
+        }
+        let base = times.get_mut("none").and_then(|v| median(v));
+        for mode in modes {
+            let value = match (failed.get(mode), times.get_mut(mode).and_then(|v| median(v))) {
+                (Some(e), _) => Val::Na(format!("not available: {e}")),
+                (None, Some(m)) => Val::Ns(m),
+                (None, None) => Val::Na("not available".into()),
+            };
+            let mut r = Row::new(&section, &format!("{} (runs={reps})", label(mode)), value).vs("no preload", base);
+            if mode != "none" {
+                r = r.target(Target::AtMost(1.03));
+            }
+            self.rows.push(r);
+        }
+    }
+}
+
+fn label(preload: &str) -> &'static str {
+    match preload {
+        "none" => "no preload",
+        "empty" => "empty .so preloaded",
+        "handler" => "shim, ZREAP_REAP=handler",
+        _ => "shim, ZREAP_REAP=all",
+    }
+}
+
+/// Runs a callgrind command and reads "Collected : N" from its stderr.
+fn callgrind_total(cmd: &mut Command) -> Result<u64, String> {
+    let out = cmd.output().map_err(|e| format!("valgrind: {e}"))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!("valgrind failed ({}): {}", out.status, err.lines().last().unwrap_or("")));
+    }
+    err.lines()
+        .find_map(|l| l.split_once("Collected :").and_then(|(_, n)| n.trim().parse().ok()))
+        .ok_or_else(|| format!("no instruction count in valgrind's output: {err:?}"))
+}
+
+/// Compiles the host loop, the tiny static child and the empty preload into
+/// `dir`, and finds the shim.
+fn build_tools(dir: &Path) -> Result<Tools, String> {
+    let shim = std::env::var_os("ZREAP_PRELOAD")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("libzreap_preload.so"))));
+    let shim = shim.ok_or("no path for libzreap_preload.so")?;
+    if !shim.exists() {
+        return Err(format!("{} missing", shim.display()));
+    }
+    shim_exports_interposers(&shim)?;
+    let forkexec = compile(dir, "forkexec.c", include_str!("../forkexec.c"), "forkexec", &["-O2", "-std=c99"])?;
+    let tiny = compile(dir, "tiny.c", include_str!("../shim/tiny.c"), "tiny", &["-O2", "-nostdlib", "-static"])?;
+    let empty = compile(dir, "empty.c", include_str!("../shim/empty.c"), "empty.so", &["-O2", "-shared", "-fPIC"])?;
+    Ok(Tools { forkexec, tiny, empty, shim })
+}
+
+/// Writes `source` to `dir/name` and compiles it with cc and `flags`.
+fn compile(dir: &Path, name: &str, source: &str, output: &str, flags: &[&str]) -> Result<PathBuf, String> {
+    let src = dir.join(name);
+    let bin = dir.join(output);
+    std::fs::write(&src, source).map_err(|e| format!("write {}: {e}", src.display()))?;
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc).args(flags).arg("-o").arg(&bin).arg(&src).output().map_err(|e| format!("{cc}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{cc} {name} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(bin)
+}
+
+/// The shim is there for real when its .so defines at least one of the libc
+/// functions it must interpose (the crate may still be a placeholder).
+fn shim_exports_interposers(so: &Path) -> Result<(), String> {
+    let out = match Command::new("nm").args(["-D", "--defined-only"]).arg(so).output() {
+        Ok(o) if o.status.success() => o,
+        // No nm: assume it is real; a failing run is reported anyway.
+        _ => return Ok(()),
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let wanted = ["sigaction", "signal", "fork", "waitpid", "wait", "wait4", "waitid", "sigprocmask"];
+    if text.lines().any(|l| l.split_whitespace().last().is_some_and(|sym| wanted.contains(&sym))) {
+        Ok(())
+    } else {
+        Err(format!("{} defines none of {wanted:?} (placeholder?)", so.display()))
+    }
+}
+
+/// A C project of `files` small translation units and a Makefile that
+/// compiles each (`cc -O1 -c`) and links them into one program.
+fn generate_project(dir: &Path, files: usize) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("{}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut objs = String::new();
+    let mut main = String::from("#include <stdio.h>\n");
+    for i in 0..files {
+        let mut c = String::new();
+        let _ = writeln!(c, "#include <string.h>\n#include <stdlib.h>\nstruct s{i} {{ int a[16]; char name[32]; }};");
+        let _ = writeln!(
+            c,
+            "static int step{i}(struct s{i} *s, int k) {{ for (int j = 0; j < 16; j++) s->a[j] += j * k + {i}; \
+             return s->a[k & 15]; }}"
+        );
+        let _ = writeln!(
+            c,
+            "int unit{i}(int k) {{ struct s{i} s; memset(&s, 0, sizeof s); strcpy(s.name, \"unit{i}\"); \
+             int t = 0; for (int r = 0; r < k; r++) t += step{i}(&s, r); return t + (int)strlen(s.name); }}"
+        );
+        std::fs::write(dir.join(format!("u{i}.c")), c).map_err(io)?;
+        let _ = write!(objs, " u{i}.o");
+        let _ = writeln!(main, "int unit{i}(int);");
+    }
+    main.push_str("int main(void) { long t = 0;\n");
+    for i in 0..files {
+        let _ = writeln!(main, "  t += unit{i}(3);");
+    }
+    main.push_str("  printf(\"%ld\\n\", t); return 0; }\n");
+    std::fs::write(dir.join("main.c"), main).map_err(io)?;
+    let makefile = format!(
+        "OBJS = main.o{objs}\nprog: $(OBJS)\n\tcc -o $@ $(OBJS)\n%.o: %.c\n\tcc -O1 -c $< -o $@\n\
+         clean:\n\trm -f prog $(OBJS)\n.PHONY: clean\n"
+    );
+    std::fs::write(dir.join("Makefile"), makefile).map_err(io)
+}
