@@ -124,8 +124,8 @@ static void fallback_foreign(void) {
 static void run(const char *name, void (*scenario)(int), int arg) {
     pid_t pid = fork();
     if (pid == 0) {
-        /* The library's threads (its keeper) take pids too: start them before
-         * the scenario steers the next pid. */
+        /* The library's threads take pids too: start them (zreap_fd() starts
+         * the watcher) before the scenario steers the next pid. */
         CHECK(zreap_fd() >= 0);
         scenario(arg);
         _exit(ctest_failures ? 1 : 0);

@@ -32,7 +32,7 @@ int main(void) {
     zspawn_options opts;
     zspawn_options_init(&opts);
     opts.stdout_fd = out[1];
-    char *argv[] = {"sh", "-c", "sleep 1 >/dev/null & echo $!; exit 0", NULL};
+    char *argv[] = {"sh", "-c", "sleep 3 >/dev/null & echo $!; exit 0", NULL};
     pid_t sh = zspawn("/bin/sh", argv, NULL, &opts);
     CHECK(sh > 0);
     close(out[1]);
@@ -55,7 +55,7 @@ int main(void) {
     CHECK(ctest_proc_stat(orphan, &state, &ppid) == 0 && ppid == getpid());
     CHECK(ctest_children() >= 1);
 
-    /* It exits after a second and the handler reaps it. */
+    /* It exits after 3 s (room for a slow valgrind run to see it first) and the handler reaps it. */
     WAIT_UNTIL(ctest_children() == 0, 20000);
     CHECK(ctest_children() == 0);
     CHECK(ctest_zombies() == 0);

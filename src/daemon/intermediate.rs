@@ -46,6 +46,7 @@ pub(super) unsafe fn intermediate(plan: &Plan, report_fd: RawFd) -> io::Result<D
                 send_report(report_fd, 0);
                 sys::close(report_fd);
             }
+            reaper::allow_keeper_in_daemon();
             Ok(Daemonized::Daemon)
         }
         _ => exit_now(0),

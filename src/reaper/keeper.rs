@@ -15,6 +15,8 @@
 //!
 //! Signal context: [`kick`] is async-signal-safe (an atomic store and one
 //! send); [`forget_in_child`] is post-fork code (a close and atomic stores).
+//! A forked child starts no keeper (see [`FORKED`]), except zdaemonize's
+//! daemon once it is set up.
 
 use super::{watcher, State, REAPER};
 use crate::sys::{self, Received, Waited};
@@ -36,10 +38,22 @@ const KICK: u32 = u32::MAX;
 /// Fds the keeper's table needs besides pidfds, with a margin.
 const OWN_FDS: usize = 8;
 
+/// This process is the child of a `fork()` (and has not exec'd): starting a
+/// thread here is not async-signal-safe (an allocator lock another thread of
+/// the parent held at the fork stays held, as ASan's does), so no keeper is
+/// started and children are watched in the shared table.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
 /// Starts the keeper unless it runs. Gate held, `st` ready. False when it
 /// cannot be started (children are then watched in the shared table).
 pub(super) fn ready(st: &State) -> bool {
-    TX.load(SeqCst) >= 0 || start(st.efd).is_ok()
+    TX.load(SeqCst) >= 0 || (!FORKED.load(SeqCst) && start(st.efd).is_ok())
+}
+
+/// In zdaemonize's daemon, once set up: it is a process of its own now, free
+/// to start threads, as any daemon is.
+pub(crate) fn allow_in_daemon() {
+    FORKED.store(false, SeqCst);
 }
 
 /// Whether the keeper's fd table has room for one more pidfd.
@@ -85,6 +99,7 @@ pub(super) fn kick() {
 /// In a forked child: the keeper is the parent's; the next child made here
 /// starts a keeper of its own. Post-fork code (async-signal-safe).
 pub(super) fn forget_in_child() {
+    FORKED.store(true, SeqCst);
     sys::close(TX.swap(-1, SeqCst));
     KICKED.store(false, SeqCst);
     KEPT.store(0, SeqCst);

@@ -40,6 +40,7 @@ mod watcher;
 
 pub(crate) use creation::{collect_adopted, collect_private, forget_fds, Creation};
 pub use install::{install, uninstall};
+pub(crate) use keeper::allow_in_daemon as allow_keeper_in_daemon;
 pub use table::UNTRACKED_CAPACITY;
 pub use wait::{reap_all, reap_fd, try_wait, try_wait_any, wait, wait_any};
 
