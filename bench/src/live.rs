@@ -6,7 +6,8 @@
 //! zreap-bench __worker live LIB MODE N ITERS WARMUP TINY TINY_BLOCK
 //! ```
 //!
-//! LIB says how children are started and how their exits are waited for
+//! Also prints fds= (open fds once the N live children are made). LIB says
+//! how children are started and how their exits are waited for
 //! (see [`Lib::new`]). Only zreap's public API is used.
 
 use libc::{c_char, c_int, pid_t};
@@ -327,6 +328,8 @@ pub fn run(args: &[String]) -> Res<i32> {
         pids.push(lib.start(live.0, &tiny_block, Some(ar))?);
     }
     println!("make_ns={}", t0.elapsed().as_nanos());
+    let fds = std::fs::read_dir("/proc/self/fd").map_err(|e| format!("/proc/self/fd: {e}"))?.count();
+    println!("fds={fds}");
     let mut samples = Vec::with_capacity(iters);
     for i in 0..warmup + iters {
         let ns = match mode.as_str() {

@@ -118,7 +118,7 @@ impl Params {
                 levels: vec![10, 1000, 5000, 10_000],
                 iters: 100,
                 warmup: 10,
-                rounds: 2,
+                rounds: 3,
                 lat_levels: vec![10, 5000],
                 lat_reps: 40,
                 sys_levels: vec![10, 1000],
@@ -343,6 +343,8 @@ fn fmt_n(n: usize) -> String {
 }
 
 type Samples = HashMap<(&'static str, usize), Vec<u64>>;
+/// Open fds of the worker once its N live children were made, by (key, N).
+type Fds = HashMap<(&'static str, usize), u64>;
 
 impl Bench {
     /// The tiny children and the C peers, built once per run.
@@ -402,25 +404,30 @@ impl Bench {
         Some(run_with_deadline(cmd, limit, &format!("{lib} {mode} N={n}")))
     }
 
-    /// Rounds over every (library, mode) at every N, the order rotated each
-    /// round; returns the pooled samples by (key, N), the key being the
-    /// library (`host-untracked` for a cycle run of posix_spawn). A job that
-    /// failed once is dropped (error); a peer that is not built is left out
-    /// (noted when building).
+    /// Rounds over every (library, mode) at every N, one library's levels
+    /// back to back (its ratios against its own N=10 matter most), the order
+    /// rotated and reversed from round to round. Returns the pooled samples
+    /// and the open fds by (key, N), the key being the library
+    /// (`host-untracked` for a cycle run of posix_spawn). A job that failed
+    /// once is dropped (error); a peer that is not built is left out (noted
+    /// when building).
     fn live_rounds(
         &mut self,
         tmp: &Path,
         jobs: &[(&'static str, &'static str)],
         levels: &[usize],
         iters: usize,
-    ) -> Samples {
+    ) -> (Samples, Fds) {
         let mut all: Samples = HashMap::new();
+        let mut fds: Fds = HashMap::new();
         let mut failed: Vec<(&str, usize)> = Vec::new();
         let slots: Vec<(&'static str, &'static str, usize)> =
-            levels.iter().flat_map(|&n| jobs.iter().map(move |&(lib, mode)| (lib, mode, n))).collect();
+            jobs.iter().flat_map(|&(lib, mode)| levels.iter().map(move |&n| (lib, mode, n))).collect();
+        let len = slots.len();
         for round in 0..self.scale.p.rounds {
-            for k in 0..slots.len() {
-                let (lib, mode, n) = slots[(k + round) % slots.len()];
+            for k in 0..len {
+                let i = (k + round * levels.len()) % len;
+                let (lib, mode, n) = slots[if round % 2 == 1 { len - 1 - i } else { i }];
                 let key = if mode == "cycle" { cycle_key(lib) } else { lib };
                 if failed.contains(&(key, n)) {
                     continue;
@@ -432,6 +439,7 @@ impl Bench {
                             self.errors.push(format!("{lib} {mode} N={n}: {} zombies left", num(&kv, "zombies")));
                         }
                         all.entry((key, n)).or_default().extend(samples_of(&kv));
+                        fds.insert((key, n), num(&kv, "fds"));
                     }
                     Some(Err(e)) => {
                         self.errors.push(e);
@@ -443,7 +451,7 @@ impl Bench {
         for key in failed {
             all.remove(&key);
         }
-        all
+        (all, fds)
     }
 
     /// Goal 1: start cost against live tracked children, per library, and
@@ -457,7 +465,7 @@ impl Bench {
         let mut jobs: Vec<(&'static str, &'static str)> = START_LIBS.iter().map(|&(lib, ..)| (lib, "start")).collect();
         jobs.push(("host-tracked", "cycle"));
         jobs.push(("posix_spawn", "cycle"));
-        let mut all = self.live_rounds(tmp, &jobs, &levels, iters);
+        let (mut all, fds) = self.live_rounds(tmp, &jobs, &levels, iters);
         let med: HashMap<(&str, usize), f64> = all.iter_mut().filter_map(|(k, v)| median(v).map(|m| (*k, m))).collect();
         let count = |k: &str, n: usize| all.get(&(k, n)).map_or(0, Vec::len);
         let section = "7. start of a tiny static child with N live children";
@@ -515,7 +523,13 @@ impl Bench {
             host_verdicts.push((n, row.ratio, row.met()));
             self.rows.push(row);
         }
-        self.scale.goals.push(goal_start(&verdicts, &host_verdicts, &peers, first, last));
+        let raw_growth = match (med.get(&("posix_spawn", first)), med.get(&("posix_spawn", last))) {
+            (Some(a), Some(b)) if *a > 0.0 => Some(b / a),
+            _ => None,
+        };
+        let tracked_fds = fds.get(&("zspawn-own", last)).copied();
+        let why = Why { raw_growth, tracked_fds, last };
+        self.scale.goals.push(goal_start(&verdicts, &host_verdicts, &peers, first, &why));
     }
 
     /// Goal 2: exit-to-delivery latency with N live children.
@@ -525,7 +539,7 @@ impl Bench {
             return;
         }
         let jobs: Vec<(&'static str, &'static str)> = LATENCY_LIBS.iter().map(|&(lib, ..)| (lib, "latency")).collect();
-        let mut all = self.live_rounds(tmp, &jobs, &levels, self.scale.p.lat_reps);
+        let (mut all, _) = self.live_rounds(tmp, &jobs, &levels, self.scale.p.lat_reps);
         let med: HashMap<(&str, usize), f64> = all.iter_mut().filter_map(|(k, v)| median(v).map(|m| (*k, m))).collect();
         let section = "8. exit-to-delivery latency with N live children";
         let mut verdicts = Vec::new();
@@ -638,13 +652,36 @@ fn ratio_text(r: Option<f64>) -> String {
 
 type StartVerdict<'a> = (&'a str, usize, Option<f64>, Option<bool>);
 
+/// What the start-cost rows tell about a cost that grows with N.
+struct Why {
+    /// Raw posix_spawn's start at the largest N against the smallest.
+    raw_growth: Option<f64>,
+    /// Open fds of the zreap::spawn (OWN) worker with the largest N live.
+    tracked_fds: Option<u64>,
+    last: usize,
+}
+
+impl Why {
+    fn fds_clause(&self) -> String {
+        match self.tracked_fds {
+            Some(fds) if fds as usize >= self.last => format!(
+                "; with N={} tracked children the process held {fds} open fds, and every fork or posix_spawn \
+                 (zreap's own and the host's) copies the fd table",
+                fmt_n(self.last)
+            ),
+            _ => String::new(),
+        }
+    }
+}
+
 fn goal_start(
     zreap: &[StartVerdict],
     host: &[(usize, Option<f64>, Option<bool>)],
     peers: &[String],
     first: usize,
-    last: usize,
+    why: &Why,
 ) -> String {
+    let last = why.last;
     let met = all_met(zreap.iter().map(|v| v.3));
     let mut g = format!(
         "Goal 1 (start of the 5,000th and 10,000th live tracked child ≤ {FLAT_START:.2}× the start with {first} live, \
@@ -658,7 +695,13 @@ fn goal_start(
             zreap.iter().map(|(l, n, r, _)| format!("{l} at N={}: {}", fmt_n(*n), ratio_text(*r))).collect();
         let _ = write!(g, ": {}", list.join("; "));
         if met == Some(false) {
-            g.push_str(". Reason: the start cost of a tracked child grows with the number of tracked children alive");
+            let _ = write!(
+                g,
+                ". Reason: the start cost of a tracked child grows with the tracked children alive (raw posix_spawn \
+                 beside as many untracked children: {} over the same range){}",
+                ratio_text(why.raw_growth),
+                why.fds_clause()
+            );
         }
     }
     let host_met = all_met(host.iter().map(|v| v.2));
@@ -671,7 +714,8 @@ fn goal_start(
         list.join(", ")
     );
     if host_met == Some(false) {
-        g.push_str("; reason: the host's start or wait is slower while zreap tracks children");
+        let _ =
+            write!(g, "; reason: the host's start or wait is slower while zreap tracks children{}", why.fds_clause());
     }
     if !peers.is_empty() {
         let _ = write!(g, ". Peers, start at N={} against N={first}: {}", fmt_n(last), peers.join(", "));
@@ -698,12 +742,24 @@ fn goal_latency(zreap: &[LatencyVerdict], peers: &[(&str, usize, Option<f64>)]) 
         list.join("; ")
     );
     if met == Some(false) {
-        let worst = zreap.iter().filter(|v| v.3 == Some(false)).map(|v| format!("{} at N={}", v.0, fmt_n(v.1)));
-        let _ = write!(
-            g,
-            ". Reason: delivery through zreap costs more than the raw wait there ({})",
-            worst.collect::<Vec<_>>().join(", ")
-        );
+        let first = zreap.iter().map(|v| v.1).min().unwrap_or(0);
+        let worst: Vec<String> = zreap
+            .iter()
+            .filter(|v| v.3 == Some(false))
+            .map(|&(l, n, r, ..)| {
+                let at_first = zreap.iter().find(|v| v.0 == l && v.1 == first).and_then(|v| v.2);
+                let kind = match (at_first, r) {
+                    (Some(a), Some(b)) if n > first && b > a * 1.2 => format!(
+                        "grows with N, {} at N={}: work per exit that scales with the live children",
+                        ratio_text(at_first),
+                        fmt_n(first)
+                    ),
+                    _ => "a fixed extra cost per exit".to_string(),
+                };
+                format!("{l} at N={} ({kind})", fmt_n(n))
+            })
+            .collect();
+        let _ = write!(g, ". Reason: delivery through zreap costs more than the raw wait: {}", worst.join("; "));
     }
     if !peers.is_empty() {
         let list: Vec<String> =
@@ -721,7 +777,7 @@ fn goal_syscalls(
 ) -> String {
     let met = all_met(verdicts.iter().map(|v| v.2));
     let mut g = format!(
-        "Goal 3 (system calls per tracked exit in OWN scope; issue 13 sets no number, the bench's bound is that the \
+        "Goal 3 (system calls per tracked exit, OWN scope, the all-children scope beside it; issue 13 sets no number, the bench's bound is that the \
          count does not grow with the live children, ≤ {FLAT_SYSCALLS:.2}× from N={} to N={}): {}",
         levels.first().map_or("-".into(), |n| fmt_n(*n)),
         levels.last().map_or("-".into(), |n| fmt_n(*n)),
