@@ -799,7 +799,7 @@ fn loadavg() -> String {
 fn command_line(args: &[String]) -> String {
     let rest = if args.is_empty() { String::new() } else { format!(" -- {}", args.join(" ")) };
     let profile = if cfg!(debug_assertions) { "" } else { " --release" };
-    format!("cargo run{profile} -p zreap-bench{rest}")
+    format!("cargo run{profile} -p zreap-bench --bin zreap-bench{rest}")
 }
 
 const METHOD_TEXT: &str = "\
