@@ -7,7 +7,9 @@
  *
  * N live children (TINY_BLOCK, blocked reading a pipe on fd 0) are started
  * first, then WARMUP + ITERS rounds of MODE:
- *   start     time one start of TINY (then wait for it, untimed)
+ *   start     time one start of TINY_BLOCK on a pipe of its own, then close
+ *             the pipe and wait for the exit, untimed (so no exit of the
+ *             measured child lands in the timed start)
  *   cycle     time one start of TINY and the wait for its status
  *   latency   start TINY_BLOCK on a pipe of its own, wait until it sleeps in
  *             read(), then time from closing the pipe to the status delivered
@@ -114,12 +116,19 @@ int main(int argc, char **argv) {
     if (!samples) die("calloc");
     for (long i = 0; i < warmup + iters; i++) {
         long long t;
-        if (start || cycle) {
+        if (cycle) {
             t0 = now_ns();
-            struct proc *p = peer_spawn(tiny, -1);
-            long long started = now_ns();
+            peer_wait(peer_spawn(tiny, -1));
+            t = now_ns() - t0;
+        } else if (start) {
+            int b[2];
+            cloexec_pipe(b);
+            t0 = now_ns();
+            struct proc *p = peer_spawn(tiny_block, b[0]);
+            t = now_ns() - t0;
+            close(b[0]);
+            close(b[1]);
             peer_wait(p);
-            t = (start ? started : now_ns()) - t0;
         } else {
             int b[2];
             cloexec_pipe(b);

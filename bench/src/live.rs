@@ -333,16 +333,21 @@ pub fn run(args: &[String]) -> Res<i32> {
     let mut samples = Vec::with_capacity(iters);
     for i in 0..warmup + iters {
         let ns = match mode.as_str() {
-            "start" | "cycle" => {
+            "cycle" => {
                 let t0 = Instant::now();
                 let pid = lib.start(measured.0, &tiny, None)?;
-                let started = t0.elapsed();
                 lib.wait(measured.1, pid)?;
-                if mode == "start" {
-                    started
-                } else {
-                    t0.elapsed()
-                }
+                t0.elapsed()
+            }
+            "start" => {
+                let (br, bw) = cloexec_pipe()?;
+                let t0 = Instant::now();
+                let pid = lib.start(measured.0, &tiny_block, Some(br))?;
+                let ns = t0.elapsed();
+                close(br);
+                close(bw);
+                lib.wait(measured.1, pid)?;
+                ns
             }
             _ => {
                 let (br, bw) = cloexec_pipe()?;

@@ -71,9 +71,10 @@ pub const METHOD_TEXT: &str = "\
    `bench/peers/*.c` (libuv, GLib; compiled at bench time with `pkg-config --cflags --libs`)
    share one driver: N live children of the library under test (`tiny-block`, a static
    program without libc blocked in `read()` on a pipe) are started first; then each sample
-   times one start of `tiny` (the same program, exiting at once): the library's spawn call
-   only (for `zreap::fork`, the fork), the wait for it untimed. The host rows time
-   `posix_spawn` + `waitpid` of `tiny` by code that does not use zreap, while N tracked
+   times one more start of `tiny-block`, on a pipe of its own: the library's spawn call only
+   (for `zreap::fork`, the fork); the pipe is closed and the exit waited for untimed, so no
+   exit lands in the timed start. The host rows time `posix_spawn` + `waitpid` of `tiny`
+   (the same program, exiting at once) by code that does not use zreap, while N tracked
    `zreap::spawn` children are alive (under `install(OWN)`) or N untracked `posix_spawn`
    children. Each (library, N) runs in its own process, in rounds whose order rotates.
 8. **Exit-to-delivery latency.** Same driver: the measured child is `tiny-block` on a pipe
