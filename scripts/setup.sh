@@ -7,8 +7,10 @@
 # C tests run under both: capi/tests/c_sanitized.rs; zreap-bench counts the
 # shim's instructions with valgrind), what the install, man-page and example
 # tests run (pkg-config, binutils for readelf and nm, mandoc, libuv1-dev),
-# strace, gdb and ltrace (tracers run under the shim), and python3 with
-# CPython's own test suite (run under the shim).
+# strace, gdb and ltrace (tracers run under the shim; strace also counts
+# zreap-bench's system calls per exit), libglib2.0-dev (zreap-bench's GLib
+# peer; libuv1-dev is its libuv peer), and python3 with CPython's own test
+# suite (run under the shim).
 # Idempotent: installs nothing when everything is present.
 set -euo pipefail
 sudo=""
@@ -27,6 +29,7 @@ command -v clang >/dev/null 2>&1 || need+=(clang)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v readelf >/dev/null 2>&1 || need+=(binutils)
 [ -e /usr/include/uv.h ] || need+=(libuv1-dev)
+[ -e /usr/include/glib-2.0/glib.h ] || need+=(libglib2.0-dev)
 for tool in make valgrind mandoc strace gdb ltrace python3; do
   command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done

@@ -8,11 +8,13 @@
 //! prints a table of medians and ratios against the raw baseline, and writes
 //! `DIR/benchmarks.md` and `DIR/spawn_latency.svg` (DIR defaults to `docs/`).
 //! `--quick` is a seconds-long smoke run; `--only` runs one section: spawn,
-//! zfork, storm, own-scale, shim, memory. Every measurement runs in a fresh
-//! child process (this binary re-executed as `zreap-bench __worker ...`),
+//! zfork, storm, own-scale, shim, memory, live-scale, latency, syscalls.
+//! Every measurement runs in a fresh child process (this binary re-executed as `zreap-bench __worker ...`),
 //! because zreap's state is process-wide.
 
+mod live;
 mod plot;
+mod scale;
 mod shim;
 mod workers;
 
@@ -22,7 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-const SECTIONS: [&str; 6] = ["spawn", "zfork", "storm", "own-scale", "shim", "memory"];
+const SECTIONS: [&str; 9] =
+    ["spawn", "zfork", "storm", "own-scale", "shim", "memory", "live-scale", "latency", "syscalls"];
 
 /// The spawn methods, in table order; the first is the baseline.
 const SPAWN_METHODS: [&str; 6] =
@@ -143,13 +146,15 @@ enum Val {
     Bytes(f64),
     Ratio(f64),
     Count(u64),
+    /// A mean count (system calls per exit).
+    Per(f64),
     Na(String),
 }
 
 impl Val {
     fn num(&self) -> Option<f64> {
         match *self {
-            Val::Ns(v) | Val::Bytes(v) | Val::Ratio(v) => Some(v),
+            Val::Ns(v) | Val::Bytes(v) | Val::Ratio(v) | Val::Per(v) => Some(v),
             Val::Count(v) => Some(v as f64),
             Val::Na(_) => None,
         }
@@ -162,6 +167,7 @@ impl Val {
             Val::Bytes(b) => format!("{b:.0} B"),
             Val::Ratio(r) => format!("{r:.1}×"),
             Val::Count(c) => c.to_string(),
+            Val::Per(c) => format!("{c:.1}"),
             Val::Na(why) => why.clone(),
         }
     }
@@ -335,6 +341,7 @@ struct Bench {
     plot: Vec<plot::Series>,
     /// RSS before/after making N tracked children, from the OWN-scaling run.
     tracked_rss: Option<HashMap<String, String>>,
+    scale: scale::Scale,
 }
 
 impl Bench {
@@ -677,7 +684,7 @@ fn loadavg() -> String {
 fn command_line(args: &[String]) -> String {
     let rest = if args.is_empty() { String::new() } else { format!(" -- {}", args.join(" ")) };
     let profile = if cfg!(debug_assertions) { "" } else { " --release" };
-    format!("cargo run{profile} -p zreap-bench{rest}")
+    format!("cargo run{profile} -p zreap-bench --bin zreap-bench{rest}")
 }
 
 const METHOD_TEXT: &str = "\
@@ -719,7 +726,8 @@ is process-wide):
    RSS); and RSS before and after `zreap::install` in a fresh process.
 ";
 
-fn write_doc(out: &Path, args: &[String], rows: &[Row], notes: &[String], errors: &[String], secs: f64, plotted: bool) {
+fn write_doc(out: &Path, args: &[String], b: &Bench, secs: f64, plotted: bool) {
+    let (rows, notes, errors) = (&b.rows, &b.notes, &b.errors);
     let md = out.join("benchmarks.md");
     let kept_notes = std::fs::read_to_string(&md).ok().and_then(|old| {
         let a = old.find(NOTES_BEGIN)?;
@@ -745,7 +753,12 @@ fn write_doc(out: &Path, args: &[String], rows: &[Row], notes: &[String], errors
     d.push_str(&table(rows));
     if plotted {
         let _ = writeln!(d, "\n![spawn latency against parent size](spawn_latency.svg)\n");
-        let _ = writeln!(d, "`spawn_latency.svg`: median spawn + wait latency against parent size, per method.");
+        if !b.plot.is_empty() {
+            let _ = writeln!(d, "`spawn_latency.svg`: median spawn + wait latency against parent size, per method.");
+        }
+        if !b.scale.plot.is_empty() {
+            let _ = writeln!(d, "`spawn_latency.svg`: median start cost against live tracked children, per library.");
+        }
     }
     let _ = writeln!(d, "\n## Targets\n");
     for r in rows.iter().filter(|r| r.target.is_some()) {
@@ -767,6 +780,7 @@ fn write_doc(out: &Path, args: &[String], rows: &[Row], notes: &[String], errors
             r.target.map_or(String::new(), Target::show)
         );
     }
+    d.push_str(&b.scale.goals_md());
     if !notes.is_empty() || !errors.is_empty() {
         let _ = writeln!(d, "\n## Run notes\n");
         for n in notes {
@@ -778,6 +792,7 @@ fn write_doc(out: &Path, args: &[String], rows: &[Row], notes: &[String], errors
     }
     let _ = writeln!(d, "\n## Method\n");
     d.push_str(METHOD_TEXT);
+    d.push_str(scale::METHOD_TEXT);
     let _ = writeln!(d);
     match kept_notes {
         Some(n) => d.push_str(&n),
@@ -829,7 +844,8 @@ fn main() {
         loadavg()
     )];
     let p = Params::new(quick, &mut notes);
-    let mut b = Bench { p, rows: Vec::new(), errors: Vec::new(), notes, plot: Vec::new(), tracked_rss: None };
+    let scale = scale::Scale::new(scale::Params::new(quick, &mut notes));
+    let mut b = Bench { p, rows: Vec::new(), errors: Vec::new(), notes, plot: Vec::new(), tracked_rss: None, scale };
     let tmp = std::env::temp_dir().join(format!("zreap-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&tmp);
     let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
@@ -845,14 +861,17 @@ fn main() {
             "own-scale" => b.own_scale(),
             "shim" => b.shim(&tmp),
             "memory" => b.memory(),
+            "live-scale" => b.live_scale(&tmp),
+            "latency" => b.latency(&tmp),
+            "syscalls" => b.syscalls(&tmp),
             _ => unreachable!(),
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
-    let plotted = if b.plot.is_empty() {
+    let plotted = if b.plot.is_empty() && b.scale.plot.is_empty() {
         false
     } else {
-        match plot::spawn_latency(&out.join("spawn_latency.svg"), &b.plot) {
+        match plot::spawn_latency(&out.join("spawn_latency.svg"), &b.plot, &b.scale.plot) {
             Ok(()) => true,
             Err(e) => {
                 b.errors.push(format!("plot: {e}"));
@@ -868,7 +887,7 @@ fn main() {
     for e in &b.errors {
         println!("error: {e}");
     }
-    write_doc(&out, &argv, &b.rows, &b.notes, &b.errors, secs, plotted);
+    write_doc(&out, &argv, &b, secs, plotted);
     println!("wrote {} in {secs:.0} s", out.join("benchmarks.md").display());
     std::process::exit(if b.errors.is_empty() { 0 } else { 1 });
 }

@@ -1,21 +1,45 @@
-//! The SVG plot of spawn latency against parent size, one line per method.
+//! The SVG plots: spawn latency against parent size, one line per method;
+//! below it, start cost against live tracked children, one line per library.
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
 
-/// One method's medians: (parent size in MiB, latency in µs).
+/// One method's medians: (x, latency in µs).
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
 }
 
-pub fn spawn_latency(path: &Path, series: &[Series]) -> Result<(), String> {
-    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied()).collect();
-    if all.is_empty() {
+/// Writes one chart per non-empty series list: `by_size` has x = parent size
+/// in MiB, `by_live` x = live tracked children.
+pub fn spawn_latency(path: &Path, by_size: &[Series], by_live: &[Series]) -> Result<(), String> {
+    let charts: Vec<(&[Series], &str, &str)> = [
+        (
+            by_size,
+            "spawn + wait of /bin/true: median latency vs parent size",
+            "parent size (MiB of touched memory, log)",
+        ),
+        (by_live, "start of a tiny static child: median cost vs live tracked children", "live tracked children (log)"),
+    ]
+    .into_iter()
+    .filter(|(s, ..)| s.iter().any(|s| !s.points.is_empty()))
+    .collect();
+    if charts.is_empty() {
         return Err("no points to plot".into());
     }
+    let root = SVGBackend::new(path, (900, 560 * charts.len() as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    for (area, (series, caption, x_desc)) in root.split_evenly((charts.len(), 1)).iter().zip(charts) {
+        chart(area, series, caption, x_desc)?;
+    }
+    root.present().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn chart(area: &DrawingArea<SVGBackend, Shift>, series: &[Series], caption: &str, x_desc: &str) -> Result<(), String> {
     let (mut x_min, mut x_max, mut y_min, mut y_max) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in &all {
+    for &(x, y) in series.iter().flat_map(|s| s.points.iter()) {
         x_min = x_min.min(x);
         x_max = x_max.max(x);
         y_min = y_min.min(y);
@@ -23,11 +47,8 @@ pub fn spawn_latency(path: &Path, series: &[Series]) -> Result<(), String> {
     }
     let x_range = (x_min / 1.5)..(x_max * 1.5);
     let y_range = (y_min / 2.0)..(y_max * 2.0);
-
-    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("spawn + wait of /bin/true: median latency vs parent size", ("sans-serif", 20))
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(70)
@@ -36,13 +57,23 @@ pub fn spawn_latency(path: &Path, series: &[Series]) -> Result<(), String> {
     chart
         .configure_mesh()
         .light_line_style(WHITE)
-        .x_desc("parent size (MiB of touched memory, log)")
+        .x_desc(x_desc)
         .y_desc("median latency (µs, log)")
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()
         .map_err(|e| e.to_string())?;
-    let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK, RGBColor(230, 140, 0)];
+    let colors = [
+        RED,
+        BLUE,
+        GREEN,
+        MAGENTA,
+        CYAN,
+        BLACK,
+        RGBColor(230, 140, 0),
+        RGBColor(120, 60, 160),
+        RGBColor(120, 120, 120),
+    ];
     for (i, s) in series.iter().enumerate() {
         let color = colors[i % colors.len()];
         let mut points = s.points.clone();
@@ -61,6 +92,5 @@ pub fn spawn_latency(path: &Path, series: &[Series]) -> Result<(), String> {
         .border_style(BLACK)
         .draw()
         .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())?;
     Ok(())
 }

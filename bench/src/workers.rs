@@ -31,6 +31,7 @@ pub fn run(args: &[String]) -> i32 {
         Some("scan") => scan(arg(1), arg(2)),
         Some("memory") => memory(arg(1)),
         Some("install-rss") => install_rss(args.get(1).map_or("", String::as_str)),
+        Some("live") => crate::live::run(&args[1..]),
         _ => Err(format!("unknown worker {args:?}")),
     };
     match result {
