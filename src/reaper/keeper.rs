@@ -164,10 +164,13 @@ struct Keeper {
     epfd: RawFd,
     /// Kept children whose pidfd turned readable: (slot, pidfd).
     ready: Vec<(u32, RawFd)>,
-    /// Children whose pidfd did not reach this table (it was full: -1), or
-    /// whose pidfd is readable while the child cannot be reaped yet (a tracer
-    /// holds it): looked at again every [`Keeper::POLL_MS`].
-    stalled: Vec<(u32, pid_t, RawFd)>,
+    /// Children whose pidfd is readable while they cannot be reaped yet (a
+    /// tracer holds them): (slot, pidfd), looked at again every
+    /// [`Keeper::POLL_MS`].
+    stalled: Vec<(u32, RawFd)>,
+    /// Children whose pidfd did not reach this table: (slot, pid), handed back
+    /// to the passes as children without a pidfd.
+    lost: Vec<(u32, pid_t)>,
 }
 
 impl Keeper {
@@ -182,7 +185,7 @@ impl Keeper {
         if epfd < 0 {
             return Err(io::Error::last_os_error());
         }
-        let keeper = Keeper { rx, efd, epfd, ready: Vec::with_capacity(64), stalled: Vec::new() };
+        let keeper = Keeper { rx, efd, epfd, ready: Vec::with_capacity(64), stalled: Vec::new(), lost: Vec::new() };
         keeper.add(rx, RX_TAG, 0)?;
         Ok(keeper)
     }
@@ -210,7 +213,8 @@ impl Keeper {
                     self.ready.push((event.u64 as u32, (event.u64 >> 32) as RawFd));
                 }
             }
-            if !self.ready.is_empty() || !self.stalled.is_empty() || KICKED.load(SeqCst) {
+            let work = !self.ready.is_empty() || !self.stalled.is_empty() || !self.lost.is_empty();
+            if work || KICKED.load(SeqCst) {
                 self.reap_and_record();
             }
         }
@@ -231,7 +235,7 @@ impl Keeper {
                     let data = (fd as u64) << 32 | u64::from(idx);
                     if fd < 0 || self.add(fd, data, libc::EPOLLONESHOT).is_err() {
                         sys::close(fd);
-                        self.stalled.push((idx, pid, -1));
+                        self.lost.push((idx, pid));
                     }
                 }
                 Received::Empty | Received::Closed => return,
@@ -255,25 +259,27 @@ impl Keeper {
         for (idx, pidfd) in std::mem::take(&mut self.ready) {
             let found = sys::waitid(libc::P_PIDFD, pidfd as libc::id_t, libc::WNOHANG | libc::__WALL);
             match found {
-                Ok(Waited::NotYet) => self.stalled.push((idx, 0, pidfd)),
+                Ok(Waited::NotYet) => self.stalled.push((idx, pidfd)),
                 _ => self.finish(st, idx, pidfd, found),
             }
         }
         let mut i = 0;
         while i < self.stalled.len() {
-            let (idx, pid, pidfd) = self.stalled[i];
-            let options = libc::WNOHANG | libc::__WALL;
-            let found = if pidfd >= 0 {
-                sys::waitid(libc::P_PIDFD, pidfd as libc::id_t, options)
-            } else {
-                sys::waitid(libc::P_PID, pid as libc::id_t, options)
-            };
+            let (idx, pidfd) = self.stalled[i];
+            let found = sys::waitid(libc::P_PIDFD, pidfd as libc::id_t, libc::WNOHANG | libc::__WALL);
             if found.as_ref().is_ok_and(|w| *w == Waited::NotYet) {
                 i += 1;
                 continue;
             }
             self.stalled.swap_remove(i);
             self.finish(st, idx, pidfd, found);
+        }
+        if !self.lost.is_empty() {
+            for (idx, pid) in std::mem::take(&mut self.lost) {
+                KEPT.fetch_sub(1, SeqCst);
+                st.lose_kept(idx, pid);
+            }
+            watcher::publish_mode(st);
         }
         let recorded = st.table.next_seq != before;
         let signal_fd = recorded && st.fd_wanted;
@@ -308,6 +314,22 @@ impl Keeper {
         let slot = st.table.slot(idx);
         if slot.kept && slot.state == super::table::SlotState::Live {
             st.table.finish(idx, status);
+        }
+    }
+}
+
+impl State {
+    /// A kept child whose pidfd never reached the keeper becomes a child
+    /// without a pidfd: identified by its start time, read now (the child is
+    /// ours and unreaped unless a foreign wait took it meanwhile), and checked
+    /// by the passes. Gate held, in the keeper (no fd of the shared table is
+    /// used: the start time is read without the spare fd).
+    fn lose_kept(&mut self, idx: u32, pid: pid_t) {
+        let slot = self.table.slot(idx);
+        if slot.kept && slot.pid == pid && slot.state == super::table::SlotState::Live {
+            self.table.set_kept(idx, false);
+            self.table.slot_mut(idx).start_time = sys::proc_start_time(pid).unwrap_or(0);
+            self.table.fallback.push(idx);
         }
     }
 }
