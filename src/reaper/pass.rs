@@ -3,8 +3,9 @@
 //!
 //! Signal context: everything here runs in the SIGCHLD handler (through the
 //! gate) and must stay async-signal-safe: only waitid, epoll_wait,
-//! epoll_ctl, open, read, close, fcntl and write, atomics, and writes to
-//! memory reserved beforehand; no allocation, no lock, no panic.
+//! epoll_ctl, open, read, close, fcntl, write and sendmsg (the keeper's
+//! kick), atomics, and writes to memory reserved beforehand; no allocation,
+//! no lock, no panic.
 
 use super::{events, keeper, watcher, State, REAPER};
 use crate::gate::GateGuard;
@@ -38,6 +39,7 @@ pub(super) enum PidReap {
 /// slot is not known yet). Otherwise (the scope of the library's own
 /// children, all of them kept) the handler returns at once.
 static PASS_WANTED: AtomicBool = AtomicBool::new(true);
+/// Tracked children being created right now (see [`creating`]).
 static CREATING: AtomicUsize = AtomicUsize::new(0);
 
 /// Called by the SIGCHLD handler. Async-signal-safe.
