@@ -10,6 +10,7 @@
 //! how children are started and how their exits are waited for
 //! (see [`Lib::new`]). Only zreap's public API is used.
 
+use crate::workers::raise_nofile;
 use libc::{c_char, c_int, pid_t};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
@@ -293,17 +294,6 @@ fn wait_sleeping(pid: pid_t) -> Res<()> {
 fn mark(path: &CStr) {
     // SAFETY: path is a valid C string; the call is only a marker for strace.
     unsafe { libc::access(path.as_ptr(), libc::F_OK) };
-}
-
-fn raise_nofile() {
-    // SAFETY: rl is a valid rlimit struct.
-    unsafe {
-        let mut rl: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 {
-            rl.rlim_cur = rl.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
-        }
-    }
 }
 
 /// `live LIB MODE N ITERS WARMUP TINY TINY_BLOCK`.

@@ -106,7 +106,7 @@ fn print_samples(samples: &[u64]) {
 }
 
 /// Raises the soft fd limit to the hard one (10,000 pidfds are needed).
-fn raise_nofile() {
+pub(crate) fn raise_nofile() {
     // SAFETY: rl is a valid rlimit struct.
     unsafe {
         let mut rl: libc::rlimit = std::mem::zeroed();
