@@ -130,19 +130,13 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
             match blocker {
                 // A kept child that has exited: the keeper is reaping it, so
                 // its exit is about to be recorded.
-                Blocker::Recorded { seen } if pid > 0 && exited(pid) => watcher::sleep(seen, Some(100)),
+                Blocker::Recorded { seen } if pid > 0 && sys::exited_unreaped(pid) => watcher::sleep(seen, Some(100)),
                 _ => return Ok(None),
             }
         } else {
             blocker.block();
         }
     }
-}
-
-/// Whether child `pid` has exited and is not yet reaped (it is not reaped here).
-fn exited(pid: pid_t) -> bool {
-    let options = libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
-    matches!(sys::waitid(libc::P_PID, pid as libc::id_t, options), Ok(sys::Waited::Exited(..)))
 }
 
 /// How a wait sleeps until the child it waits for may have changed.

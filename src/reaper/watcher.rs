@@ -8,7 +8,6 @@
 
 use super::{lock, pass, State};
 use crate::sys::{self, Waited};
-use libc::pid_t;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 
@@ -110,12 +109,6 @@ pub(super) fn forget_in_child() {
     STARTED.store(false, SeqCst);
 }
 
-/// Whether `pid` has exited and is still unreaped.
-fn unreaped(pid: pid_t) -> bool {
-    let options = libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
-    matches!(sys::waitid(libc::P_PID, pid as libc::id_t, options), Ok(Waited::Exited(..)))
-}
-
 fn watch() {
     sys::block_all_signals_in_this_thread();
     let efd = lock().efd;
@@ -131,12 +124,12 @@ fn watch() {
                         if mode == REAP {
                             pass::pass(&mut st);
                         }
-                        if unreaped(pid) {
+                        if sys::exited_unreaped(pid) {
                             sys::eventfd_signal(efd);
                         }
                     }
                     // Wait until someone reaps it before looking again.
-                    while MODE.load(SeqCst) == mode && unreaped(pid) {
+                    while MODE.load(SeqCst) == mode && sys::exited_unreaped(pid) {
                         sleep(WAKE.load(SeqCst), Some(100));
                     }
                 }
@@ -146,7 +139,7 @@ fn watch() {
             },
             FALLBACK => {
                 let pids = lock().table.fallback_pids();
-                if pids.into_iter().any(unreaped) {
+                if pids.into_iter().any(sys::exited_unreaped) {
                     sys::eventfd_signal(efd);
                 }
                 sleep(seen, Some(50));

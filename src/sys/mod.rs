@@ -123,6 +123,13 @@ pub fn peek_exited_child() -> Option<pid_t> {
     matches!(info.si_code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED).then(|| unsafe { info.si_pid() })
 }
 
+/// Whether child `pid` (a clone child too) has exited and is still unreaped;
+/// it is not reaped here (`waitid(P_PID, WNOHANG | WNOWAIT | __WALL)`).
+pub fn exited_unreaped(pid: pid_t) -> bool {
+    let options = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
+    matches!(waitid_info(libc::P_PID, pid as libc::id_t, options), Ok(Some(_)))
+}
+
 /// `pidfd_open(pid, 0)`; the fd is close-on-exec.
 pub fn pidfd_open(pid: pid_t) -> io::Result<RawFd> {
     // SAFETY: pidfd_open takes two integer arguments and returns a new fd or -1.
