@@ -13,6 +13,9 @@
 //! gate) and hands deferred passes back to the program's threads with a
 //! SIGCHLD of the process's own.
 //!
+//! A blocking wait for one kept child may [`claim`] it and reap it itself:
+//! the keeper then only closes the child's pidfd when it turns readable.
+//!
 //! Signal context: [`kick`] is async-signal-safe (an atomic store and one
 //! send); [`forget_in_child`] is post-fork code (a close and atomic stores).
 //! A forked child starts no keeper (see [`FORKED`]), except zdaemonize's
@@ -23,7 +26,7 @@ use crate::sys::{self, Received, Waited};
 use libc::{c_int, pid_t};
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 /// The shared table's end of the keeper's socket; -1 while no keeper runs.
 static TX: AtomicI32 = AtomicI32::new(-1);
@@ -32,8 +35,13 @@ static TX: AtomicI32 = AtomicI32::new(-1);
 static KICKED: AtomicBool = AtomicBool::new(false);
 /// Pidfds sent to the keeper and not yet closed there.
 static KEPT: AtomicUsize = AtomicUsize::new(0);
+/// Kept children claimed by a blocking wait, as [`identity`]s (0: a free
+/// cell). The keeper reads them without the gate: a child's pidfd that turns
+/// readable while its claim is here is closed at once, and the claim cleared.
+static CLAIMS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
 
 const RX_TAG: u64 = u64::MAX;
+/// The message index of a kick (no slot has it).
 const KICK: u32 = u32::MAX;
 /// Fds the keeper's table needs besides pidfds, with a margin.
 const OWN_FDS: usize = 8;
@@ -63,14 +71,14 @@ fn has_room() -> bool {
 }
 
 /// Hands a new child's pidfd to the keeper and closes it here. Gate held;
-/// the slot `idx` is live. False when it could not be sent (the caller keeps
-/// the pidfd).
-pub(super) fn give(idx: u32, pid: pid_t, pidfd: RawFd) -> bool {
+/// the slot `idx` (of generation `generation`) is live. False when it could
+/// not be sent (the caller keeps the pidfd).
+pub(super) fn give(idx: u32, generation: u32, pid: pid_t, pidfd: RawFd) -> bool {
     let tx = TX.load(SeqCst);
     if tx < 0 || !has_room() {
         return false;
     }
-    let message = encode(idx, pid);
+    let message = encode(idx, generation, pid);
     // Counted before the keeper can see it (it uncounts once done).
     KEPT.fetch_add(1, SeqCst);
     loop {
@@ -92,8 +100,27 @@ pub(super) fn give(idx: u32, pid: pid_t, pidfd: RawFd) -> bool {
 /// have a pass run again. Async-signal-safe.
 pub(super) fn kick() {
     if !KICKED.swap(true, SeqCst) {
-        let _ = sys::send_message(TX.load(SeqCst), &encode(KICK, 0), -1);
+        let _ = sys::send_message(TX.load(SeqCst), &encode(KICK, 0, 0), -1);
     }
+}
+
+/// A kept child's identity: its slot and the slot's generation (never 0).
+fn identity(idx: u32, generation: u32) -> u64 {
+    u64::from(generation) << 32 | u64::from(idx)
+}
+
+/// Takes kept child `idx` (of `generation`) away from the keeper, for a
+/// blocking wait that reaps it itself. Gate held, the slot live, kept and not
+/// claimed. False when every claim cell is in use.
+pub(super) fn claim(idx: u32, generation: u32) -> bool {
+    let id = identity(idx, generation);
+    CLAIMS.iter().any(|cell| cell.compare_exchange(0, id, SeqCst, SeqCst).is_ok())
+}
+
+/// Clears the claim on a kept child, if there is one; true when there was.
+fn unclaim(idx: u32, generation: u32) -> bool {
+    let id = identity(idx, generation);
+    CLAIMS.iter().any(|cell| cell.compare_exchange(id, 0, SeqCst, SeqCst).is_ok())
 }
 
 /// In a forked child: the keeper is the parent's; the next child made here
@@ -103,19 +130,20 @@ pub(super) fn forget_in_child() {
     sys::close(TX.swap(-1, SeqCst));
     KICKED.store(false, SeqCst);
     KEPT.store(0, SeqCst);
+    CLAIMS.iter().for_each(|cell| cell.store(0, SeqCst));
 }
 
-fn encode(idx: u32, pid: pid_t) -> sys::Message {
-    let mut message = [0; 8];
+fn encode(idx: u32, generation: u32, pid: pid_t) -> sys::Message {
+    let mut message = [0; 12];
     message[..4].copy_from_slice(&idx.to_ne_bytes());
-    message[4..].copy_from_slice(&pid.to_ne_bytes());
+    message[4..8].copy_from_slice(&generation.to_ne_bytes());
+    message[8..].copy_from_slice(&pid.to_ne_bytes());
     message
 }
 
-fn decode(message: &sys::Message) -> (u32, pid_t) {
-    let idx = u32::from_ne_bytes([message[0], message[1], message[2], message[3]]);
-    let pid = pid_t::from_ne_bytes([message[4], message[5], message[6], message[7]]);
-    (idx, pid)
+fn decode(message: &sys::Message) -> (u32, u32, pid_t) {
+    let word = |at: usize| [message[at], message[at + 1], message[at + 2], message[at + 3]];
+    (u32::from_ne_bytes(word(0)), u32::from_ne_bytes(word(4)), pid_t::from_ne_bytes(word(8)))
 }
 
 fn wait_writable(fd: RawFd) {
@@ -158,19 +186,36 @@ fn start(efd: RawFd) -> io::Result<()> {
     }
 }
 
+/// A kept child as the keeper knows it.
+#[derive(Clone, Copy)]
+struct Kept {
+    idx: u32,
+    generation: u32,
+    pidfd: RawFd,
+}
+
+impl Kept {
+    /// Whether slot `idx` still holds this child, live and the keeper's.
+    fn is_in(&self, st: &State) -> bool {
+        let slot = st.table.slot(self.idx);
+        slot.generation == self.generation && slot.kept && slot.state == super::table::SlotState::Live
+    }
+}
+
 struct Keeper {
     rx: RawFd,
     efd: RawFd,
     epfd: RawFd,
-    /// Kept children whose pidfd turned readable: (slot, pidfd).
-    ready: Vec<(u32, RawFd)>,
+    /// The child whose pidfd has each fd number here.
+    by_fd: Vec<Option<Kept>>,
+    /// Kept children whose pidfd turned readable.
+    ready: Vec<Kept>,
     /// Children whose pidfd is readable while they cannot be reaped yet (a
-    /// tracer holds them): (slot, pidfd), looked at again every
-    /// [`Keeper::POLL_MS`].
-    stalled: Vec<(u32, RawFd)>,
-    /// Children whose pidfd did not reach this table: (slot, pid), handed back
-    /// to the passes as children without a pidfd.
-    lost: Vec<(u32, pid_t)>,
+    /// tracer holds them), looked at again every [`Keeper::POLL_MS`].
+    stalled: Vec<Kept>,
+    /// Children whose pidfd did not reach this table: (slot, generation,
+    /// pid), handed back to the passes as children without a pidfd.
+    lost: Vec<(u32, u32, pid_t)>,
 }
 
 impl Keeper {
@@ -185,7 +230,15 @@ impl Keeper {
         if epfd < 0 {
             return Err(io::Error::last_os_error());
         }
-        let keeper = Keeper { rx, efd, epfd, ready: Vec::with_capacity(64), stalled: Vec::new(), lost: Vec::new() };
+        let keeper = Keeper {
+            rx,
+            efd,
+            epfd,
+            by_fd: Vec::new(),
+            ready: Vec::with_capacity(64),
+            stalled: Vec::new(),
+            lost: Vec::new(),
+        };
         keeper.add(rx, RX_TAG, 0)?;
         Ok(keeper)
     }
@@ -209,8 +262,15 @@ impl Keeper {
             for event in &events[..n.max(0) as usize] {
                 if event.u64 == RX_TAG {
                     self.drain();
+                    continue;
+                }
+                let Some(kept) = self.by_fd.get_mut(event.u64 as usize).and_then(Option::take) else { continue };
+                // A child a wait has claimed is that wait's to reap: no gate
+                // is needed to let it go.
+                if unclaim(kept.idx, kept.generation) {
+                    self.close(kept.pidfd);
                 } else {
-                    self.ready.push((event.u64 as u32, (event.u64 >> 32) as RawFd));
+                    self.ready.push(kept);
                 }
             }
             let work = !self.ready.is_empty() || !self.stalled.is_empty() || !self.lost.is_empty();
@@ -220,23 +280,34 @@ impl Keeper {
         }
     }
 
+    /// Closes the pidfd of a child this table no longer watches.
+    fn close(&self, pidfd: RawFd) {
+        sys::close(pidfd);
+        KEPT.fetch_sub(1, SeqCst);
+    }
+
     /// Takes every message waiting on the socket: new children to watch.
     fn drain(&mut self) {
         loop {
             match sys::recv_message(self.rx) {
                 Received::Message(message, fd) => {
-                    let (idx, pid) = decode(&message);
+                    let (idx, generation, pid) = decode(&message);
                     if idx == KICK {
                         continue;
                     }
                     // One-shot: a registration outlives the close of our fd
                     // while a vfork child of another thread still has a copy
                     // of the pidfd, and must not report it again.
-                    let data = (fd as u64) << 32 | u64::from(idx);
-                    if fd < 0 || self.add(fd, data, libc::EPOLLONESHOT).is_err() {
+                    if fd < 0 || self.add(fd, fd as u64, libc::EPOLLONESHOT).is_err() {
                         sys::close(fd);
-                        self.lost.push((idx, pid));
+                        self.lost.push((idx, generation, pid));
+                        continue;
                     }
+                    let at = fd as usize;
+                    if self.by_fd.len() <= at {
+                        self.by_fd.resize(at + 1, None);
+                    }
+                    self.by_fd[at] = Some(Kept { idx, generation, pidfd: fd });
                 }
                 Received::Empty | Received::Closed => return,
             }
@@ -256,28 +327,34 @@ impl Keeper {
         // SAFETY: the gate is held until release_leaving_deferred below.
         let st = unsafe { REAPER.value_mut() };
         let before = st.table.next_seq;
-        for (idx, pidfd) in std::mem::take(&mut self.ready) {
-            let found = sys::waitid(libc::P_PIDFD, pidfd as libc::id_t, libc::WNOHANG | libc::__WALL);
+        for kept in std::mem::take(&mut self.ready) {
+            if !kept.is_in(st) || st.table.slot(kept.idx).claimed {
+                // Claimed after the check in `run`, or gone.
+                unclaim(kept.idx, kept.generation);
+                self.close(kept.pidfd);
+                continue;
+            }
+            let found = sys::waitid(libc::P_PIDFD, kept.pidfd as libc::id_t, libc::WNOHANG | libc::__WALL);
             match found {
-                Ok(Waited::NotYet) => self.stalled.push((idx, pidfd)),
-                _ => self.finish(st, idx, pidfd, found),
+                Ok(Waited::NotYet) => self.stalled.push(kept),
+                _ => self.finish(st, kept, found),
             }
         }
         let mut i = 0;
         while i < self.stalled.len() {
-            let (idx, pidfd) = self.stalled[i];
-            let found = sys::waitid(libc::P_PIDFD, pidfd as libc::id_t, libc::WNOHANG | libc::__WALL);
+            let kept = self.stalled[i];
+            let found = sys::waitid(libc::P_PIDFD, kept.pidfd as libc::id_t, libc::WNOHANG | libc::__WALL);
             if found.as_ref().is_ok_and(|w| *w == Waited::NotYet) {
                 i += 1;
                 continue;
             }
             self.stalled.swap_remove(i);
-            self.finish(st, idx, pidfd, found);
+            self.finish(st, kept, found);
         }
         if !self.lost.is_empty() {
-            for (idx, pid) in std::mem::take(&mut self.lost) {
+            for (idx, generation, pid) in std::mem::take(&mut self.lost) {
                 KEPT.fetch_sub(1, SeqCst);
-                st.lose_kept(idx, pid);
+                st.lose_kept(idx, generation, pid);
             }
             watcher::publish_mode(st);
         }
@@ -302,18 +379,16 @@ impl Keeper {
         }
     }
 
-    /// Records what a wait for kept child `idx` found and closes its pidfd.
+    /// Records what a wait for a kept child found and closes its pidfd.
     /// Gate held.
-    fn finish(&mut self, st: &mut State, idx: u32, pidfd: RawFd, found: io::Result<Waited>) {
+    fn finish(&mut self, st: &mut State, kept: Kept, found: io::Result<Waited>) {
         let status = match found {
             Ok(Waited::Exited(_, status)) => Some(status),
             _ => None,
         };
-        sys::close(pidfd);
-        KEPT.fetch_sub(1, SeqCst);
-        let slot = st.table.slot(idx);
-        if slot.kept && slot.state == super::table::SlotState::Live {
-            st.table.finish(idx, status);
+        self.close(kept.pidfd);
+        if kept.is_in(st) {
+            st.table.finish(kept.idx, status);
         }
     }
 }
@@ -322,14 +397,18 @@ impl State {
     /// A kept child whose pidfd never reached the keeper becomes a child
     /// without a pidfd: identified by its start time, read now (the child is
     /// ours and unreaped unless a foreign wait took it meanwhile), and checked
-    /// by the passes. Gate held, in the keeper (no fd of the shared table is
-    /// used: the start time is read without the spare fd).
-    fn lose_kept(&mut self, idx: u32, pid: pid_t) {
+    /// by the passes. A claimed one stays its wait's to reap. Gate held, in
+    /// the keeper (no fd of the shared table is used: the start time is read
+    /// without the spare fd).
+    fn lose_kept(&mut self, idx: u32, generation: u32, pid: pid_t) {
         let slot = self.table.slot(idx);
-        if slot.kept && slot.pid == pid && slot.state == super::table::SlotState::Live {
-            self.table.set_kept(idx, false);
-            self.table.slot_mut(idx).start_time = sys::proc_start_time(pid).unwrap_or(0);
-            self.table.fallback.push(idx);
+        let live = slot.state == super::table::SlotState::Live;
+        if slot.generation != generation || !slot.kept || !live || slot.claimed {
+            unclaim(idx, generation);
+            return;
         }
+        self.table.set_kept(idx, false);
+        self.table.slot_mut(idx).start_time = sys::proc_start_time(pid).unwrap_or(0);
+        self.table.fallback.push(idx);
     }
 }

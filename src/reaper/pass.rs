@@ -23,6 +23,8 @@ pub(super) enum Check {
     Gone,
     /// The keeper reaps it (see [`super::keeper`]).
     Kept,
+    /// A blocking wait reaps it (see `wait::reap_claimed`).
+    Claimed,
 }
 
 /// What [`State::reap_pid`] did.
@@ -32,6 +34,8 @@ pub(super) enum PidReap {
     Nothing,
     /// The oldest live child of that pid is the keeper's to reap.
     Kept,
+    /// The oldest live child of that pid is a blocking wait's to reap.
+    Claimed,
 }
 
 /// Whether a SIGCHLD can find work for a pass: the all-children scope, a
@@ -122,6 +126,11 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
                     at_kept = true;
                     break;
                 }
+                // Its wait runs a pass once it has reaped it.
+                PidReap::Claimed => {
+                    at_kept = true;
+                    break;
+                }
             }
         }
     }
@@ -136,7 +145,7 @@ fn check_fallback(st: &mut State) {
     let mut i = 0;
     while i < st.table.fallback.len() {
         match st.check_slot(st.table.fallback[i], false) {
-            Check::Running | Check::Kept => i += 1,
+            Check::Running | Check::Kept | Check::Claimed => i += 1,
             // The slot left the fallback list.
             Check::Reaped | Check::Gone => {}
         }
@@ -207,8 +216,9 @@ impl State {
     /// identified by its start time. Ordinary context, gate held, slot reserved.
     pub(super) fn track(&mut self, pid: pid_t, pidfd: Option<i32>, private: bool) -> u32 {
         let idx = self.table.insert(pid, private);
+        let generation = self.table.slot(idx).generation;
         match pidfd {
-            Some(fd) if !private && keeper::give(idx, pid, fd) => self.table.set_kept(idx, true),
+            Some(fd) if !private && keeper::give(idx, generation, pid, fd) => self.table.set_kept(idx, true),
             Some(fd) if events::watch(self, fd, idx) => self.table.set_pidfd(idx, fd),
             _ => {
                 let start_time = self.start_time(pid).unwrap_or(0);
@@ -231,6 +241,9 @@ impl State {
     pub(super) fn check_slot(&mut self, idx: u32, strict: bool) -> Check {
         let slot = *self.table.slot(idx);
         let (pid, start_time) = (slot.pid, slot.start_time);
+        if slot.claimed {
+            return Check::Claimed;
+        }
         if slot.kept {
             return Check::Kept;
         }
@@ -280,6 +293,7 @@ impl State {
                     Check::Reaped => return PidReap::Reaped,
                     Check::Running => return PidReap::Nothing,
                     Check::Kept => return PidReap::Kept,
+                    Check::Claimed => return PidReap::Claimed,
                     Check::Gone => {}
                 }
             }

@@ -37,8 +37,15 @@ pub(super) struct Slot {
     pub pid: pid_t,
     /// Its pidfd in the shared fd table, watched by the reap fd (-1: none).
     pub pidfd: RawFd,
-    /// Its pidfd is held by the keeper thread, which alone reaps it.
+    /// Its pidfd is held by the keeper thread, which reaps it unless
+    /// `claimed`.
     pub kept: bool,
+    /// A kept child that a blocking wait reaps itself (see `wait`): no pass
+    /// and not the keeper touch it.
+    pub claimed: bool,
+    /// Bumped each time the slot is given to a new child: with the index, the
+    /// identity the keeper knows a child by.
+    pub generation: u32,
     /// For a child without a pidfd: its start time when it was registered
     /// (0: unknown), checked before it is reaped by pid.
     pub start_time: u64,
@@ -60,6 +67,8 @@ impl Slot {
         pid: 0,
         pidfd: -1,
         kept: false,
+        claimed: false,
+        generation: 0,
         start_time: 0,
         state: SlotState::Free,
         status: 0,
@@ -169,7 +178,8 @@ impl Table {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.slots[idx as usize] = Slot { pid, state: SlotState::Live, private, ..Slot::FREE };
+        let generation = self.slots[idx as usize].generation.wrapping_add(1).max(1);
+        self.slots[idx as usize] = Slot { pid, state: SlotState::Live, private, generation, ..Slot::FREE };
         self.link_pid(idx);
         if !private {
             self.live += 1;
@@ -305,6 +315,7 @@ impl Table {
         let slot = &mut self.slots[idx as usize];
         slot.pidfd = -1;
         slot.kept = false;
+        slot.claimed = false;
         slot.state = if status.is_some() { SlotState::Exited } else { SlotState::Lost };
         slot.status = status.unwrap_or(0);
         slot.seq = seq;
@@ -353,7 +364,7 @@ impl Table {
             COUNTERS.add_tracked(-1);
         }
         self.unlink_pid(idx);
-        self.slots[idx as usize] = Slot::FREE;
+        self.slots[idx as usize] = Slot { generation: self.slots[idx as usize].generation, ..Slot::FREE };
         self.free.push(idx);
         if state == SlotState::Live {
             pidfd
@@ -587,6 +598,19 @@ mod tests {
         t.free_slot(a);
         assert_eq!(t.first_of(9), c);
         assert_eq!(t.live, 1);
+    }
+
+    #[test]
+    fn a_reused_slot_has_a_new_generation() {
+        let mut t = table();
+        let first = add(&mut t, 30);
+        let generation = t.slot(first).generation;
+        assert_ne!(generation, 0);
+        t.finish(first, Some(0));
+        assert!(t.take_pid(30).exit().is_some());
+        let second = add(&mut t, 31);
+        assert_eq!(second, first);
+        assert_ne!(t.slot(second).generation, generation);
     }
 
     impl Taken {

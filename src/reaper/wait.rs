@@ -1,7 +1,7 @@
 //! Delivery: waiting for one child or any, collecting every exit, the reap fd.
 
-use super::table::Taken;
-use super::{events, keeper, lock, pass, watcher, Exit, State};
+use super::table::{SlotState, Taken};
+use super::{events, keeper, lock, pass, watcher, Exit, State, REAPER};
 use crate::sys;
 use libc::pid_t;
 use std::io;
@@ -123,9 +123,12 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
                     events::sync_eventfd(&st);
                     return Err(error(libc::ECHILD));
                 }
-                Taken::Nothing => waitable(&mut st, pid)?,
+                Taken::Nothing => waitable(&mut st, pid, nohang)?,
             }
         };
+        if let Blocker::Claimed { idx, generation } = blocker {
+            return reap_claimed(pid, idx, generation).map(Some);
+        }
         if nohang {
             match blocker {
                 // A kept child that has exited: the keeper is reaping it, so
@@ -148,6 +151,9 @@ enum Blocker {
     /// Until an exit is recorded (by the keeper or a pass) after the wake
     /// count was `seen`.
     Recorded { seen: u32 },
+    /// A kept child this wait has claimed: it reaps it itself
+    /// ([`reap_claimed`]).
+    Claimed { idx: u32, generation: u32 },
 }
 
 impl Blocker {
@@ -167,6 +173,7 @@ impl Blocker {
                 unsafe { libc::poll(&mut pfd, 1, 1000) };
             }
             Blocker::Recorded { seen } => watcher::sleep(seen, None),
+            Blocker::Claimed { .. } => {}
         }
     }
 }
@@ -182,7 +189,7 @@ impl Drop for Blocker {
 /// Whether `pid` (or -1) still names a child in scope that may exit, and how
 /// to wait for it. Gate held, nothing deliverable for `pid`, and `pid`'s
 /// tracked slots just checked by `reap_pid`.
-fn waitable(st: &mut State, pid: pid_t) -> io::Result<Blocker> {
+fn waitable(st: &mut State, pid: pid_t, nohang: bool) -> io::Result<Blocker> {
     let seen = watcher::wake_count();
     if pid == -1 {
         let any_left = st.table.live > 0
@@ -205,8 +212,14 @@ fn waitable(st: &mut State, pid: pid_t) -> io::Result<Blocker> {
         return Ok(Blocker::Any { epfd: st.epfd });
     }
     if let Some(idx) = st.table.first_public(pid) {
-        let slot = st.table.slot(idx);
+        let slot = *st.table.slot(idx);
         if slot.kept {
+            // A blocking wait reaps a kept child itself, as waitpid would,
+            // unless another wait has claimed it.
+            if !nohang && !slot.claimed && keeper::claim(idx, slot.generation) {
+                st.table.slot_mut(idx).claimed = true;
+                return Ok(Blocker::Claimed { idx, generation: slot.generation });
+            }
             return Ok(Blocker::Recorded { seen });
         }
         let pidfd = (slot.pidfd >= 0).then(|| sys::dup_cloexec(slot.pidfd).ok()).flatten();
@@ -218,6 +231,42 @@ fn waitable(st: &mut State, pid: pid_t) -> io::Result<Blocker> {
     // An untracked child in the ALL scope: is it ours and still running?
     sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT)?;
     Ok(Blocker::Child { pidfd: None, pid })
+}
+
+/// Reaps kept child `pid` (slot `idx` of `generation`), which this wait has
+/// claimed: a blocking `waitid` by pid, as `waitpid(pid)` does, then the exit
+/// is recorded and taken in one step. No other thread waits, no keeper hop.
+///
+/// Waiting by pid is sound here: the child is ours and unreaped, and nothing
+/// in the library reaps a claimed child but this wait, so its pid names it
+/// until the kernel has looked the pid up at the start of the call (the wait
+/// is bound to that process from then on). Only a foreign wait that reaps it
+/// first (a steal, which the contract lets win) frees the pid earlier: the
+/// wait then finds no such child (`ECHILD`), as `waitpid` would, unless the
+/// kernel gave that pid to a new child in the microseconds between the steal
+/// and the call, which needs every other pid to have been used in between.
+fn reap_claimed(pid: pid_t, idx: u32, generation: u32) -> io::Result<Exit> {
+    let found = sys::waitid(libc::P_PID, pid as libc::id_t, libc::__WALL);
+    let mut st = lock();
+    let slot = *st.table.slot(idx);
+    if slot.generation == generation && slot.claimed && slot.state == SlotState::Live {
+        let status = match found {
+            Ok(sys::Waited::Exited(_, status)) => Some(status),
+            _ => None,
+        };
+        st.table.finish(idx, status);
+    }
+    // Other waits for this pid or for any child learn that it is gone; in
+    // the all-children scope, the handler's passes stopped at this child, so
+    // one runs as the gate is let go.
+    watcher::wake();
+    if !st.scope_own() && st.handler_active() {
+        REAPER.request_again();
+    }
+    match st.table.take_pid(pid) {
+        Taken::Exit(exit) => Ok(exit),
+        _ => Err(error(libc::ECHILD)),
+    }
 }
 
 /// A non-blocking, close-on-exec fd that is readable while an exit in scope

@@ -1,5 +1,5 @@
 //! Handing fds to a thread with a private fd table: a Unix stream socket
-//! carrying fixed 8-byte messages, each with at most one fd (SCM_RIGHTS).
+//! carrying fixed 12-byte messages, each with at most one fd (SCM_RIGHTS).
 //!
 //! Signal context: [`send_message`] and [`recv_message`] are async-signal-safe
 //! (one system call each, on stack memory).
@@ -9,7 +9,9 @@ use std::io;
 use std::os::fd::RawFd;
 
 /// The payload of one message.
-pub type Message = [u8; 8];
+pub type Message = [u8; MESSAGE_LEN];
+
+const MESSAGE_LEN: usize = 12;
 
 /// The room `recvmsg`/`sendmsg` need for one fd's control message, on the
 /// stack and aligned for `cmsghdr`.
@@ -56,10 +58,10 @@ pub fn send_message(sock: RawFd, message: &Message, fd: RawFd) -> Result<(), c_i
         // SAFETY: msg describes live stack memory for the whole call.
         let sent = unsafe { libc::sendmsg(sock, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
         match sent {
-            8 => return Ok(()),
+            n if n == MESSAGE_LEN as isize => return Ok(()),
             -1 if super::errno() == libc::EINTR => continue,
             -1 => return Err(super::errno()),
-            // A stream socket takes the 8 bytes whole or not at all when they
+            // A stream socket takes the 12 bytes whole or not at all when they
             // fit in one buffer, which the kernel guarantees for this size.
             _ => return Err(libc::EIO),
         }
@@ -80,7 +82,7 @@ pub enum Received {
 /// Receives one message without blocking; the fd arrives close-on-exec.
 /// Async-signal-safe.
 pub fn recv_message(sock: RawFd) -> Received {
-    let mut message: Message = [0; 8];
+    let mut message: Message = [0; MESSAGE_LEN];
     let mut iov = libc::iovec { iov_base: message.as_mut_ptr().cast(), iov_len: message.len() };
     let mut space = OneFdSpace([0; 24]);
     // SAFETY: msghdr is plain data; all-zero is a valid starting value.
@@ -90,7 +92,7 @@ pub fn recv_message(sock: RawFd) -> Received {
     msg.msg_control = space.0.as_mut_ptr().cast();
     msg.msg_controllen = space.0.len();
     // Messages are written whole and the kernel never merges two that carry
-    // fds, so asking for exactly 8 bytes returns one message.
+    // fds, so asking for exactly MESSAGE_LEN bytes returns one message.
     let got = loop {
         // SAFETY: msg describes live stack memory for the whole call.
         let got = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) };
