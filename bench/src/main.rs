@@ -191,6 +191,8 @@ enum Target {
     AtMost(f64),
     AtLeast(f64),
     Zero,
+    /// The value itself (not a ratio) is at most this: a count.
+    CountAtMost(f64),
 }
 
 impl Target {
@@ -199,6 +201,7 @@ impl Target {
             Target::AtMost(l) => format!("≤ {l:.2}×"),
             Target::AtLeast(l) => format!("≥ {l:.0}×"),
             Target::Zero => "0".into(),
+            Target::CountAtMost(l) => format!("≤ {l:.0}"),
         }
     }
 }
@@ -252,6 +255,7 @@ impl Row {
         let x = match (t, &self.value) {
             (_, Val::Na(_)) => return None,
             (Target::Zero, v) => return v.num().map(|v| v == 0.0),
+            (Target::CountAtMost(l), v) => return v.num().map(|v| v <= l),
             (_, Val::Ratio(r)) => *r,
             _ => self.ratio?,
         };
@@ -259,6 +263,7 @@ impl Row {
             Target::AtMost(l) => x <= l,
             Target::AtLeast(l) => x >= l,
             Target::Zero => x == 0.0,
+            Target::CountAtMost(l) => x <= l,
         })
     }
 
