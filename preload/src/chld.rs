@@ -143,10 +143,22 @@ pub fn adopt_initial_disposition() {
     // SAFETY: zeroed is a valid sigaction; querying only.
     let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
-    if unsafe { real::sigaction(libc::SIGCHLD, std::ptr::null(), &mut current) } == 0 {
-        // SAFETY: current is valid.
-        unsafe { set_program_action(&current, std::ptr::null_mut()) };
+    if unsafe { real::sigaction(libc::SIGCHLD, std::ptr::null(), &mut current) } != 0 {
+        return;
     }
+    // The kernel's 64 signals: glibc fills the rest of sa_mask with whatever
+    // was on its stack.
+    // SAFETY: sigset_t is at least 8 bytes.
+    let kernel_mask = unsafe { std::ptr::read_unaligned((&current.sa_mask as *const libc::sigset_t).cast::<u64>()) };
+    if current.sa_sigaction == libc::SIG_DFL && current.sa_flags == 0 && kernel_mask == 0 {
+        // What exec leaves unless SIGCHLD was ignored. The recorded action is
+        // already this and the kernel's needs no change: this skips
+        // set_program_action's calls at every start.
+        ensure_reaper_thread();
+        return;
+    }
+    // SAFETY: current is valid.
+    unsafe { set_program_action(&current, std::ptr::null_mut()) };
 }
 
 /// The child a fan-out is calling the program's handler for (0: none) and its

@@ -1,6 +1,7 @@
 //! The ZREAP_* settings, read once at start-up. A bad value prints one line on
 //! stderr and turns the shim off: the program then runs as it would without it.
 
+use crate::real;
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering::SeqCst};
 
@@ -42,15 +43,57 @@ pub fn pdeathsig() -> libc::c_int {
     PDEATHSIG.load(SeqCst)
 }
 
-fn getenv(name: &CStr) -> Option<&'static str> {
-    // SAFETY: getenv with a valid name; the constructor runs before the
-    // program can change the environment.
-    let value = unsafe { libc::getenv(name.as_ptr()) };
-    if value.is_null() {
-        return None;
+/// The variables [`parse`] asks for.
+const NAMES: [&CStr; 4] = [c"ZREAP_REAP", c"ZREAP_PDEATHSIG", c"ZREAP_SUBREAPER", c"ZREAP_LOG"];
+
+/// The values of [`NAMES`] in the environment, in one pass over it (four
+/// getenv calls would walk it four times). The first of two entries with
+/// one name wins, as for getenv. The constructor runs before the program
+/// can change the environment.
+fn from_environment() -> [Option<&'static str>; 4] {
+    let mut values = [None; 4];
+    let mut entry = real::environ();
+    // SAFETY: environ is NULL or a NULL-terminated array of C strings that
+    // live as long as the environment.
+    while !entry.is_null() && !unsafe { *entry }.is_null() {
+        // SAFETY: as above.
+        let text = unsafe { *entry };
+        // SAFETY: reads stop at the string's NUL, the first byte that differs from "ZREAP_".
+        if b"ZREAP_".iter().enumerate().all(|(i, &b)| unsafe { *text.add(i) } as u8 == b) {
+            // SAFETY: a C string from the environment.
+            let (name, value) = unsafe { split_entry(text.cast()) };
+            if let Some(slot) = NAMES.iter().position(|n| n.to_bytes() == name) {
+                values[slot] = values[slot].or(Some(std::str::from_utf8(value).unwrap_or("\u{fffd}")));
+            }
+        }
+        // SAFETY: not past the terminating NULL.
+        entry = unsafe { entry.add(1) };
     }
-    // SAFETY: getenv returned a valid C string that lives as long as the environment.
-    unsafe { CStr::from_ptr(value) }.to_str().ok().or(Some("\u{fffd}"))
+    values
+}
+
+/// "NAME=value" -> (NAME, value), in one pass over the C string (not
+/// CStr::from_ptr's strlen: a libc call bound at its first use, ~800
+/// instructions at every process start).
+///
+/// # Safety
+/// `entry` is a C string that lives as long as the environment.
+unsafe fn split_entry(entry: *const u8) -> (&'static [u8], &'static [u8]) {
+    let mut len = 0;
+    let mut equals = None;
+    // SAFETY: reads stop at the NUL.
+    while let byte @ 1.. = unsafe { *entry.add(len) } {
+        if byte == b'=' && equals.is_none() {
+            equals = Some(len);
+        }
+        len += 1;
+    }
+    // SAFETY: the string's bytes before its NUL.
+    let bytes = unsafe { std::slice::from_raw_parts(entry, len) };
+    match equals {
+        Some(at) => (&bytes[..at], &bytes[at + 1..]),
+        None => (bytes, &[]),
+    }
 }
 
 /// The settings, or the line that says what is wrong.
@@ -64,7 +107,8 @@ pub struct Settings<'a> {
 
 /// The settings from the environment.
 pub fn read() -> Result<Settings<'static>, String> {
-    parse(getenv)
+    let values = from_environment();
+    parse(|name| NAMES.iter().position(|&n| n == name).and_then(|slot| values[slot]))
 }
 
 /// The settings from `var`, which gives the value of one ZREAP_* variable.
@@ -108,7 +152,7 @@ pub fn apply(settings: &Settings<'_>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse, signal_number, ALL};
+    use super::{parse, signal_number, split_entry, ALL};
     use std::ffi::CStr;
 
     #[test]
@@ -125,6 +169,15 @@ mod tests {
         let line = parse(env("all", "RTMIN-5")).err().unwrap();
         assert_eq!(line, r#"ZREAP_PDEATHSIG="RTMIN-5": expected a signal name (TERM, SIGKILL) or number"#);
         assert!(!parse(env("bad\nvalue", "")).err().unwrap().contains('\n'));
+    }
+
+    #[test]
+    fn environment_entries_split_at_the_first_equals() {
+        // SAFETY: C string literals live for the whole program.
+        let split = |entry: &'static std::ffi::CStr| unsafe { split_entry(entry.as_ptr().cast()) };
+        assert_eq!(split(c"ZREAP_LOG=/tmp/a=b"), (&b"ZREAP_LOG"[..], &b"/tmp/a=b"[..]));
+        assert_eq!(split(c"ZREAP_REAP="), (&b"ZREAP_REAP"[..], &b""[..]));
+        assert_eq!(split(c"ZREAP_REAP"), (&b"ZREAP_REAP"[..], &b""[..]));
     }
 
     #[test]

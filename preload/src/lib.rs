@@ -34,6 +34,11 @@ mod spawn;
 mod store;
 mod wait;
 
+// The trampolines that make the shim's libc imports lazily bound (build.rs);
+// only the cdylib links with the `--wrap` they serve, not the unit tests.
+#[cfg(not(test))]
+include!(concat!(env!("OUT_DIR"), "/lazy_imports.rs"));
+
 use libc::{c_int, pid_t};
 use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
 use zreap::sys;
