@@ -6,7 +6,9 @@
 //!
 //! Runs every measurement (see docs/benchmarks.md for what each one does),
 //! prints a table of medians and ratios against the raw baseline, and writes
-//! `DIR/benchmarks.md` and `DIR/spawn_latency.svg` (DIR defaults to `docs/`).
+//! `DIR/benchmarks.md` and `DIR/spawn_latency.svg` (DIR defaults to `docs/`
+//! for a full run, to `target/zreap-bench/` for `--quick` and `--only`, so
+//! that a partial run never replaces the full report).
 //! `--quick` is a seconds-long smoke run; `--only` runs one section: spawn,
 //! zfork, storm, own-scale, shim, memory, live-scale, latency, syscalls.
 //! Every measurement runs in a fresh child process (this binary re-executed as `zreap-bench __worker ...`),
@@ -821,12 +823,12 @@ fn main() {
     if argv.first().map(String::as_str) == Some("__worker") {
         std::process::exit(workers::run(&argv[1..]));
     }
-    let (mut quick, mut out, mut only) = (false, PathBuf::from("docs"), None::<String>);
+    let (mut quick, mut out, mut only) = (false, None::<PathBuf>, None::<String>);
     let mut it = argv.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
-            "--out" => out = it.next().map(PathBuf::from).unwrap_or_else(|| usage()),
+            "--out" => out = Some(it.next().map(PathBuf::from).unwrap_or_else(|| usage())),
             "--only" => {
                 let name = it.next().unwrap_or_else(|| usage());
                 if !SECTIONS.contains(&name.as_str()) {
@@ -838,6 +840,8 @@ fn main() {
             _ => usage(),
         }
     }
+    let partial = quick || only.is_some();
+    let out = out.unwrap_or_else(|| PathBuf::from(if partial { "target/zreap-bench" } else { "docs" }));
     if let Err(e) = std::fs::create_dir_all(&out) {
         eprintln!("zreap-bench: cannot create {}: {e}", out.display());
         std::process::exit(1);
