@@ -1,7 +1,10 @@
-/* Blocking zwait() from many threads at once, in three scopes (nothing
- * installed, zreap_install(0), zreap_install(ZREAP_OWN)). A blocking wait for
- * a tracked child reaps it itself (it claims the child from the library's
- * keeper thread); this program tries to make that go wrong:
+/* Blocking zwait() from many threads at once, in five scopes (nothing
+ * installed, zreap_install(0), zreap_install(ZREAP_OWN), and ZREAP_NO_HANDLER
+ * with and without ZREAP_OWN, where zreap_fd() is in use and the program's
+ * own calls reap tracked children through it). A blocking wait for a tracked
+ * child reaps it itself (it claims the child from the library's keeper
+ * thread or from the reap fd's passes); this program tries to make that go
+ * wrong:
  * - 100 threads each block in zwait() on their own child (more waits than
  *   the library has claim cells, so some wait the other way), all released at
  *   once: each gets its own child's status;
@@ -9,8 +12,19 @@
  *   zwait(-1): exactly one of them gets the exit, the others ECHILD;
  * - a thread blocks in zwait(pid) while the main thread calls a foreign
  *   waitpid(pid): exactly one gets the status, the other ECHILD, no hang.
+ * - with zreap_fd() in use: 200 children exit at once and a poll() +
+ *   zreap_all() loop reports each exactly once, then the fd is not readable;
+ *   a zwait(-1) that blocks before its child exits returns it;
+ *   then the parts above again, with a poll() + zreap_all() thread running
+ *   beside the waits.
+ * - children made under ZREAP_NO_HANDLER with zreap_fd() in use, still
+ *   running when the program installs the all-children handler
+ *   (zreap_install(0)), are reaped by that handler when they exit; under
+ *   ZREAP_OWN with zreap_fd() in use, exits wait for zreap_all(), which the
+ *   fd announces.
  * After each part: no zombie, stats.tracked back to 0. */
 #include "ctest.h"
+#include <poll.h>
 #include <pthread.h>
 
 #define THREADS 100
@@ -129,11 +143,116 @@ static void foreign_waitpid(void) {
     fprintf(stderr, "  foreign waitpid won %d, zwait %d\n", foreign, library);
 }
 
+static int seen_exits[256];
+
+static void count_exit(pid_t pid, int wstatus, void *ctx) {
+    (void)pid;
+    (void)ctx;
+    if (WIFEXITED(wstatus)) seen_exits[WEXITSTATUS(wstatus)]++;
+}
+
+static int fd_readable(void) {
+    struct pollfd pfd = {zreap_fd(), POLLIN, 0};
+    return poll(&pfd, 1, 0) == 1;
+}
+
+/* 200 children exit at once; poll(zreap_fd()) + zreap_all() reports each once. */
+static void poll_loop(void) {
+    enum { N = 200 };
+    int p[2];
+    CHECK(pipe2(p, O_CLOEXEC) == 0);
+    memset(seen_exits, 0, sizeof seen_exits);
+    for (int i = 0; i < N; i++) start_child(i % 200, p);
+    close(p[0]);
+    close(p[1]);
+    int reported = 0;
+    for (int spins = 0; reported < N && spins < 10000; spins++) {
+        struct pollfd pfd = {zreap_fd(), POLLIN, 0};
+        if (poll(&pfd, 1, 10000) != 1) break;
+        reported += zreap_all(count_exit, NULL);
+    }
+    CHECK(reported == N);
+    for (int i = 0; i < N; i++) CHECK(seen_exits[i] == 1);
+    CHECK(zreap_all(NULL, NULL) == 0);
+    CHECK(!fd_readable());
+    check_clean();
+}
+
+static void *release_later(void *arg) {
+    ctest_sleep_ms(50);
+    close(*(int *)arg);
+    return NULL;
+}
+
+/* zwait(-1) that blocks until a child made while the fd is in use exits. */
+static void any_waiter(void) {
+    for (int round = 0; round < 5; round++) {
+        int p[2];
+        CHECK(pipe2(p, O_CLOEXEC) == 0);
+        pid_t pid = start_child(4, p);
+        close(p[0]);
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, release_later, &p[1]) == 0);
+        int st = -1;
+        CHECK(zwait(-1, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 4);
+        CHECK(pthread_join(t, NULL) == 0);
+        CHECK_ERR(zwait(-1, &st, 0), ECHILD);
+        check_clean();
+    }
+}
+
+static volatile int stop_reaping;
+
+/* Reaps through the fd while the waits run: takes nothing a wait got. */
+static void *reap_thread(void *arg) {
+    (void)arg;
+    while (!stop_reaping) {
+        struct pollfd pfd = {zreap_fd(), POLLIN, 0};
+        if (poll(&pfd, 1, 20) == 1) CHECK(zreap_all(NULL, NULL) >= 0);
+    }
+    return NULL;
+}
+
 static void run(const char *scope) {
     fprintf(stderr, "scope %s\n", scope);
     many_waiters();
     same_child();
     foreign_waitpid();
+}
+
+/* With the reap fd in use. Exits a reap thread took are not the waits': the
+ * parts that count exits run without it first, then beside it only the
+ * checks that hold either way (no zombie, nothing tracked, no hang). */
+static void run_fd(const char *scope) {
+    CHECK(zreap_fd() >= 0);
+    fprintf(stderr, "scope %s\n", scope);
+    poll_loop();
+    many_waiters();
+    same_child();
+    foreign_waitpid();
+    any_waiter();
+    poll_loop();
+    stop_reaping = 0;
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, reap_thread, NULL) == 0);
+    for (int round = 0; round < ROUNDS; round++) {
+        int p[2];
+        CHECK(pipe2(p, O_CLOEXEC) == 0);
+        pid_t pid = start_child(3, p);
+        close(p[0]);
+        struct waiter w = {.pid = pid};
+        pthread_t wt;
+        CHECK(pthread_create(&wt, NULL, wait_thread, &w) == 0);
+        ctest_sleep_ms(round % 2 ? 5 : 0);
+        close(p[1]);
+        CHECK(pthread_join(wt, NULL) == 0);
+        CHECK(w.got == pid || (w.got == -1 && w.err == ECHILD));
+        if (w.got == pid) CHECK(WIFEXITED(w.status) && WEXITSTATUS(w.status) == 3);
+    }
+    stop_reaping = 1;
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(zreap_all(NULL, NULL) >= 0);
+    check_clean();
 }
 
 int main(void) {
@@ -144,5 +263,40 @@ int main(void) {
     CHECK(zreap_uninstall() == 0);
     CHECK(zreap_install(ZREAP_OWN) == 0);
     run("own");
+    CHECK(zreap_uninstall() == 0);
+    CHECK(zreap_install(ZREAP_OWN | ZREAP_NO_HANDLER) == 0);
+    run_fd("own, no handler, zreap_fd");
+    CHECK(zreap_uninstall() == 0);
+    CHECK(zreap_install(ZREAP_NO_HANDLER) == 0);
+    run_fd("all, no handler, zreap_fd");
+    /* Made without a handler, released with the all-children one. */
+    int p[2];
+    CHECK(pipe2(p, O_CLOEXEC) == 0);
+    for (int i = 0; i < 5; i++) start_child(i, p);
+    close(p[0]);
+    CHECK(zreap_uninstall() == 0);
+    CHECK(zreap_install(0) == 0);
+    close(p[1]);
+    WAIT_UNTIL(ctest_children() == 0, 10000);
+    CHECK(ctest_children() == 0);
+    memset(seen_exits, 0, sizeof seen_exits);
+    CHECK(zreap_all(count_exit, NULL) == 5);
+    for (int i = 0; i < 5; i++) CHECK(seen_exits[i] == 1);
+    check_clean();
+    /* ZREAP_OWN with the fd in use: the fd announces the exits. */
+    CHECK(zreap_uninstall() == 0);
+    CHECK(zreap_install(ZREAP_OWN) == 0);
+    CHECK(pipe2(p, O_CLOEXEC) == 0);
+    for (int i = 0; i < 5; i++) start_child(i, p);
+    close(p[0]);
+    close(p[1]);
+    memset(seen_exits, 0, sizeof seen_exits);
+    int reported = 0;
+    struct pollfd pfd = {zreap_fd(), POLLIN, 0};
+    while (reported < 5 && poll(&pfd, 1, 10000) == 1) reported += zreap_all(count_exit, NULL);
+    CHECK(reported == 5);
+    for (int i = 0; i < 5; i++) CHECK(seen_exits[i] == 1);
+    check_clean();
+    run_fd("own with a handler, zreap_fd");
     return ctest_finish("reaper_zwait_threads");
 }

@@ -1,16 +1,42 @@
 //! The reap fd: an epoll set holding an eventfd (readable while exits wait
-//! for delivery) and every tracked child's pidfd.
+//! for delivery) and the pidfds of the tracked children the passes reap:
+//! those in the shared fd table, and the keeper's "remote" ones (see
+//! [`watch_remote`]).
 //!
-//! Signal context: `sync_eventfd`, `unwatch` and `renew_in_child` are
-//! async-signal-safe (raw system calls only).
+//! Signal context: `signal`, `sync_eventfd`, `unwatch` and `renew_in_child`
+//! are async-signal-safe (raw system calls and atomics only).
 
 use super::State;
 use crate::sys;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
-/// The epoll data of the eventfd; a pidfd's is its slot index.
+/// The epoll data of the eventfd; a shared pidfd's is its slot index, a
+/// remote one's [`REMOTE`] with the slot's generation and index.
 pub(super) const EVENTFD_TAG: u64 = u64::MAX;
+/// Marks the epoll data of a remote pidfd.
+pub(super) const REMOTE: u64 = 1 << 63;
+
+/// The eventfd may hold a count: it was written since it was last drained.
+/// Spares the read when nothing was written.
+static SIGNALED: AtomicBool = AtomicBool::new(false);
+
+/// Makes the eventfd readable. Async-signal-safe.
+pub(super) fn signal(efd: RawFd) {
+    SIGNALED.store(true, SeqCst);
+    sys::eventfd_signal(efd);
+}
+
+/// The epoll data of remote child `idx` of `generation`.
+pub(super) fn remote_data(idx: u32, generation: u32) -> u64 {
+    REMOTE | u64::from(generation & 0x7fff_ffff) << 32 | u64::from(idx)
+}
+
+/// Whether epoll data from [`remote_data`] names slot `idx` of `generation`.
+pub(super) fn is_remote_data(data: u64, idx: u32, generation: u32) -> bool {
+    data == remote_data(idx, generation)
+}
 
 /// Makes the eventfd and the epoll set; the epoll fd is what `reap_fd` hands out.
 pub(super) fn new_event_fds() -> io::Result<(RawFd, RawFd)> {
@@ -55,6 +81,24 @@ pub(super) fn watch(st: &State, pidfd: RawFd, idx: u32) -> bool {
     ok
 }
 
+/// Registers a tracked child's pidfd, about to go to the keeper, in the epoll
+/// set, one-shot: the registration stays while the keeper holds the pidfd
+/// (epoll watches the open file, not the fd), so the reap fd turns readable
+/// when the child exits with no thread in between, and a pass reaps the
+/// child by pid. False when it could not be registered.
+pub(super) fn watch_remote(st: &State, pidfd: RawFd, idx: u32, generation: u32) -> bool {
+    let events = (libc::EPOLLIN | libc::EPOLLONESHOT) as u32;
+    let mut event = libc::epoll_event { events, u64: remote_data(idx, generation) };
+    // SAFETY: epfd and pidfd are valid fds owned by the library; event is valid.
+    unsafe { libc::epoll_ctl(st.epfd, libc::EPOLL_CTL_ADD, pidfd, &mut event) == 0 }
+}
+
+/// Undoes [`watch_remote`] while the pidfd is still in the shared table.
+pub(super) fn unwatch_remote(st: &State, pidfd: RawFd) {
+    // SAFETY: epfd and pidfd are fds the library owns; a NULL event is allowed for DEL.
+    unsafe { libc::epoll_ctl(st.epfd, libc::EPOLL_CTL_DEL, pidfd, std::ptr::null_mut()) };
+}
+
 /// Stops watching a pidfd and closes it (-1: nothing). Async-signal-safe.
 pub(super) fn unwatch(st: &State, pidfd: RawFd) {
     if pidfd >= 0 {
@@ -71,8 +115,8 @@ pub(super) fn sync_eventfd(st: &State) {
         return;
     }
     if st.table.has_records() {
-        sys::eventfd_signal(st.efd);
-    } else {
+        signal(st.efd);
+    } else if SIGNALED.swap(false, SeqCst) {
         sys::eventfd_drain(st.efd);
     }
 }

@@ -15,6 +15,10 @@
 //!
 //! A blocking wait for one kept child may [`claim`] it and reap it itself:
 //! the keeper then only closes the child's pidfd when it turns readable.
+//! A remote child (made while the reap fd is in use and no handler runs) is
+//! not watched here at all: the program's passes reap it when the reap fd
+//! reports it, and hand it back with [`release_remote`] for its pidfd to be
+//! closed at the keeper's next wake.
 //!
 //! Signal context: [`kick`] is async-signal-safe (an atomic store and one
 //! send); [`forget_in_child`] is post-fork code (a close and atomic stores).
@@ -39,10 +43,17 @@ static KEPT: AtomicUsize = AtomicUsize::new(0);
 /// cell). The keeper reads them without the gate: a child's pidfd that turns
 /// readable while its claim is here is closed at once, and the claim cleared.
 static CLAIMS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+/// Remote children reaped by the program, as [`identity`]s (0: a free cell),
+/// whose pidfds the keeper closes when it next wakes.
+static DEAD: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
 
 const RX_TAG: u64 = u64::MAX;
 /// The message index of a kick (no slot has it).
 const KICK: u32 = u32::MAX;
+/// Message flags: the child is remote; the message only says a remote child
+/// is dead (no fd).
+const FLAG_REMOTE: u32 = 1;
+const FLAG_DEAD: u32 = 2;
 /// Fds the keeper's table needs besides pidfds, with a margin.
 const OWN_FDS: usize = 8;
 
@@ -71,14 +82,15 @@ fn has_room() -> bool {
 }
 
 /// Hands a new child's pidfd to the keeper and closes it here. Gate held;
-/// the slot `idx` (of generation `generation`) is live. False when it could
+/// the slot `idx` (of generation `generation`) is live. With `remote`, the
+/// keeper only holds the pidfd (see [`release_remote`]). False when it could
 /// not be sent (the caller keeps the pidfd).
-pub(super) fn give(idx: u32, generation: u32, pid: pid_t, pidfd: RawFd) -> bool {
+pub(super) fn give(idx: u32, generation: u32, pid: pid_t, pidfd: RawFd, remote: bool) -> bool {
     let tx = TX.load(SeqCst);
     if tx < 0 || !has_room() {
         return false;
     }
-    let message = encode(idx, generation, pid);
+    let message = encode(idx, generation, pid, if remote { FLAG_REMOTE } else { 0 });
     // Counted before the keeper can see it (it uncounts once done).
     KEPT.fetch_add(1, SeqCst);
     loop {
@@ -100,7 +112,18 @@ pub(super) fn give(idx: u32, generation: u32, pid: pid_t, pidfd: RawFd) -> bool 
 /// have a pass run again. Async-signal-safe.
 pub(super) fn kick() {
     if !KICKED.swap(true, SeqCst) {
-        let _ = sys::send_message(TX.load(SeqCst), &encode(KICK, 0, 0), -1);
+        let _ = sys::send_message(TX.load(SeqCst), &encode(KICK, 0, 0, 0), -1);
+    }
+}
+
+/// A remote child was reaped (or lost): the keeper closes its pidfd when it
+/// next wakes, or at once when no cell is free. Async-signal-safe. Gate held.
+pub(super) fn release_remote(idx: u32, generation: u32) {
+    let id = identity(idx, generation);
+    if !DEAD.iter().any(|cell| cell.compare_exchange(0, id, SeqCst, SeqCst).is_ok()) {
+        // Lost only if the socket is full too: a pidfd then stays open in the
+        // keeper's private table, which no fork copies.
+        let _ = sys::send_message(TX.load(SeqCst), &encode(idx, generation, 0, FLAG_DEAD), -1);
     }
 }
 
@@ -130,20 +153,22 @@ pub(super) fn forget_in_child() {
     sys::close(TX.swap(-1, SeqCst));
     KICKED.store(false, SeqCst);
     KEPT.store(0, SeqCst);
-    CLAIMS.iter().for_each(|cell| cell.store(0, SeqCst));
+    CLAIMS.iter().chain(&DEAD).for_each(|cell| cell.store(0, SeqCst));
 }
 
-fn encode(idx: u32, generation: u32, pid: pid_t) -> sys::Message {
-    let mut message = [0; 12];
+fn encode(idx: u32, generation: u32, pid: pid_t, flags: u32) -> sys::Message {
+    let mut message = [0; 16];
     message[..4].copy_from_slice(&idx.to_ne_bytes());
     message[4..8].copy_from_slice(&generation.to_ne_bytes());
-    message[8..].copy_from_slice(&pid.to_ne_bytes());
+    message[8..12].copy_from_slice(&pid.to_ne_bytes());
+    message[12..].copy_from_slice(&flags.to_ne_bytes());
     message
 }
 
-fn decode(message: &sys::Message) -> (u32, u32, pid_t) {
+fn decode(message: &sys::Message) -> (u32, u32, pid_t, u32) {
     let word = |at: usize| [message[at], message[at + 1], message[at + 2], message[at + 3]];
-    (u32::from_ne_bytes(word(0)), u32::from_ne_bytes(word(4)), pid_t::from_ne_bytes(word(8)))
+    let (idx, generation) = (u32::from_ne_bytes(word(0)), u32::from_ne_bytes(word(4)));
+    (idx, generation, pid_t::from_ne_bytes(word(8)), u32::from_ne_bytes(word(12)))
 }
 
 fn wait_writable(fd: RawFd) {
@@ -208,14 +233,18 @@ struct Keeper {
     epfd: RawFd,
     /// The child whose pidfd has each fd number here.
     by_fd: Vec<Option<Kept>>,
+    /// Remote children's pidfds, by [`identity`].
+    remote: std::collections::HashMap<u64, RawFd>,
+    /// Remote children released before their pidfd arrived here.
+    dead_early: Vec<u64>,
     /// Kept children whose pidfd turned readable.
     ready: Vec<Kept>,
     /// Children whose pidfd is readable while they cannot be reaped yet (a
     /// tracer holds them), looked at again every [`Keeper::POLL_MS`].
     stalled: Vec<Kept>,
     /// Children whose pidfd did not reach this table: (slot, generation,
-    /// pid), handed back to the passes as children without a pidfd.
-    lost: Vec<(u32, u32, pid_t)>,
+    /// pid, remote), handed back to the passes as children without a pidfd.
+    lost: Vec<(u32, u32, pid_t, bool)>,
 }
 
 impl Keeper {
@@ -235,6 +264,8 @@ impl Keeper {
             efd,
             epfd,
             by_fd: Vec::new(),
+            remote: std::collections::HashMap::new(),
+            dead_early: Vec::new(),
             ready: Vec::with_capacity(64),
             stalled: Vec::new(),
             lost: Vec::new(),
@@ -262,6 +293,7 @@ impl Keeper {
             for event in &events[..n.max(0) as usize] {
                 if event.u64 == RX_TAG {
                     self.drain();
+                    self.close_dead();
                     continue;
                 }
                 let Some(kept) = self.by_fd.get_mut(event.u64 as usize).and_then(Option::take) else { continue };
@@ -286,13 +318,47 @@ impl Keeper {
         KEPT.fetch_sub(1, SeqCst);
     }
 
+    /// Closes the pidfds of the remote children the program has released.
+    fn close_dead(&mut self) {
+        for cell in &DEAD {
+            let id = cell.swap(0, SeqCst);
+            if id != 0 {
+                self.close_remote(id);
+            }
+        }
+    }
+
+    fn close_remote(&mut self, id: u64) {
+        match self.remote.remove(&id) {
+            Some(pidfd) => self.close(pidfd),
+            None => self.dead_early.push(id),
+        }
+    }
+
     /// Takes every message waiting on the socket: new children to watch.
     fn drain(&mut self) {
         loop {
             match sys::recv_message(self.rx) {
                 Received::Message(message, fd) => {
-                    let (idx, generation, pid) = decode(&message);
+                    let (idx, generation, pid, flags) = decode(&message);
                     if idx == KICK {
+                        continue;
+                    }
+                    if flags & FLAG_DEAD != 0 {
+                        self.close_remote(identity(idx, generation));
+                        continue;
+                    }
+                    if flags & FLAG_REMOTE != 0 && fd >= 0 {
+                        let id = identity(idx, generation);
+                        match self.dead_early.iter().position(|&d| d == id) {
+                            Some(at) => {
+                                self.dead_early.swap_remove(at);
+                                self.close(fd);
+                            }
+                            None => {
+                                self.remote.insert(id, fd);
+                            }
+                        }
                         continue;
                     }
                     // One-shot: a registration outlives the close of our fd
@@ -300,7 +366,7 @@ impl Keeper {
                     // of the pidfd, and must not report it again.
                     if fd < 0 || self.add(fd, fd as u64, libc::EPOLLONESHOT).is_err() {
                         sys::close(fd);
-                        self.lost.push((idx, generation, pid));
+                        self.lost.push((idx, generation, pid, flags & FLAG_REMOTE != 0));
                         continue;
                     }
                     let at = fd as usize;
@@ -352,8 +418,12 @@ impl Keeper {
             self.finish(st, kept, found);
         }
         if !self.lost.is_empty() {
-            for (idx, generation, pid) in std::mem::take(&mut self.lost) {
+            for (idx, generation, pid, remote) in std::mem::take(&mut self.lost) {
                 KEPT.fetch_sub(1, SeqCst);
+                if remote {
+                    // Its registration in the reap fd went with the pidfd.
+                    st.table.remote_armed -= 1;
+                }
                 st.lose_kept(idx, generation, pid);
             }
             watcher::publish_mode(st);
@@ -366,7 +436,7 @@ impl Keeper {
         let pending = unsafe { REAPER.release_leaving_deferred() };
         // After the release, so that a waiter woken here finds the gate free.
         if signal_fd {
-            sys::eventfd_signal(self.efd);
+            super::events::signal(self.efd);
         }
         if recorded {
             watcher::wake();
@@ -407,6 +477,7 @@ impl State {
             unclaim(idx, generation);
             return;
         }
+        self.table.set_remote(idx, false);
         self.table.set_kept(idx, false);
         self.table.slot_mut(idx).start_time = sys::proc_start_time(pid).unwrap_or(0);
         self.table.fallback.push(idx);

@@ -12,7 +12,10 @@
 //!   the gate ([`Creation`]), so no pass can reap it before it has a slot;
 //! - it is reaped through its pidfd, held by the [`keeper`] thread in a private
 //!   fd table (so no fork copies it) and reaped there the moment the child
-//!   exits, O(1) per exit. Without the keeper the pidfd stays in the shared
+//!   exits, O(1) per exit. A blocking wait for it may claim it and reap it
+//!   itself; while the reap fd is in use and no handler runs, the reap fd
+//!   watches the keeper's pidfd and the program's own calls reap it (a
+//!   "remote" child). Without the keeper the pidfd stays in the shared
 //!   table, watched by the reap fd. A child without a pidfd (old kernel, fd
 //!   limit) is reaped by pid only while its start time is the one recorded at
 //!   creation;

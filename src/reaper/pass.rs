@@ -7,6 +7,7 @@
 //! kick), atomics, and writes to memory reserved beforehand; no allocation,
 //! no lock, no panic.
 
+use super::table::Slot;
 use super::{events, keeper, watcher, State, REAPER};
 use crate::gate::GateGuard;
 use crate::sys::{self, Waited};
@@ -71,6 +72,7 @@ pub(super) fn forget_creating_in_child() {
 impl State {
     /// Works out [`PASS_WANTED`] from the state. Gate held.
     pub(super) fn publish_pass_wanted(&self) {
+        // Remote children are the program's to reap, through the reap fd.
         let wanted = !self.scope_own() || self.table.watched > 0 || !self.table.fallback.is_empty();
         PASS_WANTED.store(wanted, SeqCst);
     }
@@ -110,7 +112,7 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
     }
     let mut at_kept = false;
     let before = st.table.next_seq;
-    if st.table.watched > 0 {
+    if st.table.watched > 0 || st.table.remote_armed > 0 {
         reap_watched(st);
     }
     if st.scope_own() {
@@ -135,7 +137,13 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
         }
     }
     if st.table.next_seq != before {
-        st.notify();
+        if for_caller {
+            // The caller takes the exits and then sets the eventfd to what
+            // is left (`events::sync_eventfd`).
+            watcher::wake();
+        } else {
+            st.notify();
+        }
     }
     at_kept
 }
@@ -152,7 +160,8 @@ fn check_fallback(st: &mut State) {
     }
 }
 
-/// Reaps the tracked children whose pidfds are readable.
+/// Reaps the tracked children whose pidfds are readable: those in the shared
+/// table through their pidfd, remote ones by pid (see [`State::reap_remote`]).
 fn reap_watched(st: &mut State) {
     const BATCH: usize = 32;
     loop {
@@ -168,9 +177,19 @@ fn reap_watched(st: &mut State) {
                 continue;
             }
             children += 1;
+            if event.u64 & events::REMOTE != 0 {
+                st.table.remote_armed -= 1;
+            }
             let idx = event.u64 as u32;
             let slot = st.table.slot(idx);
-            if slot.state == super::table::SlotState::Live && slot.pidfd >= 0 {
+            if slot.state != super::table::SlotState::Live || slot.claimed {
+                continue;
+            }
+            if event.u64 & events::REMOTE != 0 {
+                if slot.remote && events::is_remote_data(event.u64, idx, slot.generation) {
+                    st.reap_remote(idx, false);
+                }
+            } else if slot.pidfd >= 0 {
                 st.check_slot(idx, false);
             }
         }
@@ -181,6 +200,40 @@ fn reap_watched(st: &mut State) {
 }
 
 impl State {
+    /// Reaps remote child `idx` if it has exited: by pid, which names it
+    /// while it is unreaped, since only the passes (under the gate) and a
+    /// wait that claimed it reap a remote child. Once reaped (or found taken
+    /// by a foreign wait), its pidfd goes back to the keeper to be closed.
+    ///
+    /// Unless `asked` (a wait or a scan asked, not the reap fd), its pidfd
+    /// was reported readable and the one-shot registration is spent: a child
+    /// that cannot be reaped yet (a tracer holds it) is then watched by pid on
+    /// the fallback list.
+    fn reap_remote(&mut self, idx: u32, asked: bool) -> Check {
+        let Slot { pid, generation, .. } = *self.table.slot(idx);
+        let found = sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::__WALL);
+        let check = match found {
+            Ok(Waited::Exited(_, status)) => {
+                self.finish(idx, Some(status));
+                Check::Reaped
+            }
+            Ok(Waited::NotYet) if asked => return Check::Running,
+            Ok(Waited::NotYet) => {
+                self.table.set_remote(idx, false);
+                self.table.set_kept(idx, false);
+                self.table.fallback.push(idx);
+                watcher::publish_mode(self);
+                Check::Running
+            }
+            Err(_) => {
+                self.finish(idx, None);
+                Check::Gone
+            }
+        };
+        keeper::release_remote(idx, generation);
+        check
+    }
+
     /// The start time of `pid`, read through the spare fd's place in the fd
     /// table when the table is full.
     fn start_time(&mut self, pid: pid_t) -> Option<u64> {
@@ -206,19 +259,37 @@ impl State {
     /// is in use) and the wake word. Async-signal-safe.
     pub(super) fn notify(&self) {
         if self.fd_wanted {
-            sys::eventfd_signal(self.efd);
+            events::signal(self.efd);
         }
         watcher::wake();
     }
 
-    /// Registers a new tracked child (`pidfd` taken over). The keeper gets its pidfd if it can; otherwise it is
+    /// Registers a new tracked child (`pidfd` taken over). The keeper gets
+    /// its pidfd if it can: remote while the reap fd is in use, in the scope
+    /// of the library's own children or without a handler (the program reaps
+    /// through the reap fd, with no thread in between), otherwise for the
+    /// keeper to reap (the all-children scope's handler promises every child
+    /// reaped as it exits). Without the keeper it is
     /// watched in the shared table, and without a pidfd it is watched by pid,
     /// identified by its start time. Ordinary context, gate held, slot reserved.
     pub(super) fn track(&mut self, pid: pid_t, pidfd: Option<i32>, private: bool) -> u32 {
         let idx = self.table.insert(pid, private);
         let generation = self.table.slot(idx).generation;
+        let remote = self.fd_wanted && (self.scope_own() || !self.handler_active());
+        let give = |st: &mut State, fd| {
+            if remote && events::watch_remote(st, fd, idx, generation) {
+                if keeper::give(idx, generation, pid, fd, true) {
+                    st.table.set_remote(idx, true);
+                    st.table.remote_armed += 1;
+                    return true;
+                }
+                events::unwatch_remote(st, fd);
+                return false;
+            }
+            keeper::give(idx, generation, pid, fd, false)
+        };
         match pidfd {
-            Some(fd) if !private && keeper::give(idx, generation, pid, fd) => self.table.set_kept(idx, true),
+            Some(fd) if !private && give(self, fd) => self.table.set_kept(idx, true),
             Some(fd) if events::watch(self, fd, idx) => self.table.set_pidfd(idx, fd),
             _ => {
                 let start_time = self.start_time(pid).unwrap_or(0);
@@ -243,6 +314,9 @@ impl State {
         let (pid, start_time) = (slot.pid, slot.start_time);
         if slot.claimed {
             return Check::Claimed;
+        }
+        if slot.remote {
+            return self.reap_remote(idx, true);
         }
         if slot.kept {
             return Check::Kept;

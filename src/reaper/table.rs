@@ -43,6 +43,10 @@ pub(super) struct Slot {
     /// A kept child that a blocking wait reaps itself (see `wait`): no pass
     /// and not the keeper touch it.
     pub claimed: bool,
+    /// A kept child that the passes reap, by pid, when the reap fd reports
+    /// its pidfd readable; the keeper only holds the pidfd (see
+    /// `events::watch_remote`).
+    pub remote: bool,
     /// Bumped each time the slot is given to a new child: with the index, the
     /// identity the keeper knows a child by.
     pub generation: u32,
@@ -68,6 +72,7 @@ impl Slot {
         pidfd: -1,
         kept: false,
         claimed: false,
+        remote: false,
         generation: 0,
         start_time: 0,
         state: SlotState::Free,
@@ -124,6 +129,12 @@ pub(super) struct Table {
     pub live: usize,
     /// Live slots with a pidfd in the shared table (see [`Slot::pidfd`]).
     pub watched: usize,
+    /// Live remote slots (see [`Slot::remote`]).
+    pub remote: usize,
+    /// Remote registrations in the reap fd whose one event has not been
+    /// taken yet (the child may already be reaped: a wait or a scan by pid
+    /// got there first).
+    pub remote_armed: usize,
     done_head: u32,
     done_tail: u32,
     untracked: VecDeque<Record>,
@@ -140,6 +151,8 @@ impl Table {
             fallback: Vec::new(),
             live: 0,
             watched: 0,
+            remote: 0,
+            remote_armed: 0,
             done_head: NIL,
             done_tail: NIL,
             untracked: VecDeque::new(),
@@ -199,12 +212,26 @@ impl Table {
         self.slots[idx as usize].kept = kept;
     }
 
+    /// Marks a live kept slot as remote (see [`Slot::remote`]) or not.
+    pub fn set_remote(&mut self, idx: u32, remote: bool) {
+        let slot = &mut self.slots[idx as usize];
+        if slot.remote != remote {
+            slot.remote = remote;
+            if remote {
+                self.remote += 1;
+            } else {
+                self.remote -= 1;
+            }
+        }
+    }
+
     /// Leaves a live slot's liveness counters (it stops being live).
     fn leave_live(&mut self, idx: u32) {
         let Slot { pidfd, private, .. } = self.slots[idx as usize];
         if pidfd >= 0 {
             self.watched -= 1;
         }
+        self.set_remote(idx, false);
         if !private {
             self.live -= 1;
         }
@@ -473,6 +500,8 @@ impl Table {
             close(slot.pidfd);
         }
         self.watched = 0;
+        self.remote = 0;
+        self.remote_armed = 0;
         self.slots.clear();
         self.free.clear();
         self.by_pid.clear();

@@ -24,8 +24,8 @@ pub fn reap_all(mut on_exit: impl FnMut(Exit)) -> io::Result<usize> {
     st.ensure_ready()?;
     // A handler runs a pass for every SIGCHLD and the keeper reaps kept
     // children: sweep again only when there is nothing to take (a signal may
-    // still be on its way).
-    let sweep = !st.handler_active() || !st.table.has_records();
+    // still be on its way), or when remote children are the caller's to reap.
+    let sweep = !st.passes_run_alone() || !st.table.has_records();
     let mut exits = Vec::new();
     loop {
         if sweep {
@@ -107,7 +107,7 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
                 // its tracked slots only.
                 let untracked_too = !st.scope_own() && st.table.first_public(pid).is_none();
                 st.reap_pid(pid, untracked_too, true);
-            } else if !st.handler_active() || (nohang && !st.table.has_records()) {
+            } else if !st.passes_run_alone() || (nohang && !st.table.has_records()) {
                 // With a handler every SIGCHLD runs a pass; a blocking wait
                 // sleeps until one records something.
                 st = pass::sweep_settled(st);
@@ -197,9 +197,16 @@ fn waitable(st: &mut State, pid: pid_t, nohang: bool) -> io::Result<Blocker> {
         if !any_left {
             return Err(error(libc::ECHILD));
         }
-        let only_kept = st.scope_own() && st.table.watched == 0 && st.table.fallback.is_empty();
-        if st.handler_active() || only_kept {
+        let only_kept =
+            st.scope_own() && st.table.watched == 0 && st.table.remote_armed == 0 && st.table.fallback.is_empty();
+        if st.passes_run_alone() || only_kept {
             return Ok(Blocker::Recorded { seen });
+        }
+        if st.fd_wanted {
+            // The reap fd turns readable for what this wait may take: remote
+            // children's exits, and every exit recorded from now on.
+            events::sync_eventfd(st);
+            return Ok(Blocker::Any { epfd: st.epfd });
         }
         if !st.fd_wanted {
             // Without the watcher, the poll's timeout is the backstop.
@@ -215,8 +222,9 @@ fn waitable(st: &mut State, pid: pid_t, nohang: bool) -> io::Result<Blocker> {
         let slot = *st.table.slot(idx);
         if slot.kept {
             // A blocking wait reaps a kept child itself, as waitpid would,
-            // unless another wait has claimed it.
-            if !nohang && !slot.claimed && keeper::claim(idx, slot.generation) {
+            // unless another wait has claimed it. (The keeper does not watch
+            // a remote child: it needs no claim cell.)
+            if !nohang && !slot.claimed && (slot.remote || keeper::claim(idx, slot.generation)) {
                 st.table.slot_mut(idx).claimed = true;
                 return Ok(Blocker::Claimed { idx, generation: slot.generation });
             }
@@ -231,6 +239,15 @@ fn waitable(st: &mut State, pid: pid_t, nohang: bool) -> io::Result<Blocker> {
     // An untracked child in the ALL scope: is it ours and still running?
     sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::WNOWAIT)?;
     Ok(Blocker::Child { pidfd: None, pid })
+}
+
+impl State {
+    /// Whether the handler's passes and the keeper reap every child in scope
+    /// without the program's calls: a handler is installed, and no remote
+    /// child's exit may wait for the reap fd's reader.
+    fn passes_run_alone(&self) -> bool {
+        self.handler_active() && self.table.remote_armed == 0
+    }
 }
 
 /// Reaps kept child `pid` (slot `idx` of `generation`), which this wait has
@@ -255,6 +272,9 @@ fn reap_claimed(pid: pid_t, idx: u32, generation: u32) -> io::Result<Exit> {
             _ => None,
         };
         st.table.finish(idx, status);
+        if slot.remote {
+            keeper::release_remote(idx, generation);
+        }
     }
     // Other waits for this pid or for any child learn that it is gone; in
     // the all-children scope, the handler's passes stopped at this child, so

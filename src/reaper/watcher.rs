@@ -6,7 +6,7 @@
 //! Signal context: [`wake`] is called from the pass and is async-signal-safe
 //! (an atomic add and a futex wake).
 
-use super::{lock, pass, State};
+use super::{events, lock, pass, State};
 use crate::sys::{self, Waited};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
@@ -125,7 +125,7 @@ fn watch() {
                             pass::pass(&mut st);
                         }
                         if sys::exited_unreaped(pid) {
-                            sys::eventfd_signal(efd);
+                            events::signal(efd);
                         }
                     }
                     // Wait until someone reaps it before looking again.
@@ -140,7 +140,7 @@ fn watch() {
             FALLBACK => {
                 let pids = lock().table.fallback_pids();
                 if pids.into_iter().any(sys::exited_unreaped) {
-                    sys::eventfd_signal(efd);
+                    events::signal(efd);
                 }
                 sleep(seen, Some(50));
             }

@@ -1,5 +1,5 @@
 //! Handing fds to a thread with a private fd table: a Unix stream socket
-//! carrying fixed 12-byte messages, each with at most one fd (SCM_RIGHTS).
+//! carrying fixed 16-byte messages, each with at most one fd (SCM_RIGHTS).
 //!
 //! Signal context: [`send_message`] and [`recv_message`] are async-signal-safe
 //! (one system call each, on stack memory).
@@ -11,7 +11,7 @@ use std::os::fd::RawFd;
 /// The payload of one message.
 pub type Message = [u8; MESSAGE_LEN];
 
-const MESSAGE_LEN: usize = 12;
+const MESSAGE_LEN: usize = 16;
 
 /// The room `recvmsg`/`sendmsg` need for one fd's control message, on the
 /// stack and aligned for `cmsghdr`.
@@ -61,7 +61,7 @@ pub fn send_message(sock: RawFd, message: &Message, fd: RawFd) -> Result<(), c_i
             n if n == MESSAGE_LEN as isize => return Ok(()),
             -1 if super::errno() == libc::EINTR => continue,
             -1 => return Err(super::errno()),
-            // A stream socket takes the 12 bytes whole or not at all when they
+            // A stream socket takes the 16 bytes whole or not at all when they
             // fit in one buffer, which the kernel guarantees for this size.
             _ => return Err(libc::EIO),
         }
