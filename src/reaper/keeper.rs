@@ -15,8 +15,8 @@
 //!
 //! A blocking wait for one kept child may [`claim`] it and reap it itself:
 //! the keeper then only closes the child's pidfd when it turns readable.
-//! A remote child (made while the reap fd is in use and no handler runs) is
-//! not watched here at all: the program's passes reap it when the reap fd
+//! A remote child (made while the reap fd is in use, in the scope of the
+//! library's own children or without a handler) is not watched here at all: the program's passes reap it when the reap fd
 //! reports it, and hand it back with [`release_remote`] for its pidfd to be
 //! closed at the keeper's next wake.
 //!

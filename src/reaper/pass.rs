@@ -269,9 +269,9 @@ impl State {
     /// of the library's own children or without a handler (the program reaps
     /// through the reap fd, with no thread in between), otherwise for the
     /// keeper to reap (the all-children scope's handler promises every child
-    /// reaped as it exits). Without the keeper it is
-    /// watched in the shared table, and without a pidfd it is watched by pid,
-    /// identified by its start time. Ordinary context, gate held, slot reserved.
+    /// reaped as it exits). Without the keeper it is watched in the shared
+    /// table, and without a pidfd it is watched by pid, identified by its
+    /// start time. Ordinary context, gate held, slot reserved.
     pub(super) fn track(&mut self, pid: pid_t, pidfd: Option<i32>, private: bool) -> u32 {
         let idx = self.table.insert(pid, private);
         let generation = self.table.slot(idx).generation;
