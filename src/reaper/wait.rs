@@ -223,8 +223,16 @@ fn waitable(st: &mut State, pid: pid_t, nohang: bool) -> io::Result<Blocker> {
         if slot.kept {
             // A blocking wait reaps a kept child itself, as waitpid would,
             // unless another wait has claimed it. (The keeper does not watch
-            // a remote child: it needs no claim cell.)
-            if !nohang && !slot.claimed && (slot.remote || keeper::claim(idx, slot.generation)) {
+            // a remote child: it needs no claim cell.) Not under the
+            // all-children handler: its passes look at every exited child,
+            // meet the claimed one before its wait has reaped it, and walk
+            // all live children again afterwards; measured, that made the
+            // next zreap::fork 1.9-3.1x slower with 1,000-10,000 live children.
+            if !nohang
+                && !slot.claimed
+                && (st.scope_own() || !st.handler_active())
+                && (slot.remote || keeper::claim(idx, slot.generation))
+            {
                 st.table.slot_mut(idx).claimed = true;
                 return Ok(Blocker::Claimed { idx, generation: slot.generation });
             }
