@@ -59,6 +59,20 @@ static void *wait_thread(void *arg) {
     return NULL;
 }
 
+/* Starts a child that exits with `code` once released, a thread blocked in
+ * zwait() for it (into *w), and releases it `delay_ms` later. */
+static pid_t start_waited(int code, int delay_ms, struct waiter *w, pthread_t *t) {
+    int p[2];
+    CHECK(pipe2(p, O_CLOEXEC) == 0);
+    pid_t pid = start_child(code, p);
+    close(p[0]);
+    *w = (struct waiter){.pid = pid};
+    CHECK(pthread_create(t, NULL, wait_thread, w) == 0);
+    ctest_sleep_ms(delay_ms);
+    close(p[1]);
+    return pid;
+}
+
 static void check_clean(void) {
     zreap_stats s;
     CHECK(zreap_stats_get(&s) == 0 && s.tracked == 0);
@@ -117,15 +131,9 @@ static void same_child(void) {
 static void foreign_waitpid(void) {
     int foreign = 0, library = 0;
     for (int round = 0; round < ROUNDS; round++) {
-        int p[2];
-        CHECK(pipe2(p, O_CLOEXEC) == 0);
-        pid_t pid = start_child(9, p);
-        close(p[0]);
-        struct waiter w = {.pid = pid};
+        struct waiter w;
         pthread_t t;
-        CHECK(pthread_create(&t, NULL, wait_thread, &w) == 0);
-        ctest_sleep_ms(round % 2 ? 20 : 0);
-        close(p[1]);
+        pid_t pid = start_waited(9, round % 2 ? 20 : 0, &w, &t);
         int st = -1;
         pid_t got = waitpid(pid, &st, 0);
         CHECK(pthread_join(t, NULL) == 0);
@@ -236,15 +244,9 @@ static void run_fd(const char *scope) {
     pthread_t t;
     CHECK(pthread_create(&t, NULL, reap_thread, NULL) == 0);
     for (int round = 0; round < ROUNDS; round++) {
-        int p[2];
-        CHECK(pipe2(p, O_CLOEXEC) == 0);
-        pid_t pid = start_child(3, p);
-        close(p[0]);
-        struct waiter w = {.pid = pid};
+        struct waiter w;
         pthread_t wt;
-        CHECK(pthread_create(&wt, NULL, wait_thread, &w) == 0);
-        ctest_sleep_ms(round % 2 ? 5 : 0);
-        close(p[1]);
+        pid_t pid = start_waited(3, round % 2 ? 5 : 0, &w, &wt);
         CHECK(pthread_join(wt, NULL) == 0);
         CHECK(w.got == pid || (w.got == -1 && w.err == ECHILD));
         if (w.got == pid) CHECK(WIFEXITED(w.status) && WEXITSTATUS(w.status) == 3);
