@@ -170,7 +170,9 @@ impl Table {
     pub fn reserve_slot(&mut self) {
         self.slots.reserve(1);
         self.free.reserve(self.slots.len() + 1);
-        self.fallback.reserve(1);
+        // Room for every slot: a pass (in the handler too) may move any
+        // number of remote children to the fallback list.
+        self.fallback.reserve(self.slots.len() + 1);
         self.by_pid.reserve(1);
     }
 
@@ -627,6 +629,15 @@ mod tests {
         t.free_slot(a);
         assert_eq!(t.first_of(9), c);
         assert_eq!(t.live, 1);
+    }
+
+    #[test]
+    fn the_fallback_list_has_room_for_every_slot_without_allocating() {
+        let mut t = table();
+        for pid in 1..=20 {
+            add(&mut t, pid);
+        }
+        assert!(t.fallback.capacity() >= 20);
     }
 
     #[test]
