@@ -706,7 +706,9 @@ fn numbers_as_n(line: &str) -> String {
         }
         in_number = c.is_ascii_digit();
     }
-    out
+    // strace pads its columns to the width of the numbers in them (a pid of
+    // 5 or 6 digits), so runs of blanks say nothing either.
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Fails with a hint unless `tool` runs.
