@@ -21,7 +21,8 @@ INCLUDEDIR ?= $(PREFIX)/include
 DATAROOTDIR ?= $(PREFIX)/share
 MANDIR ?= $(DATAROOTDIR)/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
-# The preload shim. The installed zreap finds it as ../lib/zreap/ from its
+# The preload shim (the stub LD_PRELOAD names and the core it loads, side by
+# side). The installed zreap finds it as ../lib/zreap/ from its
 # own directory, so keep BINDIR and LIBDIR side by side under one prefix.
 SHIMDIR ?= $(LIBDIR)/zreap
 
@@ -35,7 +36,8 @@ else
 CARGO_PROFILE := $(PROFILE)
 endif
 BUILD := $(CARGO_TARGET_DIR)/$(PROFILE)
-ARTIFACTS := $(BUILD)/libzreap.so $(BUILD)/libzreap.a $(BUILD)/libzreap_preload.so $(BUILD)/zreap
+ARTIFACTS := $(BUILD)/libzreap.so $(BUILD)/libzreap.a $(BUILD)/libzreap_preload.so \
+	$(BUILD)/libzreap_preload_core.so $(BUILD)/zreap
 
 # Pages that document several functions are installed once more, as a link,
 # under each other function's name.
@@ -75,6 +77,7 @@ install: $(ARTIFACTS)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libzreap.so
 	$(INSTALL) -m 644 $(BUILD)/libzreap.a $(DESTDIR)$(LIBDIR)/libzreap.a
 	$(INSTALL) -m 755 $(BUILD)/libzreap_preload.so $(DESTDIR)$(SHIMDIR)/libzreap_preload.so
+	$(INSTALL) -m 755 $(BUILD)/libzreap_preload_core.so $(DESTDIR)$(SHIMDIR)/libzreap_preload_core.so
 	$(INSTALL) -m 755 $(BUILD)/zreap $(DESTDIR)$(BINDIR)/zreap
 	$(INSTALL) -m 644 include/zreap.h $(DESTDIR)$(INCLUDEDIR)/zreap.h
 	libs='$(LIBS_PRIVATE)'; test -n "$$libs" || { echo "make: no LIBS_PRIVATE (is rustc on PATH?)" >&2; exit 1; }; \
@@ -88,7 +91,8 @@ install: $(ARTIFACTS)
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(REALNAME) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libzreap.so \
-		$(DESTDIR)$(LIBDIR)/libzreap.a $(DESTDIR)$(SHIMDIR)/libzreap_preload.so $(DESTDIR)$(BINDIR)/zreap \
+		$(DESTDIR)$(LIBDIR)/libzreap.a $(DESTDIR)$(SHIMDIR)/libzreap_preload.so \
+		$(DESTDIR)$(SHIMDIR)/libzreap_preload_core.so $(DESTDIR)$(BINDIR)/zreap \
 		$(DESTDIR)$(INCLUDEDIR)/zreap.h $(DESTDIR)$(PKGCONFIGDIR)/zreap.pc
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \

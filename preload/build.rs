@@ -1,6 +1,10 @@
-//! Link settings for the shim's cdylib, which is loaded into every process
-//! started under LD_PRELOAD: what the dynamic loader does for it at each
-//! exec is most of what the shim costs a program that never forks.
+//! Builds the stub, `libzreap_preload.so` (preload/stub/, C): the object
+//! LD_PRELOAD loads into every process, which loads this crate's cdylib, the
+//! core, only when a program needs it (see zreap_preload.c). Rust's runtime
+//! costs a process 25 k instructions to load, the stub almost nothing.
+//!
+//! Link settings for the core, which a process loads at its first SIGCHLD
+//! handler (or first child with ZREAP_REAP=all):
 //!
 //! 1. The unwinder (libgcc_eh) is linked into the shim instead of loading
 //!    libgcc_s.so: one library fewer to map and relocate, and no libgcc_s
@@ -18,6 +22,7 @@
 //!    first call: a process resolves only the functions it runs.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 /// The libc functions called through a lazily bound PLT slot: every
 /// function the cdylib imports (`readelf --dyn-syms`) but those already
@@ -99,9 +104,32 @@ const LAZY: &[&str] = &[
     "writev",
 ];
 
+/// Compiles the stub into OUT_DIR and copies it to the profile directory
+/// (`target/<profile>/`, OUT_DIR's third parent), next to the core: cargo
+/// has no way to name a build script's output as an artifact of its own.
+fn build_stub(out: &Path) {
+    // cc's compiler lookup prints rerun-if-env-changed lines, after which cargo
+    // reruns this script only for what is named.
+    println!("cargo:rerun-if-changed=stub");
+    println!("cargo:rerun-if-changed=build.rs");
+    let stub = out.join("libzreap_preload.so");
+    let mut cmd = cc::Build::new().get_compiler().to_command();
+    cmd.args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-fvisibility=hidden"])
+        .args(["-Wl,-soname,libzreap_preload.so", "-Wl,-z,lazy", "-Wl,--as-needed", "-o"])
+        .arg(&stub)
+        .arg("stub/zreap_preload.c");
+    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run the C compiler ({cmd:?}): {e}"));
+    assert!(status.success(), "building the stub failed: {cmd:?}");
+    let profile_dir = out.ancestors().nth(3).expect("OUT_DIR is target/<profile>/build/<pkg>/out");
+    std::fs::copy(&stub, profile_dir.join("libzreap_preload.so")).expect("copy the stub next to the core");
+}
+
 fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    if target.contains("linux") {
+        build_stub(Path::new(&out));
+    }
     // lib.rs includes this file on every target: empty where nothing is wrapped.
     let mut trampolines = String::new();
     if target.contains("linux-gnu") {
@@ -130,7 +158,7 @@ fn main() {
     let source =
         if trampolines.is_empty() { String::new() } else { format!("core::arch::global_asm!({trampolines:?});\n") };
     // Rewritten only when it changes, so that cargo does not rebuild the crate for nothing.
-    let path = std::path::Path::new(&out).join("lazy_imports.rs");
+    let path = Path::new(&out).join("lazy_imports.rs");
     if std::fs::read_to_string(&path).ok().as_deref() != Some(source.as_str()) {
         std::fs::write(&path, source).expect("write lazy_imports.rs");
     }

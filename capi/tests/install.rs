@@ -36,7 +36,7 @@ impl Drop for TempDir {
 fn build_dir() -> PathBuf {
     let dir = support::profile_dir();
     let dir = if dir.ends_with("deps") { dir.parent().unwrap().to_path_buf() } else { dir };
-    for artifact in ["libzreap.so", "libzreap.a", "libzreap_preload.so", "zreap"] {
+    for artifact in ["libzreap.so", "libzreap.a", "libzreap_preload.so", "libzreap_preload_core.so", "zreap"] {
         assert!(
             dir.join(artifact).is_file(),
             "{artifact} missing in {}: run `cargo build --workspace` first",
@@ -134,6 +134,7 @@ fn make_install_pkg_config_and_uninstall() {
         "lib/libzreap.so.0.1.0",
         "lib/pkgconfig/zreap.pc",
         "lib/zreap/libzreap_preload.so",
+        "lib/zreap/libzreap_preload_core.so",
         "share/man/man1/zreap.1",
         "share/man/man3/zreap_install.3",
         "share/man/man3/zreap_uninstall.3",
@@ -168,6 +169,14 @@ fn make_install_pkg_config_and_uninstall() {
     // The installed zreap finds the installed shim in ../lib/zreap.
     let preload = stdout_of(Command::new(prefix.join("bin/zreap")).args(["run", "--", "sh", "-c", "echo $LD_PRELOAD"]));
     assert_eq!(Path::new(&preload), lib.join("zreap/libzreap_preload.so"));
+    // ... which loads the installed core beside it (at start-up with this setting).
+    let maps = stdout_of(
+        Command::new(prefix.join("bin/zreap"))
+            .args(["run", "--", "cat", "/proc/self/maps"])
+            .env("ZREAP_PDEATHSIG", "TERM"),
+    );
+    let core = lib.join("zreap/libzreap_preload_core.so");
+    assert!(maps.contains(&*core.to_string_lossy()), "{} not mapped:\n{maps}", core.display());
 
     make("uninstall", &[("PREFIX", &prefix)]);
     assert_eq!(files(&prefix), Vec::<String>::new(), "make uninstall left files behind");
@@ -211,6 +220,7 @@ fn make_deb_holds_what_make_install_installs() {
         "./usr/lib/libzreap.so.0 -> libzreap.so.0.1.0",
         "./usr/lib/pkgconfig/zreap.pc",
         "./usr/lib/zreap/libzreap_preload.so",
+        "./usr/lib/zreap/libzreap_preload_core.so",
         "./usr/share/man/man1/zreap.1",
         "./usr/share/man/man3/zspawn.3",
         "./usr/share/man/man7/zreap.7",

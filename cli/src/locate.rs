@@ -2,8 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-/// The shim's file name.
+/// The shim's file name (the stub LD_PRELOAD names).
 pub const SHIM: &str = "libzreap_preload.so";
+/// The shim's core, which the stub loads from its own directory.
+pub const SHIM_CORE: &str = "libzreap_preload_core.so";
 
 /// Directories searched, in order: the binary's own directory (a cargo target
 /// directory: `target/debug/`), then `../lib/zreap` and `../lib` relative to
@@ -33,9 +35,18 @@ pub fn find(name: &str) -> Result<PathBuf, String> {
     })
 }
 
-/// The preload shim, by absolute path.
+/// The preload shim, by absolute path; its core must be beside it.
 pub fn shim() -> Result<PathBuf, String> {
-    find(SHIM)
+    let stub = find(SHIM)?;
+    let core = stub.with_file_name(SHIM_CORE);
+    if core.is_file() {
+        Ok(stub)
+    } else {
+        Err(format!(
+            "{SHIM_CORE} is not beside {}; build it with `cargo build --workspace` or install it there",
+            stub.display()
+        ))
+    }
 }
 
 #[cfg(test)]

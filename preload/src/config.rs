@@ -1,5 +1,6 @@
-//! The ZREAP_* settings, read once at start-up. A bad value prints one line on
-//! stderr and turns the shim off: the program then runs as it would without it.
+//! The ZREAP_* settings, read once when the core starts. A bad value prints one
+//! line on stderr and turns the shim off: the program then runs as it would
+//! without it.
 
 use crate::real;
 use std::ffi::CStr;
@@ -48,8 +49,9 @@ const NAMES: [&CStr; 4] = [c"ZREAP_REAP", c"ZREAP_PDEATHSIG", c"ZREAP_SUBREAPER"
 
 /// The values of [`NAMES`] in the environment, in one pass over it (four
 /// getenv calls would walk it four times). The first of two entries with
-/// one name wins, as for getenv. The constructor runs before the program
-/// can change the environment.
+/// one name wins, as for getenv. The stub starts the core from its constructor
+/// when any variable but ZREAP_REAP is set, before the program can change the
+/// environment.
 fn from_environment() -> [Option<&'static str>; 4] {
     let mut values = [None; 4];
     let mut entry = real::environ();
@@ -103,6 +105,11 @@ pub struct Settings<'a> {
     pub subreaper: bool,
     /// None: no log; Some("stderr") or a path.
     pub log: Option<&'a str>,
+}
+
+impl Settings<'_> {
+    /// No ZREAP_* variable set.
+    pub const DEFAULT: Settings<'static> = Settings { mode: HANDLER, pdeathsig: 0, subreaper: false, log: None };
 }
 
 /// The settings from the environment.

@@ -43,16 +43,94 @@ use libc::{c_int, pid_t};
 use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
 use zreap::sys;
 
-/// Runs when the shim is loaded, before the program's main.
-#[used]
-#[link_section = ".init_array"]
-static CONSTRUCTOR: extern "C" fn() = start;
+/// The core's interposers, as the stub (`preload/stub/core.h`) calls them.
+#[repr(C)]
+pub struct CoreTable {
+    version: u32,
+    sigaction: unsafe extern "C" fn(c_int, *const SigAction, *mut SigAction) -> c_int,
+    signal: unsafe extern "C" fn(c_int, Handler) -> Handler,
+    bsd_signal: unsafe extern "C" fn(c_int, Handler) -> Handler,
+    sysv_signal: unsafe extern "C" fn(c_int, Handler) -> Handler,
+    sigset: unsafe extern "C" fn(c_int, Handler) -> Handler,
+    wait: unsafe extern "C" fn(*mut c_int) -> pid_t,
+    waitpid: unsafe extern "C" fn(pid_t, *mut c_int, c_int) -> pid_t,
+    wait3: unsafe extern "C" fn(*mut c_int, c_int, *mut Usage) -> pid_t,
+    wait4: unsafe extern "C" fn(pid_t, *mut c_int, c_int, *mut Usage) -> pid_t,
+    waitid: unsafe extern "C" fn(libc::idtype_t, libc::id_t, *mut libc::siginfo_t, c_int) -> c_int,
+    popen: unsafe extern "C" fn(CStrPtr, CStrPtr) -> *mut libc::FILE,
+    pclose: unsafe extern "C" fn(*mut libc::FILE) -> c_int,
+    system: unsafe extern "C" fn(CStrPtr) -> c_int,
+    fork: unsafe extern "C" fn() -> pid_t,
+    posix_spawn: SpawnFn,
+    posix_spawnp: SpawnFn,
+}
 
-extern "C" fn start() {
+type SpawnFn = unsafe extern "C" fn(
+    *mut pid_t,
+    CStrPtr,
+    *const libc::posix_spawn_file_actions_t,
+    *const libc::posix_spawnattr_t,
+    *const *mut libc::c_char,
+    *const *mut libc::c_char,
+) -> c_int;
+
+/// `ZREAP_PRELOAD_CORE_VERSION` in core.h.
+const CORE_VERSION: u32 = 1;
+/// The `mode` argument of [`zreap_preload_core_start`] that says: read the
+/// environment (`ZREAP_PRELOAD_FROM_ENVIRONMENT`).
+const FROM_ENVIRONMENT: c_int = -1;
+
+static TABLE: CoreTable = CoreTable {
+    version: CORE_VERSION,
+    sigaction,
+    signal,
+    bsd_signal,
+    sysv_signal,
+    sigset,
+    wait,
+    waitpid,
+    wait3,
+    wait4,
+    waitid,
+    popen,
+    pclose,
+    system,
+    fork,
+    posix_spawn,
+    posix_spawnp,
+};
+
+/// Starts the shim in this process and returns its interposers; the stub
+/// (`libzreap_preload.so`) calls it once, on the first call that needs the
+/// core. `next` looks up a libc function after the stub (dlsym(RTLD_NEXT)
+/// from the stub). `mode` is ZREAP_REAP (handler or all) when that was the
+/// stub's only setting, else [`FROM_ENVIRONMENT`]: the stub read the
+/// environment at start-up, and the program may have changed it since.
+/// Returns NULL if the core could not start (a panic).
+///
+/// # Safety
+/// `next` is a function that returns the address of the named libc function.
+#[no_mangle]
+pub unsafe extern "C" fn zreap_preload_core_start(next: real::NextFn, mode: c_int) -> *const CoreTable {
+    real::set_next(next);
+    match std::panic::catch_unwind(|| start(mode)) {
+        Ok(()) => &TABLE,
+        Err(_) => std::ptr::null(),
+    }
+}
+
+fn start(mode: c_int) {
     if !real::resolve_for_handlers() {
         return;
     }
-    let settings = match config::read() {
+    let settings = match mode {
+        FROM_ENVIRONMENT => config::read(),
+        lazy => Ok(config::Settings {
+            mode: if lazy == c_int::from(config::ALL) { config::ALL } else { config::HANDLER },
+            ..config::Settings::DEFAULT
+        }),
+    };
+    let settings = match settings {
         Ok(s) => s,
         Err(problem) => {
             let line = format!("zreap_preload: {problem}; the shim stays out of the way\n");
@@ -204,15 +282,6 @@ unsafe fn sysv_signal_impl(sig: c_int, handler: libc::sighandler_t) -> libc::sig
     signal_style(handler, libc::SA_RESETHAND | libc::SA_NODEFER, false)
 }
 
-/// __sysv_signal, glibc's alias of sysv_signal.
-///
-/// # Safety
-/// As for sysv_signal(3).
-unsafe fn __sysv_signal_impl(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
-    // SAFETY: forwarded contract.
-    unsafe { sysv_signal_impl(sig, handler) }
-}
-
 /// sigset(3), interposed (System V): SIG_HOLD blocks the signal; any other
 /// disposition is installed and unblocks it. Returns SIG_HOLD if it was
 /// blocked, else the previous disposition.
@@ -287,17 +356,16 @@ unsafe fn posix_spawn_impl(
 
 // ------------------------------------------------------------- the exports
 
-/// Exports an interposed libc function. The body runs under catch_unwind: a
-/// panic (a shim bug) never unwinds into, or aborts, the host program; the
-/// call fails with ENOTRECOVERABLE instead.
+/// Defines an interposed libc function for [`TABLE`]. The body runs under
+/// catch_unwind: a panic (a shim bug) never unwinds into, or aborts, the host
+/// program; the call fails with ENOTRECOVERABLE instead.
 macro_rules! interpose {
     ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $body:expr; on_panic $failed:expr) => {
         $(#[$doc])*
         ///
         /// # Safety
         /// As for the libc function of the same name.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+        unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             // SAFETY: the caller keeps the libc function's contract, which the body needs.
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { $body })) {
                 Ok(value) => value,
@@ -323,8 +391,6 @@ interpose!(/// bsd_signal(3).
     fn bsd_signal(sig: c_int, handler: Handler) -> Handler = bsd_signal_impl(sig, handler); on_panic libc::SIG_ERR);
 interpose!(/// sysv_signal(3).
     fn sysv_signal(sig: c_int, handler: Handler) -> Handler = sysv_signal_impl(sig, handler); on_panic libc::SIG_ERR);
-interpose!(/// __sysv_signal, glibc's alias of sysv_signal.
-    fn __sysv_signal(sig: c_int, handler: Handler) -> Handler = __sysv_signal_impl(sig, handler); on_panic libc::SIG_ERR);
 interpose!(/// sigset(3).
     fn sigset(sig: c_int, handler: Handler) -> Handler = sigset_impl(sig, handler); on_panic libc::SIG_ERR);
 interpose!(/// wait(2).

@@ -5,6 +5,17 @@
 use libc::{c_char, c_int, pid_t};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
+/// The stub's lookup of a libc function after itself (dlsym(RTLD_NEXT) from
+/// the stub, which is where the program's calls enter the shim).
+pub type NextFn = unsafe extern "C" fn(*const c_char) -> *mut libc::c_void;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Records the stub's lookup; called before anything is looked up.
+pub fn set_next(next: NextFn) {
+    NEXT.store(next as usize, Relaxed);
+}
+
 /// One looked-up function pointer.
 pub struct Real {
     name: &'static std::ffi::CStr,
@@ -16,15 +27,19 @@ impl Real {
         Real { name, addr: AtomicUsize::new(0) }
     }
 
-    /// The function's address, looked up on first use (the constructor looks
+    /// The function's address, looked up on first use (the core's start looks
     /// up those a signal handler may need, so handlers never call dlsym).
     pub fn get(&self) -> usize {
         let addr = self.addr.load(Relaxed);
         if addr != 0 {
             return addr;
         }
-        // SAFETY: dlsym with RTLD_NEXT and a valid C string.
-        let found = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) } as usize;
+        let next = NEXT.load(Relaxed);
+        if next == 0 {
+            return 0;
+        }
+        // SAFETY: NEXT holds a NextFn (set_next); the name is a C string.
+        let found = unsafe { std::mem::transmute::<usize, NextFn>(next)(self.name.as_ptr()) } as usize;
         self.addr.store(found, Relaxed);
         found
     }
@@ -44,7 +59,7 @@ pub static FORK: Real = Real::new(c"fork");
 pub static POSIX_SPAWN: Real = Real::new(c"posix_spawn");
 pub static POSIX_SPAWNP: Real = Real::new(c"posix_spawnp");
 
-/// Resolves, in the constructor, the functions a signal handler may need
+/// Resolves, when the core starts, the functions a signal handler may need
 /// (dlsym is not async-signal-safe); the others resolve on first use.
 pub fn resolve_for_handlers() -> bool {
     [&SIGACTION, &WAIT4, &WAITID].iter().all(|r| r.get() != 0)

@@ -607,11 +607,44 @@ fn a_tracer_keeps_its_ptrace_stops() {
     }
 }
 
-/// The shim exports its interposers and nothing else (no Rust or zreap symbol).
+/// The stub loads the core only when the program needs it: not for a program
+/// that leaves SIGCHLD alone, at the first SIGCHLD handler (`handler`) or the
+/// first child (`all`), at start-up when another setting is given; also when
+/// LD_PRELOAD was a relative path and the program changed directory.
+#[test]
+fn the_core_is_loaded_when_the_program_needs_it() {
+    let exe = build_c("c-tests/shim_lazy_core.c");
+    run_ok(command(&exe, Shim::Handler).arg("handler"), "shim_lazy_core handler");
+    run_ok(command(&exe, Shim::All).arg("all"), "shim_lazy_core all");
+    run_ok(command(&exe, Shim::Handler).arg("at-start").env("ZREAP_PDEATHSIG", "TERM"), "shim_lazy_core at-start");
+    let relative = |mode: Shim, arg: &str| {
+        let mut cmd = command(&exe, mode);
+        cmd.args([arg, "chdir"]).current_dir(profile_dir()).env("LD_PRELOAD", "./libzreap_preload.so");
+        run_ok(&mut cmd, &format!("shim_lazy_core {arg} chdir, relative LD_PRELOAD"));
+    };
+    relative(Shim::Handler, "handler");
+    relative(Shim::All, "all");
+    // The control: without the shim the core never loads.
+    let out = run_with_deadline(command(&exe, Shim::Off).arg("all"), DEADLINE);
+    assert!(stdout(&out).contains("FAILED: the first fork loads the core"), "{}", stdout(&out));
+    // A process that only runs a program pays for the stub alone.
+    let maps = run_ok(command("cat", Shim::All).arg("/proc/self/maps"), "cat /proc/self/maps under the shim");
+    assert!(stdout(&maps).contains("libzreap_preload.so") && !stdout(&maps).contains("libzreap_preload_core.so"));
+}
+
+/// The stub exports its interposers and nothing else; the core (Rust) only the
+/// function the stub starts it with.
 #[test]
 fn only_the_interposed_libc_functions_are_exported() {
-    let out = Command::new("nm").arg("-D").arg("--defined-only").arg(shim_path()).output().expect("run nm");
-    assert!(out.status.success());
+    let exports = |path: &Path| {
+        let out = Command::new("nm").arg("-D").arg("--defined-only").arg(path).output().expect("run nm");
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut names: Vec<String> =
+            text.lines().filter_map(|l| l.split_whitespace().nth(2)).map(String::from).collect();
+        names.sort();
+        names
+    };
     let interposed = [
         "__sysv_signal",
         "bsd_signal",
@@ -631,10 +664,9 @@ fn only_the_interposed_libc_functions_are_exported() {
         "waitid",
         "waitpid",
     ];
-    let text = String::from_utf8_lossy(&out.stdout);
-    let extra: Vec<&str> =
-        text.lines().filter_map(|l| l.split_whitespace().nth(2)).filter(|s| !interposed.contains(s)).collect();
-    assert!(extra.is_empty(), "the shim exports more than its interposers: {extra:?}");
+    assert_eq!(exports(&shim_path()), interposed, "the stub exports its interposers and nothing else");
+    let core = profile_dir().join("libzreap_preload_core.so");
+    assert_eq!(exports(&core), ["zreap_preload_core_start"], "the core exports its start function alone");
 }
 
 #[test]

@@ -1,0 +1,421 @@
+/*
+ * libzreap_preload.so, the object LD_PRELOAD loads into every process.
+ *
+ * It holds only the interposed libc functions and forwards each call: to
+ * libc while the shim has nothing to do, or to the shim itself,
+ * libzreap_preload_core.so (Rust, in the same directory), which it loads on
+ * the first call that needs it:
+ *
+ *   - SIGCHLD given a handler (sigaction or the signal() family);
+ *   - with ZREAP_REAP=all, the first child made (fork, posix_spawn, popen,
+ *     system), or at start-up if the process already has children;
+ *   - at start-up when ZREAP_PDEATHSIG, ZREAP_SUBREAPER or ZREAP_LOG is set,
+ *     or ZREAP_REAP has a value other than handler, all or off.
+ *
+ * Until then nothing the shim does differs from libc's own behaviour, so a
+ * process that never touches SIGCHLD (most of what a shell or make runs)
+ * pays only for loading this small object: the core's Rust runtime (its
+ * relocations, symbol versions and constructor) cost it 25 k instructions
+ * per exec.
+ *
+ * The core is loaded from ordinary context in practice: only a program whose
+ * first SIGCHLD handler, or first child under ZREAP_REAP=all, is made inside
+ * a handler of another signal would load it there (dlopen is not
+ * async-signal-safe). The libc functions a handler may call through the
+ * stub are looked up when the first handler is installed.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* ZREAP_REAP: what the core is told when it is loaded lazily. */
+enum stub_mode { STUB_HANDLER = ZREAP_PRELOAD_HANDLER, STUB_ALL = ZREAP_PRELOAD_ALL, STUB_OFF = -2 };
+
+static int mode = STUB_HANDLER;
+/* The core's entry points once loaded; NULL before (or if it cannot load). */
+static const struct zreap_preload_core *core;
+static pthread_once_t core_once = PTHREAD_ONCE_INIT;
+/* The working directory at start-up, when LD_PRELOAD names this object by a
+ * relative path (the program may change directory before the core loads). */
+static char start_dir[PATH_MAX];
+
+extern char **environ;
+
+/* ------------------------------------------------------------ libc's own */
+
+/* A libc function, looked up after this object (RTLD_NEXT) on first use. */
+struct real {
+    const char *name;
+    void *addr;
+};
+
+#define REAL(var, fname) static struct real var = {fname, NULL}
+REAL(real_sigaction, "sigaction");
+REAL(real_signal, "signal");
+REAL(real_bsd_signal, "bsd_signal");
+REAL(real_sysv_signal, "sysv_signal");
+REAL(real_sigset, "sigset");
+REAL(real_wait, "wait");
+REAL(real_waitpid, "waitpid");
+REAL(real_wait3, "wait3");
+REAL(real_wait4, "wait4");
+REAL(real_waitid, "waitid");
+REAL(real_popen, "popen");
+REAL(real_pclose, "pclose");
+REAL(real_system, "system");
+REAL(real_fork, "fork");
+REAL(real_posix_spawn, "posix_spawn");
+REAL(real_posix_spawnp, "posix_spawnp");
+
+static void *lookup(struct real *r) {
+    void *addr = __atomic_load_n(&r->addr, __ATOMIC_ACQUIRE);
+    if (addr == NULL) {
+        addr = dlsym(RTLD_NEXT, r->name);
+        __atomic_store_n(&r->addr, addr, __ATOMIC_RELEASE);
+    }
+    return addr;
+}
+
+/* Looks up, while the program installs a signal handler, the functions a
+ * handler may call through the stub: a handler then never runs dlsym, which
+ * is not async-signal-safe. The first handler is installed in ordinary
+ * context (no handler of the program can run before), so this is too. */
+static void resolve_for_handlers(void) {
+    static int done;
+    if (__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
+        return;
+    }
+    int saved = errno;
+    struct real *used_in_handlers[] = {&real_sigaction, &real_wait,  &real_waitpid,
+                                       &real_wait3,     &real_wait4, &real_waitid};
+    for (size_t i = 0; i < sizeof used_in_handlers / sizeof used_in_handlers[0]; i++) {
+        lookup(used_in_handlers[i]);
+    }
+    errno = saved;
+    __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+}
+
+/* The resolver the core uses for the libc functions it forwards to: the
+ * ones after this object in the lookup order. */
+static void *next_symbol(const char *name) { return dlsym(RTLD_NEXT, name); }
+
+/* ------------------------------------------------------------ the core */
+
+static void say(const char *a, const char *b, const char *c, const char *d) {
+    const char *parts[] = {"zreap_preload: ", a, b, c, d, "; the shim stays out of the way\n"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        ssize_t unused = write(2, parts[i], strlen(parts[i]));
+        (void)unused;
+    }
+}
+
+/* Loads the core, once: its path is this object's with the file name
+ * replaced. On failure it says why on stderr and the shim stays off. */
+static void load_core_once(void) {
+    Dl_info self;
+    if (dladdr((void *)load_core_once, &self) == 0 || self.dli_fname == NULL) {
+        say("cannot find its own path", "", "", "");
+        return;
+    }
+    static const char core_name[] = "libzreap_preload_core.so";
+    char path[PATH_MAX];
+    const char *slash = strrchr(self.dli_fname, '/');
+    size_t dir_len = slash ? (size_t)(slash - self.dli_fname) + 1 : 0;
+    size_t prefix_len = self.dli_fname[0] == '/' ? 0 : strlen(start_dir);
+    if (prefix_len + 1 + dir_len + sizeof core_name > sizeof path) {
+        say("path too long: ", self.dli_fname, "", "");
+        return;
+    }
+    size_t at = 0;
+    if (prefix_len > 0) {
+        memcpy(path, start_dir, prefix_len);
+        path[prefix_len] = '/';
+        at = prefix_len + 1;
+    }
+    memcpy(path + at, self.dli_fname, dir_len);
+    memcpy(path + at + dir_len, core_name, sizeof core_name);
+    void *handle = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+    if (handle == NULL) {
+        const char *why = dlerror();
+        say("cannot load ", path, ": ", why ? why : "unknown error");
+        return;
+    }
+    zreap_preload_core_start_fn start = (zreap_preload_core_start_fn)dlsym(handle, ZREAP_PRELOAD_CORE_START);
+    const struct zreap_preload_core *loaded = start ? start(next_symbol, mode) : NULL;
+    if (loaded == NULL || loaded->version != ZREAP_PRELOAD_CORE_VERSION) {
+        say(path, " is not the core this shim was built with", "", "");
+        return;
+    }
+    __atomic_store_n(&core, loaded, __ATOMIC_RELEASE);
+}
+
+/* The core, loading it first if it is not yet. errno is kept. */
+static const struct zreap_preload_core *need_core(void) {
+    const struct zreap_preload_core *c = __atomic_load_n(&core, __ATOMIC_ACQUIRE);
+    if (c != NULL || mode == STUB_OFF) {
+        return c;
+    }
+    int saved = errno;
+    pthread_once(&core_once, load_core_once);
+    errno = saved;
+    return __atomic_load_n(&core, __ATOMIC_ACQUIRE);
+}
+
+/* The core if it is loaded. */
+static const struct zreap_preload_core *loaded_core(void) { return __atomic_load_n(&core, __ATOMIC_ACQUIRE); }
+
+/* The core for a call that makes a child: in `all` mode the core must see
+ * every child, so it is loaded now. */
+static const struct zreap_preload_core *core_for_child(void) {
+    return mode == STUB_ALL ? need_core() : loaded_core();
+}
+
+/* Does this SIGCHLD disposition need the core? Only a handler does: the
+ * default, SIG_IGN and SA_NOCLDWAIT are the kernel's to serve, and before
+ * the core loads the process has no child the shim must reap. */
+static int is_handler(sighandler_t handler) {
+    return handler != SIG_DFL && handler != SIG_IGN && handler != SIG_ERR && handler != SIG_HOLD;
+}
+
+/* ------------------------------------------------------------ start-up */
+
+/* Does `entry` start with `name` followed by '='? Returns the value. The
+ * constructor calls no libc function: binding one costs ~1 k instructions. */
+static const char *value_of(const char *entry, const char *name) {
+    size_t i = 0;
+    for (; name[i] != '\0'; i++) {
+        if (entry[i] != name[i]) {
+            return NULL;
+        }
+    }
+    return entry[i] == '=' ? entry + i + 1 : NULL;
+}
+
+static int equals(const char *a, const char *b) {
+    while (*a != '\0' && *a == *b) {
+        a++;
+        b++;
+    }
+    return *a == *b;
+}
+
+/* Does the LD_PRELOAD list name any object by a relative path? */
+static int has_relative_entry(const char *list) {
+    int at_start = 1;
+    for (const char *p = list; *p != '\0'; p++) {
+        if (*p == ' ' || *p == ':') {
+            at_start = 1;
+        } else if (at_start) {
+            if (*p != '/') {
+                return 1;
+            }
+            at_start = 0;
+        }
+    }
+    return 0;
+}
+
+/* Has the process any child? A raw waitid (WNOWAIT: nothing is reaped):
+ * the libc wrapper would be bound at its first call, ~1 k instructions. */
+static int has_children(void) {
+    siginfo_t info;
+    long rc;
+#if defined(__x86_64__)
+    register long options __asm__("r10") = WEXITED | WNOHANG | WNOWAIT;
+    register long usage __asm__("r8") = 0;
+    __asm__ volatile("syscall"
+                     : "=a"(rc)
+                     : "0"((long)SYS_waitid), "D"((long)P_ALL), "S"(0L), "d"(&info), "r"(options), "r"(usage)
+                     : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+    register long x8 __asm__("x8") = SYS_waitid;
+    register long x0 __asm__("x0") = P_ALL;
+    register long x1 __asm__("x1") = 0;
+    register long x2 __asm__("x2") = (long)&info;
+    register long x3 __asm__("x3") = WEXITED | WNOHANG | WNOWAIT;
+    register long x4 __asm__("x4") = 0;
+    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
+    rc = x0;
+#else
+    int saved = errno;
+    rc = syscall(SYS_waitid, P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT, NULL);
+    errno = saved;
+#endif
+    /* 0: children (exited or not); -ECHILD (or -1): none. */
+    return rc == 0;
+}
+
+/* Reads the settings (one pass over the environment) and loads the core now
+ * where start-up needs it. */
+__attribute__((constructor)) static void start(void) {
+    int load_now = 0;
+    for (char **entry = environ; entry != NULL && *entry != NULL; entry++) {
+        const char *e = *entry;
+        const char *value;
+        if (e[0] == 'L' && (value = value_of(e, "LD_PRELOAD")) != NULL) {
+            if (has_relative_entry(value) && getcwd(start_dir, sizeof start_dir) == NULL) {
+                start_dir[0] = '\0';
+            }
+        } else if (e[0] != 'Z' || e[1] != 'R' || e[2] != 'E' || e[3] != 'A' || e[4] != 'P' || e[5] != '_') {
+            continue;
+        } else if ((value = value_of(e, "ZREAP_REAP")) != NULL) {
+            if (equals(value, "handler")) {
+                mode = STUB_HANDLER;
+            } else if (equals(value, "all")) {
+                mode = STUB_ALL;
+            } else if (equals(value, "off")) {
+                mode = STUB_OFF;
+            } else {
+                load_now = 1;
+            }
+        } else if (value_of(e, "ZREAP_PDEATHSIG") || value_of(e, "ZREAP_SUBREAPER") || value_of(e, "ZREAP_LOG")) {
+            load_now = 1;
+        }
+    }
+    if (load_now) {
+        /* The core reads the environment itself and reports what is wrong. */
+        mode = ZREAP_PRELOAD_FROM_ENVIRONMENT;
+        need_core();
+        return;
+    }
+    if (mode == STUB_ALL) {
+        /* Children inherited across exec are the shim's to reap too. */
+        if (has_children()) {
+            need_core();
+        }
+    }
+}
+
+/* ------------------------------------------------------------ the exports */
+
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+typedef sighandler_t (*signal_fn)(int, sighandler_t);
+typedef pid_t (*wait_fn)(int *);
+typedef pid_t (*waitpid_fn)(pid_t, int *, int);
+typedef pid_t (*wait3_fn)(int *, int, struct rusage *);
+typedef pid_t (*wait4_fn)(pid_t, int *, int, struct rusage *);
+typedef int (*waitid_fn)(idtype_t, id_t, siginfo_t *, int);
+typedef FILE *(*popen_fn)(const char *, const char *);
+typedef int (*pclose_fn)(FILE *);
+typedef int (*system_fn)(const char *);
+typedef pid_t (*fork_fn)(void);
+typedef int (*posix_spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+                              char *const[], char *const[]);
+
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+    const struct zreap_preload_core *c = loaded_core();
+    if (c == NULL && act != NULL && is_handler(act->sa_handler)) {
+        resolve_for_handlers();
+        if (sig == SIGCHLD && (act->sa_flags & SA_NOCLDWAIT) == 0) {
+            c = need_core();
+        }
+    }
+    return c ? c->sigaction(sig, act, old) : ((sigaction_fn)lookup(&real_sigaction))(sig, act, old);
+}
+
+/* The signal() family: the core for a SIGCHLD handler. */
+static sighandler_t signal_family(struct real *real, sighandler_t (*in_core)(const struct zreap_preload_core *, int,
+                                                                             sighandler_t),
+                                  int sig, sighandler_t handler) {
+    const struct zreap_preload_core *c = loaded_core();
+    if (c == NULL && is_handler(handler)) {
+        resolve_for_handlers();
+        if (sig == SIGCHLD) {
+            c = need_core();
+        }
+    }
+    return c ? in_core(c, sig, handler) : ((signal_fn)lookup(real))(sig, handler);
+}
+
+static sighandler_t core_signal(const struct zreap_preload_core *c, int sig, sighandler_t h) {
+    return c->signal(sig, h);
+}
+static sighandler_t core_bsd_signal(const struct zreap_preload_core *c, int sig, sighandler_t h) {
+    return c->bsd_signal(sig, h);
+}
+static sighandler_t core_sysv_signal(const struct zreap_preload_core *c, int sig, sighandler_t h) {
+    return c->sysv_signal(sig, h);
+}
+static sighandler_t core_sigset(const struct zreap_preload_core *c, int sig, sighandler_t h) {
+    return c->sigset(sig, h);
+}
+
+EXPORT sighandler_t signal(int sig, sighandler_t handler) {
+    return signal_family(&real_signal, core_signal, sig, handler);
+}
+EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler) {
+    return signal_family(&real_bsd_signal, core_bsd_signal, sig, handler);
+}
+EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler) {
+    return signal_family(&real_sysv_signal, core_sysv_signal, sig, handler);
+}
+EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler) {
+    return signal_family(&real_sysv_signal, core_sysv_signal, sig, handler);
+}
+EXPORT sighandler_t sigset(int sig, sighandler_t handler) {
+    return signal_family(&real_sigset, core_sigset, sig, handler);
+}
+
+EXPORT pid_t wait(int *status) {
+    const struct zreap_preload_core *c = loaded_core();
+    return c ? c->wait(status) : ((wait_fn)lookup(&real_wait))(status);
+}
+EXPORT pid_t waitpid(pid_t pid, int *status, int options) {
+    const struct zreap_preload_core *c = loaded_core();
+    return c ? c->waitpid(pid, status, options) : ((waitpid_fn)lookup(&real_waitpid))(pid, status, options);
+}
+EXPORT pid_t wait3(int *status, int options, struct rusage *usage) {
+    const struct zreap_preload_core *c = loaded_core();
+    return c ? c->wait3(status, options, usage) : ((wait3_fn)lookup(&real_wait3))(status, options, usage);
+}
+EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *usage) {
+    const struct zreap_preload_core *c = loaded_core();
+    return c ? c->wait4(pid, status, options, usage) : ((wait4_fn)lookup(&real_wait4))(pid, status, options, usage);
+}
+EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options) {
+    const struct zreap_preload_core *c = loaded_core();
+    return c ? c->waitid(idtype, id, info, options) : ((waitid_fn)lookup(&real_waitid))(idtype, id, info, options);
+}
+
+EXPORT FILE *popen(const char *command, const char *type) {
+    const struct zreap_preload_core *c = core_for_child();
+    return c ? c->popen(command, type) : ((popen_fn)lookup(&real_popen))(command, type);
+}
+EXPORT int pclose(FILE *stream) {
+    const struct zreap_preload_core *c = loaded_core();
+    return c ? c->pclose(stream) : ((pclose_fn)lookup(&real_pclose))(stream);
+}
+EXPORT int system(const char *command) {
+    const struct zreap_preload_core *c = core_for_child();
+    return c ? c->system(command) : ((system_fn)lookup(&real_system))(command);
+}
+EXPORT pid_t fork(void) {
+    const struct zreap_preload_core *c = core_for_child();
+    return c ? c->fork() : ((fork_fn)lookup(&real_fork))();
+}
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+                       const posix_spawnattr_t *attrs, char *const argv[], char *const envp[]) {
+    const struct zreap_preload_core *c = core_for_child();
+    return c ? c->posix_spawn(pid, path, actions, attrs, argv, envp)
+             : ((posix_spawn_fn)lookup(&real_posix_spawn))(pid, path, actions, attrs, argv, envp);
+}
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+                        const posix_spawnattr_t *attrs, char *const argv[], char *const envp[]) {
+    const struct zreap_preload_core *c = core_for_child();
+    return c ? c->posix_spawnp(pid, file, actions, attrs, argv, envp)
+             : ((posix_spawn_fn)lookup(&real_posix_spawnp))(pid, file, actions, attrs, argv, envp);
+}
