@@ -1,9 +1,12 @@
 /* The shim benchmark's host program: N times fork + execve(CHILD) + waitpid
  * (CHILD: argv[2], default /bin/true), timed with CLOCK_MONOTONIC. Prints "ns=<elapsed> n=<N>" and exits 0,
  * or prints the failure on stderr and exits 1. Compiled at bench time by
- * zreap-bench, then run with and without LD_PRELOAD=libzreap_preload.so. */
+ * zreap-bench, then run with and without LD_PRELOAD=libzreap_preload.so.
+ * With "thread" as argv[3] it first starts a thread that sleeps throughout:
+ * what any second thread costs each fork (the shim's reaper thread is one). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +17,26 @@
 
 extern char **environ;
 
+static void *sleep_throughout(void *unused) {
+    (void)unused;
+    for (;;) {
+        pause();
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     long n = argc > 1 ? strtol(argv[1], NULL, 10) : 5000;
     char *child = argc > 2 ? argv[2] : "/bin/true";
     char *child_argv[] = {child, NULL};
+    if (argc > 3 && strcmp(argv[3], "thread") == 0) {
+        pthread_t thread;
+        int rc = pthread_create(&thread, NULL, sleep_throughout, NULL);
+        if (rc != 0) {
+            fprintf(stderr, "forkexec: pthread_create: %s\n", strerror(rc));
+            return 1;
+        }
+    }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (long i = 0; i < n; i++) {

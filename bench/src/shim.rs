@@ -11,6 +11,9 @@ use std::time::Instant;
 
 /// The preloads compared, in table order: none, an empty `.so`, the shim's two modes.
 const PRELOADS: [&str; 4] = ["none", "empty", "handler", "all"];
+/// The wall-time rows: [`PRELOADS`] and the control "thread" (no preload, a
+/// second thread that sleeps throughout in the host).
+const WALL_CASES: [&str; 5] = ["none", "empty", "thread", "handler", "all"];
 
 /// The tools the section builds in its temporary directory.
 struct Tools {
@@ -116,13 +119,16 @@ impl Bench {
         let mut times: HashMap<&str, Vec<u64>> = HashMap::new();
         let mut failed: HashMap<&str, String> = HashMap::new();
         for rep in 0..reps {
-            for k in 0..PRELOADS.len() {
-                let preload = PRELOADS[(k + rep) % PRELOADS.len()];
+            for k in 0..WALL_CASES.len() {
+                let preload = WALL_CASES[(k + rep) % WALL_CASES.len()];
                 if failed.contains_key(preload) {
                     continue;
                 }
                 let mut cmd = Command::new(&tools.forkexec);
                 cmd.arg(iters.to_string()).arg(&tools.tiny);
+                if preload == "thread" {
+                    cmd.arg("thread");
+                }
                 tools.env(&mut cmd, preload);
                 match cmd.output() {
                     Ok(o) if o.status.success() => {
@@ -145,8 +151,8 @@ impl Bench {
             }
         }
         let med: HashMap<&str, Option<f64>> =
-            PRELOADS.iter().map(|&p| (p, times.get_mut(p).and_then(|v| median(v)))).collect();
-        for preload in PRELOADS {
+            WALL_CASES.iter().map(|&p| (p, times.get_mut(p).and_then(|v| median(v)))).collect();
+        for preload in WALL_CASES {
             let value = match (failed.get(preload), med[preload]) {
                 (Some(e), _) => Val::Na(format!("not available: {e}")),
                 (None, Some(m)) => Val::Ns(m),
@@ -164,9 +170,14 @@ impl Bench {
             _ => Val::Na("not available".into()),
         };
         self.rows.push(
-            Row::new(&section, &format!("{}, against handler (runs={reps})", label("all")), all)
+            Row::new(&section, &format!("{}, against handler (runs={reps})", label("all")), all.clone())
                 .vs("ZREAP_REAP=handler", med["handler"])
                 .target(Target::AtMost(1.05)),
+        );
+        // What is left of `all`'s cost once a second thread's is accounted for.
+        self.rows.push(
+            Row::new(&section, &format!("{}, against the control (runs={reps})", label("all")), all)
+                .vs("a second thread, no preload", med["thread"]),
         );
     }
 
@@ -174,7 +185,7 @@ impl Bench {
     /// (make and everything it runs), interleaved runs, median.
     fn shim_make(&mut self, tools: &Tools, tmp: &Path) {
         let quick = self.p.shim_reps < 2;
-        let (files, reps) = if quick { (40, 1) } else { (300, 5) };
+        let (files, reps) = if quick { (40, 1) } else { (300, 7) };
         let section = format!("5. shim: make -j2 of {files} generated C files");
         let dir = tmp.join("make-project");
         if let Err(e) = generate_project(&dir, files) {
@@ -230,6 +241,7 @@ impl Bench {
 fn label(preload: &str) -> &'static str {
     match preload {
         "none" => "no preload",
+        "thread" => "no preload, a second thread asleep in the host (control)",
         "empty" => "empty .so preloaded",
         "handler" => "shim, ZREAP_REAP=handler",
         _ => "shim, ZREAP_REAP=all",
@@ -259,7 +271,8 @@ fn build_tools(dir: &Path) -> Result<Tools, String> {
         return Err(format!("{} missing", shim.display()));
     }
     shim_exports_interposers(&shim)?;
-    let forkexec = compile(dir, "forkexec.c", include_str!("../forkexec.c"), "forkexec", &["-O2", "-std=c99"])?;
+    let forkexec =
+        compile(dir, "forkexec.c", include_str!("../forkexec.c"), "forkexec", &["-O2", "-std=c99", "-pthread"])?;
     let tiny = compile(dir, "tiny.c", include_str!("../shim/tiny.c"), "tiny", &["-O2", "-nostdlib", "-static"])?;
     let empty = compile(dir, "empty.c", include_str!("../shim/empty.c"), "empty.so", &["-O2", "-shared", "-fPIC"])?;
     Ok(Tools { forkexec, tiny, empty, shim })
