@@ -9,6 +9,9 @@
  *                              is reaped (ZREAP_REAP is unset before the
  *                              fork: the setting read at start-up holds).
  *   shim_lazy_core at-start  : the core is loaded before main.
+ *   shim_lazy_core popen     : popen loads the core, so a stream opened
+ *                              before the first SIGCHLD handler still gets
+ *                              its status from pclose.
  *
  * With "chdir" as the second argument it first changes to "/" (the test
  * gives LD_PRELOAD as a relative path). Prints one line per check; exits 0
@@ -61,6 +64,13 @@ static pid_t child_exiting(int code) {
 }
 
 static volatile sig_atomic_t handler_calls;
+static volatile sig_atomic_t sigchld_seen;
+
+/* A handler that reaps nothing (the program waits elsewhere). */
+static void note_sigchld(int sig) {
+    (void)sig;
+    sigchld_seen = 1;
+}
 
 /* A wait()-once handler: leaks zombies without the shim when exits coincide. */
 static void on_sigchld(int sig) {
@@ -141,6 +151,20 @@ int main(int argc, char **argv) {
         pid_t pid = child_exiting(0);
         check(core_loaded(), "the first fork loads the core");
         check(reaped_within_10s(pid), "a child never waited for is reaped");
+    } else if (strcmp(mode, "popen") == 0) {
+        FILE *stream = popen("read line; exit 5", "w");
+        check(stream != NULL, "popen starts the command");
+        check(core_loaded(), "popen loads the core");
+        signal(SIGCHLD, note_sigchld);
+        fputs("go\n", stream);
+        fflush(stream);
+        for (int i = 0; i < 1000 && !sigchld_seen; i++) {
+            struct timespec ten_ms = {0, 10 * 1000 * 1000};
+            nanosleep(&ten_ms, NULL);
+        }
+        check(sigchld_seen, "the command exited");
+        int status = pclose(stream);
+        check(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 5, "pclose returns the command's status");
     } else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;

@@ -7,8 +7,11 @@
  * the first call that needs it:
  *
  *   - SIGCHLD given a handler (sigaction or the signal() family);
- *   - with ZREAP_REAP=all, the first child made (fork, posix_spawn, popen,
- *     system), or at start-up if the process already has children;
+ *   - popen and system, which the core re-implements (glibc's versions wait
+ *     with an internal waitpid, which the shim cannot see: a stream opened
+ *     before the core loaded would lose its status to the shim);
+ *   - with ZREAP_REAP=all, the first child made (fork, posix_spawn), or at
+ *     start-up if the process already has children;
  *   - at start-up when ZREAP_PDEATHSIG, ZREAP_SUBREAPER or ZREAP_LOG is set,
  *     or ZREAP_REAP has a value other than handler, all or off.
  *
@@ -178,8 +181,8 @@ static const struct zreap_preload_core *need_core(void) {
 /* The core if it is loaded. */
 static const struct zreap_preload_core *loaded_core(void) { return __atomic_load_n(&core, __ATOMIC_ACQUIRE); }
 
-/* The core for a call that makes a child: in `all` mode the core must see
- * every child, so it is loaded now. */
+/* The core for fork and posix_spawn: in `all` mode the core must see every
+ * child, so it is loaded now. */
 static const struct zreap_preload_core *core_for_child(void) {
     return mode == STUB_ALL ? need_core() : loaded_core();
 }
@@ -263,6 +266,7 @@ static int has_children(void) {
  * where start-up needs it. */
 __attribute__((constructor)) static void start(void) {
     int load_now = 0;
+    int reap_seen = 0; /* the first ZREAP_REAP wins, as for getenv */
     for (char **entry = environ; entry != NULL && *entry != NULL; entry++) {
         const char *e = *entry;
         const char *value;
@@ -273,6 +277,9 @@ __attribute__((constructor)) static void start(void) {
         } else if (e[0] != 'Z' || e[1] != 'R' || e[2] != 'E' || e[3] != 'A' || e[4] != 'P' || e[5] != '_') {
             continue;
         } else if ((value = value_of(e, "ZREAP_REAP")) != NULL) {
+            if (reap_seen++) {
+                continue;
+            }
             if (equals(value, "handler")) {
                 mode = STUB_HANDLER;
             } else if (equals(value, "all")) {
@@ -392,7 +399,7 @@ EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options) {
 }
 
 EXPORT FILE *popen(const char *command, const char *type) {
-    const struct zreap_preload_core *c = core_for_child();
+    const struct zreap_preload_core *c = need_core();
     return c ? c->popen(command, type) : ((popen_fn)lookup(&real_popen))(command, type);
 }
 EXPORT int pclose(FILE *stream) {
@@ -400,7 +407,7 @@ EXPORT int pclose(FILE *stream) {
     return c ? c->pclose(stream) : ((pclose_fn)lookup(&real_pclose))(stream);
 }
 EXPORT int system(const char *command) {
-    const struct zreap_preload_core *c = core_for_child();
+    const struct zreap_preload_core *c = need_core();
     return c ? c->system(command) : ((system_fn)lookup(&real_system))(command);
 }
 EXPORT pid_t fork(void) {

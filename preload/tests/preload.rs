@@ -617,6 +617,7 @@ fn the_core_is_loaded_when_the_program_needs_it() {
     run_ok(command(&exe, Shim::Handler).arg("handler"), "shim_lazy_core handler");
     run_ok(command(&exe, Shim::All).arg("all"), "shim_lazy_core all");
     run_ok(command(&exe, Shim::Handler).arg("at-start").env("ZREAP_PDEATHSIG", "TERM"), "shim_lazy_core at-start");
+    run_ok(command(&exe, Shim::Handler).arg("popen"), "shim_lazy_core popen");
     let relative = |mode: Shim, arg: &str| {
         let mut cmd = command(&exe, mode);
         cmd.args([arg, "chdir"]).current_dir(profile_dir()).env("LD_PRELOAD", "./libzreap_preload.so");
