@@ -307,7 +307,11 @@ __attribute__((constructor)) static void start(void) {
     }
 }
 
-/* ------------------------------------------------------------ the exports */
+/* ------------------------------------------------------------ the exports
+ *
+ * sigaction and the wait family are async-signal-safe once the program has
+ * installed its first handler (resolve_for_handlers): then they only read
+ * atomics and call through resolved pointers. */
 
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 typedef sighandler_t (*signal_fn)(int, sighandler_t);
