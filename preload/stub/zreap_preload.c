@@ -187,9 +187,9 @@ static const struct zreap_preload_core *core_for_child(void) {
     return mode == STUB_ALL ? need_core() : loaded_core();
 }
 
-/* Does this SIGCHLD disposition need the core? Only a handler does: the
- * default, SIG_IGN and SA_NOCLDWAIT are the kernel's to serve, and before
- * the core loads the process has no child the shim must reap. */
+/* Is this disposition a handler function? For SIGCHLD only a handler needs
+ * the core: the default, SIG_IGN and SA_NOCLDWAIT are the kernel's to serve,
+ * and before the core loads the process has no child the shim must reap. */
 static int is_handler(sighandler_t handler) {
     return handler != SIG_DFL && handler != SIG_IGN && handler != SIG_ERR && handler != SIG_HOLD;
 }
