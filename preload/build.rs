@@ -104,9 +104,10 @@ const LAZY: &[&str] = &[
     "writev",
 ];
 
-/// Compiles the stub into OUT_DIR and copies it to the profile directory
-/// (`target/<profile>/`, OUT_DIR's third parent), next to the core: cargo
-/// has no way to name a build script's output as an artifact of its own.
+/// Compiles the stub into OUT_DIR and puts it in the profile directory
+/// (`target/<profile>/`, OUT_DIR's third parent) and its `deps/`, next to
+/// each copy of the core (tests look in `deps/`): cargo has no way to name a
+/// build script's output as an artifact of its own.
 fn build_stub(out: &Path) {
     // cc's compiler lookup prints rerun-if-env-changed lines, after which cargo
     // reruns this script only for what is named.
@@ -121,7 +122,14 @@ fn build_stub(out: &Path) {
     let status = cmd.status().unwrap_or_else(|e| panic!("cannot run the C compiler ({cmd:?}): {e}"));
     assert!(status.success(), "building the stub failed: {cmd:?}");
     let profile_dir = out.ancestors().nth(3).expect("OUT_DIR is target/<profile>/build/<pkg>/out");
-    std::fs::copy(&stub, profile_dir.join("libzreap_preload.so")).expect("copy the stub next to the core");
+    for dir in [profile_dir.to_path_buf(), profile_dir.join("deps")] {
+        std::fs::create_dir_all(&dir).expect("create the profile directory");
+        // A new file renamed into place: a running process may have the old
+        // one mapped, and a hard link (cargo's) may share its inode.
+        let partial = dir.join(".libzreap_preload.so.partial");
+        std::fs::copy(&stub, &partial).expect("copy the stub next to the core");
+        std::fs::rename(&partial, dir.join("libzreap_preload.so")).expect("put the stub next to the core");
+    }
 }
 
 fn main() {
