@@ -3,8 +3,9 @@
 //! core, only when a program needs it (see zreap_preload.c). Rust's runtime
 //! costs a process 25 k instructions to load, the stub almost nothing.
 //!
-//! Link settings for the core, which a process loads at its first SIGCHLD
-//! handler (or first child with ZREAP_REAP=all):
+//! Link settings for the core, which a process loads when it needs the shim
+//! (its first SIGCHLD handler, `popen` or `system`; its first child with
+//! ZREAP_REAP=all): what the loader does for it is most of what loading costs.
 //!
 //! 1. The unwinder (libgcc_eh) is linked into the shim instead of loading
 //!    libgcc_s.so: one library fewer to map and relocate, and no libgcc_s
@@ -143,9 +144,6 @@ fn main() {
     if target.contains("linux-gnu") {
         // No libgcc_s.so per exec (1. above): 17 k instructions per process start.
         println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
-        // The shim's calls to its own exports (std's process code calls posix_spawn)
-        // bound at link time, not looked up at each exec: 0.5 k instructions per start.
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-Bsymbolic-functions");
     }
     if target.starts_with("x86_64-") && target.contains("linux-gnu") {
         // Unbound PLT slots until first call (2. above; .got.plt then stays writable,

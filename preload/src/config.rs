@@ -50,8 +50,8 @@ const NAMES: [&CStr; 4] = [c"ZREAP_REAP", c"ZREAP_PDEATHSIG", c"ZREAP_SUBREAPER"
 /// The values of [`NAMES`] in the environment, in one pass over it (four
 /// getenv calls would walk it four times). The first of two entries with
 /// one name wins, as for getenv. The stub starts the core from its constructor
-/// when any variable but ZREAP_REAP is set, before the program can change the
-/// environment.
+/// whenever this is read (a setting other than a valid ZREAP_REAP), before the
+/// program can change the environment.
 fn from_environment() -> [Option<&'static str>; 4] {
     let mut values = [None; 4];
     let mut entry = real::environ();

@@ -1,4 +1,8 @@
-//! `libzreap_preload.so`: `LD_PRELOAD` it to fix an unmodified program's zombies.
+//! `libzreap_preload_core.so`, the preload shim itself. `LD_PRELOAD` names the
+//! stub, `libzreap_preload.so` (preload/stub/), which loads this library from its
+//! own directory when a process needs it and then forwards its interposed calls
+//! here (see [`zreap_preload_core_start`]). Together they fix an unmodified
+//! program's zombies:
 //!
 //! - `ZREAP_REAP=handler` (default): a SIGCHLD handler the program installs is
 //!   called once per exited child (SIGCHLD does not queue, so the kernel may run
@@ -104,7 +108,7 @@ static TABLE: CoreTable = CoreTable {
 /// (`libzreap_preload.so`) calls it once, on the first call that needs the
 /// core. `next` looks up a libc function after the stub (dlsym(RTLD_NEXT)
 /// from the stub). `mode` is ZREAP_REAP (handler or all) when that was the
-/// stub's only setting, else [`FROM_ENVIRONMENT`]: the stub read the
+/// stub's only setting, else -1 (read the environment): the stub read the
 /// environment at start-up, and the program may have changed it since.
 /// Returns NULL if the core could not start (a panic).
 ///

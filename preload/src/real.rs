@@ -1,6 +1,7 @@
 //! The libc functions the shim interposes, as libc defines them (looked up
-//! with dlsym(RTLD_NEXT) once), and raw system calls for the shim's own use:
-//! the shim never calls an interposed symbol by name, or it would call itself.
+//! once, through the stub: what follows it in the lookup order), and raw
+//! system calls for the shim's own use: an interposed symbol called by name
+//! goes through the stub and back into the shim.
 
 use libc::{c_char, c_int, pid_t};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
