@@ -243,20 +243,18 @@ impl<A: Atomics, const N: usize> Store<A, N> {
     }
 
     /// Forgets everything (in a forked child: these were the parent's
-    /// children). Async-signal-safe; the child has one thread. An empty,
-    /// never used store is left unwritten: each page a forked child writes
-    /// costs it a copy.
+    /// children). Async-signal-safe; the child has one thread. Only what is
+    /// not empty already is written (each page a forked child writes costs
+    /// it a copy); `high` stays, a bound on the entries ever used.
     pub fn clear(&self) {
-        let high = self.high.load(SeqCst);
-        if high == 0 && self.count.load(SeqCst) == 0 {
-            return;
+        for e in &self.entries[..self.high.load(SeqCst)] {
+            if e.state.load(SeqCst) != EMPTY {
+                e.state.store(EMPTY, SeqCst);
+            }
         }
-        // Entries past `high` were never used: leave their pages untouched.
-        for e in &self.entries[..high] {
-            e.state.store(EMPTY, SeqCst);
+        if self.count.load(SeqCst) != 0 {
+            self.count.store(0, SeqCst);
         }
-        self.count.store(0, SeqCst);
-        self.high.store(0, SeqCst);
     }
 }
 
