@@ -7,103 +7,18 @@
 //! (its first SIGCHLD handler, `popen` or `system`; its first child with
 //! ZREAP_REAP=all): what the loader does for it is most of what loading costs.
 //!
-//! 1. The unwinder (libgcc_eh) is linked into the shim instead of loading
-//!    libgcc_s.so: one library fewer to map and relocate, and no libgcc_s
-//!    constructor (it runs CPUID, which traps to the hypervisor in a VM) per
-//!    exec. Listed as the crate's own native library, it comes ahead of std's
-//!    `-lgcc_s` on the link line, so the linker takes the unwinder from it
-//!    and `--as-needed` drops libgcc_s.
-//! 2. Lazy binding of the libc functions the shim and std import. Rust
-//!    links with `-z now` and calls imported functions through the GOT, so
-//!    ld.so looked up all ~70 of them at every exec (each a hash walk through
-//!    the program, the shim and libc, ~900 instructions): most of the shim's
-//!    cost per process start. `--wrap=NAME` sends each call to NAME to a
-//!    two-instruction trampoline `__wrap_NAME: jmp NAME@PLT` (lib.rs,
-//!    generated here), and `-z lazy` leaves PLT slots unbound until their
-//!    first call: a process resolves only the functions it runs.
+//! The unwinder (libgcc_eh) is linked into the core instead of loading
+//! libgcc_s.so: one library fewer to map and relocate, and no libgcc_s
+//! constructor (it runs CPUID, which traps to the hypervisor in a VM).
+//! Listed as the crate's own native library, it comes ahead of std's
+//! `-lgcc_s` on the link line, so the linker takes the unwinder from it and
+//! `--as-needed` drops libgcc_s.
+//!
+//! The core's imports are bound when it loads (rustc's `-z now`, full
+//! RELRO): the reaper's bare thread (src/bare.rs) and the SIGCHLD handler
+//! must never enter the dynamic linker's lazy resolver.
 
-use std::fmt::Write as _;
 use std::path::Path;
-
-/// The libc functions called through a lazily bound PLT slot: every
-/// function the cdylib imports (`readelf --dyn-syms`) but those already
-/// called through the PLT. A function not listed is still bound, at load.
-/// Four are weak imports whose address std or the unwinder test for NULL
-/// (a trampoline never is): glibc has them all since 2.34, and the cdylib
-/// needs 2.35 (`readelf -V`).
-const LAZY: &[&str] = &[
-    "__cxa_thread_atexit_impl",
-    "__errno_location",
-    "__libc_current_sigrtmax",
-    "__libc_current_sigrtmin",
-    "__pthread_key_create",
-    "__xpg_strerror_r",
-    "abort",
-    "access",
-    "bcmp",
-    "calloc",
-    "close",
-    "dl_iterate_phdr",
-    "dlsym",
-    "fclose",
-    "fcntl",
-    "fdopen",
-    "free",
-    "fstat64",
-    "getcwd",
-    "getenv",
-    "getpgid",
-    "getpgrp",
-    "getpid",
-    "getppid",
-    "gettid",
-    "kill",
-    "lseek64",
-    "malloc",
-    "memcpy",
-    "memmove",
-    "memset",
-    "mmap64",
-    "munmap",
-    "open",
-    "open64",
-    "pipe2",
-    "posix_memalign",
-    "posix_spawn_file_actions_addclose",
-    "posix_spawn_file_actions_adddup2",
-    "posix_spawn_file_actions_destroy",
-    "posix_spawn_file_actions_init",
-    "posix_spawnattr_destroy",
-    "posix_spawnattr_init",
-    "posix_spawnattr_setflags",
-    "posix_spawnattr_setsigdefault",
-    "posix_spawnattr_setsigmask",
-    "prctl",
-    "pthread_attr_destroy",
-    "pthread_attr_init",
-    "pthread_attr_setdetachstate",
-    "pthread_attr_setstacksize",
-    "pthread_create",
-    "pthread_key_create",
-    "pthread_key_delete",
-    "pthread_setspecific",
-    "pthread_sigmask",
-    "read",
-    "readlink",
-    "realloc",
-    "realpath",
-    "sched_yield",
-    "sigaddset",
-    "sigemptyset",
-    "sigfillset",
-    "sigismember",
-    "stat64",
-    "statx",
-    "strlen",
-    "syscall",
-    "write",
-    "writev",
-];
 
 /// Compiles the stub into OUT_DIR and puts it in the profile directory
 /// (`target/<profile>/`, OUT_DIR's third parent) and its `deps/`, next to
@@ -139,33 +54,8 @@ fn main() {
     if target.contains("linux") {
         build_stub(Path::new(&out));
     }
-    // lib.rs includes this file on every target: empty where nothing is wrapped.
-    let mut trampolines = String::new();
     if target.contains("linux-gnu") {
-        // No libgcc_s.so per exec (1. above): 17 k instructions per process start.
+        // No libgcc_s.so (above): 17 k instructions per load.
         println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
-    }
-    if target.starts_with("x86_64-") && target.contains("linux-gnu") {
-        // Unbound PLT slots until first call (2. above; .got.plt then stays writable,
-        // partial RELRO). Overrides rustc's earlier `-z now`. Alone 222 k -> 215 k.
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-z,lazy");
-        for name in LAZY {
-            // Calls to NAME go to the trampoline (2. above): with -z lazy, 52 k fewer
-            // instructions per /bin/true start (of 222 k; 137 k with an empty .so).
-            println!("cargo:rustc-cdylib-link-arg=-Wl,--wrap={name}");
-            // Each in its own section, so that --gc-sections drops the unused ones.
-            let _ = write!(
-                trampolines,
-                ".section .text.__wrap_{name},\"ax\",@progbits\n.globl __wrap_{name}\n.hidden __wrap_{name}\n\
-                 .type __wrap_{name},@function\n__wrap_{name}:\n\tjmp __real_{name}@PLT\n"
-            );
-        }
-    }
-    let source =
-        if trampolines.is_empty() { String::new() } else { format!("core::arch::global_asm!({trampolines:?});\n") };
-    // Rewritten only when it changes, so that cargo does not rebuild the crate for nothing.
-    let path = Path::new(&out).join("lazy_imports.rs");
-    if std::fs::read_to_string(&path).ok().as_deref() != Some(source.as_str()) {
-        std::fs::write(&path, source).expect("write lazy_imports.rs");
     }
 }

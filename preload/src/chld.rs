@@ -5,11 +5,11 @@
 //! other calls fail with EINTR where the default never does).
 
 use crate::store::STORE;
-use crate::{config, log, real};
+use crate::{bare, config, log, real};
 use libc::{c_int, c_void};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::SeqCst};
-use zreap::sys::{self, wstatus_from_siginfo, ErrnoGuard};
+use zreap::sys::{wstatus_from_siginfo, ErrnoGuard};
 
 /// The SIGCHLD disposition the program asked for (what it gets back from
 /// sigaction), behind a sequence lock: the handler reads it without waiting.
@@ -112,7 +112,7 @@ pub unsafe fn set_program_action(act: *const libc::sigaction, old: *mut libc::si
                 write_program_action(new);
                 OURS_INSTALLED.store(wants_ours(new), SeqCst);
                 CHANGED.fetch_add(1, SeqCst);
-                sys::futex_wake_all(&CHANGED);
+                bare::futex_wake_all(&CHANGED);
             }
             rc
         }
@@ -213,7 +213,7 @@ fn is_exit(info: &libc::siginfo_t) -> bool {
 /// (a ptrace stop ahead of it hides the rest until the tracer takes it).
 /// Async-signal-safe.
 fn next_exited() -> Option<libc::siginfo_t> {
-    sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT).ok().flatten().filter(is_exit)
+    bare::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT).ok().flatten().filter(is_exit)
 }
 
 /// Reaps `pid` if it is still a zombie and keeps its exit for the program's
@@ -264,7 +264,7 @@ pub fn leave_kernel_wait() {
     if THREAD_HELD.load(SeqCst) {
         let _errno = ErrnoGuard::new();
         CHANGED.fetch_add(1, SeqCst);
-        sys::futex_wake_all(&CHANGED);
+        bare::futex_wake_all(&CHANGED);
     }
 }
 
@@ -296,13 +296,13 @@ pub fn settle() {
 
 fn reap_into_store_now(pid: libc::pid_t, what: &str) {
     // Only an exit is taken: a ptrace stop waiting for the tracer is left alone.
-    let peek = sys::waitid_info(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
+    let peek = bare::waitid_info(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
     if !matches!(peek, Ok(Some(ref info)) if is_exit(info)) {
         return;
     }
-    // SAFETY: getpgid of a zombie child is still valid until it is reaped.
-    let pgid = unsafe { libc::getpgid(pid) };
-    if let Ok(Some(info)) = sys::waitid_info(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOHANG) {
+    // A zombie child's process group is still there until it is reaped.
+    let pgid = bare::getpgid(pid);
+    if let Ok(Some(info)) = bare::waitid_info(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOHANG) {
         log::event(what, pid, Some(wstatus_from_siginfo(&info)));
         if let Some(dropped) = STORE.put(&info, pgid) {
             log::event("dropped the stored exit of", dropped, None);
@@ -340,8 +340,8 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
         if has_handler {
             log::event("calling the program's SIGCHLD handler for", pid, None);
             remember_fanned(pid);
-            // SAFETY: getpgid of a zombie child is valid until it is reaped.
-            FANOUT_PGID.store(unsafe { libc::getpgid(pid) }, SeqCst);
+            // A zombie child's process group is still there until it is reaped.
+            FANOUT_PGID.store(bare::getpgid(pid), SeqCst);
             FANOUT_PID.store(pid, SeqCst);
             call_program(&action, sig, &mut exited, context);
             FANOUT_PID.store(0, SeqCst);
@@ -382,7 +382,7 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
         WRITER.store(false, SeqCst);
     }
     WAKE.fetch_add(1, SeqCst);
-    sys::futex_wake_all(&WAKE);
+    bare::futex_wake_all(&WAKE);
 }
 
 // ---------------------------------------------------------- the reaper thread
@@ -411,8 +411,7 @@ static THREAD_HELD: AtomicBool = AtomicBool::new(false);
 /// parent's first write to a page costs it a page fault.
 pub fn note_new_child() {
     let thread_pid = THREAD_PID.load(SeqCst);
-    // SAFETY: getpid cannot fail.
-    if thread_pid == 0 || thread_pid != unsafe { libc::getpid() } {
+    if thread_pid == 0 || thread_pid != bare::getpid() {
         return;
     }
     if !MADE_CHILD.load(SeqCst) {
@@ -422,7 +421,7 @@ pub fn note_new_child() {
     // sees the child, or this sees it asleep and wakes it.
     if THREAD_IDLE.load(SeqCst) {
         CHANGED.fetch_add(1, SeqCst);
-        sys::futex_wake_all(&CHANGED);
+        bare::futex_wake_all(&CHANGED);
     }
 }
 
@@ -434,15 +433,17 @@ pub fn ensure_reaper_thread() {
     if !thread_wanted(&program_action()) {
         return;
     }
-    // SAFETY: getpid cannot fail.
-    let me = unsafe { libc::getpid() };
+    let me = bare::getpid();
     let previous = THREAD_PID.load(SeqCst);
     if previous == me {
         return;
     }
-    let childless = sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
-        .is_err_and(|e| e.raw_os_error() == Some(libc::ECHILD));
+    let childless = bare::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+        .is_err_and(|errno| errno == libc::ECHILD);
     if childless || THREAD_PID.compare_exchange(previous, me, SeqCst, SeqCst).is_err() {
+        return;
+    }
+    if bare::spawn(reaper_on_bare_thread) {
         return;
     }
     // SAFETY (whole block): plain pthread calls on valid structs; the thread
@@ -458,7 +459,7 @@ pub fn ensure_reaper_thread() {
         libc::pthread_attr_setstacksize(&mut attr, 64 * 1024);
         libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
         let mut thread: libc::pthread_t = 0;
-        if libc::pthread_create(&mut thread, &attr, reaper_thread, std::ptr::null_mut()) != 0 {
+        if libc::pthread_create(&mut thread, &attr, reaper_on_pthread, std::ptr::null_mut()) != 0 {
             THREAD_PID.store(0, SeqCst);
         }
         libc::pthread_attr_destroy(&mut attr);
@@ -492,7 +493,7 @@ fn sweep() -> Sweep {
     let mut reaped = false;
     let mut left = Sweep::Children;
     for _ in 0..crate::store::CAPACITY {
-        let info = match sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) {
+        let info = match bare::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) {
             Ok(Some(info)) => info,
             Ok(None) => break,
             Err(_) => {
@@ -520,7 +521,7 @@ fn sweep() -> Sweep {
     }
     if reaped {
         WAKE.fetch_add(1, SeqCst);
-        sys::futex_wake_all(&WAKE);
+        bare::futex_wake_all(&WAKE);
     }
     left
 }
@@ -531,11 +532,15 @@ fn sweep() -> Sweep {
 /// sleeps [`LOOK_EVERY_MS`] (the program is busy making children and most
 /// likely waits for them itself). With no children, it sleeps until one is
 /// made.
-extern "C" fn reaper_thread(_: *mut c_void) -> *mut c_void {
+///
+/// Runs on a bare thread (bare.rs): everything it calls makes system calls
+/// through `bare` alone and uses no errno, TLS, lock, allocation or libc
+/// function, as in a signal handler.
+fn reap_forever() -> ! {
     loop {
         let changed = CHANGED.load(SeqCst);
         if !thread_wanted(&program_action()) {
-            sys::futex_wait(&CHANGED, changed, Some(1000));
+            bare::futex_wait(&CHANGED, changed, Some(1000));
             continue;
         }
         let busy = MADE_CHILD.swap(false, SeqCst);
@@ -547,27 +552,38 @@ extern "C" fn reaper_thread(_: *mut c_void) -> *mut c_void {
                 // once). Children made through paths the shim does not see,
                 // such as vfork, wait for the timeout.
                 if !MADE_CHILD.load(SeqCst) {
-                    sys::futex_wait(&CHANGED, changed, Some(1000));
+                    bare::futex_wait(&CHANGED, changed, Some(1000));
                 }
                 THREAD_IDLE.store(false, SeqCst);
             }
             // Until the tracer (or the program's handler) took the stop.
-            Sweep::Stopped => sys::futex_wait(&WAKE, WAKE.load(SeqCst), Some(100)),
+            Sweep::Stopped => bare::futex_wait(&WAKE, WAKE.load(SeqCst), Some(100)),
             Sweep::KernelWaits => {
                 THREAD_HELD.store(true, SeqCst);
                 // See leave_kernel_wait.
                 if KERNEL_WAITERS.load(SeqCst) != 0 {
-                    sys::futex_wait(&CHANGED, changed, Some(1000));
+                    bare::futex_wait(&CHANGED, changed, Some(1000));
                 }
                 THREAD_HELD.store(false, SeqCst);
             }
             // Only a change of the program's disposition (which wakes
             // CHANGED) cuts the sleep short, not the children made meanwhile.
-            Sweep::Children if busy => sys::futex_wait(&CHANGED, CHANGED.load(SeqCst), Some(LOOK_EVERY_MS)),
+            Sweep::Children if busy => bare::futex_wait(&CHANGED, CHANGED.load(SeqCst), Some(LOOK_EVERY_MS)),
             Sweep::Children => {
                 // Returns at the next exit (or ptrace stop) of any child.
-                let _ = sys::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOWAIT);
+                let _ = bare::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOWAIT);
             }
         }
     }
+}
+
+/// The reaper on a bare thread, in a process that cannot change its
+/// credentials (bare.rs).
+extern "C" fn reaper_on_bare_thread(_: *mut c_void) -> c_int {
+    reap_forever()
+}
+
+/// The reaper on a pthread, which glibc's `setuid` and friends keep in step.
+extern "C" fn reaper_on_pthread(_: *mut c_void) -> *mut c_void {
+    reap_forever()
 }

@@ -23,14 +23,12 @@ static OWNER: AtomicI32 = AtomicI32::new(0);
 
 /// Makes the calling process the owner of the shim's state. Async-signal-safe.
 pub fn own() {
-    // SAFETY: getpid cannot fail.
-    OWNER.store(unsafe { libc::getpid() }, SeqCst);
+    OWNER.store(crate::bare::getpid(), SeqCst);
 }
 
 /// Is the shim on, in the process that owns its state? Async-signal-safe.
 pub fn active() -> bool {
-    // SAFETY: getpid cannot fail.
-    MODE.load(SeqCst) != OFF && OWNER.load(SeqCst) == unsafe { libc::getpid() }
+    MODE.load(SeqCst) != OFF && OWNER.load(SeqCst) == crate::bare::getpid()
 }
 
 /// Does the shim reap children whose SIGCHLD disposition is the default

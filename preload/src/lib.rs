@@ -17,7 +17,9 @@
 //!
 //! With SIGCHLD left at its default, reaping happens on an internal thread
 //! (all signals blocked), never in a signal handler: the default never makes a
-//! system call fail with EINTR, and neither does the shim.
+//! system call fail with EINTR, and neither does the shim. Where the process
+//! cannot change its credentials, that thread is one glibc never sees
+//! ([`bare`]), so the program's forks stay on glibc's single-threaded path.
 //!
 //! A blocking wait for any child is the kernel's own while only that thread
 //! reaps (it holds off meanwhile), so tracers get each ptrace stop at once. A
@@ -30,6 +32,7 @@
 //! acts on exits, never on stops, and leaves ignored SIGCHLD to the kernel.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod bare;
 mod chld;
 mod config;
 mod log;
@@ -37,11 +40,6 @@ mod real;
 mod spawn;
 mod store;
 mod wait;
-
-// The trampolines that make the shim's libc imports lazily bound (build.rs);
-// only the cdylib links with the `--wrap` they serve, not the unit tests.
-#[cfg(not(test))]
-include!(concat!(env!("OUT_DIR"), "/lazy_imports.rs"));
 
 use libc::{c_int, pid_t};
 use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
@@ -138,7 +136,7 @@ fn start(mode: c_int) {
         Ok(s) => s,
         Err(problem) => {
             let line = format!("zreap_preload: {problem}; the shim stays out of the way\n");
-            real::write_all(2, line.as_bytes());
+            bare::write(2, line.as_bytes());
             return;
         }
     };
@@ -150,7 +148,7 @@ fn start(mode: c_int) {
             Ok(fd) => log::LOG_FD.store(fd, SeqCst),
             Err(e) => {
                 let line = format!("zreap_preload: ZREAP_LOG={target:?}: {e}; the shim stays out of the way\n");
-                real::write_all(2, line.as_bytes());
+                bare::write(2, line.as_bytes());
                 return;
             }
         }

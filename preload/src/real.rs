@@ -171,12 +171,6 @@ pub unsafe fn posix_spawn(
     unsafe { std::mem::transmute::<usize, PosixSpawnFn>(which.get())(pid, path, actions, attrs, argv, envp) }
 }
 
-/// Raw write(2) of a byte string. Async-signal-safe.
-pub fn write_all(fd: c_int, bytes: &[u8]) {
-    // SAFETY: writes from a valid buffer.
-    unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-}
-
 /// The current environment, for posix_spawn.
 pub fn environ() -> *const *mut c_char {
     extern "C" {

@@ -633,6 +633,32 @@ fn the_core_is_loaded_when_the_program_needs_it() {
     assert!(stdout(&maps).contains("libzreap_preload.so") && !stdout(&maps).contains("libzreap_preload_core.so"));
 }
 
+/// `ZREAP_REAP=all`'s reaper thread. In a process that cannot change its
+/// credentials it is a bare clone: glibc keeps counting one thread (so fork
+/// stays on its single-threaded path), the main thread's errno is never
+/// touched, and `pthread_exit` in main ends the process. Run as root, it is a
+/// pthread. Either way it reaps, and each status is delivered once.
+#[test]
+fn the_reaper_thread_is_hidden_from_glibc_where_credentials_are_fixed() {
+    use std::os::unix::process::CommandExt as _;
+    let exe = build_c("c-tests/shim_bare_thread.c");
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut unprivileged = command(&exe, Shim::All);
+    unprivileged.arg("unprivileged");
+    if root {
+        unprivileged.uid(65534).gid(65534);
+    }
+    let out = run_ok(&mut unprivileged, "shim_bare_thread unprivileged");
+    assert!(stdout(&out).contains("main calls pthread_exit"), "{}", stdout(&out));
+    if root {
+        run_ok(command(&exe, Shim::All).arg("privileged"), "shim_bare_thread privileged");
+    }
+    // The control: without the shim the children stay zombies.
+    let out = run_with_deadline(command(&exe, Shim::Off).arg("privileged"), DEADLINE);
+    assert!(stdout(&out).contains("FAILED: children never waited for are reaped"), "{}", stdout(&out));
+}
+
 /// The stub exports its interposers and nothing else; the core (Rust) only the
 /// function the stub starts it with.
 #[test]

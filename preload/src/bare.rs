@@ -1,0 +1,245 @@
+//! System calls made with the `syscall` instruction itself, and the reaper
+//! thread made with `clone` alone: code that neither glibc nor errno sees.
+//!
+//! A thread made by `pthread_create` makes glibc treat the process as
+//! multi-threaded for the rest of its life. Every later `fork` then takes
+//! malloc's and stdio's locks and releases them in parent and child, writing
+//! pages the two share: 14 more page faults per fork, +15-25 % per
+//! fork+exit+wait on a VM. And `pthread_exit` in `main` no longer ends the
+//! process, which lives on with the shim's thread alone and all signals but
+//! SIGKILL blocked. A bare thread has neither effect.
+//!
+//! The price is that a bare thread has no TLS of its own: it shares the
+//! creating thread's. Code that runs on it makes system calls only through
+//! this module (never errno, never a libc function, never the dynamic
+//! linker: the core is bound at load, see build.rs), has every signal
+//! blocked, and takes no lock. And glibc's `setuid` and friends change the
+//! credentials of the threads glibc knows, so a bare thread is made only in
+//! a process that cannot change its credentials at all
+//! ([`credentials_are_fixed`]); elsewhere the reaper is a pthread.
+
+use libc::{c_int, c_long, c_void};
+use std::sync::atomic::AtomicU32;
+
+/// A system call's result: its return value, or the errno it failed with.
+/// Async-signal-safe; writes no errno.
+///
+/// # Safety
+/// The arguments are valid for system call `number`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize, c_int> {
+    let ret: isize;
+    // SAFETY: the kernel's x86_64 system call convention; it clobbers rcx and
+    // r11 and touches no user stack. The caller vouches for the arguments.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") number as isize => ret,
+            in("rdi") args[0], in("rsi") args[1], in("rdx") args[2],
+            in("r10") args[3], in("r8") args[4], in("r9") args[5],
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack),
+        );
+    }
+    decode(ret)
+}
+
+/// As on x86_64.
+///
+/// # Safety
+/// The arguments are valid for system call `number`.
+#[cfg(target_arch = "aarch64")]
+unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize, c_int> {
+    let ret: isize;
+    // SAFETY: the kernel's aarch64 system call convention. The caller vouches
+    // for the arguments.
+    unsafe {
+        std::arch::asm!(
+            "svc 0",
+            in("x8") number,
+            inlateout("x0") args[0] as isize => ret,
+            in("x1") args[1], in("x2") args[2], in("x3") args[3], in("x4") args[4], in("x5") args[5],
+            options(nostack),
+        );
+    }
+    decode(ret)
+}
+
+/// Elsewhere through libc, which sets errno: no bare threads there.
+///
+/// # Safety
+/// The arguments are valid for system call `number`.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize, c_int> {
+    let _errno = zreap::sys::ErrnoGuard::new();
+    // SAFETY: the caller vouches for the arguments.
+    let ret = unsafe { libc::syscall(number, args[0], args[1], args[2], args[3], args[4], args[5]) };
+    if ret == -1 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn decode(ret: isize) -> Result<usize, c_int> {
+    if (-4095..0).contains(&ret) {
+        Err(-ret as c_int)
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Can this platform run a bare thread (raw system calls above)?
+const BARE_THREADS: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+
+/// `waitid(idtype, id, options)`, retried on EINTR: the child's siginfo, or
+/// None when nothing changed state (WNOHANG); Err(errno) on failure.
+/// Async-signal-safe.
+pub fn waitid_info(idtype: libc::idtype_t, id: libc::id_t, options: c_int) -> Result<Option<libc::siginfo_t>, c_int> {
+    loop {
+        // SAFETY: siginfo_t is plain data; all-zero is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let args = [idtype as usize, id as usize, &mut info as *mut libc::siginfo_t as usize, options as usize, 0, 0];
+        // SAFETY: info is a valid, writable siginfo_t; the rusage argument is NULL.
+        match unsafe { syscall6(libc::SYS_waitid, args) } {
+            Err(libc::EINTR) => continue,
+            Err(errno) => return Err(errno),
+            // SAFETY: waitid succeeded, so si_pid is valid (0 when nothing changed).
+            Ok(_) => return Ok((unsafe { info.si_pid() } != 0).then_some(info)),
+        }
+    }
+}
+
+/// Waits on a futex word while it still holds `expected`, for at most
+/// `timeout_ms` (None: no limit). Returns on a wake, a timeout, a signal or a
+/// changed value alike. Async-signal-safe.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout_ms: Option<u64>) {
+    let timeout = timeout_ms.map(|ms| libc::timespec {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+    });
+    let timeout_ptr = timeout.as_ref().map_or(0, |t| t as *const libc::timespec as usize);
+    let op = (libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG) as usize;
+    // SAFETY: word is a valid aligned u32 for the call; timeout_ptr is 0 or a live timespec.
+    let _ = unsafe { syscall6(libc::SYS_futex, [word.as_ptr() as usize, op, expected as usize, timeout_ptr, 0, 0]) };
+}
+
+/// Wakes every waiter on a futex word. Async-signal-safe.
+pub fn futex_wake_all(word: &AtomicU32) {
+    let op = (libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG) as usize;
+    // SAFETY: word is a valid aligned u32.
+    let _ = unsafe { syscall6(libc::SYS_futex, [word.as_ptr() as usize, op, i32::MAX as usize, 0, 0, 0]) };
+}
+
+/// getpid(2). Async-signal-safe.
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: getpid takes no arguments and cannot fail.
+    unsafe { syscall6(libc::SYS_getpid, [0; 6]) }.map_or(0, |pid| pid as libc::pid_t)
+}
+
+/// getpgid(2); -1 on failure. Async-signal-safe.
+pub fn getpgid(pid: libc::pid_t) -> libc::pid_t {
+    // SAFETY: getpgid takes a pid.
+    unsafe { syscall6(libc::SYS_getpgid, [pid as usize, 0, 0, 0, 0, 0]) }.map_or(-1, |pgid| pgid as libc::pid_t)
+}
+
+/// One write(2) of `bytes` to `fd` (log lines: a short write is left short).
+/// Async-signal-safe.
+pub fn write(fd: c_int, bytes: &[u8]) {
+    // SAFETY: writes from a valid buffer of that length.
+    let _ = unsafe { syscall6(libc::SYS_write, [fd as usize, bytes.as_ptr() as usize, bytes.len(), 0, 0, 0]) };
+}
+
+/// Can this process never change its credentials? True when its user and
+/// group ids are each one non-root id and it holds no capability: `setuid`,
+/// `setgid` and `setgroups` then all fail, in every thread, so a thread glibc
+/// does not know about can never be left with credentials the rest of the
+/// process has given up. Ordinary context.
+pub fn credentials_are_fixed() -> bool {
+    let (mut ruid, mut euid, mut suid) = (0, 0, 0);
+    let (mut rgid, mut egid, mut sgid) = (0, 0, 0);
+    // SAFETY: each call writes three ids to valid places.
+    let ids_read = unsafe {
+        libc::getresuid(&mut ruid, &mut euid, &mut suid) == 0 && libc::getresgid(&mut rgid, &mut egid, &mut sgid) == 0
+    };
+    if !ids_read || ruid == 0 || ruid != euid || ruid != suid || rgid != egid || rgid != sgid {
+        return false;
+    }
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut data = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    let args = [&header as *const CapHeader as usize, data.as_mut_ptr() as usize, 0, 0, 0, 0];
+    // SAFETY: a version-3 header and room for its two data words.
+    let read = unsafe { syscall6(libc::SYS_capget, args) }.is_ok();
+    // Ambient capabilities are a subset of the permitted ones.
+    read && data.iter().all(|d| d.effective == 0 && d.permitted == 0)
+}
+
+/// The bare thread's stack (its lowest page is a guard).
+const STACK_SIZE: usize = 64 * 1024;
+
+/// Starts `entry` on a bare thread with every signal blocked; false if this
+/// platform or process cannot have one (the caller then makes a pthread).
+/// The thread lives until the process ends or execs. Ordinary context.
+pub fn spawn(entry: extern "C" fn(*mut c_void) -> c_int) -> bool {
+    if !BARE_THREADS || !credentials_are_fixed() {
+        return false;
+    }
+    let flags = libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD
+        | libc::CLONE_SYSVSEM;
+    // SAFETY: a fresh private anonymous mapping; its first page becomes the guard.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            STACK_SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return false;
+    }
+    // SAFETY: the mapping's first page.
+    unsafe { libc::mprotect(stack, 4096, libc::PROT_NONE) };
+    // All 64 signals, glibc's own two included (pthread_sigmask keeps those
+    // open): the thread inherits this mask, and a signal delivered to it would
+    // run a handler on TLS that is not its own.
+    let all: u64 = !0;
+    let mut saved: u64 = 0;
+    let mask_args = |set: *const u64, old: *mut u64| [libc::SIG_SETMASK as usize, set as usize, old as usize, 8, 0, 0];
+    // SAFETY: 8-byte kernel signal sets, valid for the call.
+    let blocked = unsafe { syscall6(libc::SYS_rt_sigprocmask, mask_args(&all, &mut saved)) }.is_ok();
+    // SAFETY: the stack is ours for good (never unmapped); entry runs on it
+    // with the blocked mask, calls nothing of glibc's and never returns.
+    let tid = blocked
+        .then(|| unsafe { libc::clone(entry, stack.cast::<u8>().add(STACK_SIZE).cast(), flags, std::ptr::null_mut()) });
+    if blocked {
+        // SAFETY: restores this thread's mask.
+        let _ = unsafe { syscall6(libc::SYS_rt_sigprocmask, mask_args(&saved, std::ptr::null_mut())) };
+    }
+    if tid.is_some_and(|tid| tid > 0) {
+        return true;
+    }
+    // SAFETY: the mapping made above, which no thread uses.
+    unsafe { libc::munmap(stack, STACK_SIZE) };
+    false
+}
