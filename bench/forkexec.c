@@ -1,6 +1,7 @@
 /* The shim benchmark's host program: N times fork + execve(CHILD) + waitpid
- * (CHILD: argv[2], default /bin/true), timed with CLOCK_MONOTONIC. Prints "ns=<elapsed> n=<N>" and exits 0,
- * or prints the failure on stderr and exits 1. Compiled at bench time by
+ * (CHILD: argv[2], default /bin/true), timed with CLOCK_MONOTONIC. Prints
+ * "ns=<elapsed> n=<N> faults=<page faults of the loop, parent and children>"
+ * and exits 0, or prints the failure on stderr and exits 1. Compiled at bench time by
  * zreap-bench, then run with and without LD_PRELOAD=libzreap_preload.so.
  * With "thread" as argv[3] it first starts a thread that sleeps throughout:
  * what any second thread costs each fork (the shim's reaper thread is one). */
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -37,6 +39,8 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
+    struct rusage self0, self1, children;
+    getrusage(RUSAGE_SELF, &self0);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (long i = 0; i < n; i++) {
@@ -64,7 +68,10 @@ int main(int argc, char **argv) {
         }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    getrusage(RUSAGE_SELF, &self1);
+    getrusage(RUSAGE_CHILDREN, &children);
     long long ns = (long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
-    printf("ns=%lld n=%ld\n", ns, n);
+    long faults = self1.ru_minflt - self0.ru_minflt + children.ru_minflt;
+    printf("ns=%lld n=%ld faults=%ld\n", ns, n, faults);
     return 0;
 }

@@ -11,9 +11,15 @@ use std::time::Instant;
 
 /// The preloads compared, in table order: none, an empty `.so`, the shim's two modes.
 const PRELOADS: [&str; 4] = ["none", "empty", "handler", "all"];
-/// The wall-time rows: [`PRELOADS`] and the control "thread" (no preload, a
-/// second thread that sleeps throughout in the host).
-const WALL_CASES: [&str; 5] = ["none", "empty", "thread", "handler", "all"];
+/// The wall-time rows: [`PRELOADS`], the control "thread" (no preload, a
+/// second thread that sleeps throughout in the host) and "all-privileged".
+/// Run by root, every case but the last runs as an unprivileged user (uid
+/// and gid 65534): a process that can change its credentials gets a pthread
+/// for the shim's reaper (preload/src/bare.rs), and "all-privileged" is that.
+const WALL_CASES: [&str; 6] = ["none", "empty", "thread", "handler", "all", "all-privileged"];
+
+/// The user and group the wall-time cases run as when the bench runs as root.
+const UNPRIVILEGED: u32 = 65534;
 
 /// The tools the section builds in its temporary directory.
 struct Tools {
@@ -27,12 +33,13 @@ impl Tools {
     /// `cmd` with the environment of `preload` (ZREAP_REAP is set in every
     /// case, so that each run has the same environment size).
     fn env(&self, cmd: &mut Command, preload: &str) {
-        cmd.env_remove("LD_PRELOAD").env("ZREAP_REAP", if preload == "all" { "all" } else { "handler" });
+        let all = matches!(preload, "all" | "all-privileged");
+        cmd.env_remove("LD_PRELOAD").env("ZREAP_REAP", if all { "all" } else { "handler" });
         match preload {
             "empty" => {
                 cmd.env("LD_PRELOAD", &self.empty);
             }
-            "handler" | "all" => {
+            "handler" | "all" | "all-privileged" => {
                 cmd.env("LD_PRELOAD", &self.shim);
             }
             _ => {}
@@ -108,16 +115,23 @@ impl Bench {
         }
     }
 
-    /// Wall time of fork+execve+waitpid loops of the tiny static child,
-    /// interleaved runs, median.
+    /// Wall time and page faults of fork+execve+waitpid loops of the tiny
+    /// static child, interleaved runs, median.
     fn shim_wall(&mut self, tools: &Tools) {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: geteuid cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
         let iters = self.p.shim_iters;
         // More runs than the other sections: the differences sought are a
         // few percent, on a shared machine.
         let reps = 2 * self.p.shim_reps + 1;
         let section = format!("5. shim: {iters} × fork+execve(tiny static child)+waitpid in C");
         let mut times: HashMap<&str, Vec<u64>> = HashMap::new();
+        let mut faults: HashMap<&str, Vec<u64>> = HashMap::new();
         let mut failed: HashMap<&str, String> = HashMap::new();
+        if !root {
+            failed.insert("all-privileged", "the bench runs as root only".into());
+        }
         for rep in 0..reps {
             for k in 0..WALL_CASES.len() {
                 let preload = WALL_CASES[(k + rep) % WALL_CASES.len()];
@@ -129,13 +143,22 @@ impl Bench {
                 if preload == "thread" {
                     cmd.arg("thread");
                 }
+                if root && preload != "all-privileged" {
+                    cmd.uid(UNPRIVILEGED).gid(UNPRIVILEGED);
+                }
                 tools.env(&mut cmd, preload);
                 match cmd.output() {
                     Ok(o) if o.status.success() => {
                         let text = String::from_utf8_lossy(&o.stdout);
-                        match text.split_whitespace().find_map(|t| t.strip_prefix("ns=")?.parse::<u64>().ok()) {
-                            Some(ns) => times.entry(preload).or_default().push(ns),
-                            None => {
+                        let field = |name: &str| {
+                            text.split_whitespace().find_map(|t| t.strip_prefix(name)?.parse::<u64>().ok())
+                        };
+                        match (field("ns="), field("faults=")) {
+                            (Some(ns), Some(n)) => {
+                                times.entry(preload).or_default().push(ns);
+                                faults.entry(preload).or_default().push(n);
+                            }
+                            _ => {
                                 failed.insert(preload, format!("unexpected output {text:?}"));
                             }
                         }
@@ -152,18 +175,34 @@ impl Bench {
         }
         let med: HashMap<&str, Option<f64>> =
             WALL_CASES.iter().map(|&p| (p, times.get_mut(p).and_then(|v| median(v)))).collect();
+        let faults_per_child: HashMap<&str, Option<f64>> = WALL_CASES
+            .iter()
+            .map(|&p| (p, faults.get_mut(p).and_then(|v| median(v)).map(|f| f / iters as f64)))
+            .collect();
+        let user = |preload: &str| if root && preload != "all-privileged" { ", as uid 65534" } else { "" };
         for preload in WALL_CASES {
             let value = match (failed.get(preload), med[preload]) {
                 (Some(e), _) => Val::Na(format!("not available: {e}")),
                 (None, Some(m)) => Val::Ns(m),
                 (None, None) => Val::Na("not available".into()),
             };
-            let mut r =
-                Row::new(&section, &format!("{} (runs={reps})", label(preload)), value).vs("empty .so", med["empty"]);
+            let mut r = Row::new(&section, &format!("{}{} (runs={reps})", label(preload), user(preload)), value)
+                .vs("empty .so", med["empty"]);
             if matches!(preload, "handler" | "all") {
                 r = r.target(Target::AtMost(1.05));
             }
             self.rows.push(r);
+        }
+        let faults_section = "5. shim: page faults per child of that loop (parent and child, getrusage)";
+        for preload in WALL_CASES {
+            let value = match (failed.get(preload), faults_per_child[preload]) {
+                (None, Some(f)) => Val::Per(f),
+                _ => Val::Na("not available".into()),
+            };
+            self.rows.push(
+                Row::new(faults_section, &format!("{}{}", label(preload), user(preload)), value)
+                    .vs("empty .so", faults_per_child["empty"]),
+            );
         }
         let all = match med["all"] {
             Some(a) if !failed.contains_key("all") => Val::Ns(a),
@@ -244,6 +283,7 @@ fn label(preload: &str) -> &'static str {
         "thread" => "no preload, a second thread asleep in the host (control)",
         "empty" => "empty .so preloaded",
         "handler" => "shim, ZREAP_REAP=handler",
+        "all-privileged" => "shim, ZREAP_REAP=all, as root (the reaper is a pthread)",
         _ => "shim, ZREAP_REAP=all",
     }
 }
