@@ -724,7 +724,10 @@ is process-wide):
    and `all` (ZREAP_REAP is set in every run, so the environment is the same size).
    Instructions: `valgrind --tool=callgrind` of one `/bin/true` (which loads the preload), and
    of the loop at N and 2N iterations (the difference over N: the parent's user-space
-   instructions per child). Wall time: the loop with the tiny child, interleaved runs, median.
+   instructions per child). Wall time and page faults (`getrusage`, the loop's parent and
+   children): the loop with the tiny child, interleaved runs, median; run by root, every case
+   runs as uid/gid 65534 (a process that can change its credentials gets a pthread for the
+   shim's reaper, a bare clone otherwise), and one more `all` case runs as root.
    Make: a generated project of small C files (`cc -O1 -c` each, one link) built with
    `make -s -j2` from clean, with `LD_PRELOAD` and `ZREAP_REAP` set for make and everything
    it runs; interleaved runs, median.
