@@ -151,7 +151,9 @@ static void load_core_once(void) {
     }
     memcpy(path + at, self.dli_fname, dir_len);
     memcpy(path + at + dir_len, core_name, sizeof core_name);
-    void *handle = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+    /* RTLD_NOW: the core's SIGCHLD handler and its bare reaper thread must
+     * never enter the dynamic linker's lazy resolver (it is linked so, too). */
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (handle == NULL) {
         const char *why = dlerror();
         say("cannot load ", path, ": ", why ? why : "unknown error");
