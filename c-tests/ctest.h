@@ -128,4 +128,25 @@ static inline void ctest_sleep_ms(long ms) {
             ctest_sleep_ms(5);                                           \
     } while (0)
 
+/* Prints "ok: WHAT" or "FAILED: WHAT" on stdout, for tests whose runner reads
+ * the lines, and counts a failure. */
+static inline void ctest_say(int ok, const char *what) {
+    printf("%s: %s\n", ok ? "ok" : "FAILED", what);
+    fflush(stdout);
+    ctest_failures += !ok;
+}
+
+/* Forks a child that exits at once with `code`; exits 2 if fork fails. */
+static inline pid_t ctest_child_exiting(int code) {
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        exit(2);
+    }
+    if (pid == 0) {
+        _exit(code);
+    }
+    return pid;
+}
+
 #endif

@@ -17,7 +17,7 @@
  * gives LD_PRELOAD as a relative path). Prints one line per check; exits 0
  * only if every check held.
  */
-#define _GNU_SOURCE
+#include "ctest.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,25 +42,6 @@ static int core_loaded(void) {
     }
     fclose(maps);
     return found;
-}
-
-static int failures;
-
-static void check(int ok, const char *what) {
-    printf("%s: %s\n", ok ? "ok" : "FAILED", what);
-    failures += !ok;
-}
-
-static pid_t child_exiting(int code) {
-    pid_t pid = fork();
-    if (pid < 0) {
-        perror("fork");
-        exit(2);
-    }
-    if (pid == 0) {
-        _exit(code);
-    }
-    return pid;
 }
 
 static volatile sig_atomic_t handler_calls;
@@ -113,27 +94,27 @@ int main(int argc, char **argv) {
     }
     const char *mode = argv[1];
     if (strcmp(mode, "at-start") == 0) {
-        check(core_loaded(), "the core is loaded before main");
+        ctest_say(core_loaded(), "the core is loaded before main");
     } else if (strcmp(mode, "handler") == 0) {
-        check(!core_loaded(), "the core is not loaded at start");
+        ctest_say(!core_loaded(), "the core is not loaded at start");
         int status = 0;
-        pid_t pid = child_exiting(3);
-        check(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 3,
-              "waitpid returns the child's status");
-        check(!core_loaded(), "fork and waitpid do not load the core");
+        pid_t pid = ctest_child_exiting(3);
+        ctest_say(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 3,
+                  "waitpid returns the child's status");
+        ctest_say(!core_loaded(), "fork and waitpid do not load the core");
         signal(SIGCHLD, SIG_IGN);
         signal(SIGCHLD, SIG_DFL);
-        check(!core_loaded(), "SIG_IGN and SIG_DFL do not load the core");
+        ctest_say(!core_loaded(), "SIG_IGN and SIG_DFL do not load the core");
         sigset_t block, old;
         sigemptyset(&block);
         sigaddset(&block, SIGCHLD);
         sigprocmask(SIG_BLOCK, &block, &old);
         signal(SIGCHLD, on_sigchld);
-        check(core_loaded(), "a SIGCHLD handler loads the core");
+        ctest_say(core_loaded(), "a SIGCHLD handler loads the core");
         /* Five exits while SIGCHLD is blocked: one pending signal for all. */
         pid_t pids[5];
         for (int i = 0; i < 5; i++) {
-            pids[i] = child_exiting(0);
+            pids[i] = ctest_child_exiting(0);
         }
         for (int i = 0; i < 5; i++) {
             siginfo_t info;
@@ -144,17 +125,17 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 5; i++) {
             all_reaped &= reaped_within_10s(pids[i]);
         }
-        check(all_reaped, "the wait()-once handler reaped five coinciding exits");
+        ctest_say(all_reaped, "the wait()-once handler reaped five coinciding exits");
     } else if (strcmp(mode, "all") == 0) {
-        check(!core_loaded(), "the core is not loaded at start");
+        ctest_say(!core_loaded(), "the core is not loaded at start");
         unsetenv("ZREAP_REAP");
-        pid_t pid = child_exiting(0);
-        check(core_loaded(), "the first fork loads the core");
-        check(reaped_within_10s(pid), "a child never waited for is reaped");
+        pid_t pid = ctest_child_exiting(0);
+        ctest_say(core_loaded(), "the first fork loads the core");
+        ctest_say(reaped_within_10s(pid), "a child never waited for is reaped");
     } else if (strcmp(mode, "popen") == 0) {
         FILE *stream = popen("read line; exit 5", "w");
-        check(stream != NULL, "popen starts the command");
-        check(core_loaded(), "popen loads the core");
+        ctest_say(stream != NULL, "popen starts the command");
+        ctest_say(core_loaded(), "popen loads the core");
         signal(SIGCHLD, note_sigchld);
         fputs("go\n", stream);
         fflush(stream);
@@ -162,12 +143,12 @@ int main(int argc, char **argv) {
             struct timespec ten_ms = {0, 10 * 1000 * 1000};
             nanosleep(&ten_ms, NULL);
         }
-        check(sigchld_seen, "the command exited");
+        ctest_say(sigchld_seen, "the command exited");
         int status = pclose(stream);
-        check(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 5, "pclose returns the command's status");
+        ctest_say(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 5, "pclose returns the command's status");
     } else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;
     }
-    return failures == 0 ? 0 : 1;
+    return ctest_failures == 0 ? 0 : 1;
 }
