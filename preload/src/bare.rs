@@ -193,8 +193,10 @@ const STACK_SIZE: usize = 64 * 1024;
 
 /// Starts `entry` on a bare thread with every signal blocked; false if this
 /// platform or process cannot have one (the caller then makes a pthread).
-/// The thread lives until the process ends or execs. Ordinary context.
+/// The thread lives until the process ends or execs. Ordinary context; keeps
+/// errno.
 pub fn spawn(entry: extern "C" fn(*mut c_void) -> c_int) -> bool {
+    let _errno = zreap::sys::ErrnoGuard::new();
     if !BARE_THREADS || !credentials_are_fixed() {
         return false;
     }
