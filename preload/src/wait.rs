@@ -52,17 +52,7 @@ fn from_store(want: Want, status: *mut c_int, usage: *mut libc::rusage) -> Optio
 
 /// Sleeps until the shim's handler ran again (or 100 ms passed).
 fn sleep_for_sigchld(seen: u32) {
-    let timeout = libc::timespec { tv_sec: 0, tv_nsec: 100_000_000 };
-    // SAFETY: futex wait on a valid word with a valid timeout.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            chld::WAKE.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            seen,
-            &timeout as *const libc::timespec,
-        )
-    };
+    crate::bare::futex_wait(&chld::WAKE, seen, Some(100));
 }
 
 /// wait, waitpid, wait3 and wait4, interposed: all are this call.
