@@ -34,6 +34,7 @@ fn errno_str(what: &str) -> String {
 enum Start {
     Zspawn,
     Zfork,
+    Fork,
     PosixSpawn,
     Std,
     Tokio,
@@ -99,6 +100,7 @@ impl Lib {
                 ((Start::Zspawn, Wait::Zreap), (Start::PosixSpawn, Wait::Waitpid))
             }
             "posix_spawn" => both(Start::PosixSpawn, Wait::Waitpid),
+            "fork" => both(Start::Fork, Wait::Waitpid),
             "sigchld" => {
                 sigchld::install()?;
                 both(Start::PosixSpawn, Wait::Sigchld)
@@ -135,6 +137,14 @@ impl Lib {
                     Ok(zreap::ForkResult::Child) => forked_child(stdin),
                     Ok(zreap::ForkResult::Parent(pid)) => Ok(pid),
                     Err(e) => Err(format!("zreap::fork: {e}")),
+                }
+            }
+            Start::Fork => {
+                // SAFETY: the child only makes async-signal-safe system calls.
+                match unsafe { libc::fork() } {
+                    -1 => Err(errno_str("fork")),
+                    0 => forked_child(stdin),
+                    pid => Ok(pid),
                 }
             }
             Start::PosixSpawn => posix_spawn(prog, stdin),
@@ -291,6 +301,15 @@ fn wait_sleeping(pid: pid_t) -> Res<()> {
     }
 }
 
+/// The minor page faults of this process (all its threads) so far.
+fn process_faults() -> i64 {
+    // SAFETY: an all-zero rusage is valid; getrusage only writes it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: ru is a valid rusage to fill.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    ru.ru_minflt
+}
+
 fn mark(path: &CStr) {
     // SAFETY: path is a valid C string; the call is only a marker for strace.
     unsafe { libc::access(path.as_ptr(), libc::F_OK) };
@@ -321,7 +340,11 @@ pub fn run(args: &[String]) -> Res<i32> {
     let fds = std::fs::read_dir("/proc/self/fd").map_err(|e| format!("/proc/self/fd: {e}"))?.count();
     println!("fds={fds}");
     let mut samples = Vec::with_capacity(iters);
+    let mut faults = 0;
     for i in 0..warmup + iters {
+        if i == warmup {
+            faults = process_faults();
+        }
         let ns = match mode.as_str() {
             "cycle" => {
                 let t0 = Instant::now();
@@ -369,6 +392,7 @@ pub fn run(args: &[String]) -> Res<i32> {
     close(ar);
     let s: Vec<String> = samples.iter().map(u64::to_string).collect();
     println!("samples={}", s.join(","));
+    println!("faults={}", process_faults() - faults);
     let tids: Vec<String> = std::fs::read_dir("/proc/self/task")
         .map_err(|e| format!("/proc/self/task: {e}"))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())

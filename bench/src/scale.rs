@@ -38,12 +38,13 @@ const COMMON_PATHS: [&str; 2] = ["zspawn-own", "zfd-own"];
 const FLAT_SYSCALLS: f64 = 1.10;
 
 /// The start-cost libraries: (worker, label, is zreap).
-const START_LIBS: [(&str, &str, bool); 9] = [
+const START_LIBS: [(&str, &str, bool); 10] = [
     ("zspawn-own", "zreap::spawn, install(OWN)", true),
     ("zspawn-all", "zreap::spawn, install(empty)", true),
     ("zfork-own", "zreap::fork, install(OWN)", true),
     ("zfork-all", "zreap::fork, install(empty)", true),
     ("posix_spawn", "raw posix_spawn (untracked)", false),
+    ("fork", "raw fork() (untracked)", false),
     ("std", "std::process::Command", false),
     ("tokio", "tokio::process::Command", false),
     ("uv", "libuv uv_spawn", false),
@@ -88,6 +89,10 @@ pub const METHOD_TEXT: &str = "\
    (the same program, exiting at once) by code that does not use zreap, while N tracked
    `zreap::spawn` children are alive (under `install(OWN)`) or N untracked `posix_spawn`
    children. Each (library, N) runs in its own process, in rounds whose order rotates.
+   The raw `fork()` row forks children that block without exec, as `zreap::fork`'s do. The
+   page-fault rows are the worker's minor faults (`getrusage(RUSAGE_SELF)`, every thread)
+   over the measured iterations, start and wait alike, per iteration, median of the runs:
+   unlike time, they repeat from run to run on a shared machine.
 8. **Exit-to-delivery latency.** Same driver: the measured child is `tiny-block` on a pipe
    of its own; once it sleeps in `read()` (state S in /proc), the time from closing the
    pipe's write end to the waiter holding the exit status. This includes the child's wake-up
@@ -357,6 +362,9 @@ fn fmt_n(n: usize) -> String {
 type Samples = HashMap<(&'static str, usize), Vec<u64>>;
 /// Open fds of the worker once its N live children were made, by (key, N).
 type Fds = HashMap<(&'static str, usize), u64>;
+/// Page faults of the worker (all its threads) per 1,000 measured
+/// iterations, one value per run, by (key, N).
+type Faults = HashMap<(&'static str, usize), Vec<u64>>;
 
 impl Bench {
     /// The tiny children and the C peers, built once per run.
@@ -429,9 +437,10 @@ impl Bench {
         jobs: &[(&'static str, &'static str)],
         levels: &[usize],
         iters: usize,
-    ) -> (Samples, Fds) {
+    ) -> (Samples, Fds, Faults) {
         let mut all: Samples = HashMap::new();
         let mut fds: Fds = HashMap::new();
+        let mut faults: Faults = HashMap::new();
         let mut failed: Vec<(&str, usize)> = Vec::new();
         let slots: Vec<(&'static str, &'static str, usize)> =
             jobs.iter().flat_map(|&(lib, mode)| levels.iter().map(move |&n| (lib, mode, n))).collect();
@@ -452,6 +461,9 @@ impl Bench {
                         }
                         all.entry((key, n)).or_default().extend(samples_of(&kv));
                         fds.insert((key, n), num(&kv, "fds"));
+                        if kv.contains_key("faults") {
+                            faults.entry((key, n)).or_default().push(num(&kv, "faults") * 1000 / iters.max(1) as u64);
+                        }
                     }
                     Some(Err(e)) => {
                         self.errors.push(e);
@@ -462,8 +474,9 @@ impl Bench {
         }
         for key in failed {
             all.remove(&key);
+            faults.remove(&key);
         }
-        (all, fds)
+        (all, fds, faults)
     }
 
     /// Goal 1: start cost against live tracked children, per library, and
@@ -477,7 +490,7 @@ impl Bench {
         let mut jobs: Vec<(&'static str, &'static str)> = START_LIBS.iter().map(|&(lib, ..)| (lib, "start")).collect();
         jobs.push(("host-tracked", "cycle"));
         jobs.push(("posix_spawn", "cycle"));
-        let (mut all, fds) = self.live_rounds(tmp, &jobs, &levels, iters);
+        let (mut all, fds, mut faults) = self.live_rounds(tmp, &jobs, &levels, iters);
         let med: HashMap<(&str, usize), f64> = all.iter_mut().filter_map(|(k, v)| median(v).map(|m| (*k, m))).collect();
         let count = |k: &str, n: usize| all.get(&(k, n)).map_or(0, Vec::len);
         let section = "7. start of a tiny static child with N live children";
@@ -539,8 +552,22 @@ impl Bench {
             (Some(a), Some(b)) if *a > 0.0 => Some(b / a),
             _ => None,
         };
+        let fault_med: HashMap<(&str, usize), f64> =
+            faults.iter_mut().filter_map(|(k, v)| median(v).map(|m| (*k, m / 1000.0))).collect();
+        let faults_section = "7. page faults per start + wait (the whole worker), N live children";
+        for (lib, label, _) in START_LIBS {
+            for &n in &levels {
+                if let Some(&f) = fault_med.get(&(lib, n)) {
+                    self.rows.push(
+                        Row::new(faults_section, &format!("{label}, N={}", fmt_n(n)), Val::Per(f))
+                            .vs(&format!("same at N={first}"), fault_med.get(&(lib, first)).copied()),
+                    );
+                }
+            }
+        }
+        let at = |lib: &str| Some((*fault_med.get(&(lib, first))?, *fault_med.get(&(lib, last))?));
         let tracked_fds = fds.get(&("zspawn-own", last)).copied();
-        let why = Why { raw_growth, tracked_fds, last };
+        let why = Why { raw_growth, tracked_fds, last, zfork_faults: at("zfork-own"), fork_faults: at("fork") };
         self.scale.goals.push(goal_start(&verdicts, &host_verdicts, &peers, first, &why));
     }
 
@@ -551,7 +578,7 @@ impl Bench {
             return;
         }
         let jobs: Vec<(&'static str, &'static str)> = LATENCY_LIBS.iter().map(|&(lib, ..)| (lib, "latency")).collect();
-        let (mut all, _) = self.live_rounds(tmp, &jobs, &levels, self.scale.p.lat_reps);
+        let (mut all, ..) = self.live_rounds(tmp, &jobs, &levels, self.scale.p.lat_reps);
         let med: HashMap<(&str, usize), f64> = all.iter_mut().filter_map(|(k, v)| median(v).map(|m| (*k, m))).collect();
         let section = "8. exit-to-delivery latency with N live children";
         let mut verdicts = Vec::new();
@@ -678,6 +705,10 @@ struct Why {
     /// Open fds of the zreap::spawn (OWN) worker with the largest N live.
     tracked_fds: Option<u64>,
     last: usize,
+    /// Page faults per start + wait at the smallest and the largest N:
+    /// zreap::fork under install(OWN), and raw fork().
+    zfork_faults: Option<(f64, f64)>,
+    fork_faults: Option<(f64, f64)>,
 }
 
 impl Why {
@@ -686,6 +717,21 @@ impl Why {
             Some(fds) if fds as usize >= self.last => format!(
                 "; with N={} tracked children the process held {fds} open fds, and every fork or posix_spawn \
                  (zreap's own and the host's) copies the fd table",
+                fmt_n(self.last)
+            ),
+            _ => String::new(),
+        }
+    }
+
+    /// Why zreap::fork costs more than fork() and grows: the pages its
+    /// bookkeeping writes after each fork, each copied once (copy-on-write).
+    fn faults_clause(&self, first: usize) -> String {
+        match (self.zfork_faults, self.fork_faults) {
+            (Some((za, zb)), Some((fa, fb))) => format!(
+                "; zreap::fork (OWN) + zreap::wait took {za:.1} page faults per child at N={first} and {zb:.1} at \
+                 N={}, raw fork() + waitpid {fa:.1} and {fb:.1}: after a fork every page the parent writes is \
+                 copied once, and zreap writes its table, its counters and the glibc state of a process with \
+                 threads (malloc arenas, the stdio list), more pages as the table grows",
                 fmt_n(self.last)
             ),
             _ => String::new(),
@@ -719,8 +765,9 @@ fn goal_start(
                 ". Reason: the start cost of a tracked child grows with the tracked children alive (raw posix_spawn \
                  beside as many untracked children: {} over the same range){}",
                 ratio_text(why.raw_growth),
-                why.fds_clause()
+                why.fds_clause(),
             );
+            g.push_str(&why.faults_clause(first));
         }
     }
     let host_met = all_met(host.iter().map(|v| v.2));
