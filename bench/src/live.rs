@@ -76,7 +76,10 @@ impl Lib {
     /// install(empty), zreap::spawn or zreap::fork, zreap::wait. `zfd-own`:
     /// install(OWN), zreap::spawn, poll(reap_fd) + reap_all. `host-tracked`:
     /// install(OWN), live children from zreap::spawn, the measured one from the
-    /// host's posix_spawn + waitpid. `posix_spawn`: posix_spawn + waitpid.
+    /// host's posix_spawn + waitpid. `host-tracked-fork`: the same, the
+    /// measured one from the host's fork() + waitpid; `host-fork`: that beside
+    /// untracked posix_spawn children. `posix_spawn`: posix_spawn + waitpid;
+    /// `fork`: fork() + waitpid.
     /// `sigchld`: posix_spawn, exits reaped by a textbook SIGCHLD handler.
     /// `std`: std::process::Command. `tokio`: tokio::process::Command on a
     /// current-thread runtime.
@@ -99,6 +102,11 @@ impl Lib {
                 install(own)?;
                 ((Start::Zspawn, Wait::Zreap), (Start::PosixSpawn, Wait::Waitpid))
             }
+            "host-tracked-fork" => {
+                install(own)?;
+                ((Start::Zspawn, Wait::Zreap), (Start::Fork, Wait::Waitpid))
+            }
+            "host-fork" => ((Start::PosixSpawn, Wait::Waitpid), (Start::Fork, Wait::Waitpid)),
             "posix_spawn" => both(Start::PosixSpawn, Wait::Waitpid),
             "fork" => both(Start::Fork, Wait::Waitpid),
             "sigchld" => {

@@ -51,6 +51,13 @@ const START_LIBS: [(&str, &str, bool); 10] = [
     ("glib", "GLib g_spawn_async + g_child_watch_add", false),
 ];
 
+/// The host's own starts beside N live children, tracked or not: (worker
+/// with tracked children, worker with untracked ones, what the host does).
+const HOST_PAIRS: [(&str, &str, &str); 2] = [
+    ("host-tracked", "posix_spawn", "posix_spawn + waitpid"),
+    ("host-tracked-fork", "host-fork", "fork() + _exit + waitpid"),
+];
+
 /// The exit-to-delivery rows: (worker, label, baseline worker).
 const LATENCY_LIBS: [(&str, &str, &str); 8] = [
     ("posix_spawn", "waitpid(pid), posix_spawn child", "posix_spawn"),
@@ -86,9 +93,9 @@ pub const METHOD_TEXT: &str = "\
    times one more start of `tiny-block`, on a pipe of its own: the library's spawn call only
    (for `zreap::fork`, the fork); the pipe is closed and the exit waited for untimed, so no
    exit lands in the timed start. The host rows time `posix_spawn` + `waitpid` of `tiny`
-   (the same program, exiting at once) by code that does not use zreap, while N tracked
-   `zreap::spawn` children are alive (under `install(OWN)`) or N untracked `posix_spawn`
-   children. Each (library, N) runs in its own process, in rounds whose order rotates.
+   (the same program, exiting at once), and `fork()` + `_exit` + `waitpid`, by code that does
+   not use zreap, while N tracked `zreap::spawn` children are alive (under `install(OWN)`) or
+   N untracked `posix_spawn` children. Each (library, N) runs in its own process, in rounds whose order rotates.
    The raw `fork()` row forks children that block without exec, as `zreap::fork`'s do. The
    page-fault rows are the worker's minor faults (`getrusage(RUSAGE_SELF)`, every thread)
    over the measured iterations, start and wait alike, per iteration, median of the runs:
@@ -488,8 +495,7 @@ impl Bench {
         }
         let (iters, first, last) = (self.scale.p.iters, levels[0], *levels.last().expect("not empty"));
         let mut jobs: Vec<(&'static str, &'static str)> = START_LIBS.iter().map(|&(lib, ..)| (lib, "start")).collect();
-        jobs.push(("host-tracked", "cycle"));
-        jobs.push(("posix_spawn", "cycle"));
+        jobs.extend(HOST_PAIRS.iter().flat_map(|&(tracked, untracked, _)| [(tracked, "cycle"), (untracked, "cycle")]));
         let (mut all, fds, mut faults) = self.live_rounds(tmp, &jobs, &levels, iters);
         let med: HashMap<(&str, usize), f64> = all.iter_mut().filter_map(|(k, v)| median(v).map(|m| (*k, m))).collect();
         let count = |k: &str, n: usize| all.get(&(k, n)).map_or(0, Vec::len);
@@ -521,32 +527,34 @@ impl Bench {
                 }
             }
         }
-        let host = cycle_key("posix_spawn");
         let mut host_verdicts = Vec::new();
-        for &n in &levels {
-            let base = med.get(&(host, n)).copied();
-            let value = |k: &str| med.get(&(k, n)).map_or(Val::Na("error".into()), |&m| Val::Ns(m));
-            self.rows.push(
-                Row::new(
+        for (tracked, untracked, what) in HOST_PAIRS {
+            let untracked = cycle_key(untracked);
+            for &n in &levels {
+                let base = med.get(&(untracked, n)).copied();
+                let value = |k: &str| med.get(&(k, n)).map_or(Val::Na("error".into()), |&m| Val::Ns(m));
+                self.rows.push(
+                    Row::new(
+                        section,
+                        &format!("host {what}, N={} untracked children (n={})", fmt_n(n), count(untracked, n)),
+                        value(untracked),
+                    )
+                    .vs(&format!("same at N={first}"), med.get(&(untracked, first)).copied()),
+                );
+                let row = Row::new(
                     section,
-                    &format!("host posix_spawn + waitpid, N={} untracked children (n={})", fmt_n(n), count(host, n)),
-                    value(host),
+                    &format!(
+                        "host {what}, N={} tracked zreap::spawn children, install(OWN) (n={})",
+                        fmt_n(n),
+                        count(tracked, n)
+                    ),
+                    value(tracked),
                 )
-                .vs(&format!("same at N={first}"), med.get(&(host, first)).copied()),
-            );
-            let row = Row::new(
-                section,
-                &format!(
-                    "host posix_spawn + waitpid, N={} tracked zreap::spawn children, install(OWN) (n={})",
-                    fmt_n(n),
-                    count("host-tracked", n)
-                ),
-                value("host-tracked"),
-            )
-            .vs("untracked, same N", base)
-            .target(Target::AtMost(FLAT_START));
-            host_verdicts.push((n, row.ratio, row.met()));
-            self.rows.push(row);
+                .vs("untracked, same N", base)
+                .target(Target::AtMost(FLAT_START));
+                host_verdicts.push((what, n, row.ratio, row.met()));
+                self.rows.push(row);
+            }
         }
         let raw_growth = match (med.get(&("posix_spawn", first)), med.get(&("posix_spawn", last))) {
             (Some(a), Some(b)) if *a > 0.0 => Some(b / a),
@@ -567,7 +575,18 @@ impl Bench {
         }
         let at = |lib: &str| Some((*fault_med.get(&(lib, first))?, *fault_med.get(&(lib, last))?));
         let tracked_fds = fds.get(&("zspawn-own", last)).copied();
-        let why = Why { raw_growth, tracked_fds, last, zfork_faults: at("zfork-own"), fork_faults: at("fork") };
+        let host_fork_faults = fault_med
+            .get(&("host-tracked-fork", first))
+            .zip(fault_med.get(&(cycle_key("host-fork"), first)))
+            .map(|(a, b)| (*a, *b));
+        let why = Why {
+            raw_growth,
+            tracked_fds,
+            last,
+            zfork_faults: at("zfork-own"),
+            fork_faults: at("fork"),
+            host_fork_faults,
+        };
         self.scale.goals.push(goal_start(&verdicts, &host_verdicts, &peers, first, &why));
     }
 
@@ -668,10 +687,10 @@ impl Bench {
 }
 
 /// The key a cycle-mode run of `lib` is pooled under.
-fn cycle_key(lib: &str) -> &'static str {
+fn cycle_key(lib: &'static str) -> &'static str {
     match lib {
         "posix_spawn" => "host-untracked",
-        _ => "host-tracked",
+        other => other,
     }
 }
 
@@ -709,6 +728,9 @@ struct Why {
     /// zreap::fork under install(OWN), and raw fork().
     zfork_faults: Option<(f64, f64)>,
     fork_faults: Option<(f64, f64)>,
+    /// Page faults per host fork() + _exit + waitpid at the smallest N:
+    /// beside tracked children, beside untracked ones.
+    host_fork_faults: Option<(f64, f64)>,
 }
 
 impl Why {
@@ -720,6 +742,20 @@ impl Why {
                 fmt_n(self.last)
             ),
             _ => String::new(),
+        }
+    }
+
+    /// Why the host's own fork() is slower while zreap tracks children.
+    fn host_fork_clause(&self, first: usize) -> String {
+        match self.host_fork_faults {
+            Some((tracked, untracked)) => format!(
+                "; the host's fork() + _exit + waitpid took {tracked:.1} page faults beside {first} tracked \
+                 children against {untracked:.1} beside untracked ones: zreap's keeper thread puts every fork of \
+                 the process on glibc's multi-threaded path (it locks and unlocks the malloc arenas and the stdio \
+                 list, and every page so written is copied after the fork), and zreap's fork handlers take and \
+                 release its gate"
+            ),
+            None => String::new(),
         }
     }
 
@@ -741,7 +777,7 @@ impl Why {
 
 fn goal_start(
     zreap: &[StartVerdict],
-    host: &[(usize, Option<f64>, Option<bool>)],
+    host: &[(&str, usize, Option<f64>, Option<bool>)],
     peers: &[String],
     first: usize,
     why: &Why,
@@ -770,18 +806,23 @@ fn goal_start(
             g.push_str(&why.faults_clause(first));
         }
     }
-    let host_met = all_met(host.iter().map(|v| v.2));
-    let list: Vec<String> = host.iter().map(|(n, r, _)| format!("N={}: {}", fmt_n(*n), ratio_text(*r))).collect();
+    let host_met = all_met(host.iter().map(|v| v.3));
+    let list: Vec<String> =
+        host.iter().map(|(what, n, r, _)| format!("{what} at N={}: {}", fmt_n(*n), ratio_text(*r))).collect();
     let _ = write!(
         g,
-        ". The host's own posix_spawn + waitpid beside N tracked children, against beside N untracked ones \
+        ". The host's own starts beside N tracked children, against beside N untracked ones \
          (≤ {FLAT_START:.2}×): {} ({})",
         verdict_word(host_met),
         list.join(", ")
     );
     if host_met == Some(false) {
-        let _ =
-            write!(g, "; reason: the host's start or wait is slower while zreap tracks children{}", why.fds_clause());
+        let _ = write!(
+            g,
+            "; reason: the host's start or wait is slower while zreap tracks children{}{}",
+            why.fds_clause(),
+            why.host_fork_clause(first)
+        );
     }
     if !peers.is_empty() {
         let _ = write!(g, ". Peers, start at N={} against N={first}: {}", fmt_n(last), peers.join(", "));
