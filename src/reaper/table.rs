@@ -56,7 +56,8 @@ pub(super) struct Slot {
     pub state: SlotState,
     pub status: c_int,
     seq: u64,
-    /// The done list (exits not yet delivered, oldest first).
+    /// The done list (exits not yet delivered, oldest first); in a free
+    /// slot, `next` is the next free slot.
     prev: u32,
     next: u32,
     /// The next slot made later for the same pid.
@@ -120,7 +121,10 @@ pub(super) enum Taken {
 
 pub(super) struct Table {
     slots: Vec<Slot>,
-    free: Vec<u32>,
+    /// The most recently freed slot; the others follow `Slot::next`. Kept in
+    /// the slots themselves, so making and freeing a child writes no other
+    /// memory (after a fork, each page the parent writes costs it a copy).
+    free_head: u32,
     /// The oldest slot of each pid still in the table; later ones follow `Slot::newer`.
     by_pid: HashMap<pid_t, u32, BuildHasherDefault<PidHasher>>,
     /// Tracked children without a pidfd.
@@ -146,7 +150,7 @@ impl Table {
     pub const fn new() -> Table {
         Table {
             slots: Vec::new(),
-            free: Vec::new(),
+            free_head: NIL,
             by_pid: HashMap::with_hasher(BuildHasherDefault::new()),
             fallback: Vec::new(),
             live: 0,
@@ -169,7 +173,6 @@ impl Table {
     /// the child exists. Ordinary context.
     pub fn reserve_slot(&mut self) {
         self.slots.reserve(1);
-        self.free.reserve(self.slots.len() + 1);
         // Room for every slot: a pass (in the handler too) may move any
         // number of remote children to the fallback list.
         self.fallback.reserve(self.slots.len() + 1);
@@ -186,11 +189,14 @@ impl Table {
 
     /// Adds a live child after [`Table::reserve_slot`]; returns its index.
     pub fn insert(&mut self, pid: pid_t, private: bool) -> u32 {
-        let idx = match self.free.pop() {
-            Some(idx) => idx,
-            None => {
+        let idx = match self.free_head {
+            NIL => {
                 self.slots.push(Slot::FREE);
                 (self.slots.len() - 1) as u32
+            }
+            idx => {
+                self.free_head = self.slots[idx as usize].next;
+                idx
             }
         };
         let generation = self.slots[idx as usize].generation.wrapping_add(1).max(1);
@@ -393,8 +399,9 @@ impl Table {
             COUNTERS.add_tracked(-1);
         }
         self.unlink_pid(idx);
-        self.slots[idx as usize] = Slot { generation: self.slots[idx as usize].generation, ..Slot::FREE };
-        self.free.push(idx);
+        self.slots[idx as usize] =
+            Slot { generation: self.slots[idx as usize].generation, next: self.free_head, ..Slot::FREE };
+        self.free_head = idx;
         if state == SlotState::Live {
             pidfd
         } else {
@@ -505,7 +512,7 @@ impl Table {
         self.remote = 0;
         self.remote_armed = 0;
         self.slots.clear();
-        self.free.clear();
+        self.free_head = NIL;
         self.by_pid.clear();
         self.fallback.clear();
         self.live = 0;
