@@ -26,14 +26,19 @@ pub(crate) struct Counters {
     pub tracked: AtomicU64,
 }
 
-pub(crate) static COUNTERS: Counters = Counters {
-    reaped: AtomicU64::new(0),
-    reported: AtomicU64::new(0),
-    dropped: AtomicU64::new(0),
-    tracked: AtomicU64::new(0),
-};
+/// The counters live on the reaper's page of hot words (`reaper::Hot`).
+pub(crate) static COUNTERS: &Counters = &crate::reaper::HOT.counters;
 
 impl Counters {
+    pub(crate) const fn new() -> Counters {
+        Counters {
+            reaped: AtomicU64::new(0),
+            reported: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            tracked: AtomicU64::new(0),
+        }
+    }
+
     /// Async-signal-safe, like every method here: relaxed atomics only (the
     /// counters order nothing; they are read as a snapshot).
     pub fn add_reaped(&self, n: i64) {

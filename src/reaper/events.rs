@@ -18,9 +18,20 @@ pub(super) const EVENTFD_TAG: u64 = u64::MAX;
 /// Marks the epoll data of a remote pidfd.
 pub(super) const REMOTE: u64 = 1 << 63;
 
+/// This module's words on the reaper's page of hot words ([`super::Hot`]).
+pub(super) struct Words {
+    signaled: AtomicBool,
+}
+
+impl Words {
+    pub(super) const fn new() -> Words {
+        Words { signaled: AtomicBool::new(false) }
+    }
+}
+
 /// The eventfd may hold a count: it was written since it was last drained.
 /// Spares the read when nothing was written.
-static SIGNALED: AtomicBool = AtomicBool::new(false);
+static SIGNALED: &AtomicBool = &super::HOT.events.signaled;
 
 /// Makes the eventfd readable. Async-signal-safe.
 pub(super) fn signal(efd: RawFd) {

@@ -33,19 +33,40 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 /// The shared table's end of the keeper's socket; -1 while no keeper runs.
-static TX: AtomicI32 = AtomicI32::new(-1);
+static TX: &AtomicI32 = &super::HOT.keeper.tx;
 /// A pass met a kept child that has exited: the keeper must reap it and then
 /// have a pass run again.
-static KICKED: AtomicBool = AtomicBool::new(false);
+static KICKED: &AtomicBool = &super::HOT.keeper.kicked;
 /// Pidfds sent to the keeper and not yet closed there.
-static KEPT: AtomicUsize = AtomicUsize::new(0);
+static KEPT: &AtomicUsize = &super::HOT.keeper.kept;
 /// Kept children claimed by a blocking wait, as [`identity`]s (0: a free
 /// cell). The keeper reads them without the gate: a child's pidfd that turns
 /// readable while its claim is here is closed at once, and the claim cleared.
-static CLAIMS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+static CLAIMS: &[AtomicU64; 64] = &super::HOT.keeper.claims;
 /// Remote children reaped by the program, as [`identity`]s (0: a free cell),
 /// whose pidfds the keeper closes when it next wakes.
-static DEAD: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+static DEAD: &[AtomicU64; 64] = &super::HOT.keeper.dead;
+
+/// This module's words on the reaper's page of hot words ([`super::Hot`]).
+pub(super) struct Words {
+    tx: AtomicI32,
+    kicked: AtomicBool,
+    kept: AtomicUsize,
+    claims: [AtomicU64; 64],
+    dead: [AtomicU64; 64],
+}
+
+impl Words {
+    pub(super) const fn new() -> Words {
+        Words {
+            tx: AtomicI32::new(-1),
+            kicked: AtomicBool::new(false),
+            kept: AtomicUsize::new(0),
+            claims: [const { AtomicU64::new(0) }; 64],
+            dead: [const { AtomicU64::new(0) }; 64],
+        }
+    }
+}
 
 const RX_TAG: u64 = u64::MAX;
 /// The message index of a kick (no slot has it).
@@ -153,7 +174,7 @@ pub(super) fn forget_in_child() {
     sys::close(TX.swap(-1, SeqCst));
     KICKED.store(false, SeqCst);
     KEPT.store(0, SeqCst);
-    CLAIMS.iter().chain(&DEAD).for_each(|cell| cell.store(0, SeqCst));
+    CLAIMS.iter().chain(DEAD).for_each(|cell| cell.store(0, SeqCst));
 }
 
 fn encode(idx: u32, generation: u32, pid: pid_t, flags: u32) -> sys::Message {
@@ -320,7 +341,7 @@ impl Keeper {
 
     /// Closes the pidfds of the remote children the program has released.
     fn close_dead(&mut self) {
-        for cell in &DEAD {
+        for cell in DEAD {
             let id = cell.swap(0, SeqCst);
             if id != 0 {
                 self.close_remote(id);

@@ -49,6 +49,7 @@ pub use wait::{reap_all, reap_fd, try_wait, try_wait_any, wait, wait_any};
 
 use crate::atfork::{self, Concern};
 use crate::gate::{Gate, GateGuard};
+use crate::stats::Counters;
 use bitflags::bitflags;
 use libc::{c_int, pid_t};
 use std::io;
@@ -113,15 +114,39 @@ pub(crate) struct State {
     table: Table,
 }
 
-static REAPER: Gate<State> = Gate::new(State {
-    ready: false,
-    installed: None,
-    fd_wanted: false,
-    epfd: -1,
-    efd: -1,
-    spare_fd: -1,
-    table: Table::new(),
-});
+/// What the reaper writes as children come and go, on one page of its own:
+/// after a fork, the parent's first write to each page costs it a copy of
+/// that page, so words spread over two pages would cost every fork two.
+#[repr(C, align(4096))]
+pub(crate) struct Hot {
+    gate: Gate<State>,
+    pub(crate) counters: Counters,
+    keeper: keeper::Words,
+    watcher: watcher::Words,
+    pass: pass::Words,
+    events: events::Words,
+}
+
+const _: () = assert!(std::mem::size_of::<Hot>() == 4096, "the hot words outgrew their page");
+
+pub(crate) static HOT: Hot = Hot {
+    gate: Gate::new(State {
+        ready: false,
+        installed: None,
+        fd_wanted: false,
+        epfd: -1,
+        efd: -1,
+        spare_fd: -1,
+        table: Table::new(),
+    }),
+    counters: Counters::new(),
+    keeper: keeper::Words::new(),
+    watcher: watcher::Words::new(),
+    pass: pass::Words::new(),
+    events: events::Words::new(),
+};
+
+static REAPER: &Gate<State> = &HOT.gate;
 
 /// Takes the gate in ordinary context; a pass runs before it is released if
 /// the handler asked for one meanwhile.

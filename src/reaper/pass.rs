@@ -43,9 +43,21 @@ pub(super) enum PidReap {
 /// tracked child the keeper does not reap, or a child being created (its
 /// slot is not known yet). Otherwise (the scope of the library's own
 /// children, all of them kept) the handler returns at once.
-static PASS_WANTED: AtomicBool = AtomicBool::new(true);
+static PASS_WANTED: &AtomicBool = &super::HOT.pass.pass_wanted;
 /// Tracked children being created right now (see [`creating`]).
-static CREATING: AtomicUsize = AtomicUsize::new(0);
+static CREATING: &AtomicUsize = &super::HOT.pass.creating;
+
+/// This module's words on the reaper's page of hot words ([`super::Hot`]).
+pub(super) struct Words {
+    pass_wanted: AtomicBool,
+    creating: AtomicUsize,
+}
+
+impl Words {
+    pub(super) const fn new() -> Words {
+        Words { pass_wanted: AtomicBool::new(true), creating: AtomicUsize::new(0) }
+    }
+}
 
 /// Called by the SIGCHLD handler. Async-signal-safe.
 pub(super) fn pass_from_signal() {

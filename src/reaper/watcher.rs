@@ -17,12 +17,25 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 
 /// Bumped whenever something a waiter may care about changed: a pass reaped a
 /// child, the configuration changed, a child was made.
-static WAKE: AtomicU32 = AtomicU32::new(0);
+static WAKE: &AtomicU32 = &super::HOT.watcher.wake;
 /// What the watcher does; it sleeps on this word while idle.
-static MODE: AtomicU32 = AtomicU32::new(IDLE);
+static MODE: &AtomicU32 = &super::HOT.watcher.mode;
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// SIGCHLD was blocked in every thread when the handler was installed.
 static HANDLER_BLOCKED: AtomicBool = AtomicBool::new(false);
+
+/// This module's words on the reaper's page of hot words ([`super::Hot`]).
+pub(super) struct Words {
+    wake: AtomicU32,
+    mode: AtomicU32,
+    sleepers: AtomicU32,
+}
+
+impl Words {
+    pub(super) const fn new() -> Words {
+        Words { wake: AtomicU32::new(0), mode: AtomicU32::new(IDLE), sleepers: AtomicU32::new(0) }
+    }
+}
 
 const IDLE: u32 = 0;
 /// No handler runs and every child is in scope: watch with waitid(WNOWAIT).
@@ -35,13 +48,13 @@ const REAP: u32 = 3;
 
 /// Threads asleep on [`WAKE`] (the watcher and blocked waits): a wake with
 /// no one asleep costs no system call.
-static SLEEPERS: AtomicU32 = AtomicU32::new(0);
+static SLEEPERS: &AtomicU32 = &super::HOT.watcher.sleepers;
 
 /// Wakes the watcher and every waiter. Async-signal-safe.
 pub(super) fn wake() {
     WAKE.fetch_add(1, SeqCst);
     if SLEEPERS.load(SeqCst) > 0 {
-        sys::futex_wake_all(&WAKE);
+        sys::futex_wake_all(WAKE);
     }
 }
 
@@ -55,7 +68,7 @@ pub(super) fn sleep(seen: u32, timeout_ms: Option<u64>) {
     // SeqCst pairs the count with wake()'s: either wake() sees a sleeper, or
     // the futex sees the word changed.
     SLEEPERS.fetch_add(1, SeqCst);
-    sys::futex_wait(&WAKE, seen, timeout_ms);
+    sys::futex_wait(WAKE, seen, timeout_ms);
     SLEEPERS.fetch_sub(1, SeqCst);
 }
 
@@ -84,7 +97,7 @@ pub(super) fn publish_mode(st: &State) {
     };
     st.publish_pass_wanted();
     if MODE.swap(mode, SeqCst) != mode {
-        sys::futex_wake_all(&MODE);
+        sys::futex_wake_all(MODE);
     }
     wake();
 }
@@ -145,7 +158,7 @@ fn watch() {
                 sleep(seen, Some(50));
             }
             // Idle: recorded exits are none of its business.
-            mode => sys::futex_wait(&MODE, mode, None),
+            mode => sys::futex_wait(MODE, mode, None),
         }
     }
 }
