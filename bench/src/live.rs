@@ -78,7 +78,8 @@ impl Lib {
     /// install(OWN), live children from zreap::spawn, the measured one from the
     /// host's posix_spawn + waitpid. `host-tracked-fork`: the same, the
     /// measured one from the host's fork() + waitpid; `host-fork`: that beside
-    /// untracked posix_spawn children. `posix_spawn`: posix_spawn + waitpid;
+    /// untracked posix_spawn children; `-thread` after either: the host has a
+    /// thread of its own, asleep. `posix_spawn`: posix_spawn + waitpid;
     /// `fork`: fork() + waitpid.
     /// `sigchld`: posix_spawn, exits reaped by a textbook SIGCHLD handler.
     /// `std`: std::process::Command. `tokio`: tokio::process::Command on a
@@ -102,11 +103,11 @@ impl Lib {
                 install(own)?;
                 ((Start::Zspawn, Wait::Zreap), (Start::PosixSpawn, Wait::Waitpid))
             }
-            "host-tracked-fork" => {
+            "host-tracked-fork" | "host-tracked-fork-thread" => {
                 install(own)?;
                 ((Start::Zspawn, Wait::Zreap), (Start::Fork, Wait::Waitpid))
             }
-            "host-fork" => ((Start::PosixSpawn, Wait::Waitpid), (Start::Fork, Wait::Waitpid)),
+            "host-fork" | "host-fork-thread" => ((Start::PosixSpawn, Wait::Waitpid), (Start::Fork, Wait::Waitpid)),
             "posix_spawn" => both(Start::PosixSpawn, Wait::Waitpid),
             "fork" => both(Start::Fork, Wait::Waitpid),
             "sigchld" => {
@@ -117,6 +118,11 @@ impl Lib {
             "tokio" => both(Start::Tokio, Wait::Tokio),
             other => return Err(format!("unknown library {other}")),
         };
+        if name.ends_with("-thread") {
+            std::thread::spawn(|| loop {
+                std::thread::park();
+            });
+        }
         let rt = if live.0 == Start::Tokio {
             Some(
                 tokio::runtime::Builder::new_current_thread()

@@ -53,9 +53,10 @@ const START_LIBS: [(&str, &str, bool); 10] = [
 
 /// The host's own starts beside N live children, tracked or not: (worker
 /// with tracked children, worker with untracked ones, what the host does).
-const HOST_PAIRS: [(&str, &str, &str); 2] = [
+const HOST_PAIRS: [(&str, &str, &str); 3] = [
     ("host-tracked", "posix_spawn", "posix_spawn + waitpid"),
     ("host-tracked-fork", "host-fork", "fork() + _exit + waitpid"),
+    ("host-tracked-fork-thread", "host-fork-thread", "fork() + _exit + waitpid with a thread of its own"),
 ];
 
 /// The exit-to-delivery rows: (worker, label, baseline worker).
@@ -575,10 +576,8 @@ impl Bench {
         }
         let at = |lib: &str| Some((*fault_med.get(&(lib, first))?, *fault_med.get(&(lib, last))?));
         let tracked_fds = fds.get(&("zspawn-own", last)).copied();
-        let host_fork_faults = fault_med
-            .get(&("host-tracked-fork", first))
-            .zip(fault_med.get(&(cycle_key("host-fork"), first)))
-            .map(|(a, b)| (*a, *b));
+        let host_fork_faults = ["host-tracked-fork", "host-fork", "host-tracked-fork-thread", "host-fork-thread"]
+            .map(|lib| fault_med.get(&(cycle_key(lib), first)).copied());
         let why = Why {
             raw_growth,
             tracked_fds,
@@ -729,8 +728,9 @@ struct Why {
     zfork_faults: Option<(f64, f64)>,
     fork_faults: Option<(f64, f64)>,
     /// Page faults per host fork() + _exit + waitpid at the smallest N:
-    /// beside tracked children, beside untracked ones.
-    host_fork_faults: Option<(f64, f64)>,
+    /// beside tracked children, beside untracked ones; the same two with a
+    /// thread of the host's own.
+    host_fork_faults: [Option<f64>; 4],
 }
 
 impl Why {
@@ -748,14 +748,15 @@ impl Why {
     /// Why the host's own fork() is slower while zreap tracks children.
     fn host_fork_clause(&self, first: usize) -> String {
         match self.host_fork_faults {
-            Some((tracked, untracked)) => format!(
+            [Some(tracked), Some(untracked), Some(tracked_mt), Some(untracked_mt)] => format!(
                 "; the host's fork() + _exit + waitpid took {tracked:.1} page faults beside {first} tracked \
-                 children against {untracked:.1} beside untracked ones: zreap's keeper thread puts every fork of \
-                 the process on glibc's multi-threaded path (it locks and unlocks the malloc arenas and the stdio \
-                 list, and every page so written is copied after the fork), and zreap's fork handlers take and \
-                 release its gate"
+                 children against {untracked:.1} beside untracked ones, and {tracked_mt:.1} against \
+                 {untracked_mt:.1} in a host with a thread of its own: zreap's keeper thread puts every fork of a \
+                 single-threaded host on glibc's multi-threaded path (it locks and unlocks the malloc arenas and \
+                 the stdio list, and each page so written is copied after the fork), where a host with threads \
+                 is already; what is left is zreap's gate, which its fork handlers take and release"
             ),
-            None => String::new(),
+            _ => String::new(),
         }
     }
 
