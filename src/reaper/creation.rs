@@ -35,7 +35,7 @@ impl Creation {
         // SAFETY: the gate is held by `creation`, which outlives this borrow.
         let st = unsafe { REAPER.value_mut() };
         st.ensure_ready()?;
-        st.table.reserve_slot();
+        st.table.reserve_slot()?;
         keeper::ready(st);
         Ok(creation)
     }

@@ -26,7 +26,7 @@
 //! daemon once it is set up.
 
 use super::{watcher, State, REAPER};
-use crate::sys::{self, Received, Waited};
+use crate::sys::{self, MappedVec, Received, Waited};
 use libc::{c_int, pid_t};
 use std::io;
 use std::os::fd::RawFd;
@@ -252,8 +252,9 @@ struct Keeper {
     rx: RawFd,
     efd: RawFd,
     epfd: RawFd,
-    /// The child whose pidfd has each fd number here.
-    by_fd: Vec<Option<Kept>>,
+    /// The child whose pidfd has each fd number here. Left out of a fork's
+    /// child, where the keeper does not exist.
+    by_fd: MappedVec<Option<Kept>>,
     /// Remote children's pidfds, by [`identity`].
     remote: std::collections::HashMap<u64, RawFd>,
     /// Remote children released before their pidfd arrived here.
@@ -284,7 +285,7 @@ impl Keeper {
             rx,
             efd,
             epfd,
-            by_fd: Vec::new(),
+            by_fd: MappedVec::new(),
             remote: std::collections::HashMap::new(),
             dead_early: Vec::new(),
             ready: Vec::with_capacity(64),
@@ -391,9 +392,7 @@ impl Keeper {
                         continue;
                     }
                     let at = fd as usize;
-                    if self.by_fd.len() <= at {
-                        self.by_fd.resize(at + 1, None);
-                    }
+                    self.by_fd.grow_to(at + 1, None);
                     self.by_fd[at] = Some(Kept { idx, generation, pidfd: fd });
                 }
                 Received::Empty | Received::Closed => return,
@@ -501,6 +500,6 @@ impl State {
         self.table.set_remote(idx, false);
         self.table.set_kept(idx, false);
         self.table.slot_mut(idx).start_time = sys::proc_start_time(pid).unwrap_or(0);
-        self.table.fallback.push(idx);
+        self.table.add_fallback(idx);
     }
 }

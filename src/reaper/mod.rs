@@ -111,6 +111,9 @@ pub(crate) struct State {
     /// An fd kept open so that the start time of a child without a pidfd can
     /// be read even when the fd table is full (see `pass`).
     spare_fd: RawFd,
+    /// The process the state belongs to: a child made by a raw `clone` (no
+    /// fork handlers) has a copy of the state, but not the slots.
+    owner: libc::pid_t,
     table: Table,
 }
 
@@ -137,6 +140,7 @@ pub(crate) static HOT: Hot = Hot {
         epfd: -1,
         efd: -1,
         spare_fd: -1,
+        owner: 0,
         table: Table::new(),
     }),
     counters: Counters::new(),
@@ -183,6 +187,8 @@ impl State {
         self.epfd = epfd;
         self.efd = efd;
         self.spare_fd = crate::sys::dup_cloexec(efd).unwrap_or(-1);
+        // SAFETY: getpid cannot fail.
+        self.owner = unsafe { libc::getpid() };
         self.table.reserve_buffer();
         self.ready = true;
         Ok(())
@@ -212,7 +218,9 @@ fn reset_in_child() {
     // the child has one thread, this one.
     let st = unsafe { REAPER.value_mut() };
     keeper::forget_in_child();
-    st.table.clear(crate::sys::close);
+    st.table.reset_in_child(crate::sys::close);
+    // SAFETY: getpid cannot fail.
+    st.owner = unsafe { libc::getpid() };
     if st.ready && events::renew_in_child(st).is_err() {
         st.ready = false;
     }

@@ -130,8 +130,19 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
     if st.scope_own() {
         check_fallback(st);
     } else {
+        let mut owner_checked = false;
         while !(for_caller && st.table.untracked_full()) {
             let Some(pid) = sys::peek_exited_child() else { break };
+            // A process made by a raw clone (no fork handlers) runs this
+            // handler with its parent's state but without the slots, which
+            // forks leave out: it leaves its children alone.
+            if !owner_checked {
+                // SAFETY: getpid cannot fail.
+                if unsafe { libc::getpid() } != st.owner {
+                    break;
+                }
+                owner_checked = true;
+            }
             match st.reap_pid(pid, true, false) {
                 PidReap::Reaped => {}
                 PidReap::Nothing => break,
@@ -233,7 +244,7 @@ impl State {
             Ok(Waited::NotYet) => {
                 self.table.set_remote(idx, false);
                 self.table.set_kept(idx, false);
-                self.table.fallback.push(idx);
+                self.table.add_fallback(idx);
                 watcher::publish_mode(self);
                 Check::Running
             }
@@ -292,6 +303,7 @@ impl State {
             if remote && events::watch_remote(st, fd, idx, generation) {
                 if keeper::give(idx, generation, pid, fd, true) {
                     st.table.set_remote(idx, true);
+                    st.table.share_slots();
                     st.table.remote_armed += 1;
                     return true;
                 }
@@ -306,7 +318,7 @@ impl State {
             _ => {
                 let start_time = self.start_time(pid).unwrap_or(0);
                 self.table.slot_mut(idx).start_time = start_time;
-                self.table.fallback.push(idx);
+                self.table.add_fallback(idx);
                 watcher::publish_mode(self);
             }
         }

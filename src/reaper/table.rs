@@ -1,7 +1,9 @@
 //! The exit table: tracked children's slots, their per-pid chains, the list of
-//! exits not yet delivered, and the bounded buffer of untracked exits. Pure
-//! data: no system calls (a slot's pidfd is handed back to the caller to
-//! close), so it is unit-tested without processes.
+//! exits not yet delivered, and the bounded buffer of untracked exits. Data
+//! only (a slot's pidfd is handed back to the caller to close), so it is
+//! unit-tested without processes; the slots live in a mapping a fork leaves
+//! out of the child ([`MappedVec`]), so that thousands of tracked children do
+//! not slow every fork of the process.
 //!
 //! Signal context: every method the pass calls (`finish`, `record_untracked`,
 //! the lookups) is async-signal-safe: it writes only memory reserved in
@@ -10,6 +12,7 @@
 
 use super::Exit;
 use crate::stats::COUNTERS;
+use crate::sys::MappedVec;
 use libc::{c_int, pid_t};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -120,7 +123,9 @@ pub(super) enum Taken {
 }
 
 pub(super) struct Table {
-    slots: Vec<Slot>,
+    /// Left out of a fork's child, except while a pass in the scope of the
+    /// library's own children reads slots (see [`Table::share_slots`]).
+    slots: MappedVec<Slot>,
     /// The most recently freed slot; the others follow `Slot::next`. Kept in
     /// the slots themselves, so making and freeing a child writes no other
     /// memory (after a fork, each page the parent writes costs it a copy).
@@ -149,7 +154,7 @@ pub(super) struct Table {
 impl Table {
     pub const fn new() -> Table {
         Table {
-            slots: Vec::new(),
+            slots: MappedVec::new(),
             free_head: NIL,
             by_pid: HashMap::with_hasher(BuildHasherDefault::new()),
             fallback: Vec::new(),
@@ -171,12 +176,20 @@ impl Table {
 
     /// Makes room for one more slot, so that adding it cannot allocate after
     /// the child exists. Ordinary context.
-    pub fn reserve_slot(&mut self) {
-        self.slots.reserve(1);
+    ///
+    /// # Errors
+    /// `ENOMEM` when the slots' mapping cannot grow.
+    pub fn reserve_slot(&mut self) -> std::io::Result<()> {
+        self.slots.try_reserve(1)?;
+        if self.watched == 0 && self.remote_armed == 0 && self.fallback.is_empty() {
+            // Only a saving: an inherited mapping costs forks, nothing else.
+            let _ = self.slots.set_inherited(false);
+        }
         // Room for every slot: a pass (in the handler too) may move any
         // number of remote children to the fallback list.
         self.fallback.reserve(self.slots.len() + 1);
         self.by_pid.reserve(1);
+        Ok(())
     }
 
     pub fn slot(&self, idx: u32) -> &Slot {
@@ -209,10 +222,30 @@ impl Table {
         idx
     }
 
-    /// Gives a live slot its pidfd in the shared table.
+    /// Gives a live slot its pidfd in the shared table. Ordinary context.
     pub fn set_pidfd(&mut self, idx: u32, pidfd: RawFd) {
+        self.share_slots();
         self.slots[idx as usize].pidfd = pidfd;
         self.watched += 1;
+    }
+
+    /// Has a fork's child inherit the slots, from before a slot gets a pidfd
+    /// in the shared table, a remote registration or a place on the fallback
+    /// list until none is left ([`Table::reserve_slot`]): the child closes
+    /// those pidfds, and the scope of the library's own children reads slots
+    /// for them in every pass, which a process made by a raw `clone` (no
+    /// fork handlers) runs with its parent's table. Without a pass reading
+    /// them, the slots stay out of forks. Async-signal-safe (`madvise`); if
+    /// it fails, the slots stay out: a pidfd, close-on-exec, then stays open
+    /// in a forked child that does not exec.
+    pub fn share_slots(&mut self) {
+        let _ = self.slots.set_inherited(true);
+    }
+
+    /// Puts a live slot on the fallback list (reserved room).
+    pub fn add_fallback(&mut self, idx: u32) {
+        self.share_slots();
+        self.fallback.push(idx);
     }
 
     /// Marks a live slot as reaped by the keeper thread, which holds its pidfd.
@@ -501,17 +534,26 @@ impl Table {
         self.fallback.iter().map(|&i| self.slots[i as usize].pid).collect()
     }
 
-    /// Forgets everything, keeping the memory (in a forked child, where the
-    /// parent's children are not ours). Calls `close` for every pidfd in the
-    /// shared table (the keeper's are not in this one). Async-signal-safe.
-    pub fn clear(&mut self, close: fn(RawFd)) {
-        for slot in &self.slots {
-            close(slot.pidfd);
+    /// In a forked child, where the parent's children are not ours: forgets
+    /// everything. Calls `close` for every pidfd in the shared table (the
+    /// keeper's are not in this one), looking only as far as the last of
+    /// them: with the keeper there are none, and a child on its way to exec
+    /// does not read thousands of slots. Async-signal-safe.
+    pub fn reset_in_child(&mut self, close: fn(RawFd)) {
+        let mut open = if self.slots.inherited() { self.watched } else { 0 };
+        for slot in self.slots.iter() {
+            if open == 0 {
+                break;
+            }
+            if slot.pidfd >= 0 {
+                close(slot.pidfd);
+                open -= 1;
+            }
         }
         self.watched = 0;
         self.remote = 0;
         self.remote_armed = 0;
-        self.slots.clear();
+        self.slots.reset_in_child();
         self.free_head = NIL;
         self.by_pid.clear();
         self.fallback.clear();
@@ -533,7 +575,7 @@ mod tests {
     }
 
     fn add(t: &mut Table, pid: pid_t) -> u32 {
-        t.reserve_slot();
+        t.reserve_slot().unwrap();
         t.insert(pid, false)
     }
 
@@ -612,7 +654,7 @@ mod tests {
     #[test]
     fn private_slots_are_never_delivered_and_free_cleanly() {
         let mut t = table();
-        t.reserve_slot();
+        t.reserve_slot().unwrap();
         let own = t.insert(50, true);
         let public = add(&mut t, 50);
         assert_eq!(t.first_public(50), Some(public));
