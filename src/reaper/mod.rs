@@ -113,7 +113,7 @@ pub(crate) struct State {
     spare_fd: RawFd,
     /// The process the state belongs to: a child made by a raw `clone` (no
     /// fork handlers) has a copy of the state, but not the slots.
-    owner: libc::pid_t,
+    owner: pid_t,
     table: Table,
 }
 
