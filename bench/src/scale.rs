@@ -557,10 +557,11 @@ impl Bench {
                 self.rows.push(row);
             }
         }
-        let raw_growth = match (med.get(&("posix_spawn", first)), med.get(&("posix_spawn", last))) {
+        let growth = |lib: &str| match (med.get(&(lib, first)), med.get(&(lib, last))) {
             (Some(a), Some(b)) if *a > 0.0 => Some(b / a),
             _ => None,
         };
+        let (raw_growth, fork_growth) = (growth("posix_spawn"), growth("fork"));
         let fault_med: HashMap<(&str, usize), f64> =
             faults.iter_mut().filter_map(|(k, v)| median(v).map(|m| (*k, m / 1000.0))).collect();
         let faults_section = "7. page faults per start + wait (the whole worker), N live children";
@@ -580,6 +581,7 @@ impl Bench {
             .map(|lib| fault_med.get(&(cycle_key(lib), first)).copied());
         let why = Why {
             raw_growth,
+            fork_growth,
             tracked_fds,
             last,
             zfork_faults: at("zfork-own"),
@@ -720,6 +722,9 @@ type StartVerdict<'a> = (&'a str, usize, Option<f64>, Option<bool>);
 struct Why {
     /// Raw posix_spawn's start at the largest N against the smallest.
     raw_growth: Option<f64>,
+    /// Raw fork()'s start at the largest N against the smallest (its live
+    /// children are forks that did not exec).
+    fork_growth: Option<f64>,
     /// Open fds of the zreap::spawn (OWN) worker with the largest N live.
     tracked_fds: Option<u64>,
     last: usize,
@@ -767,8 +772,8 @@ impl Why {
             (Some((za, zb)), Some((fa, fb))) => format!(
                 "; zreap::fork (OWN) + zreap::wait took {za:.1} page faults per child at N={first} and {zb:.1} at \
                  N={}, raw fork() + waitpid {fa:.1} and {fb:.1}: after a fork every page the parent writes is \
-                 copied once, and zreap writes its table, its counters and the glibc state of a process with \
-                 threads (malloc arenas, the stdio list), more pages as the table grows",
+                 copied once, and zreap writes the page of its gate, its pid map and the glibc state of a process \
+                 with threads (malloc arenas, the stdio list); the pid map spreads over more pages as it grows",
                 fmt_n(self.last)
             ),
             _ => String::new(),
@@ -800,8 +805,10 @@ fn goal_start(
             let _ = write!(
                 g,
                 ". Reason: the start cost of a tracked child grows with the tracked children alive (raw posix_spawn \
-                 beside as many untracked children: {} over the same range){}",
+                 beside as many untracked children: {} over the same range; raw fork() beside as many forks that \
+                 did not exec, which share its memory: {}){}",
                 ratio_text(why.raw_growth),
+                ratio_text(why.fork_growth),
                 why.fds_clause(),
             );
             g.push_str(&why.faults_clause(first));
