@@ -35,12 +35,12 @@ pub mod sys;
 
 pub use daemon::{daemon_ready, daemonize, DaemonFlags, DaemonOptions, Daemonized};
 pub use reaper::{
-    install, reap_all, reap_fd, try_wait, try_wait_any, uninstall, wait, wait_any, Exit, InstallFlags,
+    install, reap_all, reap_fd, stats, try_wait, try_wait_any, uninstall, wait, wait_any, Exit, InstallFlags,
     UNTRACKED_CAPACITY,
 };
 pub use signal::{ParseSignalError, Signal};
 pub use spawn::{fork, spawn, Child, Command, ForkResult, SpawnFlags, SpawnOptions};
-pub use stats::{stats, Stats};
+pub use stats::Stats;
 
 /// The library's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

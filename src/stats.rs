@@ -26,9 +26,6 @@ pub(crate) struct Counters {
     pub tracked: AtomicU64,
 }
 
-/// The counters live on the reaper's page of hot words (`reaper::Hot`).
-pub(crate) static COUNTERS: &Counters = &crate::reaper::HOT.counters;
-
 impl Counters {
     pub(crate) const fn new() -> Counters {
         Counters {
@@ -67,19 +64,14 @@ impl Counters {
             c.store(0, Relaxed);
         }
     }
-}
 
-/// The current counters.
-///
-/// ```
-/// // A fresh process has reaped, dropped and tracked nothing.
-/// assert_eq!(zreap::stats(), zreap::Stats::default());
-/// ```
-pub fn stats() -> Stats {
-    Stats {
-        reaped: COUNTERS.reaped.load(Relaxed),
-        reported: COUNTERS.reported.load(Relaxed),
-        dropped: COUNTERS.dropped.load(Relaxed),
-        tracked: COUNTERS.tracked.load(Relaxed),
+    /// The counters as they are now.
+    pub fn snapshot(&self) -> Stats {
+        Stats {
+            reaped: self.reaped.load(Relaxed),
+            reported: self.reported.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            tracked: self.tracked.load(Relaxed),
+        }
     }
 }

@@ -121,9 +121,9 @@ pub(crate) struct State {
 /// after a fork, the parent's first write to each page costs it a copy of
 /// that page, so words spread over two pages would cost every fork two.
 #[repr(C, align(4096))]
-pub(crate) struct Hot {
+struct Hot {
     gate: Gate<State>,
-    pub(crate) counters: Counters,
+    counters: Counters,
     keeper: keeper::Words,
     watcher: watcher::Words,
     pass: pass::Words,
@@ -132,7 +132,7 @@ pub(crate) struct Hot {
 
 const _: () = assert!(std::mem::size_of::<Hot>() == 4096, "the hot words outgrew their page");
 
-pub(crate) static HOT: Hot = Hot {
+static HOT: Hot = Hot {
     gate: Gate::new(State {
         ready: false,
         installed: None,
@@ -151,6 +151,19 @@ pub(crate) static HOT: Hot = Hot {
 };
 
 static REAPER: &Gate<State> = &HOT.gate;
+
+/// The counters `stats` reads, on the page of hot words.
+pub(crate) static COUNTERS: &Counters = &HOT.counters;
+
+/// The current counters.
+///
+/// ```
+/// // A fresh process has reaped, dropped and tracked nothing.
+/// assert_eq!(zreap::stats(), zreap::Stats::default());
+/// ```
+pub fn stats() -> crate::Stats {
+    COUNTERS.snapshot()
+}
 
 /// Takes the gate in ordinary context; a pass runs before it is released if
 /// the handler asked for one meanwhile.
@@ -225,7 +238,7 @@ fn reset_in_child() {
         st.ready = false;
     }
     watcher::forget_in_child();
-    crate::stats::COUNTERS.reset();
+    COUNTERS.reset();
     // SAFETY: the fork child of a fork made with the gate held (see above).
     unsafe { REAPER.reset_in_child() };
 }

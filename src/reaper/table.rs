@@ -11,7 +11,7 @@
 //! capacity) and never allocates.
 
 use super::Exit;
-use crate::stats::COUNTERS;
+use super::COUNTERS;
 use crate::sys::MappedVec;
 use libc::{c_int, pid_t};
 use std::collections::{HashMap, VecDeque};
