@@ -30,8 +30,6 @@ pub struct MappedVec<T: Copy> {
 
 // SAFETY: a MappedVec owns its mapping alone, as a Vec owns its buffer.
 unsafe impl<T: Copy + Send> Send for MappedVec<T> {}
-// SAFETY: shared access only reads, as for a Vec.
-unsafe impl<T: Copy + Sync> Sync for MappedVec<T> {}
 
 impl<T: Copy> MappedVec<T> {
     const SIZE: usize = {
@@ -152,12 +150,6 @@ impl<T: Copy> MappedVec<T> {
             self.cap = 0;
         }
         self.len = 0;
-    }
-}
-
-impl<T: Copy> Default for MappedVec<T> {
-    fn default() -> Self {
-        MappedVec::new()
     }
 }
 
