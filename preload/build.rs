@@ -15,7 +15,7 @@
 //! `--as-needed` drops libgcc_s.
 //!
 //! The core's imports are bound when it loads (rustc's `-z now`, full
-//! RELRO): the reaper's bare thread (src/bare.rs) and the SIGCHLD handler
+//! RELRO): the reaper's bare thread (zreap's src/sys/bare.rs) and the SIGCHLD handler
 //! must never enter the dynamic linker's lazy resolver.
 
 use std::path::Path;

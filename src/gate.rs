@@ -40,8 +40,9 @@ impl Flag for AtomicBool {
     fn compare_exchange(&self, current: bool, new: bool, success: Ordering, failure: Ordering) -> Result<bool, bool> {
         self.compare_exchange(current, new, success, failure)
     }
+    /// A raw `sched_yield`: the keeper's bare thread waits for the gate too.
     fn yield_now() {
-        std::thread::yield_now()
+        crate::sys::bare::sched_yield()
     }
 }
 

@@ -5,10 +5,11 @@
 //! other calls fail with EINTR where the default never does).
 
 use crate::store::STORE;
-use crate::{bare, config, log, real};
+use crate::{config, log, real};
 use libc::{c_int, c_void};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::SeqCst};
+use zreap::sys::bare;
 use zreap::sys::{wstatus_from_siginfo, ErrnoGuard};
 
 /// The SIGCHLD disposition the program asked for (what it gets back from
@@ -533,7 +534,7 @@ fn sweep() -> Sweep {
 /// likely waits for them itself). With no children, it sleeps until one is
 /// made.
 ///
-/// Runs on a bare thread (bare.rs): everything it calls makes system calls
+/// Runs on a bare thread (zreap::sys::bare): everything it calls makes system calls
 /// through `bare` alone and uses no errno, TLS, lock, allocation or libc
 /// function, as in a signal handler.
 fn reap_forever() -> ! {
@@ -578,7 +579,7 @@ fn reap_forever() -> ! {
 }
 
 /// The reaper on a bare thread, in a process that cannot change its
-/// credentials (bare.rs).
+/// credentials (zreap::sys::bare).
 extern "C" fn reaper_on_bare_thread(_: *mut c_void) -> c_int {
     reap_forever()
 }

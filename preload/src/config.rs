@@ -23,12 +23,12 @@ static OWNER: AtomicI32 = AtomicI32::new(0);
 
 /// Makes the calling process the owner of the shim's state. Async-signal-safe.
 pub fn own() {
-    OWNER.store(crate::bare::getpid(), SeqCst);
+    OWNER.store(zreap::sys::bare::getpid(), SeqCst);
 }
 
 /// Is the shim on, in the process that owns its state? Async-signal-safe.
 pub fn active() -> bool {
-    MODE.load(SeqCst) != OFF && OWNER.load(SeqCst) == crate::bare::getpid()
+    MODE.load(SeqCst) != OFF && OWNER.load(SeqCst) == zreap::sys::bare::getpid()
 }
 
 /// Does the shim reap children whose SIGCHLD disposition is the default

@@ -19,7 +19,7 @@
 //! (all signals blocked), never in a signal handler: the default never makes a
 //! system call fail with EINTR, and neither does the shim. Where the process
 //! cannot change its credentials, that thread is one glibc never sees
-//! ([`bare`]), so the program's forks stay on glibc's single-threaded path.
+//! ([`zreap::sys::bare`]), so the program's forks stay on glibc's single-threaded path.
 //!
 //! A blocking wait for any child is the kernel's own while only that thread
 //! reaps (it holds off meanwhile), so tracers get each ptrace stop at once. A
@@ -32,7 +32,6 @@
 //! acts on exits, never on stops, and leaves ignored SIGCHLD to the kernel.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod bare;
 mod chld;
 mod config;
 mod log;
@@ -136,7 +135,7 @@ fn start(mode: c_int) {
         Ok(s) => s,
         Err(problem) => {
             let line = format!("zreap_preload: {problem}; the shim stays out of the way\n");
-            bare::write(2, line.as_bytes());
+            let _ = sys::bare::write(2, line.as_bytes());
             return;
         }
     };
@@ -148,7 +147,7 @@ fn start(mode: c_int) {
             Ok(fd) => log::LOG_FD.store(fd, SeqCst),
             Err(e) => {
                 let line = format!("zreap_preload: ZREAP_LOG={target:?}: {e}; the shim stays out of the way\n");
-                bare::write(2, line.as_bytes());
+                let _ = sys::bare::write(2, line.as_bytes());
                 return;
             }
         }

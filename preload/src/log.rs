@@ -44,7 +44,7 @@ pub fn event(what: &str, child: libc::pid_t, wstatus: Option<libc::c_int>) {
     }
     let mut buf = [0u8; 160];
     let mut len = push(&mut buf, 0, b"zreap_preload[");
-    len = push_decimal(&mut buf, len, i64::from(crate::bare::getpid()));
+    len = push_decimal(&mut buf, len, i64::from(zreap::sys::bare::getpid()));
     len = push(&mut buf, len, b"]: ");
     len = push(&mut buf, len, what.as_bytes());
     len = push(&mut buf, len, b" ");
@@ -60,5 +60,5 @@ pub fn event(what: &str, child: libc::pid_t, wstatus: Option<libc::c_int>) {
         len = push(&mut buf, len, b")");
     }
     len = push(&mut buf, len, b"\n");
-    crate::bare::write(fd, &buf[..len]);
+    let _ = zreap::sys::bare::write(fd, &buf[..len]);
 }

@@ -52,7 +52,7 @@ fn from_store(want: Want, status: *mut c_int, usage: *mut libc::rusage) -> Optio
 
 /// Sleeps until the shim's handler ran again (or 100 ms passed).
 fn sleep_for_sigchld(seen: u32) {
-    crate::bare::futex_wait(&chld::WAKE, seen, Some(100));
+    zreap::sys::bare::futex_wait(&chld::WAKE, seen, Some(100));
 }
 
 /// wait, waitpid, wait3 and wait4, interposed: all are this call.

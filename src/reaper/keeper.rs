@@ -8,6 +8,15 @@
 //! child's pidfd is sent over it (SCM_RIGHTS) and closed there while the gate
 //! is held, so no fork ever copies it.
 //!
+//! Why a bare thread where it can be one ([`sys::bare`]): a pthread puts the
+//! process on glibc's multi-threaded paths for good, and every later `fork()`
+//! of the program's own then writes malloc's and stdio's locks in parent and
+//! child. In a process that cannot change its credentials the keeper is made
+//! with `clone` alone, which glibc never sees; elsewhere it is a pthread. The
+//! code is the same: everything the keeper runs follows the bare thread's
+//! rules (raw system calls only, no errno, no allocation but its own
+//! mappings, no lock but the gate, no panic).
+//!
 //! The keeper never runs a pass: the pass uses fd numbers of the shared table,
 //! which mean other files here. It only records exits in the table (under the
 //! gate) and hands deferred passes back to the program's threads with a
@@ -26,11 +35,11 @@
 //! daemon once it is set up.
 
 use super::{watcher, State, REAPER};
-use crate::sys::{self, MappedVec, Received, Waited};
-use libc::{c_int, pid_t};
+use crate::sys::{self, bare, MappedVec, Received, Waited};
+use libc::{c_int, c_void, pid_t};
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 /// The shared table's end of the keeper's socket; -1 while no keeper runs.
 static TX: &AtomicI32 = &super::HOT.keeper.tx;
@@ -51,6 +60,7 @@ static DEAD: &[AtomicU64; 64] = &super::HOT.keeper.dead;
 pub(super) struct Words {
     tx: AtomicI32,
     kicked: AtomicBool,
+    forked: AtomicBool,
     kept: AtomicUsize,
     claims: [AtomicU64; 64],
     dead: [AtomicU64; 64],
@@ -61,6 +71,7 @@ impl Words {
         Words {
             tx: AtomicI32::new(-1),
             kicked: AtomicBool::new(false),
+            forked: AtomicBool::new(false),
             kept: AtomicUsize::new(0),
             claims: [const { AtomicU64::new(0) }; 64],
             dead: [const { AtomicU64::new(0) }; 64],
@@ -81,8 +92,9 @@ const OWN_FDS: usize = 8;
 /// This process is the child of a `fork()` (and has not exec'd): starting a
 /// thread here is not async-signal-safe (an allocator lock another thread of
 /// the parent held at the fork stays held, as ASan's does), so no keeper is
-/// started and children are watched in the shared table.
-static FORKED: AtomicBool = AtomicBool::new(false);
+/// started and children are watched in the shared table. On the page of hot
+/// words, which the child writes anyway.
+static FORKED: &AtomicBool = &super::HOT.keeper.forked;
 
 /// Starts the keeper unless it runs. Gate held, `st` ready. False when it
 /// cannot be started (children are then watched in the shared table).
@@ -198,38 +210,65 @@ fn wait_writable(fd: RawFd) {
     unsafe { libc::poll(&mut pfd, 1, 100) };
 }
 
-/// Starts the keeper thread and waits until it has its private fd table.
+/// The fds a starting keeper takes into its table: the socket's receiving
+/// end and the eventfd (set by [`start`], under the gate).
+static START_FDS: [AtomicI32; 2] = [const { AtomicI32::new(-1) }; 2];
+/// How the keeper's start went: [`PENDING`], then 0 or the errno it failed with.
+static STARTED: AtomicU32 = AtomicU32::new(PENDING);
+const PENDING: u32 = u32::MAX;
+
+/// Starts the keeper (a bare thread where credentials are fixed, else a
+/// pthread) and waits until it has its private fd table.
 fn start(efd: RawFd) -> io::Result<()> {
     let (tx, rx) = sys::stream_socketpair()?;
-    let (told, told_rx) = std::sync::mpsc::sync_channel(1);
-    let spawned = std::thread::Builder::new().name("zreap-keeper".into()).spawn(move || {
-        sys::block_all_signals_in_this_thread();
-        match Keeper::new(rx, efd) {
-            Ok(keeper) => {
-                let _ = told.send(Ok(()));
-                keeper.run()
-            }
-            Err(e) => {
-                let _ = told.send(Err(e));
-            }
-        }
-    });
-    let outcome = match spawned {
-        Ok(_) => told_rx.recv().unwrap_or_else(|_| Err(io::Error::from_raw_os_error(libc::EAGAIN))),
-        Err(e) => Err(e),
-    };
+    START_FDS[0].store(rx, SeqCst);
+    START_FDS[1].store(efd, SeqCst);
+    STARTED.store(PENDING, SeqCst);
+    let spawned = bare::spawn(keeper_on_bare_thread)
+        || std::thread::Builder::new()
+            .name("zreap-keeper".into())
+            .spawn(|| {
+                sys::block_all_signals_in_this_thread();
+                keeper_main();
+            })
+            .is_ok();
+    let mut outcome = if spawned { PENDING } else { libc::EAGAIN as u32 };
+    while outcome == PENDING {
+        sys::futex_wait(&STARTED, PENDING, None);
+        outcome = STARTED.load(SeqCst);
+    }
     // The keeper has its own copy of the receiving end now (or failed).
     sys::close(rx);
-    match outcome {
-        Ok(()) => {
-            TX.store(tx, SeqCst);
-            Ok(())
-        }
-        Err(e) => {
-            sys::close(tx);
-            Err(e)
-        }
+    if outcome == 0 {
+        TX.store(tx, SeqCst);
+        Ok(())
+    } else {
+        sys::close(tx);
+        Err(io::Error::from_raw_os_error(outcome as c_int))
     }
+}
+
+/// The keeper on a bare thread ([`sys::bare`]). Returns only if it could
+/// not start.
+extern "C" fn keeper_on_bare_thread(_: *mut c_void) -> c_int {
+    keeper_main();
+    0
+}
+
+/// Sets up the keeper's private table, says how that went, and serves for
+/// good. On the keeper's thread, by the bare thread's rules.
+fn keeper_main() {
+    let (rx, efd) = (START_FDS[0].load(SeqCst), START_FDS[1].load(SeqCst));
+    let outcome = match Keeper::new(rx, efd) {
+        Ok(keeper) => {
+            STARTED.store(0, SeqCst);
+            sys::futex_wake_all(&STARTED);
+            keeper.run()
+        }
+        Err(errno) => errno as u32,
+    };
+    STARTED.store(outcome, SeqCst);
+    sys::futex_wake_all(&STARTED);
 }
 
 /// A kept child as the keeper knows it.
@@ -241,6 +280,8 @@ struct Kept {
 }
 
 impl Kept {
+    const NONE: Kept = Kept { idx: 0, generation: 0, pidfd: -1 };
+
     /// Whether slot `idx` still holds this child, live and the keeper's.
     fn is_in(&self, st: &State) -> bool {
         let slot = st.table.slot(self.idx);
@@ -248,96 +289,105 @@ impl Kept {
     }
 }
 
+/// What the keeper holds for a slot's remote child: its pidfd, none (-1), or
+/// [`DEAD_EARLY`]: released before its pidfd arrived here.
+#[derive(Clone, Copy)]
+struct Remote {
+    generation: u32,
+    pidfd: RawFd,
+}
+
+const DEAD_EARLY: RawFd = -2;
+
+/// Whether generation `a` of a slot came after generation `b`.
+fn newer(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+/// A kept child whose pidfd did not reach this table.
+#[derive(Clone, Copy)]
+struct Lost {
+    idx: u32,
+    generation: u32,
+    pid: pid_t,
+    remote: bool,
+}
+
 struct Keeper {
     rx: RawFd,
     efd: RawFd,
     epfd: RawFd,
-    /// The child whose pidfd has each fd number here. Left out of a fork's
-    /// child, where the keeper does not exist.
+    /// The child whose pidfd has each fd number here.
     by_fd: MappedVec<Option<Kept>>,
-    /// Remote children's pidfds, by [`identity`].
-    remote: std::collections::HashMap<u64, RawFd>,
-    /// Remote children released before their pidfd arrived here.
-    dead_early: Vec<u64>,
-    /// Kept children whose pidfd turned readable.
-    ready: Vec<Kept>,
+    /// Remote children's pidfds, by slot.
+    remote: MappedVec<Remote>,
     /// Children whose pidfd is readable while they cannot be reaped yet (a
     /// tracer holds them), looked at again every [`Keeper::POLL_MS`].
-    stalled: Vec<Kept>,
-    /// Children whose pidfd did not reach this table: (slot, generation,
-    /// pid, remote), handed back to the passes as children without a pidfd.
-    lost: Vec<(u32, u32, pid_t, bool)>,
+    stalled: MappedVec<Kept>,
+    /// Children handed back to the passes as children without a pidfd.
+    lost: MappedVec<Lost>,
+}
+
+/// Closes the pidfd of a child this table no longer holds.
+fn close_kept(pidfd: RawFd) {
+    sys::close(pidfd);
+    KEPT.fetch_sub(1, SeqCst);
 }
 
 impl Keeper {
     const POLL_MS: c_int = 50;
+    /// Events taken per wake.
+    const BATCH: usize = 64;
 
     /// In the keeper thread: the private fd table keeps only the socket's
     /// receiving end and the eventfd (under the same numbers).
-    fn new(rx: RawFd, efd: RawFd) -> io::Result<Keeper> {
-        sys::private_fd_table(&[rx, efd])?;
-        // SAFETY: creates an fd in this thread's private table.
-        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if epfd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let keeper = Keeper {
+    fn new(rx: RawFd, efd: RawFd) -> Result<Keeper, c_int> {
+        sys::private_fd_table([rx, efd])?;
+        let epfd = sys::epoll_create()?;
+        let mut keeper = Keeper {
             rx,
             efd,
             epfd,
             by_fd: MappedVec::new(),
-            remote: std::collections::HashMap::new(),
-            dead_early: Vec::new(),
-            ready: Vec::with_capacity(64),
-            stalled: Vec::new(),
-            lost: Vec::new(),
+            remote: MappedVec::new(),
+            stalled: MappedVec::new(),
+            lost: MappedVec::new(),
         };
-        keeper.add(rx, RX_TAG, 0)?;
+        // Room for a batch of lost children, which need it most when memory is short.
+        let _ = keeper.lost.try_reserve(Self::BATCH);
+        sys::epoll_add(epfd, rx, libc::EPOLLIN as u32, RX_TAG)?;
         Ok(keeper)
     }
 
-    fn add(&self, fd: RawFd, data: u64, flags: c_int) -> io::Result<()> {
-        let mut event = libc::epoll_event { events: (libc::EPOLLIN | flags) as u32, u64: data };
-        // SAFETY: both fds are open in this table; event is valid.
-        if unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut event) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    fn run(mut self) {
-        const BATCH: usize = 64;
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
+    fn run(mut self) -> ! {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; Self::BATCH];
         loop {
             let timeout = if self.stalled.is_empty() { -1 } else { Self::POLL_MS };
-            // SAFETY: events has room for BATCH entries.
-            let n = unsafe { libc::epoll_wait(self.epfd, events.as_mut_ptr(), BATCH as c_int, timeout) };
-            for event in &events[..n.max(0) as usize] {
-                if event.u64 == RX_TAG {
+            let n = sys::epoll_wait(self.epfd, &mut events, timeout);
+            let mut ready = [Kept::NONE; Self::BATCH];
+            let mut n_ready = 0;
+            for event in &events[..n] {
+                let data = event.u64;
+                if data == RX_TAG {
                     self.drain();
                     self.close_dead();
                     continue;
                 }
-                let Some(kept) = self.by_fd.get_mut(event.u64 as usize).and_then(Option::take) else { continue };
+                let Some(kept) = self.by_fd.get_mut(data as usize).and_then(Option::take) else { continue };
                 // A child a wait has claimed is that wait's to reap: no gate
                 // is needed to let it go.
                 if unclaim(kept.idx, kept.generation) {
-                    self.close(kept.pidfd);
+                    close_kept(kept.pidfd);
                 } else {
-                    self.ready.push(kept);
+                    ready[n_ready] = kept;
+                    n_ready += 1;
                 }
             }
-            let work = !self.ready.is_empty() || !self.stalled.is_empty() || !self.lost.is_empty();
+            let work = n_ready > 0 || !self.stalled.is_empty() || !self.lost.is_empty();
             if work || KICKED.load(SeqCst) {
-                self.reap_and_record();
+                self.reap_and_record(&ready[..n_ready]);
             }
         }
-    }
-
-    /// Closes the pidfd of a child this table no longer watches.
-    fn close(&self, pidfd: RawFd) {
-        sys::close(pidfd);
-        KEPT.fetch_sub(1, SeqCst);
     }
 
     /// Closes the pidfds of the remote children the program has released.
@@ -345,16 +395,61 @@ impl Keeper {
         for cell in DEAD {
             let id = cell.swap(0, SeqCst);
             if id != 0 {
-                self.close_remote(id);
+                self.close_remote(id as u32, (id >> 32) as u32);
             }
         }
     }
 
-    fn close_remote(&mut self, id: u64) {
-        match self.remote.remove(&id) {
-            Some(pidfd) => self.close(pidfd),
-            None => self.dead_early.push(id),
+    /// Remote child `idx` of `generation` was released: closes its pidfd,
+    /// or notes that it is dead for when the pidfd arrives.
+    fn close_remote(&mut self, idx: u32, generation: u32) {
+        // Without room the pidfd stays open in this table when it comes,
+        // which no fork copies.
+        if self.remote.grow_to(idx as usize + 1, Remote { generation: 0, pidfd: -1 }).is_err() {
+            return;
         }
+        let held = &mut self.remote[idx as usize];
+        if held.pidfd >= 0 && held.generation == generation {
+            close_kept(held.pidfd);
+            held.pidfd = -1;
+        } else if held.pidfd < 0 || newer(generation, held.generation) {
+            // An older child's pidfd still here was released too (its slot
+            // was reused), whether or not its note was read yet.
+            if held.pidfd >= 0 {
+                close_kept(held.pidfd);
+            }
+            *held = Remote { generation, pidfd: DEAD_EARLY };
+        }
+    }
+
+    /// Holds remote child `idx`'s pidfd until the program releases it.
+    fn hold_remote(&mut self, idx: u32, generation: u32, pid: pid_t, pidfd: RawFd) {
+        if self.remote.grow_to(idx as usize + 1, Remote { generation: 0, pidfd: -1 }).is_err() {
+            sys::close(pidfd);
+            self.lose(Lost { idx, generation, pid, remote: true });
+            return;
+        }
+        let held = &mut self.remote[idx as usize];
+        if held.generation == generation && held.pidfd == DEAD_EARLY {
+            held.pidfd = -1;
+            close_kept(pidfd);
+        } else if held.pidfd >= 0 && newer(held.generation, generation) {
+            close_kept(pidfd);
+        } else {
+            // An older child's pidfd still here was released (its slot was
+            // reused) and its note not read yet.
+            if held.pidfd >= 0 {
+                close_kept(held.pidfd);
+            }
+            *held = Remote { generation, pidfd };
+        }
+    }
+
+    /// Hands a child back to the passes at the next reap, as one without a
+    /// pidfd. Without room (out of memory with a batch already waiting) it is
+    /// dropped: a wait for it then waits until memory allows again.
+    fn lose(&mut self, lost: Lost) {
+        let _ = self.lost.try_push(lost);
     }
 
     /// Takes every message waiting on the socket: new children to watch.
@@ -363,36 +458,31 @@ impl Keeper {
             match sys::recv_message(self.rx) {
                 Received::Message(message, fd) => {
                     let (idx, generation, pid, flags) = decode(&message);
+                    let remote = flags & FLAG_REMOTE != 0;
                     if idx == KICK {
                         continue;
                     }
                     if flags & FLAG_DEAD != 0 {
-                        self.close_remote(identity(idx, generation));
+                        self.close_remote(idx, generation);
                         continue;
                     }
-                    if flags & FLAG_REMOTE != 0 && fd >= 0 {
-                        let id = identity(idx, generation);
-                        match self.dead_early.iter().position(|&d| d == id) {
-                            Some(at) => {
-                                self.dead_early.swap_remove(at);
-                                self.close(fd);
-                            }
-                            None => {
-                                self.remote.insert(id, fd);
-                            }
-                        }
-                        continue;
-                    }
-                    // One-shot: a registration outlives the close of our fd
-                    // while a vfork child of another thread still has a copy
-                    // of the pidfd, and must not report it again.
-                    if fd < 0 || self.add(fd, fd as u64, libc::EPOLLONESHOT).is_err() {
-                        sys::close(fd);
-                        self.lost.push((idx, generation, pid, flags & FLAG_REMOTE != 0));
+                    if remote && fd >= 0 {
+                        self.hold_remote(idx, generation, pid, fd);
                         continue;
                     }
                     let at = fd as usize;
-                    self.by_fd.grow_to(at + 1, None);
+                    // One-shot: a registration outlives the close of our fd
+                    // while a vfork child of another thread still has a copy
+                    // of the pidfd, and must not report it again.
+                    let watched = fd >= 0
+                        && self.by_fd.grow_to(at + 1, None).is_ok()
+                        && sys::epoll_add(self.epfd, fd, (libc::EPOLLIN | libc::EPOLLONESHOT) as u32, at as u64)
+                            .is_ok();
+                    if !watched {
+                        sys::close(fd);
+                        self.lose(Lost { idx, generation, pid, remote });
+                        continue;
+                    }
                     self.by_fd[at] = Some(Kept { idx, generation, pidfd: fd });
                 }
                 Received::Empty | Received::Closed => return,
@@ -404,25 +494,26 @@ impl Keeper {
     /// that have ended, recording each under the gate in the same step (so a
     /// child is always either in the kernel or in the table), then lets the
     /// program's threads know.
-    fn reap_and_record(&mut self) {
+    fn reap_and_record(&mut self, ready: &[Kept]) {
         // Draining while waiting: a thread holding the gate may be sending.
         while !REAPER.try_acquire_raw() {
             self.drain();
-            std::thread::yield_now();
+            bare::sched_yield();
         }
         // SAFETY: the gate is held until release_leaving_deferred below.
         let st = unsafe { REAPER.value_mut() };
         let before = st.table.next_seq;
-        for kept in std::mem::take(&mut self.ready) {
+        for &kept in ready {
             if !kept.is_in(st) || st.table.slot(kept.idx).claimed {
                 // Claimed after the check in `run`, or gone.
                 unclaim(kept.idx, kept.generation);
-                self.close(kept.pidfd);
+                close_kept(kept.pidfd);
                 continue;
             }
             let found = sys::waitid(libc::P_PIDFD, kept.pidfd as libc::id_t, libc::WNOHANG | libc::__WALL);
             match found {
-                Ok(Waited::NotYet) => self.stalled.push(kept),
+                // Without room to wait for it, it is recorded as gone.
+                Ok(Waited::NotYet) if self.stalled.try_push(kept).is_ok() => {}
                 _ => self.finish(st, kept, found),
             }
         }
@@ -438,14 +529,15 @@ impl Keeper {
             self.finish(st, kept, found);
         }
         if !self.lost.is_empty() {
-            for (idx, generation, pid, remote) in std::mem::take(&mut self.lost) {
+            for lost in self.lost.iter() {
                 KEPT.fetch_sub(1, SeqCst);
-                if remote {
+                if lost.remote {
                     // Its registration in the reap fd went with the pidfd.
                     st.table.remote_armed -= 1;
                 }
-                st.lose_kept(idx, generation, pid);
+                st.lose_kept(lost.idx, lost.generation, lost.pid);
             }
+            self.lost.clear();
             watcher::publish_mode(st);
         }
         let recorded = st.table.next_seq != before;
@@ -464,8 +556,7 @@ impl Keeper {
         if handler && (pending || kicked) {
             // A pass is due and must not run here: zreap's handler runs it.
             // (Without a handler, passes run in the program's own calls.)
-            // SAFETY: sends SIGCHLD to this process, whose disposition is zreap's handler.
-            unsafe { libc::kill(libc::getpid(), libc::SIGCHLD) };
+            bare::signal_this_process(libc::SIGCHLD);
         }
     }
 
@@ -476,7 +567,7 @@ impl Keeper {
             Ok(Waited::Exited(_, status)) => Some(status),
             _ => None,
         };
-        self.close(kept.pidfd);
+        close_kept(kept.pidfd);
         if kept.is_in(st) {
             st.table.finish(kept.idx, status);
         }

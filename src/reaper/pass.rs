@@ -260,14 +260,12 @@ impl State {
     /// The start time of `pid`, read through the spare fd's place in the fd
     /// table when the table is full.
     fn start_time(&mut self, pid: pid_t) -> Option<u64> {
-        if let Some(t) = sys::proc_start_time(pid) {
-            return Some(t);
-        }
-        if self.spare_fd < 0 || sys::errno() != libc::EMFILE {
-            return None;
+        match sys::proc_start_time(pid) {
+            Err(libc::EMFILE) if self.spare_fd >= 0 => {}
+            found => return found.ok(),
         }
         sys::close(self.spare_fd);
-        let t = sys::proc_start_time(pid);
+        let t = sys::proc_start_time(pid).ok();
         self.spare_fd = sys::dup_cloexec(self.efd).unwrap_or(-1);
         t
     }

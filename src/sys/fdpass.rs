@@ -2,7 +2,7 @@
 //! carrying fixed 16-byte messages, each with at most one fd (SCM_RIGHTS).
 //!
 //! Signal context: [`send_message`] and [`recv_message`] are async-signal-safe
-//! (one system call each, on stack memory).
+//! (one system call each, on stack memory, with no errno written).
 
 use libc::c_int;
 use std::io;
@@ -55,15 +55,16 @@ pub fn send_message(sock: RawFd, message: &Message, fd: RawFd) -> Result<(), c_i
         }
     }
     loop {
+        let args =
+            [sock as usize, &msg as *const libc::msghdr as usize, (libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) as usize];
         // SAFETY: msg describes live stack memory for the whole call.
-        let sent = unsafe { libc::sendmsg(sock, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-        match sent {
-            n if n == MESSAGE_LEN as isize => return Ok(()),
-            -1 if super::errno() == libc::EINTR => continue,
-            -1 => return Err(super::errno()),
+        match unsafe { super::bare::syscall6(libc::SYS_sendmsg, [args[0], args[1], args[2], 0, 0, 0]) } {
+            Ok(MESSAGE_LEN) => return Ok(()),
+            Err(libc::EINTR) => continue,
+            Err(errno) => return Err(errno),
             // A stream socket takes the 16 bytes whole or not at all when they
             // fit in one buffer, which the kernel guarantees for this size.
-            _ => return Err(libc::EIO),
+            Ok(_) => return Err(libc::EIO),
         }
     }
 }
@@ -93,18 +94,23 @@ pub fn recv_message(sock: RawFd) -> Received {
     msg.msg_controllen = space.0.len();
     // Messages are written whole and the kernel never merges two that carry
     // fds, so asking for exactly MESSAGE_LEN bytes returns one message.
+    let flags = (libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as usize;
     let got = loop {
         // SAFETY: msg describes live stack memory for the whole call.
-        let got = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) };
-        if got == -1 && super::errno() == libc::EINTR {
-            continue;
+        match unsafe {
+            super::bare::syscall6(
+                libc::SYS_recvmsg,
+                [sock as usize, &mut msg as *mut libc::msghdr as usize, flags, 0, 0, 0],
+            )
+        } {
+            Err(libc::EINTR) => continue,
+            got => break got,
         }
-        break got;
     };
     match got {
-        0 => return Received::Closed,
-        -1 => return Received::Empty,
-        _ => {}
+        Ok(0) => return Received::Closed,
+        Err(_) => return Received::Empty,
+        Ok(_) => {}
     }
     let mut fd = -1;
     // SAFETY: the kernel filled msg_control; CMSG_FIRSTHDR checks its length.
@@ -118,17 +124,16 @@ pub fn recv_message(sock: RawFd) -> Received {
 }
 
 /// Gives the calling thread a private copy of the fd table
-/// (`unshare(CLONE_FILES)`) and closes every fd in it but `keep`. Later
-/// opens and closes in either table do not affect the other.
-pub fn private_fd_table(keep: &[RawFd]) -> io::Result<()> {
+/// (`unshare(CLONE_FILES)`) and closes every fd in it but `keep` (two fds,
+/// or -1). Later opens and closes in either table do not affect the other.
+/// Err(errno) if the copy cannot be made. Async-signal-safe; writes no errno
+/// (it runs on the keeper's bare thread).
+pub fn private_fd_table(keep: [RawFd; 2]) -> Result<(), c_int> {
     // SAFETY: unshare only changes the calling thread's own fd table.
-    if unsafe { libc::unshare(libc::CLONE_FILES) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    unsafe { super::bare::syscall6(libc::SYS_unshare, [libc::CLONE_FILES as usize, 0, 0, 0, 0, 0]) }?;
     let mut first: u32 = 0;
-    let mut sorted = keep.to_vec();
-    sorted.sort_unstable();
-    for fd in sorted.into_iter().filter(|&fd| fd >= 0).map(|fd| fd as u32) {
+    let (low, high) = (keep[0].min(keep[1]), keep[0].max(keep[1]));
+    for fd in [low, high].into_iter().filter(|&fd| fd >= 0).map(|fd| fd as u32) {
         close_range(first, fd.wrapping_sub(1), fd > first);
         first = fd + 1;
     }
@@ -139,6 +144,6 @@ pub fn private_fd_table(keep: &[RawFd]) -> io::Result<()> {
 fn close_range(first: u32, last: u32, nonempty: bool) {
     if nonempty {
         // SAFETY: closes fds of this thread's private table only.
-        unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+        let _ = unsafe { super::bare::syscall6(libc::SYS_close_range, [first as usize, last as usize, 0, 0, 0, 0]) };
     }
 }

@@ -10,7 +10,8 @@
 //! its parent's children anyway.
 //!
 //! Signal context: indexing and [`MappedVec::reset_in_child`] only touch
-//! memory; growing maps memory and is for ordinary context.
+//! memory; growing maps memory and is for ordinary context and the keeper's
+//! bare thread (raw system calls, no errno written).
 
 use std::io;
 use std::ops::{Deref, DerefMut};
@@ -51,43 +52,33 @@ impl<T: Copy> MappedVec<T> {
         if needed <= self.cap {
             return Ok(());
         }
-        let page = page_size();
         let bytes = needed
             .max(self.cap * 2)
             .checked_mul(Self::SIZE)
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
-        let bytes = bytes.div_ceil(page) * page;
+        let bytes = bytes.div_ceil(GRAIN) * GRAIN;
         let old_bytes = self.cap * Self::SIZE;
-        // SAFETY: a fresh anonymous mapping, or the one this array owns
-        // (old_bytes long) grown in place or moved whole; nothing else
-        // points into it.
-        let new = unsafe {
-            if self.cap == 0 {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    bytes,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            } else {
-                libc::mremap(self.ptr.as_ptr().cast(), old_bytes, bytes, libc::MREMAP_MAYMOVE)
-            }
+        let raw = |number, args| {
+            // SAFETY: a fresh anonymous mapping, or the one this array owns
+            // (old_bytes long) grown in place or moved whole, or advice on
+            // it; nothing else points into it.
+            unsafe { super::bare::syscall6(number, args) }.map_err(io::Error::from_raw_os_error)
         };
-        if new == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let new = if self.cap == 0 {
+            let prot = (libc::PROT_READ | libc::PROT_WRITE) as usize;
+            let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as usize;
+            raw(libc::SYS_mmap, [0, bytes, prot, flags, usize::MAX, 0])?
+        } else {
+            let moved = libc::MREMAP_MAYMOVE as usize;
+            raw(libc::SYS_mremap, [self.ptr.as_ptr() as usize, old_bytes, bytes, moved, 0, 0])?
+        };
         if self.cap == 0 && !self.inherited {
-            // SAFETY: new is a mapping of `bytes` this array owns.
-            if unsafe { libc::madvise(new, bytes, libc::MADV_DONTFORK) } == -1 {
-                let e = io::Error::last_os_error();
-                // SAFETY: the mapping just made, not yet handed out.
-                unsafe { libc::munmap(new, bytes) };
+            if let Err(e) = raw(libc::SYS_madvise, [new, bytes, libc::MADV_DONTFORK as usize, 0, 0, 0]) {
+                let _ = raw(libc::SYS_munmap, [new, bytes, 0, 0, 0, 0]);
                 return Err(e);
             }
         }
-        self.ptr = NonNull::new(new.cast()).expect("mmap never returns address 0 here");
+        self.ptr = NonNull::new(new as *mut T).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
         self.cap = bytes / Self::SIZE;
         Ok(())
     }
@@ -97,24 +88,52 @@ impl<T: Copy> MappedVec<T> {
     /// # Panics
     /// When the mapping cannot grow, as `Vec::push` aborts when memory runs out.
     pub fn push(&mut self, value: T) {
-        if self.len == self.cap {
-            if let Err(e) = self.try_reserve(1) {
-                panic!("zreap: cannot grow a table: {e}");
-            }
+        if let Err(e) = self.try_push(value) {
+            panic!("zreap: cannot grow a table: {e}");
         }
+    }
+
+    /// Appends a value, growing the mapping if needed; never panics.
+    ///
+    /// # Errors
+    /// As [`MappedVec::try_reserve`]; the array is unchanged then.
+    pub fn try_push(&mut self, value: T) -> io::Result<()> {
+        self.try_reserve(1)?;
         // SAFETY: len < cap, so the slot is inside the mapping.
         unsafe { self.ptr.as_ptr().add(self.len).write(value) };
         self.len += 1;
+        Ok(())
     }
 
-    /// Grows to `len` values, the new ones `value` (ordinary context).
+    /// Grows to at least `len` values, the new ones `value`; never panics.
+    ///
+    /// # Errors
+    /// As [`MappedVec::try_reserve`]; the array is unchanged then.
+    pub fn grow_to(&mut self, len: usize, value: T) -> io::Result<()> {
+        self.try_reserve(len.saturating_sub(self.len))?;
+        while self.len < len {
+            // SAFETY: len < cap after the reserve, so the slot is inside the mapping.
+            unsafe { self.ptr.as_ptr().add(self.len).write(value) };
+            self.len += 1;
+        }
+        Ok(())
+    }
+
+    /// Removes value `i` and puts the last one in its place.
     ///
     /// # Panics
-    /// As [`MappedVec::push`].
-    pub fn grow_to(&mut self, len: usize, value: T) {
-        while self.len < len {
-            self.push(value);
-        }
+    /// When `i` is out of bounds, as `Vec::swap_remove`.
+    pub fn swap_remove(&mut self, i: usize) -> T {
+        let value = self[i];
+        let last = self.len - 1;
+        self[i] = self[last];
+        self.len = last;
+        value
+    }
+
+    /// Removes every value, keeping the mapping.
+    pub fn clear(&mut self) {
+        self.len = 0;
     }
 
     /// Whether a fork gives the child a copy of the values (`MADV_DOFORK`)
@@ -178,11 +197,9 @@ impl<T: Copy> Drop for MappedVec<T> {
     }
 }
 
-fn page_size() -> usize {
-    // SAFETY: sysconf with a valid name.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(size).unwrap_or(4096)
-}
+/// The granularity of growth: a page on most machines; the kernel rounds
+/// lengths up to larger pages itself.
+const GRAIN: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -198,7 +215,7 @@ mod tests {
         assert!(v.iter().copied().eq(0..10_000));
         v[5] = 42;
         assert_eq!(v[5], 42);
-        v.grow_to(20_000, 3);
+        v.grow_to(20_000, 3).unwrap();
         assert_eq!((v.len(), v[9_999], v[10_000], v[19_999]), (20_000, 9_999, 3, 3));
     }
 

@@ -9,14 +9,14 @@
 //! assert_eq!(zreap::sys::peek_exited_child(), None);
 //! ```
 
+pub mod bare;
 mod fdpass;
-mod futex;
 mod mapped;
 mod procfs;
 mod signals;
 
+pub use bare::{futex_wait, futex_wake_all};
 pub use fdpass::{private_fd_table, recv_message, send_message, stream_socketpair, Message, Received};
-pub use futex::{futex_wait, futex_wake_all};
 pub(crate) use mapped::MappedVec;
 pub use procfs::{proc_start_time, start_time_from_stat};
 pub use signals::{arm_pdeathsig, block_all_signals_in_this_thread, reset_all_dispositions, set_raw_sigmask};
@@ -50,8 +50,12 @@ impl ErrnoGuard {
 }
 
 impl Drop for ErrnoGuard {
+    /// Writes errno back only if it changed: after a `fork()` the page that
+    /// holds it is shared with the child, and a write would cost a copy.
     fn drop(&mut self) {
-        set_errno(self.0);
+        if errno() != self.0 {
+            set_errno(self.0);
+        }
     }
 }
 
@@ -76,33 +80,11 @@ pub enum Waited {
     NotYet,
 }
 
-/// Raw `waitid(idtype, id, options)` (never an interposed libc wrapper),
-/// retrying on EINTR: the child's full siginfo, or None when nothing changed
-/// state (WNOHANG).
+/// Raw `waitid(idtype, id, options)` (never an interposed libc wrapper, and
+/// no errno written), retrying on EINTR: the child's full siginfo, or None
+/// when nothing changed state (WNOHANG).
 pub fn waitid_info(idtype: libc::idtype_t, id: libc::id_t, options: c_int) -> io::Result<Option<libc::siginfo_t>> {
-    loop {
-        // SAFETY: siginfo_t is plain data; all-zero is a valid value.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: info is a valid, writable siginfo_t; the rusage argument is NULL.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_waitid,
-                idtype,
-                id,
-                &mut info as *mut libc::siginfo_t,
-                options,
-                std::ptr::null_mut::<libc::rusage>(),
-            )
-        };
-        if rc == -1 {
-            match io::Error::last_os_error() {
-                e if e.raw_os_error() == Some(libc::EINTR) => continue,
-                e => return Err(e),
-            }
-        }
-        // SAFETY: waitid succeeded, so si_pid is valid (0 when nothing changed).
-        return Ok((unsafe { info.si_pid() } != 0).then_some(info));
-    }
+    bare::waitid_info(idtype, id, options).map_err(io::Error::from_raw_os_error)
 }
 
 /// `waitid(idtype, id, WEXITED | extra)`: the exited child's pid and
@@ -144,11 +126,40 @@ pub fn pidfd_open(pid: pid_t) -> io::Result<RawFd> {
 }
 
 /// Closes an fd, ignoring errors (used only on fds the library owns).
+/// Async-signal-safe; writes no errno.
 pub fn close(fd: RawFd) {
     if fd >= 0 {
         // SAFETY: the library owns fd and never uses it after this call.
-        unsafe { libc::close(fd) };
+        let _ = unsafe { bare::syscall6(libc::SYS_close, [fd as usize, 0, 0, 0, 0, 0]) };
     }
+}
+
+/// `epoll_create1(EPOLL_CLOEXEC)`: a new epoll set, or the errno.
+/// Async-signal-safe; writes no errno.
+pub fn epoll_create() -> Result<RawFd, c_int> {
+    // SAFETY: creates an fd; takes a flag.
+    unsafe { bare::syscall6(libc::SYS_epoll_create1, [libc::EPOLL_CLOEXEC as usize, 0, 0, 0, 0, 0]) }
+        .map(|fd| fd as RawFd)
+}
+
+/// Adds `fd` to epoll set `epfd`, reporting `events` with `data`.
+/// Async-signal-safe; writes no errno.
+pub fn epoll_add(epfd: RawFd, fd: RawFd, events: u32, data: u64) -> Result<(), c_int> {
+    let mut event = libc::epoll_event { events, u64: data };
+    let args =
+        [epfd as usize, libc::EPOLL_CTL_ADD as usize, fd as usize, &mut event as *mut libc::epoll_event as usize];
+    // SAFETY: event is a valid epoll_event for the call.
+    unsafe { bare::syscall6(libc::SYS_epoll_ctl, [args[0], args[1], args[2], args[3], 0, 0]) }.map(drop)
+}
+
+/// Waits up to `timeout_ms` (-1: no limit) for events of set `epfd`: how
+/// many of `events` it filled (0 on a timeout, a signal or an error).
+/// Async-signal-safe; writes no errno.
+pub fn epoll_wait(epfd: RawFd, events: &mut [libc::epoll_event], timeout_ms: c_int) -> usize {
+    let max = events.len().min(c_int::MAX as usize);
+    let args = [epfd as usize, events.as_mut_ptr() as usize, max, timeout_ms as usize, 0, 8];
+    // SAFETY: events has room for `max` entries; a NULL signal mask.
+    unsafe { bare::syscall6(libc::SYS_epoll_pwait, args) }.unwrap_or(0)
 }
 
 /// `fcntl(fd, F_DUPFD_CLOEXEC, 0)`: a close-on-exec copy of `fd`.
@@ -184,16 +195,13 @@ pub fn chdir(path: &std::ffi::CStr) -> Result<(), c_int> {
     check(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
 }
 
-/// Adds 1 to an eventfd's counter.
+/// Adds 1 to an eventfd's counter. Async-signal-safe; writes no errno.
 pub fn eventfd_signal(fd: RawFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a valid u64; an eventfd accepts exactly that.
-    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    let _ = bare::write(fd, &1u64.to_ne_bytes());
 }
 
-/// Resets an eventfd's counter to 0 (it is non-blocking).
+/// Resets an eventfd's counter to 0 (it is non-blocking). Async-signal-safe;
+/// writes no errno.
 pub fn eventfd_drain(fd: RawFd) {
-    let mut value: u64 = 0;
-    // SAFETY: reads 8 bytes into a valid u64.
-    unsafe { libc::read(fd, (&mut value as *mut u64).cast(), 8) };
+    let _ = bare::read(fd, &mut [0; 8]);
 }

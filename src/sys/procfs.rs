@@ -1,33 +1,33 @@
 //! The start time of a process from `/proc/PID/stat`: with the pid, the
 //! identity of a process that has no pidfd. Async-signal-safe.
 
-use libc::pid_t;
+use libc::{c_int, pid_t};
 
 /// The start time of process `pid` (field 22 of `/proc/PID/stat`, in clock
 /// ticks since boot), which tells apart two processes that had the same pid
-/// more than a tick apart. Works on zombies. None when the process is gone or
-/// the file cannot be opened (`EMFILE` included).
+/// more than a tick apart. Works on zombies. Err(errno) when the file cannot
+/// be opened or read (`ENOENT` once the process is gone, `EMFILE` when the
+/// fd table is full), `EINVAL` when it cannot be parsed.
 ///
-/// Async-signal-safe: open, read and close into stack buffers; no allocation.
-pub fn proc_start_time(pid: pid_t) -> Option<u64> {
+/// Async-signal-safe: open, read and close into stack buffers; no allocation
+/// and no errno written.
+pub fn proc_start_time(pid: pid_t) -> Result<u64, c_int> {
     let mut path = [0u8; 32];
     let prefix = b"/proc/";
     path[..prefix.len()].copy_from_slice(prefix);
-    let mut len = prefix.len() + write_decimal(&mut path[prefix.len()..], u64::try_from(pid).ok()?);
+    let pid = u64::try_from(pid).map_err(|_| libc::EINVAL)?;
+    let mut len = prefix.len() + write_decimal(&mut path[prefix.len()..], pid);
     path[len..len + 5].copy_from_slice(b"/stat");
     len += 5;
     path[len] = 0;
+    let flags = (libc::O_RDONLY | libc::O_CLOEXEC) as usize;
+    let open_args = [libc::AT_FDCWD as usize, path.as_ptr() as usize, flags, 0, 0, 0];
     // SAFETY: path is NUL-terminated.
-    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return None;
-    }
+    let fd = unsafe { super::bare::syscall6(libc::SYS_openat, open_args) }? as c_int;
     let mut buf = [0u8; 2048];
-    // SAFETY: reads at most buf.len() bytes into buf.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    let n = super::bare::read(fd, &mut buf);
     super::close(fd);
-    let text = buf.get(..usize::try_from(n).ok()?)?;
-    start_time_from_stat(text)
+    start_time_from_stat(&buf[..n?]).ok_or(libc::EINVAL)
 }
 
 /// Field 22 (starttime) of a `/proc/PID/stat` line. The command name (field 2)
@@ -73,7 +73,7 @@ mod tests {
     #[test]
     fn start_time_of_this_process_is_stable_and_of_a_gone_pid_none() {
         let me = proc_start_time(std::process::id() as pid_t).unwrap();
-        assert_eq!(proc_start_time(std::process::id() as pid_t), Some(me));
-        assert_eq!(proc_start_time(i32::MAX), None);
+        assert_eq!(proc_start_time(std::process::id() as pid_t), Ok(me));
+        assert_eq!(proc_start_time(i32::MAX), Err(libc::ENOENT));
     }
 }

@@ -1,22 +1,31 @@
-//! System calls made with the `syscall` instruction itself, and the reaper
-//! thread made with `clone` alone: code that neither glibc nor errno sees.
+//! System calls made with the `syscall` instruction itself, and threads made
+//! with `clone` alone: code that neither glibc nor errno sees.
 //!
 //! A thread made by `pthread_create` makes glibc treat the process as
 //! multi-threaded for the rest of its life. Every later `fork` then takes
 //! malloc's and stdio's locks and releases them in parent and child, writing
-//! pages the two share: 14 more page faults per fork, +15-25 % per
-//! fork+exit+wait on a VM. And `pthread_exit` in `main` no longer ends the
-//! process, which lives on with the shim's thread alone and all signals but
-//! SIGKILL blocked. A bare thread has neither effect.
+//! pages the two share: about 16 more page faults per fork+exit+wait, +15-25 %
+//! on a VM. And `pthread_exit` in `main` no longer ends the process, which
+//! lives on with the library's thread alone. A bare thread has neither effect.
 //!
 //! The price is that a bare thread has no TLS of its own: it shares the
 //! creating thread's. Code that runs on it makes system calls only through
 //! this module (never errno, never a libc function, never the dynamic
-//! linker: the core is bound at load, see build.rs), has every signal
-//! blocked, and takes no lock. And glibc's `setuid` and friends change the
-//! credentials of the threads glibc knows, so a bare thread is made only in
-//! a process that cannot change its credentials at all
-//! ([`credentials_are_fixed`]); elsewhere the reaper is a pthread.
+//! linker's lazy resolver), allocates nothing, takes no lock and never
+//! panics, with every signal blocked. And glibc's `setuid` and friends change
+//! the credentials of the threads glibc knows, so a bare thread is made only
+//! in a process that cannot change its credentials at all
+//! ([`credentials_are_fixed`]); elsewhere the caller makes a pthread.
+//!
+//! Signal context: every function here but [`spawn`] and
+//! [`credentials_are_fixed`] is async-signal-safe and writes no errno.
+//!
+//! ```
+//! // The raw call and libc's agree, and errno is left alone.
+//! zreap::sys::set_errno(7);
+//! assert_eq!(zreap::sys::bare::getpid(), std::process::id() as libc::pid_t);
+//! assert_eq!(zreap::sys::errno(), 7);
+//! ```
 
 use libc::{c_int, c_long, c_void};
 use std::sync::atomic::AtomicU32;
@@ -27,7 +36,7 @@ use std::sync::atomic::AtomicU32;
 /// # Safety
 /// The arguments are valid for system call `number`.
 #[cfg(target_arch = "x86_64")]
-unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize, c_int> {
+pub(crate) unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize, c_int> {
     let ret: isize;
     // SAFETY: the kernel's x86_64 system call convention; it clobbers rcx and
     // r11 and touches no user stack. The caller vouches for the arguments.
@@ -49,7 +58,7 @@ unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize, c_int> {
 /// # Safety
 /// The arguments are valid for system call `number`.
 #[cfg(target_arch = "aarch64")]
-unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize, c_int> {
+pub(crate) unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize, c_int> {
     let ret: isize;
     // SAFETY: the kernel's aarch64 system call convention. The caller vouches
     // for the arguments.
@@ -65,17 +74,18 @@ unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize, c_int> {
     decode(ret)
 }
 
-/// Elsewhere through libc, which sets errno: no bare threads there.
+/// Elsewhere through libc, which sets errno (restored here): no bare threads
+/// there.
 ///
 /// # Safety
 /// The arguments are valid for system call `number`.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize, c_int> {
-    let _errno = zreap::sys::ErrnoGuard::new();
+pub(crate) unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize, c_int> {
+    let _errno = super::ErrnoGuard::new();
     // SAFETY: the caller vouches for the arguments.
     let ret = unsafe { libc::syscall(number, args[0], args[1], args[2], args[3], args[4], args[5]) };
     if ret == -1 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        Err(super::errno())
     } else {
         Ok(ret as usize)
     }
@@ -113,7 +123,7 @@ pub fn waitid_info(idtype: libc::idtype_t, id: libc::id_t, options: c_int) -> Re
 
 /// Waits on a futex word while it still holds `expected`, for at most
 /// `timeout_ms` (None: no limit). Returns on a wake, a timeout, a signal or a
-/// changed value alike. Async-signal-safe.
+/// changed value alike; callers re-check their condition. Async-signal-safe.
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout_ms: Option<u64>) {
     let timeout = timeout_ms.map(|ms| libc::timespec {
         tv_sec: (ms / 1000) as libc::time_t,
@@ -144,11 +154,29 @@ pub fn getpgid(pid: libc::pid_t) -> libc::pid_t {
     unsafe { syscall6(libc::SYS_getpgid, [pid as usize, 0, 0, 0, 0, 0]) }.map_or(-1, |pgid| pgid as libc::pid_t)
 }
 
-/// One write(2) of `bytes` to `fd` (log lines: a short write is left short).
-/// Async-signal-safe.
-pub fn write(fd: c_int, bytes: &[u8]) {
+/// Sends `signal` to this process (kill(getpid(), signal)). Async-signal-safe.
+pub fn signal_this_process(signal: c_int) {
+    // SAFETY: kill takes a pid and a signal number.
+    let _ = unsafe { syscall6(libc::SYS_kill, [getpid() as usize, signal as usize, 0, 0, 0, 0]) };
+}
+
+/// sched_yield(2). Async-signal-safe.
+pub fn sched_yield() {
+    // SAFETY: sched_yield takes no arguments.
+    let _ = unsafe { syscall6(libc::SYS_sched_yield, [0; 6]) };
+}
+
+/// One write(2) of `bytes` to `fd` (a short write is left short): the
+/// count written or the errno. Async-signal-safe.
+pub fn write(fd: c_int, bytes: &[u8]) -> Result<usize, c_int> {
     // SAFETY: writes from a valid buffer of that length.
-    let _ = unsafe { syscall6(libc::SYS_write, [fd as usize, bytes.as_ptr() as usize, bytes.len(), 0, 0, 0]) };
+    unsafe { syscall6(libc::SYS_write, [fd as usize, bytes.as_ptr() as usize, bytes.len(), 0, 0, 0]) }
+}
+
+/// One read(2) into `buf`: the count read or the errno. Async-signal-safe.
+pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, c_int> {
+    // SAFETY: reads into a valid buffer of that length.
+    unsafe { syscall6(libc::SYS_read, [fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0]) }
 }
 
 /// Can this process never change its credentials? True when its user and
@@ -188,15 +216,16 @@ pub fn credentials_are_fixed() -> bool {
     read && data.iter().all(|d| d.effective == 0 && d.permitted == 0)
 }
 
-/// The bare thread's stack (its lowest page is a guard).
-const STACK_SIZE: usize = 64 * 1024;
+/// A bare thread's stack (its lowest page is a guard).
+const STACK_SIZE: usize = 256 * 1024;
 
-/// Starts `entry` on a bare thread with every signal blocked; false if this
-/// platform or process cannot have one (the caller then makes a pthread).
-/// The thread lives until the process ends or execs. Ordinary context; keeps
-/// errno.
+/// Starts `entry` on a bare thread with every signal blocked; false if
+/// this platform or process cannot have one (the caller then makes a
+/// pthread). The thread lives until the process ends or execs, or until
+/// `entry` returns (its stack then stays mapped). `entry` must follow this
+/// module's rules. Ordinary context; keeps errno.
 pub fn spawn(entry: extern "C" fn(*mut c_void) -> c_int) -> bool {
-    let _errno = zreap::sys::ErrnoGuard::new();
+    let _errno = super::ErrnoGuard::new();
     if !BARE_THREADS || !credentials_are_fixed() {
         return false;
     }
@@ -230,8 +259,8 @@ pub fn spawn(entry: extern "C" fn(*mut c_void) -> c_int) -> bool {
     let mask_args = |set: *const u64, old: *mut u64| [libc::SIG_SETMASK as usize, set as usize, old as usize, 8, 0, 0];
     // SAFETY: 8-byte kernel signal sets, valid for the call.
     let blocked = unsafe { syscall6(libc::SYS_rt_sigprocmask, mask_args(&all, &mut saved)) }.is_ok();
-    // SAFETY: the stack is ours for good (never unmapped); entry runs on it
-    // with the blocked mask, calls nothing of glibc's and never returns.
+    // SAFETY: the stack is the thread's for good (never unmapped); entry runs
+    // on it with the blocked mask and calls nothing of glibc's.
     let tid = blocked
         .then(|| unsafe { libc::clone(entry, stack.cast::<u8>().add(STACK_SIZE).cast(), flags, std::ptr::null_mut()) });
     if blocked {
