@@ -295,9 +295,9 @@ pub fn daemon_ready(code: c_int) -> io::Result<()> {
 /// caller learns at once if the daemon dies before it is ready.
 /// Async-signal-safe (called from the fork handler).
 fn forget_ready_in_child() {
-    let fd = READY_FD.swap(-1, SeqCst);
-    if fd >= 0 {
-        sys::close(fd);
+    // Looked at first: a swap writes, and a write copies the page.
+    if READY_FD.load(SeqCst) >= 0 {
+        sys::close(READY_FD.swap(-1, SeqCst));
     }
 }
 

@@ -132,14 +132,22 @@ pub(super) fn sync_eventfd(st: &State) {
     }
 }
 
+/// In a forked child: closes the parent's eventfd, epoll set and spare fd,
+/// for the child to make its own when it needs them. Async-signal-safe.
+pub(super) fn close_in_child(st: &mut State) {
+    for fd in [&mut st.efd, &mut st.epfd, &mut st.spare_fd] {
+        sys::close(*fd);
+        *fd = -1;
+    }
+}
+
 /// In a forked child: fresh fds under the same numbers, so `zreap_fd()` stays
 /// the same fd and is not shared with the parent. Async-signal-safe.
 pub(super) fn renew_in_child(st: &mut State) -> io::Result<()> {
     let (epfd, efd) = match new_event_fds() {
         Ok(fds) => fds,
         Err(e) => {
-            [st.efd, st.epfd, st.spare_fd].into_iter().for_each(sys::close);
-            st.spare_fd = -1;
+            close_in_child(st);
             return Err(e);
         }
     };

@@ -191,9 +191,10 @@ impl State {
     }
 
     /// Creates the eventfd, the epoll set, the spare fd and the untracked
-    /// buffer. Ordinary context only.
+    /// buffer; in a forked child that left its parent's fds behind, the fds
+    /// alone. Ordinary context only.
     fn ensure_ready(&mut self) -> io::Result<()> {
-        if self.ready {
+        if self.ready && self.epfd >= 0 {
             return Ok(());
         }
         let (epfd, efd) = events::new_event_fds()?;
@@ -234,8 +235,14 @@ fn reset_in_child() {
     st.table.reset_in_child(crate::sys::close);
     // SAFETY: getpid cannot fail.
     st.owner = unsafe { libc::getpid() };
-    if st.ready && events::renew_in_child(st).is_err() {
-        st.ready = false;
+    if st.ready && st.fd_wanted {
+        if events::renew_in_child(st).is_err() {
+            st.ready = false;
+        }
+    } else {
+        // No one holds these fds' numbers: the child makes new ones when it
+        // first needs them, and a child on its way to exec makes none.
+        events::close_in_child(st);
     }
     watcher::forget_in_child();
     COUNTERS.reset();

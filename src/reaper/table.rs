@@ -555,7 +555,10 @@ impl Table {
         self.remote_armed = 0;
         self.slots.reset_in_child();
         self.free_head = NIL;
-        self.by_pid.clear();
+        // Set aside, not cleared: clearing would write (and so copy) its
+        // pages, and freeing is not async-signal-safe. The child keeps the
+        // parent's copy of the memory, as `clear` would have.
+        std::mem::forget(std::mem::replace(&mut self.by_pid, HashMap::with_hasher(BuildHasherDefault::new())));
         self.fallback.clear();
         self.live = 0;
         self.done_head = NIL;

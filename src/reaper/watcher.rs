@@ -117,9 +117,12 @@ pub(super) fn start() -> io::Result<()> {
     }
 }
 
-/// In a forked child the thread does not exist. Async-signal-safe.
+/// In a forked child the thread does not exist. Async-signal-safe; writes
+/// only when there is something to forget (a write copies the page).
 pub(super) fn forget_in_child() {
-    STARTED.store(false, SeqCst);
+    if STARTED.load(SeqCst) {
+        STARTED.store(false, SeqCst);
+    }
 }
 
 fn watch() {

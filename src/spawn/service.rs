@@ -88,9 +88,12 @@ fn service() -> io::Result<&'static Service> {
 
 /// In a forked child the service thread does not exist: forget it (its memory
 /// is left as is) so the next spawn starts a new one. Async-signal-safe
-/// (post-fork child code: one atomic store).
+/// (post-fork child code: one atomic store, made only when there is a
+/// service to forget, since a write copies the page).
 fn forget_service_in_child() {
-    SERVICE.store(std::ptr::null_mut(), SeqCst);
+    if !SERVICE.load(SeqCst).is_null() {
+        SERVICE.store(std::ptr::null_mut(), SeqCst);
+    }
 }
 
 fn again() -> io::Error {

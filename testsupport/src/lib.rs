@@ -74,7 +74,10 @@ fn build_c_variant(src: &str, suffix: &str, flags: &[&str]) -> PathBuf {
         }
     }
 
-    let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+    // A name of its own per build: two tests may build the same program at once.
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let build = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = out.with_extension(format!("tmp{}-{build}", std::process::id()));
     let status = Command::new(c_compiler())
         .args(["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread"])
         .args(flags)
@@ -235,7 +238,21 @@ pub fn run_c_test_under(wrapper: &[&str], src: &str) {
         }
         None => Command::new(&exe),
     };
-    let out = run_with_deadline(&mut cmd, Duration::from_secs(180));
+    run_c_test_command(&mut cmd, src);
+}
+
+/// [`run_c_test`] as uid and gid 65534 (the caller is root), with no
+/// supplementary groups and no capabilities: a process that cannot change
+/// its credentials. Runs in `/tmp`, which that user may write.
+pub fn run_c_test_unprivileged(src: &str) {
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = Command::new(build_c(src));
+    cmd.uid(65534).gid(65534).current_dir("/tmp");
+    run_c_test_command(&mut cmd, src);
+}
+
+fn run_c_test_command(cmd: &mut Command, src: &str) {
+    let out = run_with_deadline(cmd, Duration::from_secs(180));
     assert!(
         out.status.success(),
         "{src}: {:?}\nstdout:\n{}\nstderr:\n{}",
