@@ -51,6 +51,10 @@ const START_LIBS: [(&str, &str, bool); 10] = [
     ("glib", "GLib g_spawn_async + g_child_watch_add", false),
 ];
 
+/// The user the timed workers run as when the bench runs as root: one that
+/// cannot change its credentials, as most programs.
+const UNPRIVILEGED: u32 = 65534;
+
 /// The host's own starts beside N live children, tracked or not: (worker
 /// with tracked children, worker with untracked ones, what the host does).
 const HOST_PAIRS: [(&str, &str, &str); 3] = [
@@ -100,7 +104,10 @@ pub const METHOD_TEXT: &str = "\
    The raw `fork()` row forks children that block without exec, as `zreap::fork`'s do. The
    page-fault rows are the worker's minor faults (`getrusage(RUSAGE_SELF)`, every thread)
    over the measured iterations, start and wait alike, per iteration, median of the runs:
-   unlike time, they repeat from run to run on a shared machine.
+   unlike time, they repeat from run to run on a shared machine. Run by root, the workers of
+   sections 7 and 8 run as uid/gid 65534, a process that cannot change its credentials,
+   where zreap's keeper is a bare clone that glibc does not count (as root it is a pthread,
+   and a single-threaded host's own `fork()` pays glibc's multi-threaded path).
 8. **Exit-to-delivery latency.** Same driver: the measured child is `tiny-block` on a pipe
    of its own; once it sleeps in `read()` (state S in /proc), the time from closing the
    pipe's write end to the waiter holding the exit status. This includes the child's wake-up
@@ -425,7 +432,15 @@ impl Bench {
                 c.args(["-f", "-qq", "-o"]).arg(file).arg("--").arg(&prog);
                 c
             }
-            None => Command::new(&prog),
+            None => {
+                let mut c = Command::new(&prog);
+                // SAFETY: geteuid cannot fail.
+                if unsafe { libc::geteuid() } == 0 {
+                    use std::os::unix::process::CommandExt as _;
+                    c.uid(UNPRIVILEGED).gid(UNPRIVILEGED);
+                }
+                c
+            }
         };
         cmd.args(&args);
         let limit = Duration::from_secs(120) + Duration::from_millis(20) * n as u32;

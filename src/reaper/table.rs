@@ -122,6 +122,8 @@ pub(super) enum Taken {
     Nothing,
 }
 
+type PidMap = HashMap<pid_t, u32, BuildHasherDefault<PidHasher>>;
+
 pub(super) struct Table {
     /// Left out of a fork's child, except while a pass in the scope of the
     /// library's own children reads slots (see [`Table::share_slots`]).
@@ -131,7 +133,12 @@ pub(super) struct Table {
     /// memory (after a fork, each page the parent writes costs it a copy).
     free_head: u32,
     /// The oldest slot of each pid still in the table; later ones follow `Slot::newer`.
-    by_pid: HashMap<pid_t, u32, BuildHasherDefault<PidHasher>>,
+    by_pid: PidMap,
+    /// In a forked child, the parent's pid map: set aside untouched (clearing
+    /// it would write, and so copy, its pages; freeing is not
+    /// async-signal-safe) and taken back, cleared, when the child first
+    /// tracks a child of its own.
+    set_aside: PidMap,
     /// Tracked children without a pidfd.
     pub fallback: Vec<u32>,
     /// Tracked children of the program not yet reaped.
@@ -157,6 +164,7 @@ impl Table {
             slots: MappedVec::new(),
             free_head: NIL,
             by_pid: HashMap::with_hasher(BuildHasherDefault::new()),
+            set_aside: HashMap::with_hasher(BuildHasherDefault::new()),
             fallback: Vec::new(),
             live: 0,
             watched: 0,
@@ -188,6 +196,10 @@ impl Table {
         // Room for every slot: a pass (in the handler too) may move any
         // number of remote children to the fallback list.
         self.fallback.reserve(self.slots.len() + 1);
+        if self.by_pid.capacity() == 0 && self.set_aside.capacity() > 0 {
+            std::mem::swap(&mut self.by_pid, &mut self.set_aside);
+            self.by_pid.clear();
+        }
         self.by_pid.reserve(1);
         Ok(())
     }
@@ -555,10 +567,11 @@ impl Table {
         self.remote_armed = 0;
         self.slots.reset_in_child();
         self.free_head = NIL;
-        // Set aside, not cleared: clearing would write (and so copy) its
-        // pages, and freeing is not async-signal-safe. The child keeps the
-        // parent's copy of the memory, as `clear` would have.
-        std::mem::forget(std::mem::replace(&mut self.by_pid, HashMap::with_hasher(BuildHasherDefault::new())));
+        if self.set_aside.capacity() == 0 {
+            std::mem::swap(&mut self.by_pid, &mut self.set_aside);
+        } else {
+            self.by_pid.clear();
+        }
         self.fallback.clear();
         self.live = 0;
         self.done_head = NIL;
