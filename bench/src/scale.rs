@@ -771,10 +771,11 @@ impl Why {
             [Some(tracked), Some(untracked), Some(tracked_mt), Some(untracked_mt)] => format!(
                 "; the host's fork() + _exit + waitpid took {tracked:.1} page faults beside {first} tracked \
                  children against {untracked:.1} beside untracked ones, and {tracked_mt:.1} against \
-                 {untracked_mt:.1} in a host with a thread of its own: zreap's keeper thread puts every fork of a \
-                 single-threaded host on glibc's multi-threaded path (it locks and unlocks the malloc arenas and \
-                 the stdio list, and each page so written is copied after the fork), where a host with threads \
-                 is already; what is left is zreap's gate, which its fork handlers take and release"
+                 {untracked_mt:.1} in a host with a thread of its own; run as root (where zreap's keeper is a \
+                 pthread) a single-threaded host's fork also takes glibc's multi-threaded path, but these workers \
+                 run as uid 65534, where the keeper is a bare thread that glibc does not count: what zreap adds \
+                 is its fork handlers (its gate, taken before the fork and released after it, and the child's \
+                 reset, one page each) and its SIGCHLD handler's run at each exit"
             ),
             _ => String::new(),
         }
@@ -787,8 +788,9 @@ impl Why {
             (Some((za, zb)), Some((fa, fb))) => format!(
                 "; zreap::fork (OWN) + zreap::wait took {za:.1} page faults per child at N={first} and {zb:.1} at \
                  N={}, raw fork() + waitpid {fa:.1} and {fb:.1}: after a fork every page the parent writes is \
-                 copied once, and zreap writes the page of its gate, its pid map and the glibc state of a process \
-                 with threads (malloc arenas, the stdio list); the pid map spreads over more pages as it grows",
+                 copied once, and zreap writes the page of its hot words (its gate, the table's header, the \
+                 counters) and the child resets its state; its records of the children (the slots, the pid map, \
+                 the keeper's table) live in mappings a fork leaves out",
                 fmt_n(self.last)
             ),
             _ => String::new(),

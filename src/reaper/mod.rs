@@ -37,6 +37,7 @@ mod handler;
 mod install;
 mod keeper;
 mod pass;
+mod pidmap;
 mod table;
 mod wait;
 mod watcher;

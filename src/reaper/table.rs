@@ -1,8 +1,8 @@
 //! The exit table: tracked children's slots, their per-pid chains, the list of
 //! exits not yet delivered, and the bounded buffer of untracked exits. Data
 //! only (a slot's pidfd is handed back to the caller to close), so it is
-//! unit-tested without processes; the slots live in a mapping a fork leaves
-//! out of the child ([`MappedVec`]), so that thousands of tracked children do
+//! unit-tested without processes; the slots and the pid map live in mappings
+//! a fork leaves out of the child ([`MappedVec`]), so that thousands of tracked children do
 //! not slow every fork of the process.
 //!
 //! Signal context: every method the pass calls (`finish`, `record_untracked`,
@@ -10,12 +10,12 @@
 //! ordinary context beforehand ([`Table::reserve_slot`], the buffer's
 //! capacity) and never allocates.
 
+use super::pidmap::PidMap;
 use super::Exit;
 use super::COUNTERS;
 use crate::sys::MappedVec;
 use libc::{c_int, pid_t};
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
 /// At least this many exits of untracked children wait for delivery; past it
@@ -95,24 +95,6 @@ struct Record {
     seq: u64,
 }
 
-/// Pids are small, distinct integers: the identity is a fine hash.
-#[derive(Default)]
-pub(super) struct PidHasher(u64);
-
-impl Hasher for PidHasher {
-    fn finish(&self) -> u64 {
-        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_i32(&mut self, n: i32) {
-        self.0 = n as u32 as u64;
-    }
-}
-
 /// What [`Table::take`] found for one pid.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Taken {
@@ -121,8 +103,6 @@ pub(super) enum Taken {
     Lost,
     Nothing,
 }
-
-type PidMap = HashMap<pid_t, u32, BuildHasherDefault<PidHasher>>;
 
 pub(super) struct Table {
     /// Left out of a fork's child, except while a pass in the scope of the
@@ -134,11 +114,6 @@ pub(super) struct Table {
     free_head: u32,
     /// The oldest slot of each pid still in the table; later ones follow `Slot::newer`.
     by_pid: PidMap,
-    /// In a forked child, the parent's pid map: set aside untouched (clearing
-    /// it would write, and so copy, its pages; freeing is not
-    /// async-signal-safe) and taken back, cleared, when the child first
-    /// tracks a child of its own.
-    set_aside: PidMap,
     /// Tracked children without a pidfd.
     pub fallback: Vec<u32>,
     /// Tracked children of the program not yet reaped.
@@ -163,8 +138,7 @@ impl Table {
         Table {
             slots: MappedVec::new(),
             free_head: NIL,
-            by_pid: HashMap::with_hasher(BuildHasherDefault::new()),
-            set_aside: HashMap::with_hasher(BuildHasherDefault::new()),
+            by_pid: PidMap::new(),
             fallback: Vec::new(),
             live: 0,
             watched: 0,
@@ -186,7 +160,7 @@ impl Table {
     /// the child exists. Ordinary context.
     ///
     /// # Errors
-    /// `ENOMEM` when the slots' mapping cannot grow.
+    /// `ENOMEM` when the slots' or the pid map's mapping cannot grow.
     pub fn reserve_slot(&mut self) -> std::io::Result<()> {
         self.slots.try_reserve(1)?;
         if self.watched == 0 && self.remote_armed == 0 && self.fallback.is_empty() {
@@ -196,12 +170,7 @@ impl Table {
         // Room for every slot: a pass (in the handler too) may move any
         // number of remote children to the fallback list.
         self.fallback.reserve(self.slots.len() + 1);
-        if self.by_pid.capacity() == 0 && self.set_aside.capacity() > 0 {
-            std::mem::swap(&mut self.by_pid, &mut self.set_aside);
-            self.by_pid.clear();
-        }
-        self.by_pid.reserve(1);
-        Ok(())
+        self.by_pid.reserve(1)
     }
 
     pub fn slot(&self, idx: u32) -> &Slot {
@@ -293,7 +262,7 @@ impl Table {
     /// Appends a new slot to its pid's chain (creation order).
     fn link_pid(&mut self, idx: u32) {
         let pid = self.slots[idx as usize].pid;
-        let Some(&head) = self.by_pid.get(&pid) else {
+        let Some(head) = self.by_pid.get(pid) else {
             self.by_pid.insert(pid, idx);
             return;
         };
@@ -307,10 +276,10 @@ impl Table {
     /// Removes a slot from its pid's chain.
     fn unlink_pid(&mut self, idx: u32) {
         let Slot { pid, newer, .. } = self.slots[idx as usize];
-        let Some(&head) = self.by_pid.get(&pid) else { return };
+        let Some(head) = self.by_pid.get(pid) else { return };
         if head == idx {
             if newer == NIL {
-                self.by_pid.remove(&pid);
+                self.by_pid.remove(pid);
             } else {
                 self.by_pid.insert(pid, newer);
             }
@@ -329,7 +298,7 @@ impl Table {
     /// The slots of `pid`, oldest first (copied out: the caller may change
     /// the table between steps through [`Table::next_of`]).
     pub fn first_of(&self, pid: pid_t) -> u32 {
-        self.by_pid.get(&pid).copied().unwrap_or(NIL)
+        self.by_pid.get(pid).unwrap_or(NIL)
     }
 
     /// The slot after `idx` in its pid's chain, or [`NIL`].
@@ -567,11 +536,7 @@ impl Table {
         self.remote_armed = 0;
         self.slots.reset_in_child();
         self.free_head = NIL;
-        if self.set_aside.capacity() == 0 {
-            std::mem::swap(&mut self.by_pid, &mut self.set_aside);
-        } else {
-            self.by_pid.clear();
-        }
+        self.by_pid.reset_in_child();
         self.fallback.clear();
         self.live = 0;
         self.done_head = NIL;

@@ -137,7 +137,9 @@ impl<T: Copy> MappedVec<T> {
     }
 
     /// Whether a fork gives the child a copy of the values (`MADV_DOFORK`)
-    /// or leaves them out (`MADV_DONTFORK`, the default). Ordinary context.
+    /// or leaves them out (`MADV_DONTFORK`, the default). One raw system call:
+    /// also for the signal handler and the keeper, which move children to the
+    /// fallback list.
     ///
     /// # Errors
     /// As `madvise(2)`; the setting is unchanged then.
@@ -147,10 +149,9 @@ impl<T: Copy> MappedVec<T> {
         }
         if self.cap > 0 {
             let advice = if inherited { libc::MADV_DOFORK } else { libc::MADV_DONTFORK };
+            let args = [self.ptr.as_ptr() as usize, self.cap * Self::SIZE, advice as usize, 0, 0, 0];
             // SAFETY: the mapping this array owns, cap values long.
-            if unsafe { libc::madvise(self.ptr.as_ptr().cast(), self.cap * Self::SIZE, advice) } == -1 {
-                return Err(io::Error::last_os_error());
-            }
+            unsafe { super::bare::syscall6(libc::SYS_madvise, args) }.map_err(io::Error::from_raw_os_error)?;
         }
         self.inherited = inherited;
         Ok(())
@@ -191,8 +192,9 @@ impl<T: Copy> DerefMut for MappedVec<T> {
 impl<T: Copy> Drop for MappedVec<T> {
     fn drop(&mut self) {
         if self.cap > 0 {
+            let args = [self.ptr.as_ptr() as usize, self.cap * Self::SIZE, 0, 0, 0, 0];
             // SAFETY: the mapping this array owns; nothing uses it after drop.
-            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.cap * Self::SIZE) };
+            let _ = unsafe { super::bare::syscall6(libc::SYS_munmap, args) };
         }
     }
 }
