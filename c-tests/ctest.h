@@ -128,6 +128,23 @@ static inline void ctest_sleep_ms(long ms) {
             ctest_sleep_ms(5);                                           \
     } while (0)
 
+/* The number of threads of this process (/proc/self/task); exits 2 if it
+ * cannot be read. */
+static inline int ctest_tasks(void) {
+    DIR *dir = opendir("/proc/self/task");
+    if (dir == NULL) {
+        perror("opendir /proc/self/task");
+        exit(2);
+    }
+    int n = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        n += entry->d_name[0] != '.';
+    }
+    closedir(dir);
+    return n;
+}
+
 /* Prints "ok: WHAT" or "FAILED: WHAT" on stdout, for tests whose runner reads
  * the lines, and counts a failure. */
 static inline void ctest_say(int ok, const char *what) {

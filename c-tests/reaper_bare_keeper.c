@@ -21,21 +21,6 @@
 
 extern char **environ;
 
-static int tasks(void) {
-    DIR *dir = opendir("/proc/self/task");
-    if (dir == NULL) {
-        perror("opendir /proc/self/task");
-        exit(2);
-    }
-    int n = 0;
-    struct dirent *entry;
-    while ((entry = readdir(dir)) != NULL) {
-        n += entry->d_name[0] != '.';
-    }
-    closedir(dir);
-    return n;
-}
-
 /* One user id, one group id, not root, no permitted capability. */
 static int credentials_fixed(void) {
     uid_t ru, eu, su;
@@ -115,7 +100,7 @@ static int from_thread(void) {
     pthread_t thread;
     CHECK(pthread_create(&thread, NULL, start_keeper, NULL) == 0);
     CHECK(pthread_join(thread, NULL) == 0);
-    ctest_say(tasks() == 2, "the keeper outlives the thread that started it");
+    ctest_say(ctest_tasks() == 2, "the keeper outlives the thread that started it");
     void *changed = NULL;
     CHECK(pthread_create(&thread, NULL, errno_rounds, NULL) == 0);
     long churned = (long)churn(NULL);
@@ -137,7 +122,7 @@ int main(int argc, char **argv) {
     CHECK(zreap_install(ZREAP_OWN) == 0);
 
     start_keeper(NULL);
-    ctest_say(tasks() == 2, "the keeper runs, a thread of its own");
+    ctest_say(ctest_tasks() == 2, "the keeper runs, a thread of its own");
     if (bare) {
         ctest_say(__libc_single_threaded == 1, "glibc still counts one thread");
     } else {
@@ -172,7 +157,7 @@ int main(int argc, char **argv) {
         int st = -1;
         pid_t pid = zspawn("/bin/sh", (char *[]){"sh", "-c", "exit 7", NULL}, NULL, NULL);
         int ok = pid > 0 && zwait(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 7;
-        _exit(ok && tasks() == 1 ? 0 : 1);
+        _exit(ok && ctest_tasks() == 1 ? 0 : 1);
     }
     int st = -1;
     CHECK(forked > 0 && waitpid(forked, &st, 0) == forked);

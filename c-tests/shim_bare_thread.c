@@ -17,21 +17,6 @@
 #include <pthread.h>
 #include <sys/single_threaded.h>
 
-static int tasks(void) {
-    DIR *dir = opendir("/proc/self/task");
-    if (dir == NULL) {
-        perror("opendir /proc/self/task");
-        exit(2);
-    }
-    int n = 0;
-    struct dirent *entry;
-    while ((entry = readdir(dir)) != NULL) {
-        n += entry->d_name[0] != '.';
-    }
-    closedir(dir);
-    return n;
-}
-
 /* Do this process's zombies go within `ms` milliseconds? Looks every 50 ms
  * (each look reads /proc, slow on a busy machine). */
 static int zombies_gone_within(long ms) {
@@ -59,7 +44,7 @@ int main(int argc, char **argv) {
         pids[i] = ctest_child_exiting(10 + i);
     }
     ctest_say(zombies_gone_within(5000), "children never waited for are reaped by the shim's thread");
-    ctest_say(tasks() == 2, "the shim runs one thread of its own");
+    ctest_say(ctest_tasks() == 2, "the shim runs one thread of its own");
     if (bare) {
         ctest_say(__libc_single_threaded == 1, "glibc still counts one thread");
     } else {
