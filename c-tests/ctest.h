@@ -145,6 +145,22 @@ static inline int ctest_tasks(void) {
     return n;
 }
 
+/* Sets errno to a value no call returns and spins for `ms` milliseconds
+ * watching it: 1 if it never changed (another thread of the process, such
+ * as a library's, must not write this thread's errno), 0 if it did. */
+static inline int ctest_errno_steady_ms(long ms) {
+    errno = 12345;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        if (errno != 12345) {
+            return 0;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000L + (now.tv_nsec - start.tv_nsec) / 1000000L < ms);
+    return 1;
+}
+
 /* Prints "ok: WHAT" or "FAILED: WHAT" on stdout, for tests whose runner reads
  * the lines, and counts a failure. */
 static inline void ctest_say(int ok, const char *what) {
