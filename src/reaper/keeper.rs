@@ -409,10 +409,12 @@ impl Keeper {
             return;
         }
         let held = &mut self.remote[idx as usize];
-        if held.pidfd >= 0 && held.generation == generation {
-            close_kept(held.pidfd);
-            held.pidfd = -1;
-        } else if held.pidfd < 0 || newer(generation, held.generation) {
+        if held.generation == generation {
+            if held.pidfd >= 0 {
+                close_kept(held.pidfd);
+                held.pidfd = -1;
+            }
+        } else if newer(generation, held.generation) {
             // An older child's pidfd still here was released too (its slot
             // was reused), whether or not its note was read yet.
             if held.pidfd >= 0 {
@@ -420,6 +422,8 @@ impl Keeper {
             }
             *held = Remote { generation, pidfd: DEAD_EARLY };
         }
+        // Else a note older than what is held (the cells are read in no
+        // particular order): that child's pidfd is gone already.
     }
 
     /// Holds remote child `idx`'s pidfd until the program releases it.
@@ -433,7 +437,8 @@ impl Keeper {
         if held.generation == generation && held.pidfd == DEAD_EARLY {
             held.pidfd = -1;
             close_kept(pidfd);
-        } else if held.pidfd >= 0 && newer(held.generation, generation) {
+        } else if newer(held.generation, generation) {
+            // A later child of the slot is here already: this one is gone.
             close_kept(pidfd);
         } else {
             // An older child's pidfd still here was released (its slot was

@@ -55,10 +55,10 @@ pub fn send_message(sock: RawFd, message: &Message, fd: RawFd) -> Result<(), c_i
         }
     }
     loop {
-        let args =
-            [sock as usize, &msg as *const libc::msghdr as usize, (libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) as usize];
+        let flags = (libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) as usize;
+        let args = [sock as usize, &msg as *const libc::msghdr as usize, flags, 0, 0, 0];
         // SAFETY: msg describes live stack memory for the whole call.
-        match unsafe { super::bare::syscall6(libc::SYS_sendmsg, [args[0], args[1], args[2], 0, 0, 0]) } {
+        match unsafe { super::bare::syscall6(libc::SYS_sendmsg, args) } {
             Ok(MESSAGE_LEN) => return Ok(()),
             Err(libc::EINTR) => continue,
             Err(errno) => return Err(errno),
@@ -96,13 +96,9 @@ pub fn recv_message(sock: RawFd) -> Received {
     // fds, so asking for exactly MESSAGE_LEN bytes returns one message.
     let flags = (libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as usize;
     let got = loop {
+        let args = [sock as usize, &mut msg as *mut libc::msghdr as usize, flags, 0, 0, 0];
         // SAFETY: msg describes live stack memory for the whole call.
-        match unsafe {
-            super::bare::syscall6(
-                libc::SYS_recvmsg,
-                [sock as usize, &mut msg as *mut libc::msghdr as usize, flags, 0, 0, 0],
-            )
-        } {
+        match unsafe { super::bare::syscall6(libc::SYS_recvmsg, args) } {
             Err(libc::EINTR) => continue,
             got => break got,
         }

@@ -42,7 +42,8 @@ impl<T: Copy> MappedVec<T> {
         MappedVec { ptr: NonNull::dangling(), len: 0, cap: 0, inherited: false }
     }
 
-    /// Makes room for `additional` more values. Ordinary context.
+    /// Makes room for `additional` more values. Ordinary context, and the
+    /// keeper's thread (raw system calls only).
     ///
     /// # Errors
     /// `ENOMEM` (or another `mmap`/`mremap`/`madvise` error) when the
