@@ -399,6 +399,8 @@ pub fn run(args: &[String]) -> Res<i32> {
             samples.push(ns.as_nanos() as u64);
         }
     }
+    // Before the live children's waits, which are not part of the samples.
+    let faults = process_faults() - faults;
     close(aw);
     for pid in pids {
         lib.wait(live.1, pid)?;
@@ -406,7 +408,7 @@ pub fn run(args: &[String]) -> Res<i32> {
     close(ar);
     let s: Vec<String> = samples.iter().map(u64::to_string).collect();
     println!("samples={}", s.join(","));
-    println!("faults={}", process_faults() - faults);
+    println!("faults={faults}");
     let tids: Vec<String> = std::fs::read_dir("/proc/self/task")
         .map_err(|e| format!("/proc/self/task: {e}"))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
