@@ -156,8 +156,9 @@ pub unsafe fn fork(options: &SpawnOptions<'_>) -> io::Result<ForkResult> {
     let pdeathsig = options.pdeathsig.map_or(0, Signal::as_raw);
     // No pass may reap the child before it is registered.
     let creation = Creation::begin()?;
+    // Needed only to arm a parent-death signal.
     // SAFETY: getpid cannot fail.
-    let parent_pid = unsafe { libc::getpid() };
+    let parent_pid = if pdeathsig != 0 { unsafe { libc::getpid() } } else { 0 };
     // SAFETY: the child below only makes async-signal-safe system calls before
     // returning to its caller, who is bound by this function's contract.
     match unsafe { libc::fork() } {
