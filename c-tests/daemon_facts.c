@@ -221,7 +221,10 @@ int main(void) {
     CHECK(inheritable > 2);
     int cloexec_pipe[2];
     CHECK(pipe2(cloexec_pipe, O_CLOEXEC) == 0);
-    CHECK(zreap_fd() >= 0); /* the library's own fds exist too */
+    struct fdinfo before_library[64];
+    int n_before_library = list_fds(before_library, 64);
+    int reap_fd = zreap_fd();
+    CHECK(reap_fd >= 0); /* the library's own fds exist too */
 
     struct facts f;
     zdaemon_options o;
@@ -285,10 +288,14 @@ int main(void) {
         CHECK(f.umask == 027);
         int missing = 0, sockets = 0;
         for (int i = 0; i < caller.nfds; i++) {
-            /* The library's keeper socket is closed in every forked child: a
-             * daemon has its own keeper, started when it first needs one. */
-            if (strncmp(caller.fds[i].target, "socket:", 7) == 0) continue;
-            const char *t = find_fd(&f, caller.fds[i].fd);
+            /* Of the library's own fds, the reap fd keeps its number; the
+             * keeper's are closed in every forked child: a daemon has its own
+             * keeper, started when it first needs one. */
+            int fd = caller.fds[i].fd, library = 1;
+            for (int j = 0; j < n_before_library; j++)
+                if (before_library[j].fd == fd) library = 0;
+            if (library && fd != reap_fd) continue;
+            const char *t = find_fd(&f, fd);
             if (!t || strcmp(t, caller.fds[i].target) != 0) missing++;
         }
         for (int i = 0; i < f.nfds; i++)

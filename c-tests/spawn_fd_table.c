@@ -50,9 +50,9 @@ int main(void) {
     }
     int inherited = -1;
     CHECK(read(report[0], &inherited, sizeof inherited) == (ssize_t)sizeof inherited);
-    /* Our fds and the report pipe, no pidfd; the keeper's socket is closed in
-     * a forked child. */
-    CHECK(inherited == fds0 + 2 - 1);
+    /* Our fds and the report pipe, no pidfd; the keeper's three fds (its
+     * socket, epoll set and bell) are closed in a forked child. */
+    CHECK(inherited == fds0 + 2 - 3);
     int st = -1;
     CHECK(waitpid(plain, &st, 0) == plain && WIFEXITED(st));
     close(report[0]);

@@ -4,9 +4,17 @@
 //! Why a private table: a pidfd in the process's fd table is copied by every
 //! later `fork`, `clone` and `posix_spawn` of anyone in the process and closed
 //! again by every `exec`, so with thousands of live children every start paid
-//! for all of them. The shared table holds only one end of a socket: a new
-//! child's pidfd is sent over it (SCM_RIGHTS) and closed there while the gate
-//! is held, so no fork ever copies it.
+//! for all of them. The shared table holds three fds of the keeper's: one end
+//! of a socket, its epoll set and its bell (an eventfd). A new child's pidfd
+//! is added to the keeper's epoll set, sent over the socket (SCM_RIGHTS) and
+//! closed there while the gate is held, so no fork ever copies it.
+//!
+//! Why the socket does not wake the keeper: a wake per start costs a context
+//! switch, and a fork made while the keeper runs on another CPU flushes that
+//! CPU's TLB too. The keeper watches the child's pidfd from the start (the
+//! message in flight keeps the file and its registration alive) and takes the
+//! messages off the socket only when it needs a pidfd, or when the bell rings
+//! (the socket is full, a pass is asked for, a remote child was released).
 //!
 //! Why a bare thread where it can be one ([`sys::bare`]): a pthread puts the
 //! process on glibc's multi-threaded paths for good, and every later `fork()`
@@ -43,6 +51,12 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize
 
 /// The shared table's end of the keeper's socket; -1 while no keeper runs.
 static TX: &AtomicI32 = &super::HOT.keeper.tx;
+/// The keeper's epoll set, in the shared table.
+static EPOLL: &AtomicI32 = &super::HOT.keeper.epoll;
+/// The keeper's bell, in the shared table: an eventfd its epoll set watches.
+static BELL: &AtomicI32 = &super::HOT.keeper.bell;
+/// Messages sent and not yet taken off the socket by the keeper.
+static QUEUED: &AtomicUsize = &super::HOT.keeper.queued;
 /// A pass met a kept child that has exited: the keeper must reap it and then
 /// have a pass run again.
 static KICKED: &AtomicBool = &super::HOT.keeper.kicked;
@@ -59,6 +73,9 @@ static DEAD: &[AtomicU64; 64] = &super::HOT.keeper.dead;
 /// This module's words on the reaper's page of hot words ([`super::Hot`]).
 pub(super) struct Words {
     tx: AtomicI32,
+    epoll: AtomicI32,
+    bell: AtomicI32,
+    queued: AtomicUsize,
     kicked: AtomicBool,
     forked: AtomicBool,
     kept: AtomicUsize,
@@ -70,6 +87,9 @@ impl Words {
     pub(super) const fn new() -> Words {
         Words {
             tx: AtomicI32::new(-1),
+            epoll: AtomicI32::new(-1),
+            bell: AtomicI32::new(-1),
+            queued: AtomicUsize::new(0),
             kicked: AtomicBool::new(false),
             forked: AtomicBool::new(false),
             kept: AtomicUsize::new(0),
@@ -79,15 +99,20 @@ impl Words {
     }
 }
 
-const RX_TAG: u64 = u64::MAX;
-/// The message index of a kick (no slot has it).
-const KICK: u32 = u32::MAX;
+/// The epoll data of the bell; a pidfd's is its child's [`identity`].
+const BELL_TAG: u64 = u64::MAX;
 /// Message flags: the child is remote; the message only says a remote child
 /// is dead (no fd).
 const FLAG_REMOTE: u32 = 1;
 const FLAG_DEAD: u32 = 2;
 /// Fds the keeper's table needs besides pidfds, with a margin.
 const OWN_FDS: usize = 8;
+/// How often a start retries a send refused for too many fds in flight (the
+/// user's other processes count too) before the child is watched without the keeper.
+const TOO_MANY_REFS_TRIES: u32 = 100;
+/// Messages left on the socket before a start rings the bell: pidfds in flight
+/// count against RLIMIT_NOFILE for every process of the user.
+const DRAIN_AT: usize = 32;
 
 /// This process is the child of a `fork()` (and has not exec'd): starting a
 /// thread here is not async-signal-safe (an allocator lock another thread of
@@ -115,37 +140,74 @@ fn has_room() -> bool {
 }
 
 /// Hands a new child's pidfd to the keeper and closes it here. Gate held;
-/// the slot `idx` (of generation `generation`) is live. With `remote`, the
-/// keeper only holds the pidfd (see [`release_remote`]). False when it could
-/// not be sent (the caller keeps the pidfd).
+/// the slot `idx` (of generation `generation`) is live. The keeper's epoll set
+/// watches the pidfd from here on; with `remote` it only holds the pidfd (the
+/// reap fd's set watches it; see [`release_remote`]). False when it could not
+/// be handed over (the caller keeps the pidfd).
 pub(super) fn give(idx: u32, generation: u32, pid: pid_t, pidfd: RawFd, remote: bool) -> bool {
     let tx = TX.load(SeqCst);
     if tx < 0 || !has_room() {
         return false;
     }
-    let message = encode(idx, generation, pid, if remote { FLAG_REMOTE } else { 0 });
+    // One-shot: the registration lives as long as the file, and a vfork
+    // child of another thread may hold a copy of the pidfd for a while.
+    let watch = (libc::EPOLLIN | libc::EPOLLONESHOT) as u32;
+    if !remote && sys::epoll_add(EPOLL.load(SeqCst), pidfd, watch, identity(idx, generation)).is_err() {
+        return false;
+    }
     // Counted before the keeper can see it (it uncounts once done).
     KEPT.fetch_add(1, SeqCst);
-    loop {
-        match sys::send_message(tx, &message, pidfd) {
-            Ok(()) => break,
-            // The keeper drains the socket even while it waits for the gate.
-            Err(libc::EAGAIN) => wait_writable(tx),
-            Err(_) => {
-                KEPT.fetch_sub(1, SeqCst);
-                return false;
-            }
+    if !send(tx, &encode(idx, generation, pid, if remote { FLAG_REMOTE } else { 0 }), pidfd) {
+        KEPT.fetch_sub(1, SeqCst);
+        if !remote {
+            sys::epoll_del(EPOLL.load(SeqCst), pidfd);
         }
+        return false;
     }
     sys::close(pidfd);
     true
+}
+
+/// Sends a message with `fd` to the keeper, ringing its bell while the socket
+/// is full. Gate held. False when it cannot be sent.
+fn send(tx: RawFd, message: &sys::Message, fd: RawFd) -> bool {
+    let mut refused = 0;
+    loop {
+        match sys::send_message(tx, message, fd) {
+            Ok(()) => {
+                if QUEUED.fetch_add(1, SeqCst) + 1 >= DRAIN_AT {
+                    ring();
+                }
+                return true;
+            }
+            // The keeper empties the socket when rung, even while it waits
+            // for the gate.
+            Err(libc::EAGAIN) => {
+                ring();
+                wait_writable(tx);
+            }
+            // The fds in flight (of every process of this user) exceed
+            // RLIMIT_NOFILE; the keeper taking ours may be enough.
+            Err(libc::ETOOMANYREFS) if refused < TOO_MANY_REFS_TRIES => {
+                refused += 1;
+                ring();
+                bare::sched_yield();
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Wakes the keeper. Async-signal-safe.
+fn ring() {
+    sys::eventfd_signal(BELL.load(SeqCst));
 }
 
 /// Asks the keeper to reap the kept children that have exited and then to
 /// have a pass run again. Async-signal-safe.
 pub(super) fn kick() {
     if !KICKED.swap(true, SeqCst) {
-        let _ = sys::send_message(TX.load(SeqCst), &encode(KICK, 0, 0, 0), -1);
+        ring();
     }
 }
 
@@ -156,7 +218,10 @@ pub(super) fn release_remote(idx: u32, generation: u32) {
     if !DEAD.iter().any(|cell| cell.compare_exchange(0, id, SeqCst, SeqCst).is_ok()) {
         // Lost only if the socket is full too: a pidfd then stays open in the
         // keeper's private table, which no fork copies.
-        let _ = sys::send_message(TX.load(SeqCst), &encode(idx, generation, 0, FLAG_DEAD), -1);
+        if sys::send_message(TX.load(SeqCst), &encode(idx, generation, 0, FLAG_DEAD), -1).is_ok() {
+            QUEUED.fetch_add(1, SeqCst);
+        }
+        ring();
     }
 }
 
@@ -183,7 +248,10 @@ fn unclaim(idx: u32, generation: u32) -> bool {
 /// starts a keeper of its own. Post-fork code (async-signal-safe).
 pub(super) fn forget_in_child() {
     FORKED.store(true, SeqCst);
-    sys::close(TX.swap(-1, SeqCst));
+    for fd in [TX, EPOLL, BELL] {
+        sys::close(fd.swap(-1, SeqCst));
+    }
+    QUEUED.store(0, SeqCst);
     KICKED.store(false, SeqCst);
     KEPT.store(0, SeqCst);
     CLAIMS.iter().chain(DEAD).for_each(|cell| cell.store(0, SeqCst));
@@ -211,8 +279,9 @@ fn wait_writable(fd: RawFd) {
 }
 
 /// The fds a starting keeper takes into its table: the socket's receiving
-/// end and the eventfd (set by [`start`], under the gate).
-static START_FDS: [AtomicI32; 2] = [const { AtomicI32::new(-1) }; 2];
+/// end, its epoll set, its bell and the reap fd's eventfd (set by [`start`],
+/// under the gate).
+static START_FDS: [AtomicI32; 4] = [const { AtomicI32::new(-1) }; 4];
 /// How the keeper's start went: [`PENDING`], then 0 or the errno it failed with.
 static STARTED: AtomicU32 = AtomicU32::new(PENDING);
 const PENDING: u32 = u32::MAX;
@@ -221,8 +290,20 @@ const PENDING: u32 = u32::MAX;
 /// pthread) and waits until it has its private fd table.
 fn start(efd: RawFd) -> io::Result<()> {
     let (tx, rx) = sys::stream_socketpair()?;
-    START_FDS[0].store(rx, SeqCst);
-    START_FDS[1].store(efd, SeqCst);
+    // SAFETY: creates an fd from flags.
+    let bell = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    let made = if bell < 0 { Err(io::Error::last_os_error()) } else { Ok(bell) };
+    let (epoll, bell) =
+        match made.and_then(|bell| Ok((sys::epoll_create().map_err(io::Error::from_raw_os_error)?, bell))) {
+            Ok(fds) => fds,
+            Err(error) => {
+                [bell, tx, rx].into_iter().for_each(sys::close);
+                return Err(error);
+            }
+        };
+    for (cell, fd) in START_FDS.iter().zip([rx, epoll, bell, efd]) {
+        cell.store(fd, SeqCst);
+    }
     STARTED.store(PENDING, SeqCst);
     let spawned = bare::spawn(keeper_on_bare_thread)
         || std::thread::Builder::new()
@@ -240,10 +321,13 @@ fn start(efd: RawFd) -> io::Result<()> {
     // The keeper has its own copy of the receiving end now (or failed).
     sys::close(rx);
     if outcome == 0 {
+        QUEUED.store(0, SeqCst);
+        EPOLL.store(epoll, SeqCst);
+        BELL.store(bell, SeqCst);
         TX.store(tx, SeqCst);
         Ok(())
     } else {
-        sys::close(tx);
+        [tx, epoll, bell].into_iter().for_each(sys::close);
         Err(io::Error::from_raw_os_error(outcome as c_int))
     }
 }
@@ -258,8 +342,8 @@ extern "C" fn keeper_on_bare_thread(_: *mut c_void) -> c_int {
 /// Sets up the keeper's private table, says how that went, and serves for
 /// good. On the keeper's thread, by the bare thread's rules.
 fn keeper_main() {
-    let (rx, efd) = (START_FDS[0].load(SeqCst), START_FDS[1].load(SeqCst));
-    let outcome = match Keeper::new(rx, efd) {
+    let fds = [0, 1, 2, 3].map(|i| START_FDS[i].load(SeqCst));
+    let outcome = match Keeper::new(fds) {
         Ok(keeper) => {
             STARTED.store(0, SeqCst);
             sys::futex_wake_all(&STARTED);
@@ -271,7 +355,8 @@ fn keeper_main() {
     sys::futex_wake_all(&STARTED);
 }
 
-/// A kept child as the keeper knows it.
+/// A kept child as the keeper knows it; `pidfd` is -1 while its message has
+/// not been taken off the socket.
 #[derive(Clone, Copy)]
 struct Kept {
     idx: u32,
@@ -289,15 +374,20 @@ impl Kept {
     }
 }
 
-/// What the keeper holds for a slot's remote child: its pidfd, none (-1), or
-/// [`DEAD_EARLY`]: released before its pidfd arrived here.
+/// The pidfd the keeper holds for a slot's child of `generation` (kept or
+/// remote), or where that child is: [`NOT_YET`], [`DEAD_EARLY`], [`CLOSED`].
 #[derive(Clone, Copy)]
-struct Remote {
+struct Held {
     generation: u32,
     pidfd: RawFd,
 }
 
+/// Its message has not been taken off the socket yet.
+const NOT_YET: RawFd = -1;
+/// Released before its message was taken: its pidfd is closed on arrival.
 const DEAD_EARLY: RawFd = -2;
+/// Its pidfd was closed.
+const CLOSED: RawFd = -3;
 
 /// Whether generation `a` of a slot came after generation `b`.
 fn newer(a: u32, b: u32) -> bool {
@@ -315,12 +405,11 @@ struct Lost {
 
 struct Keeper {
     rx: RawFd,
+    bell: RawFd,
     efd: RawFd,
     epfd: RawFd,
-    /// The child whose pidfd has each fd number here.
-    by_fd: MappedVec<Option<Kept>>,
-    /// Remote children's pidfds, by slot.
-    remote: MappedVec<Remote>,
+    /// The pidfds of kept and remote children, by slot.
+    held: MappedVec<Held>,
     /// Children whose pidfd is readable while they cannot be reaped yet (a
     /// tracer holds them), looked at again every [`Keeper::POLL_MS`].
     stalled: MappedVec<Kept>,
@@ -340,22 +429,15 @@ impl Keeper {
     const BATCH: usize = 64;
 
     /// In the keeper thread: the private fd table keeps only the socket's
-    /// receiving end and the eventfd (under the same numbers).
-    fn new(rx: RawFd, efd: RawFd) -> Result<Keeper, c_int> {
-        sys::private_fd_table([rx, efd])?;
-        let epfd = sys::epoll_create()?;
-        let mut keeper = Keeper {
-            rx,
-            efd,
-            epfd,
-            by_fd: MappedVec::new(),
-            remote: MappedVec::new(),
-            stalled: MappedVec::new(),
-            lost: MappedVec::new(),
-        };
+    /// receiving end, the epoll set, the bell and the eventfd (under the same
+    /// numbers).
+    fn new([rx, epfd, bell, efd]: [RawFd; 4]) -> Result<Keeper, c_int> {
+        sys::private_fd_table([rx, epfd, bell, efd])?;
+        let mut keeper =
+            Keeper { rx, bell, efd, epfd, held: MappedVec::new(), stalled: MappedVec::new(), lost: MappedVec::new() };
         // Room for a batch of lost children, which need it most when memory is short.
         let _ = keeper.lost.try_reserve(Self::BATCH);
-        sys::epoll_add(epfd, rx, libc::EPOLLIN as u32, RX_TAG)?;
+        sys::epoll_add(epfd, bell, libc::EPOLLIN as u32, BELL_TAG)?;
         Ok(keeper)
     }
 
@@ -368,24 +450,25 @@ impl Keeper {
             let mut n_ready = 0;
             for event in &events[..n] {
                 let data = event.u64;
-                if data == RX_TAG {
+                if data == BELL_TAG {
+                    sys::eventfd_drain(self.bell);
                     self.drain();
-                    self.close_dead();
                     continue;
                 }
-                let Some(kept) = self.by_fd.get_mut(data as usize).and_then(Option::take) else { continue };
+                let (idx, generation) = (data as u32, (data >> 32) as u32);
                 // A child a wait has claimed is that wait's to reap: no gate
                 // is needed to let it go.
-                if unclaim(kept.idx, kept.generation) {
-                    close_kept(kept.pidfd);
+                if unclaim(idx, generation) {
+                    self.release(idx, generation);
                 } else {
-                    ready[n_ready] = kept;
+                    ready[n_ready] = Kept { idx, generation, pidfd: self.pidfd_of(idx, generation) };
                     n_ready += 1;
                 }
             }
+            self.close_dead();
             let work = n_ready > 0 || !self.stalled.is_empty() || !self.lost.is_empty();
             if work || KICKED.load(SeqCst) {
-                self.reap_and_record(&ready[..n_ready]);
+                self.reap_and_record(&mut ready[..n_ready]);
             }
         }
     }
@@ -393,60 +476,74 @@ impl Keeper {
     /// Closes the pidfds of the remote children the program has released.
     fn close_dead(&mut self) {
         for cell in DEAD {
-            let id = cell.swap(0, SeqCst);
-            if id != 0 {
-                self.close_remote(id as u32, (id >> 32) as u32);
+            // Read first: a store to every cell at every wake would copy the
+            // page after each fork.
+            if cell.load(SeqCst) != 0 {
+                let id = cell.swap(0, SeqCst);
+                self.release(id as u32, (id >> 32) as u32);
             }
         }
     }
 
-    /// Remote child `idx` of `generation` was released: closes its pidfd,
-    /// or notes that it is dead for when the pidfd arrives.
-    fn close_remote(&mut self, idx: u32, generation: u32) {
+    /// The pidfd held for child `idx` of `generation`, or -1.
+    fn pidfd_of(&self, idx: u32, generation: u32) -> RawFd {
+        match self.held.get(idx as usize) {
+            Some(held) if held.generation == generation && held.pidfd >= 0 => held.pidfd,
+            _ => -1,
+        }
+    }
+
+    /// Child `idx` of `generation` was reaped, lost or released: closes its
+    /// pidfd, or notes that it is gone for when its message is taken.
+    fn release(&mut self, idx: u32, generation: u32) {
         // Without room the pidfd stays open in this table when it comes,
         // which no fork copies.
-        if self.remote.grow_to(idx as usize + 1, Remote { generation: 0, pidfd: -1 }).is_err() {
+        if self.held.grow_to(idx as usize + 1, Held { generation: 0, pidfd: CLOSED }).is_err() {
             return;
         }
-        let held = &mut self.remote[idx as usize];
+        let held = &mut self.held[idx as usize];
         if held.generation == generation {
             if held.pidfd >= 0 {
                 close_kept(held.pidfd);
-                held.pidfd = -1;
+                held.pidfd = CLOSED;
+            } else if held.pidfd == NOT_YET {
+                held.pidfd = DEAD_EARLY;
             }
         } else if newer(generation, held.generation) {
-            // An older child's pidfd still here was released too (its slot
-            // was reused), whether or not its note was read yet.
-            if held.pidfd >= 0 {
-                close_kept(held.pidfd);
-            }
-            *held = Remote { generation, pidfd: DEAD_EARLY };
+            Self::replace(idx, held, Held { generation, pidfd: DEAD_EARLY });
         }
         // Else a note older than what is held (the cells are read in no
         // particular order): that child's pidfd is gone already.
     }
 
-    /// Holds remote child `idx`'s pidfd until the program releases it.
-    fn hold_remote(&mut self, idx: u32, generation: u32, pid: pid_t, pidfd: RawFd) {
-        if self.remote.grow_to(idx as usize + 1, Remote { generation: 0, pidfd: -1 }).is_err() {
-            sys::close(pidfd);
-            self.lose(Lost { idx, generation, pid, remote: true });
+    /// A later child of a slot replaces the one held: the slot was reused, so
+    /// that one is done (reaped, lost or released) and its pidfd, if still
+    /// here, is closed, and its claim, if any, cleared.
+    fn replace(idx: u32, held: &mut Held, by: Held) {
+        if held.pidfd >= 0 {
+            close_kept(held.pidfd);
+            unclaim(idx, held.generation);
+        }
+        *held = by;
+    }
+
+    /// Takes a child's pidfd off the socket into the table by slot.
+    fn hold(&mut self, idx: u32, generation: u32, pid: pid_t, pidfd: RawFd, remote: bool) {
+        if self.held.grow_to(idx as usize + 1, Held { generation: 0, pidfd: CLOSED }).is_err() {
+            close_kept(pidfd);
+            self.lose(Lost { idx, generation, pid, remote });
             return;
         }
-        let held = &mut self.remote[idx as usize];
-        if held.generation == generation && held.pidfd == DEAD_EARLY {
-            held.pidfd = -1;
+        let held = &mut self.held[idx as usize];
+        if held.generation == generation {
+            // Released before it came (or, never, a second message).
             close_kept(pidfd);
+            held.pidfd = CLOSED;
         } else if newer(held.generation, generation) {
             // A later child of the slot is here already: this one is gone.
             close_kept(pidfd);
         } else {
-            // An older child's pidfd still here was released (its slot was
-            // reused) and its note not read yet.
-            if held.pidfd >= 0 {
-                close_kept(held.pidfd);
-            }
-            *held = Remote { generation, pidfd };
+            Self::replace(idx, held, Held { generation, pidfd });
         }
     }
 
@@ -457,40 +554,22 @@ impl Keeper {
         let _ = self.lost.try_push(lost);
     }
 
-    /// Takes every message waiting on the socket: new children to watch.
+    /// Takes every message sent so far off the socket: the pidfds of new
+    /// children, and the remote children released while the cells were full.
     fn drain(&mut self) {
-        loop {
-            match sys::recv_message(self.rx) {
-                Received::Message(message, fd) => {
-                    let (idx, generation, pid, flags) = decode(&message);
-                    let remote = flags & FLAG_REMOTE != 0;
-                    if idx == KICK {
-                        continue;
-                    }
-                    if flags & FLAG_DEAD != 0 {
-                        self.close_remote(idx, generation);
-                        continue;
-                    }
-                    if remote && fd >= 0 {
-                        self.hold_remote(idx, generation, pid, fd);
-                        continue;
-                    }
-                    let at = fd as usize;
-                    // One-shot: a registration outlives the close of our fd
-                    // while a vfork child of another thread still has a copy
-                    // of the pidfd, and must not report it again.
-                    let watched = fd >= 0
-                        && self.by_fd.grow_to(at + 1, None).is_ok()
-                        && sys::epoll_add(self.epfd, fd, (libc::EPOLLIN | libc::EPOLLONESHOT) as u32, at as u64)
-                            .is_ok();
-                    if !watched {
-                        sys::close(fd);
-                        self.lose(Lost { idx, generation, pid, remote });
-                        continue;
-                    }
-                    self.by_fd[at] = Some(Kept { idx, generation, pidfd: fd });
-                }
-                Received::Empty | Received::Closed => return,
+        for _ in 0..QUEUED.load(SeqCst) {
+            let Received::Message(message, fd) = sys::recv_message(self.rx) else { return };
+            QUEUED.fetch_sub(1, SeqCst);
+            let (idx, generation, pid, flags) = decode(&message);
+            if flags & FLAG_DEAD != 0 {
+                self.release(idx, generation);
+            } else if fd >= 0 {
+                self.hold(idx, generation, pid, fd, flags & FLAG_REMOTE != 0);
+            } else {
+                // The table was full: the file, and with it its registration
+                // in the epoll set, is gone.
+                KEPT.fetch_sub(1, SeqCst);
+                self.lose(Lost { idx, generation, pid, remote: flags & FLAG_REMOTE != 0 });
             }
         }
     }
@@ -499,7 +578,7 @@ impl Keeper {
     /// that have ended, recording each under the gate in the same step (so a
     /// child is always either in the kernel or in the table), then lets the
     /// program's threads know.
-    fn reap_and_record(&mut self, ready: &[Kept]) {
+    fn reap_and_record(&mut self, ready: &mut [Kept]) {
         // Draining while waiting: a thread holding the gate may be sending.
         while !REAPER.try_acquire_raw() {
             self.drain();
@@ -508,18 +587,30 @@ impl Keeper {
         // SAFETY: the gate is held until release_leaving_deferred below.
         let st = unsafe { REAPER.value_mut() };
         let before = st.table.next_seq;
-        for &kept in ready {
+        if ready.iter().any(|kept| kept.pidfd < 0) {
+            // Every message of a child made so far was sent before the gate
+            // was let go.
+            self.drain();
+        }
+        for kept in ready.iter_mut() {
             if !kept.is_in(st) || st.table.slot(kept.idx).claimed {
                 // Claimed after the check in `run`, or gone.
                 unclaim(kept.idx, kept.generation);
-                close_kept(kept.pidfd);
+                self.release(kept.idx, kept.generation);
+                continue;
+            }
+            kept.pidfd = self.pidfd_of(kept.idx, kept.generation);
+            if kept.pidfd < 0 {
+                // Its pidfd did not reach this table (see `drain`).
+                let pid = st.table.slot(kept.idx).pid;
+                self.lose(Lost { idx: kept.idx, generation: kept.generation, pid, remote: false });
                 continue;
             }
             let found = sys::waitid(libc::P_PIDFD, kept.pidfd as libc::id_t, libc::WNOHANG | libc::__WALL);
             match found {
                 // Without room to wait for it, it is recorded as gone.
-                Ok(Waited::NotYet) if self.stalled.try_push(kept).is_ok() => {}
-                _ => self.finish(st, kept, found),
+                Ok(Waited::NotYet) if self.stalled.try_push(*kept).is_ok() => {}
+                _ => self.finish(st, *kept, found),
             }
         }
         let mut i = 0;
@@ -535,7 +626,6 @@ impl Keeper {
         }
         if !self.lost.is_empty() {
             for lost in self.lost.iter() {
-                KEPT.fetch_sub(1, SeqCst);
                 if lost.remote {
                     // Its registration in the reap fd went with the pidfd.
                     st.table.remote_armed -= 1;
@@ -572,7 +662,7 @@ impl Keeper {
             Ok(Waited::Exited(_, status)) => Some(status),
             _ => None,
         };
-        close_kept(kept.pidfd);
+        self.release(kept.idx, kept.generation);
         if kept.is_in(st) {
             st.table.finish(kept.idx, status);
         }

@@ -318,7 +318,7 @@ pub fn reap_fd() -> io::Result<BorrowedFd<'static>> {
         watcher::publish_mode(&st);
         events::sync_eventfd(&st);
     }
-    // The keeper's socket is one of the library's fds too: make them all
+    // The keeper's fds are some of the library's fds too: make them all
     // exist from here on (children can be tracked without it).
     keeper::ready(&st);
     // SAFETY: the epoll fd stays open for the life of the process (a forked

@@ -120,16 +120,16 @@ pub fn recv_message(sock: RawFd) -> Received {
 }
 
 /// Gives the calling thread a private copy of the fd table
-/// (`unshare(CLONE_FILES)`) and closes every fd in it but `keep` (two fds,
+/// (`unshare(CLONE_FILES)`) and closes every fd in it but `keep` (each an fd
 /// or -1). Later opens and closes in either table do not affect the other.
 /// Err(errno) if the copy cannot be made. Async-signal-safe; writes no errno
 /// (it runs on the keeper's bare thread).
-pub fn private_fd_table(keep: [RawFd; 2]) -> Result<(), c_int> {
+pub fn private_fd_table<const N: usize>(mut keep: [RawFd; N]) -> Result<(), c_int> {
     // SAFETY: unshare only changes the calling thread's own fd table.
     unsafe { super::bare::syscall6(libc::SYS_unshare, [libc::CLONE_FILES as usize, 0, 0, 0, 0, 0]) }?;
     let mut first: u32 = 0;
-    let (low, high) = (keep[0].min(keep[1]), keep[0].max(keep[1]));
-    for fd in [low, high].into_iter().filter(|&fd| fd >= 0).map(|fd| fd as u32) {
+    keep.sort_unstable();
+    for fd in keep.into_iter().filter(|&fd| fd >= 0).map(|fd| fd as u32) {
         close_range(first, fd.wrapping_sub(1), fd > first);
         first = fd + 1;
     }

@@ -152,6 +152,14 @@ pub fn epoll_add(epfd: RawFd, fd: RawFd, events: u32, data: u64) -> Result<(), c
     unsafe { bare::syscall6(libc::SYS_epoll_ctl, [args[0], args[1], args[2], args[3], 0, 0]) }.map(drop)
 }
 
+/// Removes `fd` from epoll set `epfd`. Async-signal-safe; writes no errno.
+pub fn epoll_del(epfd: RawFd, fd: RawFd) {
+    // SAFETY: a NULL event is allowed for EPOLL_CTL_DEL.
+    let _ = unsafe {
+        bare::syscall6(libc::SYS_epoll_ctl, [epfd as usize, libc::EPOLL_CTL_DEL as usize, fd as usize, 0, 0, 0])
+    };
+}
+
 /// Waits up to `timeout_ms` (-1: no limit) for events of set `epfd`: how
 /// many of `events` it filled (0 on a timeout, a signal or an error).
 /// Async-signal-safe; writes no errno.
