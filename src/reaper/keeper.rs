@@ -648,7 +648,11 @@ impl Keeper {
         if recorded {
             watcher::wake();
         }
-        if handler && (pending || kicked) {
+        // A pass asked for while the gate was held here is due only if some
+        // exit is left to take (the one walk of the children for that SIGCHLD,
+        // made here instead of in the handler): the exits this reaped are
+        // the usual reason a SIGCHLD found the gate held.
+        if handler && (kicked || (pending && sys::peek_exited_child().is_some())) {
             // A pass is due and must not run here: zreap's handler runs it.
             // (Without a handler, passes run in the program's own calls.)
             bare::signal_this_process(libc::SIGCHLD);

@@ -33,8 +33,8 @@ pub(super) enum Check {
 pub(super) enum PidReap {
     Reaped,
     Nothing,
-    /// The oldest live child of that pid is the keeper's to reap.
-    Kept,
+    /// The oldest live child of that pid, in this slot, is the keeper's.
+    Kept(u32),
     /// The oldest live child of that pid is a blocking wait's to reap.
     Claimed,
 }
@@ -115,9 +115,11 @@ pub(super) fn sweep_settled(mut st: GateGuard<'static, State>) -> GateGuard<'sta
 /// batch and sweeps again.
 ///
 /// In the all-children scope it looks at each exited child first (so that a
-/// tracer's ptrace stops are never taken) and reaps it through its slot; at a
-/// kept one (the keeper reaps those) it stops and kicks the keeper, which has
-/// the next pass run once it has reaped it; then it returns true.
+/// tracer's ptrace stops are never taken) and reaps it through its slot, a
+/// kept one too (see [`State::reap_kept`]), so that one walk of the children
+/// per SIGCHLD finds every exit. Only where a wait has claimed a child, or a
+/// kept one cannot be reaped yet (the keeper then has the next pass run once
+/// it has reaped it), it stops and returns true.
 pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
     if !st.ready {
         return false;
@@ -146,10 +148,12 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
             match st.reap_pid(pid, true, false) {
                 PidReap::Reaped => {}
                 PidReap::Nothing => break,
-                PidReap::Kept => {
-                    keeper::kick();
-                    at_kept = true;
-                    break;
+                PidReap::Kept(idx) => {
+                    if !st.reap_kept(idx) {
+                        keeper::kick();
+                        at_kept = true;
+                        break;
+                    }
                 }
                 // Its wait runs a pass once it has reaped it.
                 PidReap::Claimed => {
@@ -255,6 +259,23 @@ impl State {
         };
         keeper::release_remote(idx, generation);
         check
+    }
+
+    /// Reaps kept child `idx`, which a pass found exited, by pid: the pid
+    /// names it while it is unreaped, since only the keeper and the passes
+    /// (both under the gate) and a wait that claimed it reap a kept child. The
+    /// keeper closes its pidfd when it next wakes (the exit has woken it). False
+    /// when it cannot be reaped yet (a tracer holds it): the keeper, which
+    /// watches it, reaps it then.
+    fn reap_kept(&mut self, idx: u32) -> bool {
+        let pid = self.table.slot(idx).pid;
+        match sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::__WALL) {
+            Ok(Waited::Exited(_, status)) => self.finish(idx, Some(status)),
+            Ok(Waited::NotYet) => return false,
+            // Taken by a foreign wait.
+            Err(_) => self.finish(idx, None),
+        }
+        true
     }
 
     /// The start time of `pid`, read through the spare fd's place in the fd
@@ -388,7 +409,7 @@ impl State {
                 match self.check_slot(cur, strict) {
                     Check::Reaped => return PidReap::Reaped,
                     Check::Running => return PidReap::Nothing,
-                    Check::Kept => return PidReap::Kept,
+                    Check::Kept => return PidReap::Kept(cur),
                     Check::Claimed => return PidReap::Claimed,
                     Check::Gone => {}
                 }
