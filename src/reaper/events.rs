@@ -106,15 +106,13 @@ pub(super) fn watch_remote(st: &State, pidfd: RawFd, idx: u32, generation: u32) 
 
 /// Undoes [`watch_remote`] while the pidfd is still in the shared table.
 pub(super) fn unwatch_remote(st: &State, pidfd: RawFd) {
-    // SAFETY: epfd and pidfd are fds the library owns; a NULL event is allowed for DEL.
-    unsafe { libc::epoll_ctl(st.epfd, libc::EPOLL_CTL_DEL, pidfd, std::ptr::null_mut()) };
+    sys::epoll_del(st.epfd, pidfd);
 }
 
 /// Stops watching a pidfd and closes it (-1: nothing). Async-signal-safe.
 pub(super) fn unwatch(st: &State, pidfd: RawFd) {
     if pidfd >= 0 {
-        // SAFETY: epfd and pidfd are fds the library owns; a NULL event is allowed for DEL.
-        unsafe { libc::epoll_ctl(st.epfd, libc::EPOLL_CTL_DEL, pidfd, std::ptr::null_mut()) };
+        sys::epoll_del(st.epfd, pidfd);
         sys::close(pidfd);
     }
 }

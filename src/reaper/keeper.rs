@@ -355,8 +355,8 @@ fn keeper_main() {
     sys::futex_wake_all(&STARTED);
 }
 
-/// A kept child as the keeper knows it; `pidfd` is -1 while its message has
-/// not been taken off the socket.
+/// A kept child as the keeper knows it; `pidfd` is -1 until it is looked up
+/// in the table by slot.
 #[derive(Clone, Copy)]
 struct Kept {
     idx: u32,
@@ -375,15 +375,14 @@ impl Kept {
 }
 
 /// The pidfd the keeper holds for a slot's child of `generation` (kept or
-/// remote), or where that child is: [`NOT_YET`], [`DEAD_EARLY`], [`CLOSED`].
+/// remote), or what became of it: [`DEAD_EARLY`], [`CLOSED`]. A generation
+/// not here yet has its message still on the socket.
 #[derive(Clone, Copy)]
 struct Held {
     generation: u32,
     pidfd: RawFd,
 }
 
-/// Its message has not been taken off the socket yet.
-const NOT_YET: RawFd = -1;
 /// Released before its message was taken: its pidfd is closed on arrival.
 const DEAD_EARLY: RawFd = -2;
 /// Its pidfd was closed.
@@ -461,7 +460,7 @@ impl Keeper {
                 if unclaim(idx, generation) {
                     self.release(idx, generation);
                 } else {
-                    ready[n_ready] = Kept { idx, generation, pidfd: self.pidfd_of(idx, generation) };
+                    ready[n_ready] = Kept { idx, generation, pidfd: -1 };
                     n_ready += 1;
                 }
             }
@@ -506,8 +505,6 @@ impl Keeper {
             if held.pidfd >= 0 {
                 close_kept(held.pidfd);
                 held.pidfd = CLOSED;
-            } else if held.pidfd == NOT_YET {
-                held.pidfd = DEAD_EARLY;
             }
         } else if newer(generation, held.generation) {
             Self::replace(idx, held, Held { generation, pidfd: DEAD_EARLY });
@@ -587,7 +584,7 @@ impl Keeper {
         // SAFETY: the gate is held until release_leaving_deferred below.
         let st = unsafe { REAPER.value_mut() };
         let before = st.table.next_seq;
-        if ready.iter().any(|kept| kept.pidfd < 0) {
+        if ready.iter().any(|kept| self.pidfd_of(kept.idx, kept.generation) < 0) {
             // Every message of a child made so far was sent before the gate
             // was let go.
             self.drain();
