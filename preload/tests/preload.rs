@@ -704,6 +704,18 @@ fn a_child_forked_while_another_thread_waits_still_gets_its_children_reaped() {
 }
 
 #[test]
+fn forked_children_never_get_the_parents_stored_exits() {
+    let exe = build_c("c-tests/shim_fork_child.c");
+    run_ok(&mut command(&exe, Shim::All), "shim_fork_child under ZREAP_REAP=all");
+    // With a parent-death signal the shim runs in every forked child at once
+    // (to arm it) instead of at the child's first call.
+    run_ok(
+        command(&exe, Shim::All).env("ZREAP_PDEATHSIG", "TERM"),
+        "shim_fork_child under ZREAP_REAP=all ZREAP_PDEATHSIG=TERM",
+    );
+}
+
+#[test]
 fn a_vfork_child_resetting_sigchld_leaves_the_parent_alone() {
     let exe = build_c("c-tests/shim_vfork.c");
     for mode in MODES {
