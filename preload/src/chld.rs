@@ -326,8 +326,8 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
     let action = program_action();
     let has_handler = !matches!(action.sa_sigaction, libc::SIG_DFL | libc::SIG_IGN);
     if !config::active() {
-        // A child made without fork's handlers (vfork, raw clone): the shim's
-        // state is not this process's; the signal goes to the program as is.
+        // A vfork or raw clone child (see crate::owner): the shim's state is
+        // not this process's; the signal goes to the program as is.
         if has_handler {
             call_program(&action, sig, info, context);
         }

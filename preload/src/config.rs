@@ -13,22 +13,11 @@ pub const ALL: u8 = 2;
 static MODE: AtomicU8 = AtomicU8::new(OFF);
 static SUBREAPER: AtomicBool = AtomicBool::new(false);
 static PDEATHSIG: AtomicI32 = AtomicI32::new(0);
-/// The process the shim's state belongs to: set at start-up and in fork's
-/// child handler. A child made without fork's handlers is another process
-/// on the same state: a vfork child shares this very memory until it execs
-/// (`_posixsubprocess`, gdb and posix_spawn-like code reset SIGCHLD there),
-/// a raw clone child has a copy of the parent's stored exits. The shim stays
-/// out of the way in both.
-static OWNER: AtomicI32 = AtomicI32::new(0);
 
-/// Makes the calling process the owner of the shim's state. Async-signal-safe.
-pub fn own() {
-    OWNER.store(zreap::sys::bare::getpid(), SeqCst);
-}
-
-/// Is the shim on, in the process that owns its state? Async-signal-safe.
+/// Is the shim on, in the process that owns its state (see [`crate::owner`])?
+/// Async-signal-safe.
 pub fn active() -> bool {
-    MODE.load(SeqCst) != OFF && OWNER.load(SeqCst) == zreap::sys::bare::getpid()
+    MODE.load(SeqCst) != OFF && crate::owner::owned_by(zreap::sys::bare::getpid())
 }
 
 /// Does the shim reap children whose SIGCHLD disposition is the default
@@ -149,7 +138,6 @@ pub fn signal_number(name: &str) -> Option<libc::c_int> {
 
 /// Applies valid settings.
 pub fn apply(settings: &Settings<'_>) {
-    own();
     MODE.store(settings.mode, SeqCst);
     SUBREAPER.store(settings.subreaper, SeqCst);
     PDEATHSIG.store(settings.pdeathsig, SeqCst);

@@ -35,6 +35,7 @@
 mod chld;
 mod config;
 mod log;
+mod owner;
 mod real;
 mod spawn;
 mod store;
@@ -61,7 +62,6 @@ pub struct CoreTable {
     popen: unsafe extern "C" fn(CStrPtr, CStrPtr) -> *mut libc::FILE,
     pclose: unsafe extern "C" fn(*mut libc::FILE) -> c_int,
     system: unsafe extern "C" fn(CStrPtr) -> c_int,
-    fork: unsafe extern "C" fn() -> pid_t,
     posix_spawn: SpawnFn,
     posix_spawnp: SpawnFn,
 }
@@ -76,7 +76,7 @@ type SpawnFn = unsafe extern "C" fn(
 ) -> c_int;
 
 /// `ZREAP_PRELOAD_CORE_VERSION` in core.h.
-const CORE_VERSION: u32 = 1;
+const CORE_VERSION: u32 = 2;
 /// The `mode` argument of [`zreap_preload_core_start`] that says: read the
 /// environment (`ZREAP_PRELOAD_FROM_ENVIRONMENT`).
 const FROM_ENVIRONMENT: c_int = -1;
@@ -96,7 +96,6 @@ static TABLE: CoreTable = CoreTable {
     popen,
     pclose,
     system,
-    fork,
     posix_spawn,
     posix_spawnp,
 };
@@ -157,8 +156,16 @@ fn start(mode: c_int) {
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     }
+    let pdeathsig = settings.pdeathsig != 0;
+    let in_child = owner::start(pdeathsig);
     // SAFETY: the fork handlers are extern "C" functions with no arguments.
-    unsafe { libc::pthread_atfork(Some(before_fork), None, Some(in_forked_child)) };
+    unsafe {
+        libc::pthread_atfork(
+            pdeathsig.then_some(before_fork as extern "C" fn()),
+            Some(after_fork_in_parent),
+            in_child.then_some(in_forked_child as extern "C" fn()),
+        )
+    };
     chld::adopt_initial_disposition();
 }
 
@@ -184,12 +191,9 @@ fn open_log(target: &str) -> Result<c_int, std::io::Error> {
 /// parent-death check (kept only when ZREAP_PDEATHSIG is set).
 static FORKING_PARENT: AtomicI32 = AtomicI32::new(0);
 
+/// Before fork(), registered only when ZREAP_PDEATHSIG is set.
 extern "C" fn before_fork() {
-    if config::pdeathsig() == 0 {
-        return;
-    }
-    // SAFETY: getpid cannot fail.
-    let me = unsafe { libc::getpid() };
+    let me = sys::bare::getpid();
     // Written only when it changes: after each fork the parent's first write
     // to a page costs it a page fault.
     if FORKING_PARENT.load(SeqCst) != me {
@@ -197,12 +201,30 @@ extern "C" fn before_fork() {
     }
 }
 
-/// In the child of fork(): own the shim's state, arm the parent-death signal,
-/// forget the parent's stored exits and other threads. Async-signal-safe.
+/// In the parent after fork() (whoever called it): a child was made.
+extern "C" fn after_fork_in_parent() {
+    // A panic (a shim bug) must not unwind into glibc's fork.
+    let _ = std::panic::catch_unwind(|| {
+        if config::active() {
+            chld::ensure_reaper_thread();
+            chld::note_new_child();
+        }
+    });
+}
+
+/// In the child of fork(), registered only when the child needs the shim at
+/// once (see [`owner`]): take the state over, arm the parent-death signal.
+/// Async-signal-safe.
 extern "C" fn in_forked_child() {
-    config::own();
-    chld::forget_other_threads();
+    owner::take_over_in_fork_handler();
     sys::arm_pdeathsig(config::pdeathsig(), FORKING_PARENT.load(SeqCst));
+}
+
+/// What a forked child drops of its parent's state: the stored exits were the
+/// parent's children's, and the parent's other threads are not here.
+/// Async-signal-safe.
+fn forget_parent_state() {
+    chld::forget_other_threads();
     store::STORE.clear();
 }
 
@@ -324,19 +346,9 @@ unsafe fn sigset_impl(sig: c_int, handler: libc::sighandler_t) -> libc::sighandl
 
 // ---------------------------------------------------------- making children
 
-/// fork(2), interposed only to keep the reaper thread informed: the parent
+/// posix_spawn(3) and posix_spawnp(3), interposed only to keep the reaper
+/// thread informed, as [`after_fork_in_parent`] does for fork(): the parent
 /// gets one if it needs it, and it learns there is a child to watch.
-unsafe fn fork_impl() -> pid_t {
-    // SAFETY: forwarded; the fork handlers run as usual.
-    let pid = unsafe { real::fork() };
-    if pid > 0 && config::active() {
-        chld::ensure_reaper_thread();
-        chld::note_new_child();
-    }
-    pid
-}
-
-/// posix_spawn(3) and posix_spawnp(3), interposed like fork.
 unsafe fn posix_spawn_impl(
     which: &real::Real,
     pid: *mut pid_t,
@@ -414,8 +426,6 @@ interpose!(/// pclose(3).
     fn pclose(stream: *mut libc::FILE) -> c_int = spawn::pclose_impl(stream); on_panic -1);
 interpose!(/// system(3).
     fn system(command: CStrPtr) -> c_int = spawn::system_impl(command); on_panic -1);
-interpose!(/// fork(2).
-    fn fork() -> pid_t = fork_impl(); on_panic -1);
 interpose!(/// posix_spawn(3).
     fn posix_spawn(pid: *mut pid_t, path: CStrPtr, actions: *const libc::posix_spawn_file_actions_t,
         attrs: *const libc::posix_spawnattr_t, argv: *const *mut libc::c_char, envp: *const *mut libc::c_char) -> c_int =

@@ -56,7 +56,6 @@ pub static WAITID: Real = Real::new(c"waitid");
 pub static PCLOSE: Real = Real::new(c"pclose");
 pub static POPEN: Real = Real::new(c"popen");
 pub static SYSTEM: Real = Real::new(c"system");
-pub static FORK: Real = Real::new(c"fork");
 pub static POSIX_SPAWN: Real = Real::new(c"posix_spawn");
 pub static POSIX_SPAWNP: Real = Real::new(c"posix_spawnp");
 
@@ -72,7 +71,6 @@ pub type WaitidFn = unsafe extern "C" fn(libc::idtype_t, libc::id_t, *mut libc::
 pub type PcloseFn = unsafe extern "C" fn(*mut libc::FILE) -> c_int;
 pub type PopenFn = unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE;
 pub type SystemFn = unsafe extern "C" fn(*const c_char) -> c_int;
-pub type ForkFn = unsafe extern "C" fn() -> pid_t;
 pub type PosixSpawnFn = unsafe extern "C" fn(
     *mut pid_t,
     *const c_char,
@@ -143,15 +141,6 @@ pub unsafe fn popen(command: *const c_char, mode: *const c_char) -> *mut libc::F
 pub unsafe fn system(command: *const c_char) -> c_int {
     // SAFETY: the address is libc's system.
     unsafe { std::mem::transmute::<usize, SystemFn>(SYSTEM.get())(command) }
-}
-
-/// libc's fork.
-///
-/// # Safety
-/// As for fork(2).
-pub unsafe fn fork() -> pid_t {
-    // SAFETY: the address is libc's fork.
-    unsafe { std::mem::transmute::<usize, ForkFn>(FORK.get())() }
 }
 
 /// libc's posix_spawn or posix_spawnp (`which`).

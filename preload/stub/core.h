@@ -12,7 +12,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#define ZREAP_PRELOAD_CORE_VERSION 1u
+#define ZREAP_PRELOAD_CORE_VERSION 2u
 #define ZREAP_PRELOAD_CORE_START "zreap_preload_core_start"
 
 /* The `mode` argument of the start function. */
@@ -36,7 +36,6 @@ struct zreap_preload_core {
     FILE *(*popen)(const char *, const char *);
     int (*pclose)(FILE *);
     int (*system)(const char *);
-    pid_t (*fork)(void);
     int (*posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
                        char *const[], char *const[]);
     int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,

@@ -416,9 +416,12 @@ EXPORT int system(const char *command) {
     const struct zreap_preload_core *c = need_core();
     return c ? c->system(command) : ((system_fn)lookup(&real_system))(command);
 }
+/* libc's fork itself: the core, once loaded, learns of each child from its
+ * fork handler in the parent, and the child runs no shim code on its way to
+ * exec. */
 EXPORT pid_t fork(void) {
-    const struct zreap_preload_core *c = core_for_child();
-    return c ? c->fork() : ((fork_fn)lookup(&real_fork))();
+    core_for_child();
+    return ((fork_fn)lookup(&real_fork))();
 }
 EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
                        const posix_spawnattr_t *attrs, char *const argv[], char *const envp[]) {
