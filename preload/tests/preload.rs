@@ -706,13 +706,17 @@ fn a_child_forked_while_another_thread_waits_still_gets_its_children_reaped() {
 #[test]
 fn forked_children_never_get_the_parents_stored_exits() {
     let exe = build_c("c-tests/shim_fork_child.c");
-    run_ok(&mut command(&exe, Shim::All), "shim_fork_child under ZREAP_REAP=all");
-    // With a parent-death signal the shim runs in every forked child at once
-    // (to arm it) instead of at the child's first call.
-    run_ok(
-        command(&exe, Shim::All).env("ZREAP_PDEATHSIG", "TERM"),
-        "shim_fork_child under ZREAP_REAP=all ZREAP_PDEATHSIG=TERM",
-    );
+    // `handler`: the program has a SIGCHLD handler, and one child's first
+    // call into the shim is that handler. With a parent-death signal the shim
+    // runs in every forked child at once (to arm it) instead of at the
+    // child's first call.
+    for arg in ["default", "handler"] {
+        run_ok(command(&exe, Shim::All).arg(arg), &format!("shim_fork_child {arg} under ZREAP_REAP=all"));
+        run_ok(
+            command(&exe, Shim::All).arg(arg).env("ZREAP_PDEATHSIG", "TERM"),
+            &format!("shim_fork_child {arg} under ZREAP_REAP=all ZREAP_PDEATHSIG=TERM"),
+        );
+    }
 }
 
 #[test]
