@@ -94,8 +94,8 @@ impl Params {
             scale_small: 10,
             scale_big: storm_n,
             scale_reps: 200,
-            shim_iters: 5000,
-            shim_reps: 3,
+            shim_iters: 1000,
+            shim_reps: 20,
             mem_n: storm_n,
         }
     }
@@ -239,6 +239,16 @@ impl Row {
             if b > 0.0 {
                 self.ratio = Some(v / b);
             }
+        }
+        self
+    }
+
+    /// Like [`Row::vs`], with a ratio measured in pairs: the median over
+    /// rounds of this row's run against the baseline's run of the same round.
+    fn paired(mut self, baseline_name: &str, ratio: Option<f64>) -> Row {
+        self.baseline = baseline_name.into();
+        if self.value.num().is_some() {
+            self.ratio = ratio;
         }
         self
     }
@@ -721,11 +731,16 @@ is process-wide):
    timing itself), `bench/shim/tiny.c` (a static child that loads nothing: only its
    `_start`, exit 0) and `bench/shim/empty.c` (an empty preloaded `.so`). Compared: no
    preload, the empty `.so`, `target/<profile>/libzreap_preload.so` with `ZREAP_REAP=handler`
-   and `all` (ZREAP_REAP is set in every run, so the environment is the same size).
+   and `all` (every run has an environment of the same size: ZREAP_REAP is set in each, and
+   ZREAP_BENCH_PAD fills up to the longest; a different size moves the page boundaries under
+   the stack's first frames, and with them the page faults of every fork).
    Instructions: `valgrind --tool=callgrind` of one `/bin/true` (which loads the preload), and
    of the loop at N and 2N iterations (the difference over N: the parent's user-space
    instructions per child). Wall time and page faults (`getrusage`, the loop's parent and
-   children): the loop with the tiny child, interleaved runs, median; run by root, every case
+   children): the loop with the tiny child, in many short rounds that run every case once in
+   a rotating order; a ratio is the median over rounds of a case's run against the
+   baseline's run of the same round (the machine's speed drifts between rounds, less within
+   one), the time shown the median run; run by root, every case
    runs as uid/gid 65534 (a process that can change its credentials gets a pthread for the
    shim's reaper, a bare clone otherwise), and one more `all` case runs as root.
    Make: a generated project of small C files (`cc -O1 -c` each, one link) built with

@@ -30,20 +30,28 @@ struct Tools {
 }
 
 impl Tools {
-    /// `cmd` with the environment of `preload` (ZREAP_REAP is set in every
-    /// case, so that each run has the same environment size).
+    /// `cmd` with the environment of `preload`. Every case gets the same
+    /// environment size (ZREAP_REAP is set in each, and ZREAP_BENCH_PAD fills
+    /// up to the longest): the environment sits at the top of the stack, and
+    /// where a page boundary falls under the first frames changes the page
+    /// faults of every fork.
     fn env(&self, cmd: &mut Command, preload: &str) {
         let all = matches!(preload, "all" | "all-privileged");
-        cmd.env_remove("LD_PRELOAD").env("ZREAP_REAP", if all { "all" } else { "handler" });
-        match preload {
-            "empty" => {
-                cmd.env("LD_PRELOAD", &self.empty);
-            }
-            "handler" | "all" | "all-privileged" => {
-                cmd.env("LD_PRELOAD", &self.shim);
-            }
-            _ => {}
+        let reap = if all { "all" } else { "handler" };
+        let library = match preload {
+            "empty" => Some(&self.empty),
+            "handler" | "all" | "all-privileged" => Some(&self.shim),
+            _ => None,
+        };
+        cmd.env_remove("LD_PRELOAD").env("ZREAP_REAP", reap);
+        let mut size = reap.len();
+        if let Some(library) = library {
+            cmd.env("LD_PRELOAD", library);
+            size += "LD_PRELOAD=".len() + library.as_os_str().len() + 1;
         }
+        let longest =
+            "handler".len() + "LD_PRELOAD=".len() + self.empty.as_os_str().len().max(self.shim.as_os_str().len()) + 1;
+        cmd.env("ZREAP_BENCH_PAD", "x".repeat(longest - size));
     }
 }
 
@@ -122,11 +130,13 @@ impl Bench {
         // SAFETY: geteuid cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
         let iters = self.p.shim_iters;
-        // More runs than the other sections: the differences sought are a
-        // few percent, on a shared machine.
+        // Many short rounds, each running every case once (in a rotating
+        // order), and ratios taken within a round: the differences sought are
+        // a few percent, on a shared machine whose speed drifts between rounds.
         let reps = 2 * self.p.shim_reps + 1;
         let section = format!("5. shim: {iters} × fork+execve(tiny static child)+waitpid in C");
-        let mut times: HashMap<&str, Vec<u64>> = HashMap::new();
+        // Per case: (round, time) of each run.
+        let mut times: HashMap<&str, Vec<(usize, u64)>> = HashMap::new();
         let mut faults: HashMap<&str, Vec<u64>> = HashMap::new();
         let mut failed: HashMap<&str, String> = HashMap::new();
         if !root {
@@ -155,7 +165,7 @@ impl Bench {
                         };
                         match (field("ns="), field("faults=")) {
                             (Some(ns), Some(n)) => {
-                                times.entry(preload).or_default().push(ns);
+                                times.entry(preload).or_default().push((rep, ns));
                                 faults.entry(preload).or_default().push(n);
                             }
                             _ => {
@@ -173,8 +183,23 @@ impl Bench {
                 }
             }
         }
-        let med: HashMap<&str, Option<f64>> =
-            WALL_CASES.iter().map(|&p| (p, times.get_mut(p).and_then(|v| median(v)))).collect();
+        let paired = |case: &str, base: &str| -> Option<f64> {
+            let (case, base) = (times.get(case)?, times.get(base)?);
+            let mut ratios: Vec<f64> = case
+                .iter()
+                .filter_map(|&(rep, c)| base.iter().find(|&&(r, _)| r == rep).map(|&(_, b)| c as f64 / b as f64))
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            let n = ratios.len();
+            (n > 0).then(|| if n % 2 == 1 { ratios[n / 2] } else { (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0 })
+        };
+        let vs_empty: HashMap<&str, Option<f64>> = WALL_CASES.iter().map(|&p| (p, paired(p, "empty"))).collect();
+        let all_vs_handler = paired("all", "handler");
+        let all_vs_thread = paired("all", "thread");
+        let med: HashMap<&str, Option<f64>> = WALL_CASES
+            .iter()
+            .map(|&p| (p, times.get(p).and_then(|v| median(&mut v.iter().map(|&(_, ns)| ns).collect::<Vec<_>>()))))
+            .collect();
         let faults_per_child: HashMap<&str, Option<f64>> = WALL_CASES
             .iter()
             .map(|&p| (p, faults.get_mut(p).and_then(|v| median(v)).map(|f| f / iters as f64)))
@@ -187,7 +212,7 @@ impl Bench {
                 (None, None) => Val::Na("not available".into()),
             };
             let mut r = Row::new(&section, &format!("{}{} (runs={reps})", label(preload), user(preload)), value)
-                .vs("empty .so", med["empty"]);
+                .paired("empty .so, same round", vs_empty[preload]);
             if matches!(preload, "handler" | "all") {
                 r = r.target(Target::AtMost(1.05));
             }
@@ -210,13 +235,13 @@ impl Bench {
         };
         self.rows.push(
             Row::new(&section, &format!("{}, against handler (runs={reps})", label("all")), all.clone())
-                .vs("ZREAP_REAP=handler", med["handler"])
+                .paired("ZREAP_REAP=handler, same round", all_vs_handler)
                 .target(Target::AtMost(1.05)),
         );
         // What is left of `all`'s cost once a second thread's is accounted for.
         self.rows.push(
             Row::new(&section, &format!("{}, against the control (runs={reps})", label("all")), all)
-                .vs("a second thread, no preload", med["thread"]),
+                .paired("a second thread, no preload, same round", all_vs_thread),
         );
     }
 
