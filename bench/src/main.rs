@@ -745,7 +745,7 @@ is process-wide):
    shim's reaper, a bare clone otherwise), and one more `all` case runs as root.
    Make: a generated project of small C files (`cc -O1 -c` each, one link) built with
    `make -s -j2` from clean, with `LD_PRELOAD` and `ZREAP_REAP` set for make and everything
-   it runs; interleaved runs, median.
+   it runs; rounds of one build each, ratios paired within a round as above.
 6. **Memory.** RSS (`/proc/self/statm`) before and after making N live tracked children,
    divided by N (user-space memory only: the kernel's pidfd and epoll entries are not in
    RSS); and RSS before and after `zreap::install` in a fresh process.

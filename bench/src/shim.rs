@@ -135,8 +135,7 @@ impl Bench {
         // a few percent, on a shared machine whose speed drifts between rounds.
         let reps = 2 * self.p.shim_reps + 1;
         let section = format!("5. shim: {iters} × fork+execve(tiny static child)+waitpid in C");
-        // Per case: (round, time) of each run.
-        let mut times: HashMap<&str, Vec<(usize, u64)>> = HashMap::new();
+        let mut times: Times = HashMap::new();
         let mut faults: HashMap<&str, Vec<u64>> = HashMap::new();
         let mut failed: HashMap<&str, String> = HashMap::new();
         if !root {
@@ -183,23 +182,11 @@ impl Bench {
                 }
             }
         }
-        let paired = |case: &str, base: &str| -> Option<f64> {
-            let (case, base) = (times.get(case)?, times.get(base)?);
-            let mut ratios: Vec<f64> = case
-                .iter()
-                .filter_map(|&(rep, c)| base.iter().find(|&&(r, _)| r == rep).map(|&(_, b)| c as f64 / b as f64))
-                .collect();
-            ratios.sort_by(f64::total_cmp);
-            let n = ratios.len();
-            (n > 0).then(|| if n % 2 == 1 { ratios[n / 2] } else { (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0 })
-        };
-        let vs_empty: HashMap<&str, Option<f64>> = WALL_CASES.iter().map(|&p| (p, paired(p, "empty"))).collect();
-        let all_vs_handler = paired("all", "handler");
-        let all_vs_thread = paired("all", "thread");
-        let med: HashMap<&str, Option<f64>> = WALL_CASES
-            .iter()
-            .map(|&p| (p, times.get(p).and_then(|v| median(&mut v.iter().map(|&(_, ns)| ns).collect::<Vec<_>>()))))
-            .collect();
+        let vs_empty: HashMap<&str, Option<f64>> =
+            WALL_CASES.iter().map(|&p| (p, paired_ratio(&times, p, "empty"))).collect();
+        let all_vs_handler = paired_ratio(&times, "all", "handler");
+        let all_vs_thread = paired_ratio(&times, "all", "thread");
+        let med: HashMap<&str, Option<f64>> = WALL_CASES.iter().map(|&p| (p, median_time(&times, p))).collect();
         let faults_per_child: HashMap<&str, Option<f64>> = WALL_CASES
             .iter()
             .map(|&p| (p, faults.get_mut(p).and_then(|v| median(v)).map(|f| f / iters as f64)))
@@ -246,7 +233,7 @@ impl Bench {
     }
 
     /// `make -j2` of a generated C project, without the shim and under it
-    /// (make and everything it runs), interleaved runs, median.
+    /// (make and everything it runs), in rounds; ratios paired within a round.
     fn shim_make(&mut self, tools: &Tools, tmp: &Path) {
         let quick = self.p.shim_reps < 2;
         let (files, reps) = if quick { (40, 1) } else { (300, 7) };
@@ -257,7 +244,7 @@ impl Bench {
             return;
         }
         let modes = ["none", "handler", "all"];
-        let mut times: HashMap<&str, Vec<u64>> = HashMap::new();
+        let mut times: Times = HashMap::new();
         let mut failed: HashMap<&str, String> = HashMap::new();
         for rep in 0..reps {
             for k in 0..modes.len() {
@@ -275,7 +262,9 @@ impl Bench {
                 tools.env(&mut cmd, mode);
                 let t0 = Instant::now();
                 match cmd.output() {
-                    Ok(o) if o.status.success() => times.entry(mode).or_default().push(t0.elapsed().as_nanos() as u64),
+                    Ok(o) if o.status.success() => {
+                        times.entry(mode).or_default().push((rep, t0.elapsed().as_nanos() as u64));
+                    }
                     Ok(o) => {
                         let err = String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("").to_string();
                         failed.insert(mode, format!("make failed ({}): {err}", o.status));
@@ -286,14 +275,14 @@ impl Bench {
                 }
             }
         }
-        let base = times.get_mut("none").and_then(|v| median(v));
         for mode in modes {
-            let value = match (failed.get(mode), times.get_mut(mode).and_then(|v| median(v))) {
+            let value = match (failed.get(mode), median_time(&times, mode)) {
                 (Some(e), _) => Val::Na(format!("not available: {e}")),
                 (None, Some(m)) => Val::Ns(m),
                 (None, None) => Val::Na("not available".into()),
             };
-            let mut r = Row::new(&section, &format!("{} (runs={reps})", label(mode)), value).vs("no preload", base);
+            let mut r = Row::new(&section, &format!("{} (runs={reps})", label(mode)), value)
+                .paired("no preload, same round", paired_ratio(&times, mode, "none"));
             if mode != "none" {
                 r = r.target(Target::AtMost(1.03));
             }
@@ -323,6 +312,27 @@ fn callgrind_total(cmd: &mut Command) -> Result<u64, String> {
     err.lines()
         .find_map(|l| l.split_once("Collected :").and_then(|(_, n)| n.trim().parse().ok()))
         .ok_or_else(|| format!("no instruction count in valgrind's output: {err:?}"))
+}
+
+/// Per case: (round, nanoseconds) of each run.
+type Times<'a> = HashMap<&'a str, Vec<(usize, u64)>>;
+
+/// The median run time of `case`.
+fn median_time(times: &Times, case: &str) -> Option<f64> {
+    median(&mut times.get(case)?.iter().map(|&(_, ns)| ns).collect::<Vec<_>>())
+}
+
+/// The median over rounds of `case`'s run time against `base`'s in the same
+/// round: the machine's speed drifts between rounds more than within one.
+fn paired_ratio(times: &Times, case: &str, base: &str) -> Option<f64> {
+    let (case, base) = (times.get(case)?, times.get(base)?);
+    let mut ratios: Vec<f64> = case
+        .iter()
+        .filter_map(|&(round, c)| base.iter().find(|&&(r, _)| r == round).map(|&(_, b)| c as f64 / b as f64))
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    (n > 0).then(|| if n % 2 == 1 { ratios[n / 2] } else { (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0 })
 }
 
 /// Compiles the host loop, the tiny static child and the empty preload into
