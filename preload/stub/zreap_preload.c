@@ -416,11 +416,11 @@ EXPORT int system(const char *command) {
     const struct zreap_preload_core *c = need_core();
     return c ? c->system(command) : ((system_fn)lookup(&real_system))(command);
 }
-/* libc's fork itself: the core, once loaded, learns of each child from its
- * fork handler in the parent, and the child runs no shim code on its way to
- * exec. */
+/* libc's fork itself, once the core is loaded where it must see every child:
+ * the core learns of each child from its fork handler in the parent, and the
+ * child runs no shim code on its way to exec. */
 EXPORT pid_t fork(void) {
-    core_for_child();
+    (void)core_for_child();
     return ((fork_fn)lookup(&real_fork))();
 }
 EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
