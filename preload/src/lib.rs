@@ -220,14 +220,6 @@ extern "C" fn in_forked_child() {
     sys::arm_pdeathsig(config::pdeathsig(), FORKING_PARENT.load(SeqCst));
 }
 
-/// What a forked child drops of its parent's state: the stored exits were the
-/// parent's children's, and the parent's other threads are not here.
-/// Async-signal-safe.
-fn forget_parent_state() {
-    chld::forget_other_threads();
-    store::STORE.clear();
-}
-
 // ------------------------------------------------------- the signal family
 
 /// sigaction(2), interposed: SIGCHLD dispositions are the program's own; the

@@ -43,8 +43,16 @@ pub fn start(fork_handler_needed: bool) -> bool {
 /// In the child of fork(), from the shim's fork handler: takes the state
 /// over. Async-signal-safe.
 pub fn take_over_in_fork_handler() {
-    crate::forget_parent_state();
+    forget_parent_state();
     OWNER.store(bare::getpid(), SeqCst);
+}
+
+/// What a forked child drops of its parent's state: the stored exits were the
+/// parent's children's, and the parent's other threads are not here.
+/// Async-signal-safe.
+fn forget_parent_state() {
+    crate::chld::forget_other_threads();
+    crate::store::STORE.clear();
 }
 
 /// Does process `me` own the shim's state? A forked child that has not yet
@@ -84,7 +92,7 @@ fn take_over(me: libc::pid_t) -> bool {
     }
     let taker = TAKER.load(SeqCst);
     if taker != me && TAKER.compare_exchange(taker, me, SeqCst, SeqCst).is_ok() {
-        crate::forget_parent_state();
+        forget_parent_state();
         OWNER.store(me, SeqCst);
     }
     // SAFETY: restores the mask saved above.
