@@ -710,11 +710,18 @@ fn forked_children_never_get_the_parents_stored_exits() {
     // call into the shim is that handler. With a parent-death signal the shim
     // runs in every forked child at once (to arm it) instead of at the
     // child's first call.
+    // `no-tid-address`: the kernel cannot tell a forked child from the others
+    // (a seccomp filter makes PR_GET_TID_ADDRESS fail), so the fork handler
+    // takes the state over.
     for arg in ["default", "handler"] {
         run_ok(command(&exe, Shim::All).arg(arg), &format!("shim_fork_child {arg} under ZREAP_REAP=all"));
         run_ok(
             command(&exe, Shim::All).arg(arg).env("ZREAP_PDEATHSIG", "TERM"),
             &format!("shim_fork_child {arg} under ZREAP_REAP=all ZREAP_PDEATHSIG=TERM"),
+        );
+        run_ok(
+            command(&exe, Shim::All).args([arg, "no-tid-address"]),
+            &format!("shim_fork_child {arg} no-tid-address under ZREAP_REAP=all"),
         );
     }
 }
