@@ -16,7 +16,9 @@
  *   syscalls  as latency, the timed part (after the warm-up rounds) between
  *             access() markers for strace
  * Prints make_ns=, samples= (ns, ITERS of them) and tids= (this process's
- * threads), exits 0; on failure prints why on stderr and exits 1. */
+ * threads), exits 0; on failure prints why on stderr and exits 1. With
+ * ZREAP_BENCH_DRIVEN set, each line read from stdin runs one more block of
+ * WARMUP + ITERS rounds and prints its samples=, until end of file. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -91,31 +93,12 @@ static void print_tids(void) {
     closedir(d);
 }
 
-int main(int argc, char **argv) {
-    if (argc != 7) die("usage: %s MODE N ITERS WARMUP TINY TINY_BLOCK", argv[0]);
-    const char *mode = argv[1];
-    long n = atol(argv[2]), iters = atol(argv[3]), warmup = atol(argv[4]);
-    const char *tiny = argv[5], *tiny_block = argv[6];
-    int start = !strcmp(mode, "start"), cycle = !strcmp(mode, "cycle");
-    int latency = !strcmp(mode, "latency"), syscalls = !strcmp(mode, "syscalls");
-    if (!(start || cycle || latency || syscalls)) die("unknown mode %s", mode);
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    peer_init();
-    int a[2];
-    cloexec_pipe(a);
-    struct proc **live = calloc(n ? n : 1, sizeof *live);
-    if (!live) die("calloc");
-    long long t0 = now_ns();
-    for (long i = 0; i < n; i++) live[i] = peer_spawn(tiny_block, a[0]);
-    printf("make_ns=%lld\n", now_ns() - t0);
-    long long *samples = calloc(iters ? iters : 1, sizeof *samples);
-    if (!samples) die("calloc");
+/* Runs WARMUP + ITERS rounds of MODE and prints the timed ones as samples=. */
+static void run_block(const char *mode, long warmup, long iters, const char *tiny, const char *tiny_block,
+                      long long *samples) {
+    int cycle = !strcmp(mode, "cycle"), start = !strcmp(mode, "start"), syscalls = !strcmp(mode, "syscalls");
     for (long i = 0; i < warmup + iters; i++) {
-        long long t;
+        long long t0, t;
         if (cycle) {
             t0 = now_ns();
             peer_wait(peer_spawn(tiny, -1));
@@ -145,12 +128,44 @@ int main(int argc, char **argv) {
         }
         if (i >= warmup) samples[i - warmup] = t;
     }
-    close(a[1]);
-    for (long i = 0; i < n; i++) peer_wait(live[i]);
-    close(a[0]);
     printf("samples=");
     for (long i = 0; i < iters; i++) printf("%s%lld", i ? "," : "", samples[i]);
     printf("\n");
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 7) die("usage: %s MODE N ITERS WARMUP TINY TINY_BLOCK", argv[0]);
+    const char *mode = argv[1];
+    long n = atol(argv[2]), iters = atol(argv[3]), warmup = atol(argv[4]);
+    const char *tiny = argv[5], *tiny_block = argv[6];
+    int start = !strcmp(mode, "start"), cycle = !strcmp(mode, "cycle");
+    int latency = !strcmp(mode, "latency"), syscalls = !strcmp(mode, "syscalls");
+    if (!(start || cycle || latency || syscalls)) die("unknown mode %s", mode);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    peer_init();
+    int a[2];
+    cloexec_pipe(a);
+    struct proc **live = calloc(n ? n : 1, sizeof *live);
+    if (!live) die("calloc");
+    long long t0 = now_ns();
+    for (long i = 0; i < n; i++) live[i] = peer_spawn(tiny_block, a[0]);
+    printf("make_ns=%lld\n", now_ns() - t0);
+    long long *samples = calloc(iters ? iters : 1, sizeof *samples);
+    if (!samples) die("calloc");
+    if (getenv("ZREAP_BENCH_DRIVEN")) {
+        char line[64];
+        while (fgets(line, sizeof line, stdin)) run_block(mode, warmup, iters, tiny, tiny_block, samples);
+    } else {
+        run_block(mode, warmup, iters, tiny, tiny_block, samples);
+    }
+    close(a[1]);
+    for (long i = 0; i < n; i++) peer_wait(live[i]);
+    close(a[0]);
     print_tids();
     return 0;
 }

@@ -6,7 +6,11 @@
 //! zreap-bench __worker live LIB MODE N ITERS WARMUP TINY TINY_BLOCK
 //! ```
 //!
-//! Also prints fds= (open fds once the N live children are made). LIB says
+//! Also prints fds= (open fds once the N live children are made) and faults=
+//! (the process's minor page faults over the timed iterations). With
+//! [`DRIVEN`] set, each line read from stdin runs one more block of WARMUP +
+//! ITERS iterations and prints its faults= and samples=, until end of file;
+//! the driver alternates such blocks between two workers alive at once. LIB says
 //! how children are started and how their exits are waited for
 //! (see [`Lib::new`]). Only zreap's public API is used.
 
@@ -14,6 +18,7 @@ use crate::workers::raise_nofile;
 use libc::{c_char, c_int, pid_t};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
+use std::io::Write as _;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -24,6 +29,9 @@ extern "C" {
 }
 
 type Res<T> = Result<T, String>;
+
+/// The environment variable that makes a worker run blocks on demand.
+pub const DRIVEN: &str = "ZREAP_BENCH_DRIVEN";
 
 fn errno_str(what: &str) -> String {
     format!("{what}: {}", std::io::Error::last_os_error())
@@ -329,6 +337,48 @@ fn mark(path: &CStr) {
     unsafe { libc::access(path.as_ptr(), libc::F_OK) };
 }
 
+/// One iteration of `mode`: its timed part. `marked`: put the strace markers
+/// around it (mode `syscalls`, after the warm-up).
+fn one(lib: &mut Lib, mode: &str, marked: bool, tiny: &CStr, tiny_block: &CStr) -> Res<Duration> {
+    let measured = lib.measured;
+    Ok(match mode {
+        "cycle" => {
+            let t0 = Instant::now();
+            let pid = lib.start(measured.0, tiny, None)?;
+            lib.wait(measured.1, pid)?;
+            t0.elapsed()
+        }
+        "start" => {
+            let (br, bw) = cloexec_pipe()?;
+            let t0 = Instant::now();
+            let pid = lib.start(measured.0, tiny_block, Some(br))?;
+            let ns = t0.elapsed();
+            close(br);
+            close(bw);
+            lib.wait(measured.1, pid)?;
+            ns
+        }
+        _ => {
+            let (br, bw) = cloexec_pipe()?;
+            let pid = lib.start(measured.0, tiny_block, Some(br))?;
+            close(br);
+            wait_sleeping(pid)?;
+            let strace = mode == "syscalls" && marked;
+            if strace {
+                mark(c"/zreap-bench-mark-begin");
+            }
+            let t0 = Instant::now();
+            close(bw);
+            lib.wait(measured.1, pid)?;
+            let ns = t0.elapsed();
+            if strace {
+                mark(c"/zreap-bench-mark-end");
+            }
+            ns
+        }
+    })
+}
+
 /// `live LIB MODE N ITERS WARMUP TINY TINY_BLOCK`.
 pub fn run(args: &[String]) -> Res<i32> {
     let [lib, mode, n, iters, warmup, tiny, tiny_block] = args else {
@@ -338,12 +388,13 @@ pub fn run(args: &[String]) -> Res<i32> {
     let (n, iters, warmup) = (parse(n)?, parse(iters)?, parse(warmup)?);
     let cstr = |s: &String| CString::new(s.as_str()).map_err(|e| e.to_string());
     let (tiny, tiny_block) = (cstr(tiny)?, cstr(tiny_block)?);
-    if !["start", "cycle", "latency", "syscalls"].contains(&mode.as_str()) {
+    let mode = mode.as_str();
+    if !["start", "cycle", "latency", "syscalls"].contains(&mode) {
         return Err(format!("unknown mode {mode}"));
     }
     raise_nofile();
     let mut lib = Lib::new(lib)?;
-    let (live, measured) = (lib.live, lib.measured);
+    let live = lib.live;
     let (ar, aw) = cloexec_pipe()?;
     let t0 = Instant::now();
     let mut pids = Vec::with_capacity(n);
@@ -353,62 +404,38 @@ pub fn run(args: &[String]) -> Res<i32> {
     println!("make_ns={}", t0.elapsed().as_nanos());
     let fds = std::fs::read_dir("/proc/self/fd").map_err(|e| format!("/proc/self/fd: {e}"))?.count();
     println!("fds={fds}");
-    let mut samples = Vec::with_capacity(iters);
-    let mut faults = 0;
-    for i in 0..warmup + iters {
-        if i == warmup {
-            faults = process_faults();
+    let mut block = || -> Res<()> {
+        let mut samples = Vec::with_capacity(iters);
+        let mut faults = 0;
+        for i in 0..warmup + iters {
+            if i == warmup {
+                faults = process_faults();
+            }
+            let ns = one(&mut lib, mode, i >= warmup, &tiny, &tiny_block)?;
+            if i >= warmup {
+                samples.push(ns.as_nanos() as u64);
+            }
         }
-        let ns = match mode.as_str() {
-            "cycle" => {
-                let t0 = Instant::now();
-                let pid = lib.start(measured.0, &tiny, None)?;
-                lib.wait(measured.1, pid)?;
-                t0.elapsed()
-            }
-            "start" => {
-                let (br, bw) = cloexec_pipe()?;
-                let t0 = Instant::now();
-                let pid = lib.start(measured.0, &tiny_block, Some(br))?;
-                let ns = t0.elapsed();
-                close(br);
-                close(bw);
-                lib.wait(measured.1, pid)?;
-                ns
-            }
-            _ => {
-                let (br, bw) = cloexec_pipe()?;
-                let pid = lib.start(measured.0, &tiny_block, Some(br))?;
-                close(br);
-                wait_sleeping(pid)?;
-                let strace = mode == "syscalls" && i >= warmup;
-                if strace {
-                    mark(c"/zreap-bench-mark-begin");
-                }
-                let t0 = Instant::now();
-                close(bw);
-                lib.wait(measured.1, pid)?;
-                let ns = t0.elapsed();
-                if strace {
-                    mark(c"/zreap-bench-mark-end");
-                }
-                ns
-            }
-        };
-        if i >= warmup {
-            samples.push(ns.as_nanos() as u64);
+        // The block's iterations only: not the live children's starts or waits.
+        println!("faults={}", process_faults() - faults);
+        let s: Vec<String> = samples.iter().map(u64::to_string).collect();
+        println!("samples={}", s.join(","));
+        std::io::stdout().flush().map_err(|e| format!("stdout: {e}"))
+    };
+    if std::env::var_os(DRIVEN).is_some() {
+        let mut line = String::new();
+        while std::io::stdin().read_line(&mut line).map_err(|e| format!("stdin: {e}"))? > 0 {
+            block()?;
+            line.clear();
         }
+    } else {
+        block()?;
     }
-    // Before the live children's waits, which are not part of the samples.
-    let faults = process_faults() - faults;
     close(aw);
     for pid in pids {
         lib.wait(live.1, pid)?;
     }
     close(ar);
-    let s: Vec<String> = samples.iter().map(u64::to_string).collect();
-    println!("samples={}", s.join(","));
-    println!("faults={faults}");
     let tids: Vec<String> = std::fs::read_dir("/proc/self/task")
         .map_err(|e| format!("/proc/self/task: {e}"))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())

@@ -302,6 +302,14 @@ fn median(samples: &mut [u64]) -> Option<f64> {
     Some(if n % 2 == 1 { samples[n / 2] as f64 } else { (samples[n / 2 - 1] + samples[n / 2]) as f64 / 2.0 })
 }
 
+/// The median of ratios (or any values that need no sorting key).
+fn median_f64(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    (n > 0).then(|| if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
 // ---------------------------------------------------------------- workers
 
 /// Runs `zreap-bench __worker ARGS` and returns its key=value output.

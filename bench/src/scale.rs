@@ -6,12 +6,13 @@
 //! skipped with a note when the `-dev` package is missing. Every child these
 //! rows start or time is `bench/peers/tiny.c`, a static program without libc.
 
-use crate::{median, num, plot, s, samples_of, Bench, Row, Target, Val};
+use crate::{median, median_f64, num, plot, s, samples_of, Bench, Row, Target, Val};
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Read;
+use std::io::{BufRead as _, BufReader, Read, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Issue 13: the start of the 5,000th (and 10,000th) live tracked child costs
@@ -100,7 +101,15 @@ pub const METHOD_TEXT: &str = "\
    exit lands in the timed start. The host rows time `posix_spawn` + `waitpid` of `tiny`
    (the same program, exiting at once), and `fork()` + `_exit` + `waitpid`, by code that does
    not use zreap, while N tracked `zreap::spawn` children are alive (under `install(OWN)`) or
-   N untracked `posix_spawn` children. Each (library, N) runs in its own process, in rounds whose order rotates.
+   N untracked `posix_spawn` children. Each (library, N) runs in a process of its own, and
+   the ratios are measured in pairs: the library at N beside the same library at N=10, and
+   the host beside tracked children beside the host beside as many untracked ones. Both
+   workers of a pair are alive at once and take turns, a block of 20 timed starts (after 2
+   untimed) each, the first to go alternating, 10 blocks a run; each block gives one ratio,
+   its median against the median of the other side's block beside it, and a row's ratio is
+   the median of those over 3 runs with fresh workers (the pairs' order rotating from run
+   to run). The time shown is the median of every sample. Where two workers' children
+   would not fit under pid_max and RLIMIT_NPROC, a pair's sides run one after the other.
    The raw `fork()` row forks children that block without exec, as `zreap::fork`'s do. The
    page-fault rows are the worker's minor faults (`getrusage(RUSAGE_SELF)`, every thread)
    over the measured iterations, start and wait alike, per iteration, median of the runs:
@@ -111,7 +120,8 @@ pub const METHOD_TEXT: &str = "\
 8. **Exit-to-delivery latency.** Same driver: the measured child is `tiny-block` on a pipe
    of its own; once it sleeps in `read()` (state S in /proc), the time from closing the
    pipe's write end to the waiter holding the exit status. This includes the child's wake-up
-   and `exit`, alike for every row.
+   and `exit`, alike for every row. Each row is paired with its baseline at the same N
+   (`waitpid(pid)` or the textbook handler) as in section 7, in blocks of 8 exits.
 9. **System calls per exit.** The latency driver under `strace -f -qq -o FILE`, with an
    `access()` marker before the release and after the delivery; the system calls of the
    worker's own threads between the markers (a call split by `<unfinished ...>` counted
@@ -120,11 +130,20 @@ pub const METHOD_TEXT: &str = "\
 
 pub struct Params {
     levels: Vec<usize>,
+    /// Timed iterations per block (start and cycle modes).
     iters: usize,
+    /// Untimed iterations before each block.
     warmup: usize,
+    /// Blocks per worker in one pair's run.
+    blocks: usize,
+    /// Runs of each pair, each with fresh workers.
     rounds: usize,
     lat_levels: Vec<usize>,
-    lat_reps: usize,
+    /// Timed iterations per block in the latency rows.
+    lat_iters: usize,
+    /// Children (besides the measured ones) two workers may hold at once:
+    /// a pair whose two sides would exceed it runs one side after the other.
+    room: usize,
     sys_levels: Vec<usize>,
     sys_exits: usize,
 }
@@ -139,20 +158,24 @@ impl Params {
                 levels: vec![10, 50],
                 iters: 5,
                 warmup: 1,
+                blocks: 2,
                 rounds: 1,
                 lat_levels: vec![10, 50],
-                lat_reps: 3,
+                lat_iters: 3,
+                room: 0,
                 sys_levels: vec![10, 50],
                 sys_exits: 3,
             }
         } else {
             Params {
                 levels: vec![10, 1000, 5000, 10_000],
-                iters: 100,
-                warmup: 10,
+                iters: 20,
+                warmup: 2,
+                blocks: 10,
                 rounds: 3,
                 lat_levels: vec![10, 5000],
-                lat_reps: 40,
+                lat_iters: 8,
+                room: 0,
                 sys_levels: vec![10, 1000],
                 sys_exits: 20,
             }
@@ -165,7 +188,8 @@ impl Params {
             0 if rl.rlim_max != libc::RLIM_INFINITY => rl.rlim_max as usize,
             _ => usize::MAX,
         };
-        let cap = crate::storm_limit(want, &mut Vec::new()).min(nofile.saturating_sub(200));
+        p.room = crate::storm_limit(usize::MAX, &mut Vec::new());
+        let cap = p.room.min(want).min(nofile.saturating_sub(200));
         let fits = |n: &usize| n + 100 <= cap;
         if !p.levels.iter().all(fits) || !p.lat_levels.iter().all(fits) {
             notes.push(format!(
@@ -374,12 +398,155 @@ fn fmt_n(n: usize) -> String {
     }
 }
 
-type Samples = HashMap<(&'static str, usize), Vec<u64>>;
+/// A worker: (library, mode, N live children).
+type Slot = (&'static str, &'static str, usize);
+
+/// What samples, fds and faults are pooled under: (library, N), the library
+/// being `host-untracked` for a cycle run of posix_spawn.
+fn slot_key((lib, mode, n): Slot) -> Key {
+    (if mode == "cycle" { cycle_key(lib) } else { lib }, n)
+}
+
+/// A pooling key: (library, N).
+type Key = (&'static str, usize);
+
+type Samples = HashMap<Key, Vec<u64>>;
 /// Open fds of the worker once its N live children were made, by (key, N).
-type Fds = HashMap<(&'static str, usize), u64>;
+type Fds = HashMap<Key, u64>;
 /// Page faults of the worker (all its threads) per 1,000 measured
 /// iterations, one value per run, by (key, N).
-type Faults = HashMap<(&'static str, usize), Vec<u64>>;
+type Faults = HashMap<Key, Vec<u64>>;
+
+/// What [`Bench::paired_rounds`] measured: pooled like [`Samples`], and the
+/// ratios of the case's blocks to the baseline's, by (case, baseline).
+#[derive(Default)]
+struct Paired {
+    samples: Samples,
+    fds: Fds,
+    faults: Faults,
+    ratios: HashMap<(Key, Key), Vec<f64>>,
+}
+
+impl Paired {
+    /// The median of `case`'s block ratios against `base`.
+    fn ratio(&self, case: Key, base: Key) -> Option<f64> {
+        median_f64(self.ratios.get(&(case, base))?)
+    }
+}
+
+/// A worker that runs blocks of iterations on demand (see
+/// [`crate::live::DRIVEN`]); killed when dropped unfinished.
+struct Driven {
+    child: Child,
+    slot: Slot,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    limit: Duration,
+}
+
+impl Driven {
+    fn start(mut cmd: Command, slot: Slot, limit: Duration) -> Result<Driven, String> {
+        cmd.env(crate::live::DRIVEN, "1").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| format!("cannot run {}: {e}", what(slot)))?;
+        let stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().expect("piped");
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let stdin = child.stdin.take();
+        Ok(Driven { child, slot, stdin, lines, stderr: Some(stderr), limit })
+    }
+
+    /// Why the worker stopped answering: its exit status and stderr.
+    fn failure(&mut self, what_went_wrong: &str) -> String {
+        let _ = self.child.kill();
+        let status = self.child.wait().map(|st| st.to_string()).unwrap_or_default();
+        let err = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        format!("{} {what_went_wrong} ({status}): {}", what(self.slot), err.trim())
+    }
+
+    /// The key=value lines up to and including `last`, within the limit.
+    fn read_until(&mut self, last: &str) -> Result<HashMap<String, String>, String> {
+        let deadline = Instant::now() + self.limit;
+        let mut kv = HashMap::new();
+        loop {
+            let line = match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(self.failure(&format!("did not answer within {:?}", self.limit)))
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) if last.is_empty() => return Ok(kv),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(self.failure("stopped")),
+            };
+            if let Some((k, v)) = line.split_once('=') {
+                let done = k == last;
+                kv.insert(k.to_string(), v.to_string());
+                if done {
+                    return Ok(kv);
+                }
+            }
+        }
+    }
+
+    /// Runs one block into `out`; returns its median.
+    fn block(&mut self, iters: usize, out: &mut Paired) -> Result<f64, String> {
+        let sent = self.stdin.as_mut().expect("open until finish").write_all(b"\n");
+        if let Err(e) = sent {
+            return Err(self.failure(&format!("stdin: {e}")));
+        }
+        let kv = self.read_until("samples")?;
+        let key = slot_key(self.slot);
+        let mut samples = samples_of(&kv);
+        if samples.len() != iters {
+            return Err(self.failure(&format!("gave {} samples, not {iters}", samples.len())));
+        }
+        if kv.contains_key("fds") {
+            out.fds.insert(key, num(&kv, "fds"));
+        }
+        if kv.contains_key("faults") {
+            out.faults.entry(key).or_default().push(num(&kv, "faults") * 1000 / iters.max(1) as u64);
+        }
+        out.samples.entry(key).or_default().extend(&samples);
+        Ok(median(&mut samples).unwrap_or(0.0))
+    }
+
+    /// Closes its stdin: the worker waits for its live children and exits.
+    fn finish(mut self) -> Result<(), String> {
+        self.stdin = None;
+        let kv = self.read_until("")?;
+        let status = self.child.wait().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(self.failure("failed"));
+        }
+        match num(&kv, "zombies") {
+            0 => Ok(()),
+            z => Err(format!("{}: {z} zombies left", what(self.slot))),
+        }
+    }
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        // A worker that already exited was waited for: kill() then does nothing.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn what((lib, mode, n): Slot) -> String {
+    format!("{lib} {mode} N={n}")
+}
 
 impl Bench {
     /// The tiny children and the C peers, built once per run.
@@ -394,17 +561,18 @@ impl Bench {
         }
     }
 
-    /// One run of `lib` in `mode` with `n` live children; None when the peer
-    /// was not built. `strace`: the file to trace it into.
-    fn live_worker(
+    /// The command that runs `lib` in `mode` with `n` live children, `iters`
+    /// timed iterations (per block), and its time limit; None when the peer
+    /// was not built. `strace`: the file to trace it into. `pin`: the CPU the
+    /// worker and its children are bound to.
+    fn live_command(
         &mut self,
         tmp: &Path,
-        lib: &str,
-        mode: &str,
-        n: usize,
+        (lib, mode, n): Slot,
         iters: usize,
         strace: Option<&Path>,
-    ) -> Option<Result<HashMap<String, String>, String>> {
+        pin: Option<usize>,
+    ) -> Option<Result<(Command, Duration), String>> {
         let warmup = if mode == "syscalls" { 1 } else { self.scale.p.warmup };
         let tools = match self.tools(tmp) {
             Ok(t) => t,
@@ -443,63 +611,114 @@ impl Bench {
             }
         };
         cmd.args(&args);
-        let limit = Duration::from_secs(120) + Duration::from_millis(20) * n as u32;
-        Some(run_with_deadline(cmd, limit, &format!("{lib} {mode} N={n}")))
+        if let Some(cpu) = pin {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: an all-zero cpu_set_t is an empty set.
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            // SAFETY: first_cpu gave a CPU below CPU_SETSIZE.
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+            // SAFETY: between fork and exec the closure makes one raw system
+            // call on a set built before the fork: async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || match libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                });
+            }
+        }
+        Some(Ok((cmd, Duration::from_secs(120) + Duration::from_millis(20) * n as u32)))
     }
 
-    /// Rounds over every (library, mode) at every N, one library's levels
-    /// back to back (its ratios against its own N=10 matter most), the order
-    /// rotated and reversed from round to round. Returns the pooled samples
-    /// and the open fds by (key, N), the key being the library
-    /// (`host-untracked` for a cycle run of posix_spawn). A job that failed
-    /// once is dropped (error); a peer that is not built is left out (noted
-    /// when building).
-    fn live_rounds(
+    /// One run of a worker to its end (for strace).
+    fn live_worker(
         &mut self,
         tmp: &Path,
-        jobs: &[(&'static str, &'static str)],
-        levels: &[usize],
+        slot: Slot,
         iters: usize,
-    ) -> (Samples, Fds, Faults) {
-        let mut all: Samples = HashMap::new();
-        let mut fds: Fds = HashMap::new();
-        let mut faults: Faults = HashMap::new();
+        strace: Option<&Path>,
+    ) -> Option<Result<HashMap<String, String>, String>> {
+        Some(
+            self.live_command(tmp, slot, iters, strace, None)?
+                .and_then(|(cmd, limit)| run_with_deadline(cmd, limit, &what(slot))),
+        )
+    }
+
+    /// Runs every pair (baseline, case) `rounds` times with fresh workers,
+    /// the pairs' order rotated and reversed from round to round. In a run,
+    /// both workers are alive at once and take turns, a block of iterations
+    /// each, the first to go alternating; each block of the case gives one
+    /// ratio, its median against the baseline's block beside it. A job that
+    /// failed once is dropped (error); a peer that is not built is left out
+    /// (noted when building). `pin`: the CPU every worker is bound to.
+    fn paired_rounds(&mut self, tmp: &Path, pairs: &[(Slot, Slot)], iters: usize, pin: Option<usize>) -> Paired {
+        let mut out = Paired::default();
         let mut failed: Vec<(&str, usize)> = Vec::new();
-        let slots: Vec<(&'static str, &'static str, usize)> =
-            jobs.iter().flat_map(|&(lib, mode)| levels.iter().map(move |&n| (lib, mode, n))).collect();
-        let len = slots.len();
+        let len = pairs.len();
         for round in 0..self.scale.p.rounds {
             for k in 0..len {
-                let i = (k + round * levels.len()) % len;
-                let (lib, mode, n) = slots[if round % 2 == 1 { len - 1 - i } else { i }];
-                let key = if mode == "cycle" { cycle_key(lib) } else { lib };
-                if failed.contains(&(key, n)) {
+                let i = (k + round) % len;
+                let pair = pairs[if round % 2 == 1 { len - 1 - i } else { i }];
+                let (a, b) = (slot_key(pair.0), slot_key(pair.1));
+                if failed.contains(&a) || failed.contains(&b) {
                     continue;
                 }
-                match self.live_worker(tmp, lib, mode, n, iters, None) {
-                    None => {}
-                    Some(Ok(kv)) => {
-                        if num(&kv, "zombies") > 0 {
-                            self.errors.push(format!("{lib} {mode} N={n}: {} zombies left", num(&kv, "zombies")));
-                        }
-                        all.entry((key, n)).or_default().extend(samples_of(&kv));
-                        fds.insert((key, n), num(&kv, "fds"));
-                        if kv.contains_key("faults") {
-                            faults.entry((key, n)).or_default().push(num(&kv, "faults") * 1000 / iters.max(1) as u64);
-                        }
-                    }
-                    Some(Err(e)) => {
-                        self.errors.push(e);
-                        failed.push((key, n));
-                    }
+                if let Err((slot, e)) = self.run_pair(tmp, pair, iters, pin, &mut out) {
+                    self.errors.push(e);
+                    failed.push(slot_key(slot));
                 }
             }
         }
         for key in failed {
-            all.remove(&key);
-            faults.remove(&key);
+            out.samples.remove(&key);
+            out.faults.remove(&key);
+            out.ratios.retain(|(case, base), _| *case != key && *base != key);
         }
-        (all, fds, faults)
+        out
+    }
+
+    /// One run of a pair into `out`; Err names the side that failed.
+    fn run_pair(
+        &mut self,
+        tmp: &Path,
+        pair: (Slot, Slot),
+        iters: usize,
+        pin: Option<usize>,
+        out: &mut Paired,
+    ) -> Result<(), (Slot, String)> {
+        let slots = [pair.0, pair.1];
+        let blocks = self.scale.p.blocks;
+        let mut medians: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        let together = pair.0 .2 + pair.1 .2 + 100 <= self.scale.p.room;
+        let mut workers: Vec<Driven> = Vec::new();
+        for (j, &slot) in slots.iter().enumerate() {
+            if !together && j == 1 {
+                workers.remove(0).finish().map_err(|e| (slots[0], e))?;
+            }
+            match self.live_command(tmp, slot, iters, None, pin) {
+                None => return Ok(()),
+                Some(Err(e)) => return Err((slot, e)),
+                Some(Ok((cmd, limit))) => workers.push(Driven::start(cmd, slot, limit).map_err(|e| (slot, e))?),
+            }
+            if !together {
+                for _ in 0..blocks {
+                    medians[j].push(workers[0].block(iters, out).map_err(|e| (slot, e))?);
+                }
+            }
+        }
+        if together {
+            for blk in 0..blocks {
+                for j in [blk % 2, 1 - blk % 2] {
+                    medians[j].push(workers[j].block(iters, out).map_err(|e| (slots[j], e))?);
+                }
+            }
+        }
+        for w in workers {
+            let slot = w.slot;
+            w.finish().map_err(|e| (slot, e))?;
+        }
+        let ratios = medians[1].iter().zip(&medians[0]).filter(|(_, a)| **a > 0.0).map(|(b, a)| b / a);
+        out.ratios.entry((slot_key(pair.1), slot_key(pair.0))).or_default().extend(ratios);
+        Ok(())
     }
 
     /// Goal 1: start cost against live tracked children, per library, and
@@ -510,11 +729,22 @@ impl Bench {
             return;
         }
         let (iters, first, last) = (self.scale.p.iters, levels[0], *levels.last().expect("not empty"));
-        let mut jobs: Vec<(&'static str, &'static str)> = START_LIBS.iter().map(|&(lib, ..)| (lib, "start")).collect();
-        jobs.extend(HOST_PAIRS.iter().flat_map(|&(tracked, untracked, _)| [(tracked, "cycle"), (untracked, "cycle")]));
-        let (mut all, fds, mut faults) = self.live_rounds(tmp, &jobs, &levels, iters);
-        let med: HashMap<(&str, usize), f64> = all.iter_mut().filter_map(|(k, v)| median(v).map(|m| (*k, m))).collect();
+        let mut pairs: Vec<(Slot, Slot)> = Vec::new();
+        for (lib, ..) in START_LIBS {
+            pairs.extend(levels[1..].iter().map(|&n| ((lib, "start", first), (lib, "start", n))));
+        }
+        for (tracked, untracked, _) in HOST_PAIRS {
+            pairs.extend(levels.iter().map(|&n| ((untracked, "cycle", n), (tracked, "cycle", n))));
+        }
+        let mut paired = self.paired_rounds(tmp, &pairs, iters, None);
+        let med: HashMap<(&str, usize), f64> =
+            paired.samples.iter_mut().filter_map(|(k, v)| median(v).map(|m| (*k, m))).collect();
+        let all = &paired.samples;
         let count = |k: &str, n: usize| all.get(&(k, n)).map_or(0, Vec::len);
+        let growth = |lib: &'static str, n: usize| match n == first {
+            true => Some(1.0),
+            false => paired.ratio((lib, n), (lib, first)),
+        };
         let section = "7. start of a tiny static child with N live children";
         let mut verdicts = Vec::new();
         let mut peers = Vec::new();
@@ -525,7 +755,7 @@ impl Bench {
             for &n in &levels {
                 let value = med.get(&(lib, n)).map_or(Val::Na("error".into()), |&m| Val::Ns(m));
                 let mut row = Row::new(section, &format!("{label}, N={} (n={})", fmt_n(n), count(lib, n)), value)
-                    .vs(&format!("same at N={first}"), med.get(&(lib, first)).copied());
+                    .paired(&format!("same at N={first}"), growth(lib, n));
                 if zreap && n >= 5000 {
                     row = row.target(Target::AtMost(FLAT_START));
                     verdicts.push((label, n, row.ratio, row.met()));
@@ -537,17 +767,14 @@ impl Bench {
             if !points.is_empty() {
                 self.scale.plot.push(plot::Series { name: label.into(), points });
             }
-            if !zreap {
-                if let (Some(a), Some(b)) = (med.get(&(lib, first)), med.get(&(lib, last))) {
-                    peers.push(format!("{label} {:.2}×", b / a));
-                }
+            if let Some(r) = growth(lib, last).filter(|_| !zreap) {
+                peers.push(format!("{label} {r:.2}×"));
             }
         }
         let mut host_verdicts = Vec::new();
         for (tracked, untracked, what) in HOST_PAIRS {
             let untracked = cycle_key(untracked);
             for &n in &levels {
-                let base = med.get(&(untracked, n)).copied();
                 let value = |k: &str| med.get(&(k, n)).map_or(Val::Na("error".into()), |&m| Val::Ns(m));
                 self.rows.push(
                     Row::new(
@@ -566,19 +793,16 @@ impl Bench {
                     ),
                     value(tracked),
                 )
-                .vs("untracked, same N", base)
+                .paired("untracked, same N", paired.ratio((tracked, n), (untracked, n)))
                 .target(Target::AtMost(FLAT_START));
                 host_verdicts.push((what, n, row.ratio, row.met()));
                 self.rows.push(row);
             }
         }
-        let growth = |lib: &str| match (med.get(&(lib, first)), med.get(&(lib, last))) {
-            (Some(a), Some(b)) if *a > 0.0 => Some(b / a),
-            _ => None,
-        };
-        let (raw_growth, fork_growth) = (growth("posix_spawn"), growth("fork"));
+        let (raw_growth, fork_growth) = (growth("posix_spawn", last), growth("fork", last));
+        let fds = &paired.fds;
         let fault_med: HashMap<(&str, usize), f64> =
-            faults.iter_mut().filter_map(|(k, v)| median(v).map(|m| (*k, m / 1000.0))).collect();
+            paired.faults.iter_mut().filter_map(|(k, v)| median(v).map(|m| (*k, m / 1000.0))).collect();
         let faults_section = "7. page faults per start + wait (the whole worker), N live children";
         for (lib, label, _) in START_LIBS {
             for &n in &levels {
@@ -606,28 +830,53 @@ impl Bench {
         self.scale.goals.push(goal_start(&verdicts, &host_verdicts, &peers, first, &why));
     }
 
-    /// Goal 2: exit-to-delivery latency with N live children.
+    /// Goal 2: exit-to-delivery latency with N live children, with the
+    /// workers free to use every CPU and then bound to one (where no wake-up
+    /// crosses CPUs, the machine's idle states stop deciding the figure).
     pub fn latency(&mut self, tmp: &Path) {
         let levels = self.scale.p.lat_levels.clone();
         if levels.is_empty() {
             return;
         }
-        let jobs: Vec<(&'static str, &'static str)> = LATENCY_LIBS.iter().map(|&(lib, ..)| (lib, "latency")).collect();
-        let (mut all, ..) = self.live_rounds(tmp, &jobs, &levels, self.scale.p.lat_reps);
-        let med: HashMap<(&str, usize), f64> = all.iter_mut().filter_map(|(k, v)| median(v).map(|m| (*k, m))).collect();
-        let section = "8. exit-to-delivery latency with N live children";
+        let mut pairs: Vec<(Slot, Slot)> = Vec::new();
+        for &n in &levels {
+            let cases = LATENCY_LIBS.iter().filter(|(lib, _, base)| lib != base);
+            pairs.extend(cases.map(|&(lib, _, base)| ((base, "latency", n), (lib, "latency", n))));
+            pairs.push((("posix_spawn", "latency", n), ("sigchld", "latency", n)));
+        }
+        for pin in std::iter::once(None).chain(first_cpu().map(Some)) {
+            let paired = self.paired_rounds(tmp, &pairs, self.scale.p.lat_iters, pin);
+            let goal = self.latency_rows(paired, &levels, pin);
+            self.scale.goals.push(goal);
+        }
+    }
+
+    /// The rows of one latency run; returns its goal paragraph.
+    fn latency_rows(&mut self, mut paired: Paired, levels: &[usize], pin: Option<usize>) -> String {
+        let med: HashMap<(&str, usize), f64> =
+            paired.samples.iter_mut().filter_map(|(k, v)| median(v).map(|m| (*k, m))).collect();
+        let all = &paired.samples;
+        let section = match pin {
+            None => "8. exit-to-delivery latency with N live children".to_string(),
+            Some(cpu) => format!("8. exit-to-delivery latency with N live children, every process on CPU {cpu}"),
+        };
         let mut verdicts = Vec::new();
         let mut peers = Vec::new();
-        for &n in &levels {
+        let mut floor = Vec::new();
+        for &n in levels {
             for (lib, label, base) in LATENCY_LIBS {
                 if !all.keys().any(|(l, _)| *l == lib) {
                     continue;
                 }
-                let value = med.get(&(lib, n)).map_or(Val::Na("error".into()), |&m| Val::Ns(m));
+                let value = || med.get(&(lib, n)).map_or(Val::Na("error".into()), |&m| Val::Ns(m));
                 let base_label = if base == "sigchld" { "SIGCHLD handler" } else { "waitpid(pid)" };
                 let samples = all.get(&(lib, n)).map_or(0, Vec::len);
-                let mut row = Row::new(section, &format!("{label}, N={} (n={samples})", fmt_n(n)), value)
-                    .vs(base_label, med.get(&(base, n)).copied());
+                let ratio = match lib == base {
+                    true => med.get(&(lib, n)).map(|_| 1.0),
+                    false => paired.ratio((lib, n), (base, n)),
+                };
+                let mut row = Row::new(&section, &format!("{label}, N={} (n={samples})", fmt_n(n)), value())
+                    .paired(base_label, ratio);
                 let bound = match base {
                     "posix_spawn" => Some(LATENCY_BOUND),
                     _ => (n >= HANDLER_BOUND_FROM).then_some(HANDLER_BOUND),
@@ -639,9 +888,17 @@ impl Bench {
                     peers.push((label, n, row.ratio));
                 }
                 self.rows.push(row);
+                if lib == "sigchld" {
+                    let ratio = paired.ratio(("sigchld", n), ("posix_spawn", n));
+                    self.rows.push(
+                        Row::new(&section, &format!("{label}, N={}, against waitpid(pid)", fmt_n(n)), value())
+                            .paired("waitpid(pid)", ratio),
+                    );
+                    floor.push((n, ratio));
+                }
             }
         }
-        self.scale.goals.push(goal_latency(&verdicts, &peers));
+        goal_latency(pin, &verdicts, &peers, &floor)
     }
 
     /// Goal 3: system calls per exit, counted with strace.
@@ -654,7 +911,7 @@ impl Bench {
             for &n in &levels {
                 for (lib, _) in SYSCALL_LIBS {
                     let file = tmp.join(format!("strace-{lib}-{n}.txt"));
-                    let kv = match self.live_worker(tmp, lib, "syscalls", n, exits, Some(&file)) {
+                    let kv = match self.live_worker(tmp, (lib, "syscalls", n), exits, Some(&file)) {
                         None => continue,
                         Some(Ok(kv)) => kv,
                         Some(Err(e)) => {
@@ -858,7 +1115,25 @@ fn goal_start(
 
 type LatencyVerdict<'a> = (&'a str, usize, Option<f64>, Option<bool>, Option<f64>);
 
-fn goal_latency(zreap: &[LatencyVerdict], peers: &[(&str, usize, Option<f64>)]) -> String {
+/// The lowest CPU this process may run on.
+fn first_cpu() -> Option<usize> {
+    // SAFETY: an all-zero cpu_set_t is an empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid cpu_set_t of the size given.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } != 0 {
+        return None;
+    }
+    // SAFETY: CPU_ISSET reads the set within its size.
+    (0..libc::CPU_SETSIZE as usize).find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+}
+
+/// `floor`: the textbook SIGCHLD handler against waitpid(pid), by N.
+fn goal_latency(
+    pin: Option<usize>,
+    zreap: &[LatencyVerdict],
+    peers: &[(&str, usize, Option<f64>)],
+    floor: &[(usize, Option<f64>)],
+) -> String {
     let met = all_met(zreap.iter().map(|v| v.3));
     let list: Vec<String> = zreap
         .iter()
@@ -867,9 +1142,10 @@ fn goal_latency(zreap: &[LatencyVerdict], peers: &[(&str, usize, Option<f64>)]) 
         })
         .collect();
     let mut g = format!(
-        "Goal 2 (exit-to-delivery latency at few and many live children: ≤ {LATENCY_BOUND:.2}× waitpid(pid) at the \
+        "Goal 2{} (exit-to-delivery latency at few and many live children: ≤ {LATENCY_BOUND:.2}× waitpid(pid) at the \
          same N for a tracked child (issue 13, part 2), and in the all-children scope ≤ {HANDLER_BOUND:.2}× the \
          textbook SIGCHLD handler from N={} (part 3)): {}: {}",
+        pin.map_or(String::new(), |cpu| format!(", every process on CPU {cpu}")),
         fmt_n(HANDLER_BOUND_FROM),
         verdict_word(met),
         list.join("; ")
@@ -898,6 +1174,15 @@ fn goal_latency(zreap: &[LatencyVerdict], peers: &[(&str, usize, Option<f64>)]) 
         let list: Vec<String> =
             peers.iter().map(|(l, n, r)| format!("{l} at N={}: {}", fmt_n(*n), ratio_text(*r))).collect();
         let _ = write!(g, ". Peers against waitpid(pid): {}", list.join("; "));
+    }
+    if !floor.is_empty() {
+        let list: Vec<String> = floor.iter().map(|(n, r)| format!("{} at N={}", ratio_text(*r), fmt_n(*n))).collect();
+        let _ = write!(
+            g,
+            ". Any delivery through a SIGCHLD handler pays the signal's delivery: the textbook handler with its \
+             self-pipe against waitpid(pid): {}",
+            list.join(", ")
+        );
     }
     g.push('.');
     g

@@ -326,13 +326,11 @@ fn median_time(times: &Times, case: &str) -> Option<f64> {
 /// round: the machine's speed drifts between rounds more than within one.
 fn paired_ratio(times: &Times, case: &str, base: &str) -> Option<f64> {
     let (case, base) = (times.get(case)?, times.get(base)?);
-    let mut ratios: Vec<f64> = case
+    let ratios: Vec<f64> = case
         .iter()
         .filter_map(|&(round, c)| base.iter().find(|&&(r, _)| r == round).map(|&(_, b)| c as f64 / b as f64))
         .collect();
-    ratios.sort_by(f64::total_cmp);
-    let n = ratios.len();
-    (n > 0).then(|| if n % 2 == 1 { ratios[n / 2] } else { (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0 })
+    crate::median_f64(&ratios)
 }
 
 /// Compiles the host loop, the tiny static child and the empty preload into

@@ -60,6 +60,8 @@ fn quick_run_prints_every_row() {
         "| 8. exit-to-delivery latency with N live children | textbook SA_SIGINFO handler",
         "| 8. exit-to-delivery latency with N live children | zreap::wait(pid), install(empty), N=50 ",
         "| 8. exit-to-delivery latency with N live children | tokio Child::wait, N=10 ",
+        "waitpid(-1, WNOHANG) loop, N=10, against waitpid(pid) |",
+        "latency with N live children, every process on CPU",
     ];
     // The peers and the system-call rows need the tools scripts/setup.sh
     // installs; without them the run notes the skip.
