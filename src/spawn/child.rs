@@ -12,7 +12,7 @@ use crate::sys;
 use libc::{c_char, c_int, c_void, pid_t};
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering::SeqCst};
 
 /// What the child shares with its suspended parent (CLONE_VM).
 struct ChildArgs<'r, 'a> {
@@ -26,12 +26,25 @@ const CHILD_STACK: usize = 64 * 1024;
 
 /// The child's stack: its own mapping, so that no allocator lock is involved
 /// (a forked child may call `spawn` with an allocator that is not fork-safe).
+/// One stack is kept between spawns ([`SPARE_STACK`]): a new one costs a
+/// `mmap`, a page fault (glibc's `clone` writes the entry point and its
+/// argument on it, in the caller) and a `munmap` with its TLB shootdown.
 struct ChildStack {
     base: *mut c_void,
 }
 
+/// The stack of the last spawn to finish, or null. A spawn takes it, and gives
+/// it back unless another spawn already did. A fork in the middle of another
+/// thread's spawn leaves the child that thread's stack, mapped and unused
+/// (64 KiB of address space, the pages the spawn touched).
+static SPARE_STACK: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
+
 impl ChildStack {
     fn new() -> io::Result<ChildStack> {
+        let spare = SPARE_STACK.swap(std::ptr::null_mut(), SeqCst);
+        if !spare.is_null() {
+            return Ok(ChildStack { base: spare });
+        }
         // SAFETY: an anonymous private mapping; no existing memory is touched.
         let base = unsafe {
             libc::mmap(
@@ -57,9 +70,14 @@ impl ChildStack {
 }
 
 impl Drop for ChildStack {
+    /// Runs once the child has exec'd or exited (CLONE_VFORK): the stack is
+    /// free again.
     fn drop(&mut self) {
-        // SAFETY: base and CHILD_STACK describe the mapping made in new().
-        unsafe { libc::munmap(self.base, CHILD_STACK) };
+        if SPARE_STACK.compare_exchange(std::ptr::null_mut(), self.base, SeqCst, SeqCst).is_err() {
+            // SAFETY: base and CHILD_STACK describe a mapping made in new(),
+            // which no one else holds.
+            unsafe { libc::munmap(self.base, CHILD_STACK) };
+        }
     }
 }
 
