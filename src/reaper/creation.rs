@@ -16,6 +16,8 @@ thread_local! {
     /// This thread holds the gate across a fork of its own ([`Creation`]):
     /// the fork handlers must neither take nor release it.
     static CREATING: Cell<bool> = const { Cell::new(false) };
+    /// This thread took the gate in the fork prepare handler.
+    static FORK_HOLDS_GATE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The gate, held while one tracked child is created and registered. Passes
@@ -86,14 +88,28 @@ impl Drop for Creation {
 
 /// Before `fork()`: takes the gate unless a [`Creation`] of this thread holds it.
 pub(super) fn before_fork() {
-    if !CREATING.with(Cell::get) {
+    if CREATING.with(Cell::get) {
+        return;
+    }
+    if !REAPER.try_acquire_raw() {
+        // A copy of the process made by a raw clone() (no fork handlers; see
+        // c-tests/reaper_raw_clone_child.c) inherits the gate as its parent's
+        // threads left it: maybe held by a thread it does not have, forever.
+        // Its state is its parent's, which the fork child resets anyway: it
+        // forks without the gate.
+        let owner = super::owner_pid();
+        // SAFETY: getpid cannot fail.
+        if owner != 0 && owner != unsafe { libc::getpid() } {
+            return;
+        }
         REAPER.acquire_raw();
     }
+    FORK_HOLDS_GATE.with(|c| c.set(true));
 }
 
-/// In the parent after `fork()`: lets the gate go unless a [`Creation`] holds it.
+/// In the parent after `fork()`: lets the gate go if the prepare handler took it.
 pub(super) fn after_fork_parent() {
-    if !CREATING.with(Cell::get) {
+    if FORK_HOLDS_GATE.with(|c| c.replace(false)) {
         // SAFETY: before_fork took the gate on this thread (the one that forks).
         unsafe { REAPER.release_raw(pass::pass) };
         watcher::wake();
@@ -103,6 +119,7 @@ pub(super) fn after_fork_parent() {
 /// In a forked child: this thread holds no creation. Async-signal-safe.
 pub(super) fn forget_creation_in_child() {
     CREATING.with(|c| c.set(false));
+    FORK_HOLDS_GATE.with(|c| c.set(false));
     pass::forget_creating_in_child();
 }
 

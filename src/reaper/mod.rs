@@ -57,6 +57,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicI32, Ordering};
 use table::Table;
 
 bitflags! {
@@ -182,7 +183,21 @@ fn register_fork_hooks() {
     }
 }
 
+/// [`State::owner`], for the fork prepare handler, which cannot take the gate
+/// to read it.
+static OWNER_PID: AtomicI32 = AtomicI32::new(0);
+
+fn owner_pid() -> pid_t {
+    OWNER_PID.load(Ordering::SeqCst)
+}
+
 impl State {
+    /// Async-signal-safe (a forked child calls it).
+    fn set_owner(&mut self, pid: pid_t) {
+        self.owner = pid;
+        OWNER_PID.store(pid, Ordering::SeqCst);
+    }
+
     fn scope_own(&self) -> bool {
         self.installed.as_ref().is_some_and(|i| i.flags.contains(InstallFlags::OWN))
     }
@@ -203,7 +218,7 @@ impl State {
         self.efd = efd;
         self.spare_fd = crate::sys::dup_cloexec(efd).unwrap_or(-1);
         // SAFETY: getpid cannot fail.
-        self.owner = unsafe { libc::getpid() };
+        self.set_owner(unsafe { libc::getpid() });
         self.table.reserve_buffer();
         self.ready = true;
         Ok(())
@@ -229,13 +244,14 @@ fn after_fork_parent() {
 /// taken before the fork, so the state is consistent.
 fn reset_in_child() {
     creation::forget_creation_in_child();
-    // SAFETY: the gate was taken before the fork (before_fork or a Creation);
-    // the child has one thread, this one.
+    // SAFETY: the gate was taken before the fork (before_fork or a Creation),
+    // or the forking process was a raw clone's copy whose gate no thread of
+    // it could let go (before_fork); the child has one thread, this one.
     let st = unsafe { REAPER.value_mut() };
     keeper::forget_in_child();
     st.table.reset_in_child(crate::sys::close);
     // SAFETY: getpid cannot fail.
-    st.owner = unsafe { libc::getpid() };
+    st.set_owner(unsafe { libc::getpid() });
     if st.ready && st.fd_wanted {
         if events::renew_in_child(st).is_err() {
             st.ready = false;
