@@ -302,7 +302,7 @@ fn median(samples: &mut [u64]) -> Option<f64> {
     Some(if n % 2 == 1 { samples[n / 2] as f64 } else { (samples[n / 2 - 1] + samples[n / 2]) as f64 / 2.0 })
 }
 
-/// The median of ratios (or any values that need no sorting key).
+/// The median of `values` (ratios), None when there are none.
 fn median_f64(values: &[f64]) -> Option<f64> {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);

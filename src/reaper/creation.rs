@@ -93,7 +93,7 @@ pub(super) fn before_fork() {
     }
     if !REAPER.try_acquire_raw() {
         // A copy of the process made by a raw clone() (no fork handlers; see
-        // c-tests/reaper_raw_clone_child.c) inherits the gate as its parent's
+        // c-tests/reaper_raw_clone_gate.c) inherits the gate as its parent's
         // threads left it: maybe held by a thread it does not have, forever.
         // Its state is its parent's, which the fork child resets anyway: it
         // forks without the gate.
