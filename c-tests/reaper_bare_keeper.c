@@ -91,6 +91,9 @@ static int from_thread(void) {
     pthread_t thread;
     CHECK(pthread_create(&thread, NULL, start_keeper, NULL) == 0);
     CHECK(pthread_join(thread, NULL) == 0);
+    /* pthread_join returns once the kernel has cleared the thread's tid,
+     * which is before the thread leaves /proc/self/task. */
+    WAIT_UNTIL(ctest_tasks() <= 2, 10000);
     ctest_say(ctest_tasks() == 2, "the keeper outlives the thread that started it");
     void *changed = NULL;
     CHECK(pthread_create(&thread, NULL, errno_rounds, NULL) == 0);
