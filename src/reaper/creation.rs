@@ -11,13 +11,36 @@ use libc::pid_t;
 use std::cell::Cell;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 thread_local! {
     /// This thread holds the gate across a fork of its own ([`Creation`]):
     /// the fork handlers must neither take nor release it.
     static CREATING: Cell<bool> = const { Cell::new(false) };
-    /// This thread took the gate in the fork prepare handler.
-    static FORK_HOLDS_GATE: Cell<bool> = const { Cell::new(false) };
+    /// Never written: its address names this thread in [`FORK_HOLDER`].
+    static THREAD_MARK: u8 = const { 0 };
+}
+
+/// The thread whose fork prepare handler took the gate (its [`THREAD_MARK`]'s
+/// address), 0 for none; on the reaper's page of hot words, which releasing
+/// the gate writes anyway. A thread-local flag instead would cost every host
+/// `fork()` one more page copied in the parent (tests/fork_faults.rs).
+static FORK_HOLDER: &AtomicUsize = &super::HOT.creation.fork_holder;
+
+/// This module's words on the reaper's page of hot words ([`super::Hot`]).
+pub(super) struct Words {
+    fork_holder: AtomicUsize,
+}
+
+impl Words {
+    pub(super) const fn new() -> Words {
+        Words { fork_holder: AtomicUsize::new(0) }
+    }
+}
+
+/// This thread's name in [`FORK_HOLDER`].
+fn this_thread() -> usize {
+    THREAD_MARK.with(|mark| mark as *const u8 as usize)
 }
 
 /// The gate, held while one tracked child is created and registered. Passes
@@ -104,22 +127,25 @@ pub(super) fn before_fork() {
         }
         REAPER.acquire_raw();
     }
-    FORK_HOLDS_GATE.with(|c| c.set(true));
+    FORK_HOLDER.store(this_thread(), SeqCst);
 }
 
 /// In the parent after `fork()`: lets the gate go if the prepare handler took it.
 pub(super) fn after_fork_parent() {
-    if FORK_HOLDS_GATE.with(|c| c.replace(false)) {
+    let me = this_thread();
+    if FORK_HOLDER.load(SeqCst) == me {
+        FORK_HOLDER.store(0, SeqCst);
         // SAFETY: before_fork took the gate on this thread (the one that forks).
         unsafe { REAPER.release_raw(pass::pass) };
         watcher::wake();
     }
 }
 
-/// In a forked child: this thread holds no creation. Async-signal-safe.
+/// In a forked child: this thread holds no creation, and the gate no fork
+/// holder. Async-signal-safe.
 pub(super) fn forget_creation_in_child() {
     CREATING.with(|c| c.set(false));
-    FORK_HOLDS_GATE.with(|c| c.set(false));
+    FORK_HOLDER.store(0, SeqCst);
     pass::forget_creating_in_child();
 }
 

@@ -130,6 +130,10 @@ struct Hot {
     watcher: watcher::Words,
     pass: pass::Words,
     events: events::Words,
+    creation: creation::Words,
+    /// [`State::owner`], for the fork prepare handler, which cannot take the
+    /// gate to read it.
+    owner_pid: AtomicI32,
 }
 
 const _: () = assert!(std::mem::size_of::<Hot>() == 4096, "the hot words outgrew their page");
@@ -150,6 +154,8 @@ static HOT: Hot = Hot {
     watcher: watcher::Words::new(),
     pass: pass::Words::new(),
     events: events::Words::new(),
+    creation: creation::Words::new(),
+    owner_pid: AtomicI32::new(0),
 };
 
 static REAPER: &Gate<State> = &HOT.gate;
@@ -183,19 +189,15 @@ fn register_fork_hooks() {
     }
 }
 
-/// [`State::owner`], for the fork prepare handler, which cannot take the gate
-/// to read it.
-static OWNER_PID: AtomicI32 = AtomicI32::new(0);
-
 fn owner_pid() -> pid_t {
-    OWNER_PID.load(Ordering::SeqCst)
+    HOT.owner_pid.load(Ordering::SeqCst)
 }
 
 impl State {
     /// Async-signal-safe (a forked child calls it).
     fn set_owner(&mut self, pid: pid_t) {
         self.owner = pid;
-        OWNER_PID.store(pid, Ordering::SeqCst);
+        HOT.owner_pid.store(pid, Ordering::SeqCst);
     }
 
     fn scope_own(&self) -> bool {
