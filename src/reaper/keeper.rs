@@ -305,14 +305,7 @@ fn start(efd: RawFd) -> io::Result<()> {
         cell.store(fd, SeqCst);
     }
     STARTED.store(PENDING, SeqCst);
-    let spawned = bare::spawn(keeper_on_bare_thread)
-        || std::thread::Builder::new()
-            .name("zreap-keeper".into())
-            .spawn(|| {
-                sys::block_all_signals_in_this_thread();
-                keeper_main();
-            })
-            .is_ok();
+    let spawned = bare::spawn(keeper_on_bare_thread) || sys::spawn_pthread(keeper_on_pthread).is_ok();
     let mut outcome = if spawned { PENDING } else { libc::EAGAIN as u32 };
     while outcome == PENDING {
         sys::futex_wait(&STARTED, PENDING, None);
@@ -337,6 +330,15 @@ fn start(efd: RawFd) -> io::Result<()> {
 extern "C" fn keeper_on_bare_thread(_: *mut c_void) -> c_int {
     keeper_main();
     0
+}
+
+/// The keeper on a pthread ([`sys::spawn_pthread`]), named for `ps` and
+/// debuggers. Returns only if it could not start.
+extern "C" fn keeper_on_pthread(_: *mut c_void) -> *mut c_void {
+    // SAFETY: a NUL-terminated name of under 16 bytes for this thread.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"zreap-keeper".as_ptr()) };
+    keeper_main();
+    std::ptr::null_mut()
 }
 
 /// Sets up the keeper's private table, says how that went, and serves for
