@@ -117,6 +117,72 @@ fn thread_faults() -> i64 {
     ru.ru_minflt
 }
 
+/// The calling thread's page faults over `forks` plain `fork()` + `_exit` +
+/// `waitpid`, run `depth` KiB further down the stack (where the fork's frames
+/// fall decides whether they straddle a page, alike with and without zreap).
+fn fork_faults(depth: usize, forks: usize) -> i64 {
+    if depth > 0 {
+        let pad = std::hint::black_box([0u8; 1024]);
+        let faults = fork_faults(depth - 1, forks);
+        std::hint::black_box(&pad);
+        return faults;
+    }
+    let before = thread_faults();
+    for _ in 0..forks {
+        // SAFETY: the child only calls _exit.
+        match unsafe { libc::fork() } {
+            0 => unsafe { libc::_exit(0) },
+            pid => {
+                assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
+                let mut status = -1;
+                // SAFETY: status is a valid out-pointer.
+                assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            }
+        }
+    }
+    thread_faults() - before
+}
+
+#[test]
+fn host_fork_copies_one_page_of_zreap_in_the_parent() {
+    isolated("host_fork_copies_one_page_of_zreap_in_the_parent", || {
+        const FORKS: usize = 40;
+        // glibc's fork takes its multi-threaded path once a pthread has run
+        // (zreap's keeper is one when run by root): take it on both sides.
+        std::thread::spawn(|| ()).join().unwrap();
+        let per_depth = || -> Vec<i64> {
+            (0..8)
+                .map(|depth| {
+                    fork_faults(depth, 5);
+                    fork_faults(depth, FORKS)
+                })
+                .collect()
+        };
+        let bare = per_depth();
+        // No handler, so that no signal frame lands on the stack.
+        zreap::install(InstallFlags::OWN | InstallFlags::NO_HANDLER).unwrap();
+        let (read_end, write_end) = std::io::pipe().unwrap();
+        let live = zreap::Command::new("/bin/sh")
+            .args(["-c", "exec >/dev/null 2>&1; read line"])
+            .stdin(read_end)
+            .spawn()
+            .unwrap()
+            .pid();
+        let tracked = per_depth();
+        // After a fork, every page the parent writes first is copied: zreap's
+        // fork handlers write only its page of hot words (the gate).
+        let extra = bare.iter().zip(&tracked).map(|(b, t)| t - b).min().unwrap();
+        println!("page faults in {FORKS} forks, per stack depth: {bare:?} alone, {tracked:?} beside a tracked child");
+        assert!(
+            extra < FORKS as i64 * 3 / 2,
+            "{extra} more page faults in {FORKS} forks beside a tracked child (per depth: {bare:?} against {tracked:?})"
+        );
+        drop(write_end);
+        assert_eq!(zreap::wait(live).unwrap().status.code(), Some(1));
+        assert!(support::zombies_of(my_pid()).is_empty());
+    });
+}
+
 #[test]
 fn spawn_keeps_its_child_stack_for_the_next_spawn() {
     isolated("spawn_keeps_its_child_stack_for_the_next_spawn", || {
