@@ -144,9 +144,14 @@ pub(super) fn after_fork_parent() {
 /// In a forked child: this thread holds no creation, and the gate no fork
 /// holder. Async-signal-safe.
 pub(super) fn forget_creation_in_child() {
-    CREATING.with(|c| c.set(false));
     FORK_HOLDER.store(0, SeqCst);
-    pass::forget_creating_in_child();
+    // Only a thread with a creation under way has its flag set. A plain
+    // fork's child leaves thread-local storage alone: in the shared library
+    // that is a call into the dynamic linker, whose code the child would
+    // have to map again.
+    if pass::forget_creating_in_child() {
+        CREATING.with(|c| c.set(false));
+    }
 }
 
 /// Waits for a child registered with [`Creation::track_private`] to end and

@@ -252,8 +252,7 @@ fn reset_in_child() {
     let st = unsafe { REAPER.value_mut() };
     keeper::forget_in_child();
     st.table.reset_in_child(crate::sys::close);
-    // SAFETY: getpid cannot fail.
-    st.set_owner(unsafe { libc::getpid() });
+    st.set_owner(crate::sys::bare::getpid());
     if st.ready && st.fd_wanted {
         if events::renew_in_child(st).is_err() {
             st.ready = false;

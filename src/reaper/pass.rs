@@ -76,9 +76,10 @@ pub(super) fn created() {
     CREATING.fetch_sub(1, SeqCst);
 }
 
-/// In a forked child: no creation is under way. Post-fork code.
-pub(super) fn forget_creating_in_child() {
-    CREATING.store(0, SeqCst);
+/// In a forked child: no creation is under way. Returns whether one was in
+/// the parent. Post-fork code.
+pub(super) fn forget_creating_in_child() -> bool {
+    CREATING.swap(0, SeqCst) > 0
 }
 
 impl State {
