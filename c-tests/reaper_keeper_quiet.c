@@ -8,6 +8,7 @@
  * start and stay alive (they grew by at least one per start when each
  * pidfd woke it), and its fd table stays small over 2,000 zfork + zwait
  * rounds, whose pidfds it takes in batches, after their children are gone.
+ * The keeper runs 10 steps nicer than the program (at most 19).
  * Along the way: every exit keeps its status, whether a blocking zwait reaps
  * the child itself or the keeper does; no zombie is left. */
 #include "ctest.h"
@@ -43,6 +44,22 @@ static long sleeps(pid_t tid) {
     return n;
 }
 
+/* A thread's nice value (field 19 of /proc/self/task/TID/stat); 99 if
+ * unreadable. */
+static int nice_of(pid_t tid) {
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *stat = fopen(path, "r");
+    if (stat == NULL) return 99;
+    char *fields = fgets(line, sizeof line, stat) ? strrchr(line, ')') : NULL;
+    fclose(stat);
+    int nice = 99;
+    /* After the command name: state (3) ... nice (19). */
+    if (fields == NULL || sscanf(fields + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %d", &nice) != 1)
+        return 99;
+    return nice;
+}
+
 /* The number of fds in the keeper's private table. */
 static int keeper_fds(pid_t tid) {
     char path[64];
@@ -68,6 +85,11 @@ int main(void) {
     CHECK(keeper > 0);
     int own_fds = keeper_fds(keeper);
     CHECK(own_fds > 0);
+    /* Below the program's threads, so that a waiter woken by the same exit
+     * runs first on a busy CPU. */
+    int main_nice = nice_of(getpid()), keeper_nice = nice_of(keeper);
+    printf("nice: main %d, keeper %d\n", main_nice, keeper_nice);
+    CHECK(main_nice <= 19 && keeper_nice == (main_nice + 10 < 19 ? main_nice + 10 : 19));
 
     /* Starts that do not wake it. */
     int gate[2];

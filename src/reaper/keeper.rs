@@ -341,9 +341,28 @@ extern "C" fn keeper_on_pthread(_: *mut c_void) -> *mut c_void {
     std::ptr::null_mut()
 }
 
+/// How much nicer the keeper is than the thread that starts it (see
+/// [`keeper_main`]).
+const KEEPER_NICER: i32 = 10;
+
 /// Sets up the keeper's private table, says how that went, and serves for
 /// good. On the keeper's thread, by the bare thread's rules.
 fn keeper_main() {
+    // Ten steps nicer than the thread that started it (at most 19): when a child exits, the thread blocked in zwait() for it and the
+    // keeper (its pidfd turns readable) wake together, and on a busy CPU the
+    // waiter now runs first, without the keeper's check of the claim before
+    // it. Measured in pairs on one CPU: 0.91-0.97x the exit-to-delivery time
+    // at nice 0 (0.89-0.94x at nice 19, which would leave the keeper too
+    // little of a CPU that a program keeps busy). Best effort.
+    // SAFETY: PRIO_PROCESS with who 0 reads this thread's nice value, which
+    // it inherited, as 20 - nice.
+    if let Ok(inverted) = unsafe { bare::syscall6(libc::SYS_getpriority, [libc::PRIO_PROCESS as usize, 0, 0, 0, 0, 0]) }
+    {
+        let nice = (20 - inverted as i32 + KEEPER_NICER).min(19);
+        // SAFETY: PRIO_PROCESS with who 0 sets this thread's nice value.
+        let _ =
+            unsafe { bare::syscall6(libc::SYS_setpriority, [libc::PRIO_PROCESS as usize, 0, nice as usize, 0, 0, 0]) };
+    }
     let fds = [0, 1, 2, 3].map(|i| START_FDS[i].load(SeqCst));
     let outcome = match Keeper::new(fds) {
         Ok(keeper) => {
