@@ -24,7 +24,8 @@ thread_local! {
 /// The thread whose fork prepare handler took the gate (its [`THREAD_MARK`]'s
 /// address), 0 for none; on the reaper's page of hot words, which releasing
 /// the gate writes anyway. A thread-local flag instead would cost every host
-/// `fork()` one more page copied in the parent (tests/fork_faults.rs).
+/// `fork()` one more page copied in the parent (see
+/// `host_fork_copies_one_page_of_zreap_in_the_parent` in tests/rust_api.rs).
 static FORK_HOLDER: &AtomicUsize = &super::HOT.creation.fork_holder;
 
 /// This module's words on the reaper's page of hot words ([`super::Hot`]).

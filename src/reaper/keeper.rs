@@ -348,12 +348,13 @@ const KEEPER_NICER: i32 = 10;
 /// Sets up the keeper's private table, says how that went, and serves for
 /// good. On the keeper's thread, by the bare thread's rules.
 fn keeper_main() {
-    // Ten steps nicer than the thread that started it (at most 19): when a child exits, the thread blocked in zwait() for it and the
-    // keeper (its pidfd turns readable) wake together, and on a busy CPU the
-    // waiter now runs first, without the keeper's check of the claim before
-    // it. Measured in pairs on one CPU: 0.91-0.97x the exit-to-delivery time
-    // at nice 0 (0.89-0.94x at nice 19, which would leave the keeper too
-    // little of a CPU that a program keeps busy). Best effort.
+    // Ten steps nicer than the thread that started it (at most 19): when a
+    // child exits, the thread blocked in zwait() for it and the keeper (its
+    // pidfd turns readable) wake together, and on a busy CPU the waiter now
+    // runs first, without the keeper's check of the claim before it.
+    // Measured in pairs on one CPU: 0.91-0.97x the exit-to-delivery time at
+    // nice 0 (0.89-0.94x at 19 steps, which would leave the keeper too little
+    // of a CPU that a program keeps busy). Best effort.
     // SAFETY: PRIO_PROCESS with who 0 reads this thread's nice value, which
     // it inherited, as 20 - nice.
     if let Ok(inverted) = unsafe { bare::syscall6(libc::SYS_getpriority, [libc::PRIO_PROCESS as usize, 0, 0, 0, 0, 0]) }
