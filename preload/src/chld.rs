@@ -447,24 +447,10 @@ pub fn ensure_reaper_thread() {
     if bare::spawn(reaper_on_bare_thread) {
         return;
     }
-    // SAFETY (whole block): plain pthread calls on valid structs; the thread
-    // starts with every signal blocked (it inherits the mask set here), so no
-    // signal meant for the program is ever delivered to it.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut saved: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut saved);
-        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
-        libc::pthread_attr_init(&mut attr);
-        libc::pthread_attr_setstacksize(&mut attr, 64 * 1024);
-        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
-        let mut thread: libc::pthread_t = 0;
-        if libc::pthread_create(&mut thread, &attr, reaper_on_pthread, std::ptr::null_mut()) != 0 {
-            THREAD_PID.store(0, SeqCst);
-        }
-        libc::pthread_attr_destroy(&mut attr);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut());
+    // Every signal blocked, so no signal meant for the program is ever
+    // delivered to it.
+    if zreap::sys::spawn_pthread(reaper_on_pthread, 64 * 1024).is_err() {
+        THREAD_PID.store(0, SeqCst);
     }
 }
 

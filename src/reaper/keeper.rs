@@ -305,7 +305,7 @@ fn start(efd: RawFd) -> io::Result<()> {
         cell.store(fd, SeqCst);
     }
     STARTED.store(PENDING, SeqCst);
-    let spawned = bare::spawn(keeper_on_bare_thread) || sys::spawn_pthread(keeper_on_pthread).is_ok();
+    let spawned = bare::spawn(keeper_on_bare_thread) || sys::spawn_pthread(keeper_on_pthread, 256 * 1024).is_ok();
     let mut outcome = if spawned { PENDING } else { libc::EAGAIN as u32 };
     while outcome == PENDING {
         sys::futex_wait(&STARTED, PENDING, None);

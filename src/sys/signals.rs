@@ -76,15 +76,18 @@ pub fn block_all_signals_in_this_thread() {
     }
 }
 
-/// Starts `entry` on a detached pthread with a 256 KiB stack and every signal
-/// but glibc's own blocked (so that `setuid()` in the host reaches it).
+/// Starts `entry` on a detached pthread with a stack of `stack_size` bytes and
+/// every signal but glibc's own blocked (so that `setuid()` in the host
+/// reaches it).
 /// Returns the `pthread_create` error number on failure. Unlike
 /// `std::thread::spawn`, nothing runs on the new thread before `entry`: std's
 /// start-up registers thread-local destructors there, and that allocation
 /// gives the thread a malloc arena of its own, whose lock every later
 /// `fork()` takes and releases, one page more copied per fork.
-pub fn spawn_pthread(entry: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void) -> Result<(), libc::c_int> {
-    const STACK_SIZE: usize = 256 * 1024;
+pub fn spawn_pthread(
+    entry: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void,
+    stack_size: usize,
+) -> Result<(), libc::c_int> {
     // SAFETY: attr is initialised by pthread_attr_init before any other use,
     // and destroyed once; the masks are valid sigset_t values.
     unsafe {
@@ -94,7 +97,7 @@ pub fn spawn_pthread(entry: extern "C" fn(*mut libc::c_void) -> *mut libc::c_voi
             return Err(rc);
         }
         libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
-        libc::pthread_attr_setstacksize(&mut attr, STACK_SIZE);
+        libc::pthread_attr_setstacksize(&mut attr, stack_size);
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut saved: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
