@@ -305,8 +305,12 @@ fn start(efd: RawFd) -> io::Result<()> {
         cell.store(fd, SeqCst);
     }
     STARTED.store(PENDING, SeqCst);
-    let spawned = bare::spawn(keeper_on_bare_thread) || sys::spawn_pthread(keeper_on_pthread, 256 * 1024).is_ok();
-    let mut outcome = if spawned { PENDING } else { libc::EAGAIN as u32 };
+    let spawned =
+        if bare::spawn(keeper_on_bare_thread) { Ok(()) } else { sys::spawn_pthread(keeper_on_pthread, 256 * 1024) };
+    let mut outcome = match spawned {
+        Ok(()) => PENDING,
+        Err(errno) => errno as u32,
+    };
     while outcome == PENDING {
         sys::futex_wait(&STARTED, PENDING, None);
         outcome = STARTED.load(SeqCst);
