@@ -122,8 +122,7 @@ pub(super) fn before_fork() {
         // Its state is its parent's, which the fork child resets anyway: it
         // forks without the gate.
         let owner = super::owner_pid();
-        // SAFETY: getpid cannot fail.
-        if owner != 0 && owner != unsafe { libc::getpid() } {
+        if owner != 0 && owner != sys::bare::getpid() {
             return;
         }
         REAPER.acquire_raw();
