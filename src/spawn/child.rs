@@ -29,30 +29,20 @@ const CHILD_STACK: usize = 64 * 1024;
 /// One stack is kept between spawns ([`SPARE_STACK`]): a new one costs a
 /// `mmap`, a page fault (glibc's `clone` writes the entry point and its
 /// argument on it, in the caller) and a `munmap` with its TLB shootdown.
-///
-/// Stacks are left out of forks (`MADV_DONTFORK`): a program's own `fork()`
-/// does not copy the spare one, and the next spawn after such a fork writes
-/// its pages without a copy-on-write fault.
 struct ChildStack {
     base: *mut c_void,
 }
 
 /// The stack of the last spawn to finish, or null. A spawn takes it, and gives
-/// it back unless another spawn already did. In a fork child the address is
-/// stale (the mapping stayed in the parent): see [`STACKS_OWNER`].
+/// it back unless another spawn already did. A fork in the middle of another
+/// thread's spawn leaves the child that thread's stack, mapped and unused
+/// (64 KiB of address space, the pages the spawn touched).
 static SPARE_STACK: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
 
-/// The process that mapped the stacks: a spare stack found by any other
-/// process (a fork's child, whatever made the fork) is its parent's, not
-/// mapped here, and is forgotten. Stored before the stack is first given back,
-/// so a process that sees its own stack in `SPARE_STACK` sees its own pid here.
-static STACKS_OWNER: AtomicI32 = AtomicI32::new(0);
-
 impl ChildStack {
-    /// The spare stack if this process (`pid`) mapped it, else a new one.
-    fn new(pid: pid_t) -> io::Result<ChildStack> {
+    fn new() -> io::Result<ChildStack> {
         let spare = SPARE_STACK.swap(std::ptr::null_mut(), SeqCst);
-        if !spare.is_null() && STACKS_OWNER.load(SeqCst) == pid {
+        if !spare.is_null() {
             return Ok(ChildStack { base: spare });
         }
         // SAFETY: an anonymous private mapping; no existing memory is touched.
@@ -69,14 +59,6 @@ impl ChildStack {
         if base == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: advice on the mapping made above, which no one else holds.
-        if unsafe { libc::madvise(base, CHILD_STACK, libc::MADV_DONTFORK) } == -1 {
-            let err = io::Error::last_os_error();
-            // SAFETY: the mapping made above, unused.
-            unsafe { libc::munmap(base, CHILD_STACK) };
-            return Err(err);
-        }
-        STACKS_OWNER.store(pid, SeqCst);
         Ok(ChildStack { base })
     }
 
@@ -101,9 +83,9 @@ impl Drop for ChildStack {
 
 /// Clones, execs and tracks, on the calling thread.
 pub(super) fn spawn_here(request: &SpawnRequest<'_>) -> io::Result<pid_t> {
-    let parent_pid = sys::bare::getpid();
-    let stack = ChildStack::new(parent_pid)?;
-    let args = ChildArgs { request, parent_pid, error: AtomicI32::new(0) };
+    let stack = ChildStack::new()?;
+    // SAFETY: getpid cannot fail.
+    let args = ChildArgs { request, parent_pid: unsafe { libc::getpid() }, error: AtomicI32::new(0) };
     let top = stack.top();
 
     let clone_with = |flags: c_int, pidfd: &mut c_int| -> pid_t {
@@ -282,51 +264,4 @@ fn dup2(from: RawFd, to: RawFd) -> Result<(), c_int> {
     // SAFETY: integer arguments; the only fd replaced is `to`, one of the
     // child's standard fds, which nothing in the child uses before the exec.
     sys::check(unsafe { libc::dup2(from, to) }).map(drop)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The `VmFlags` of the mapping that holds `addr`, from /proc/self/smaps.
-    fn vm_flags_at(addr: usize) -> String {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let mut inside = false;
-        for line in smaps.lines() {
-            if let Some((range, _)) = line.split_once(' ') {
-                if let Some((start, end)) = range.split_once('-') {
-                    if let (Ok(start), Ok(end)) = (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16)) {
-                        inside = (start..end).contains(&addr);
-                        continue;
-                    }
-                }
-            }
-            if let Some(flags) = line.strip_prefix("VmFlags:") {
-                if inside {
-                    return flags.trim().to_string();
-                }
-            }
-        }
-        panic!("no mapping holds {addr:#x}");
-    }
-
-    /// One test, not two: both use the process's one spare stack.
-    #[test]
-    fn child_stacks_are_left_out_of_forks_and_a_fork_child_maps_its_own() {
-        let pid = sys::bare::getpid();
-        let mine = ChildStack::new(pid).unwrap();
-        let base = mine.base;
-        let flags = vm_flags_at(base as usize);
-        assert!(flags.split(' ').any(|f| f == "dc"), "the stack's flags: {flags}");
-        drop(mine);
-        assert_eq!(SPARE_STACK.load(SeqCst), base, "the stack is kept for the next spawn");
-        // What a fork's child of this process finds: the spare stack's address,
-        // its parent's pid as the owner, and its own pid.
-        let in_a_child = ChildStack::new(pid + 1).unwrap();
-        assert_ne!(in_a_child.base, base, "a fork child would write on its parent's unmapped stack");
-        assert_eq!(STACKS_OWNER.load(SeqCst), pid + 1);
-        // The forgotten stack is mapped in this test's process: unmap it.
-        // SAFETY: the mapping ChildStack::new made for `mine`, now unused.
-        unsafe { libc::munmap(base, CHILD_STACK) };
-    }
 }
