@@ -62,6 +62,7 @@ const VALGRIND_ONLY: &[&str] = &[
     "spawn_basic",
     "spawn_cwd",
     "spawn_fds",
+    "spawn_in_fork_children",
     "spawn_session",
     "spawn_sigstate",
     "spawn_validate",

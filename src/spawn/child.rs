@@ -37,6 +37,10 @@ struct ChildStack {
 /// it back unless another spawn already did. A fork in the middle of another
 /// thread's spawn leaves the child that thread's stack, mapped and unused
 /// (64 KiB of address space, the pages the spawn touched).
+///
+/// Forks copy it (no `MADV_DONTFORK`, although the program's own `fork()` then
+/// copies one more mapping): valgrind runs `clone(CLONE_VM | CLONE_VFORK)` as
+/// a plain fork, whose child must find its stack there.
 static SPARE_STACK: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
 
 impl ChildStack {
