@@ -14,8 +14,15 @@
  *   nowait  no install, zspawn + blocking zwait(pid);
  *   fd      zreap_install(ZREAP_OWN | ZREAP_NO_HANDLER), poll(zreap_fd()) +
  *           zreap_all();
- *   fd-own  zreap_install(ZREAP_OWN), poll(zreap_fd()) + zreap_all().
- * At the end it prints the ids of its threads ("tids: ...") on stdout. */
+ *   fd-own  zreap_install(ZREAP_OWN), poll(zreap_fd()) + zreap_all();
+ *   fork-raw  the window holds a plain fork() whose child _exits at once, and
+ *           the parent's waitpid: the kernel and glibc baseline of the child;
+ *   fork    the same beside zreap_install(ZREAP_OWN | ZREAP_NO_HANDLER),
+ *           zreap_fd() and one tracked child alive (so the keeper runs): what
+ *           the library's fork handlers cost the child.
+ * At the end it prints the ids of its threads ("tids: ...") and of the tracked
+ * child of the fork mode ("tracked: ...", whose calls count for neither) on
+ * stdout. */
 #include "ctest.h"
 #include <dirent.h>
 #include <poll.h>
@@ -72,6 +79,18 @@ static void round_trip(const char *mode) {
     marker("zreap-end");
 }
 
+/* One round of the fork modes: the child makes no call of its own. */
+static void fork_round(void) {
+    marker("zreap-begin");
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    CHECK(pid > 0);
+    int st = -1;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    marker("zreap-end");
+}
+
 int main(int argc, char **argv) {
     ctest_start();
     CHECK(argc == 3);
@@ -80,8 +99,33 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "zwait") == 0 || strcmp(mode, "fd-own") == 0) CHECK(zreap_install(ZREAP_OWN) == 0);
     if (strcmp(mode, "fd") == 0) CHECK(zreap_install(ZREAP_OWN | ZREAP_NO_HANDLER) == 0);
     if (strncmp(mode, "fd", 2) == 0) CHECK(zreap_fd() >= 0);
-    round_trip(mode); /* warm-up, outside the markers' count */
-    for (int i = 0; i < rounds; i++) round_trip(mode);
+    if (strncmp(mode, "fork", 4) == 0) {
+        int p[2] = {-1, -1};
+        pid_t tracked = -1;
+        if (strcmp(mode, "fork") == 0) {
+            CHECK(zreap_install(ZREAP_OWN | ZREAP_NO_HANDLER) == 0);
+            CHECK(zreap_fd() >= 0);
+            CHECK(pipe2(p, O_CLOEXEC) == 0);
+            char *cat[] = {"cat", NULL};
+            zspawn_options o;
+            zspawn_options_init(&o);
+            o.stdin_fd = p[0];
+            tracked = zspawn("/bin/cat", cat, NULL, &o);
+            CHECK(tracked > 0);
+            close(p[0]);
+        }
+        printf("tracked: %d\n", (int)tracked);
+        fork_round(); /* warm-up, a window too */
+        for (int i = 0; i < rounds; i++) fork_round();
+        if (tracked > 0) {
+            close(p[1]);
+            int st = -1;
+            CHECK(zwait(tracked, &st, 0) == tracked);
+        }
+    } else {
+        round_trip(mode); /* warm-up, outside the markers' count */
+        for (int i = 0; i < rounds; i++) round_trip(mode);
+    }
     printf("tids:");
     DIR *d = opendir("/proc/self/task");
     struct dirent *e;

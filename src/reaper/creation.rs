@@ -60,6 +60,7 @@ impl Creation {
         let creation = Creation { released: false };
         // SAFETY: the gate is held by `creation`, which outlives this borrow.
         let st = unsafe { REAPER.value_mut() };
+        st.adopt_fds();
         st.ensure_ready()?;
         st.table.reserve_slot()?;
         keeper::ready(st);
@@ -196,7 +197,9 @@ pub(crate) fn collect_adopted(pid: pid_t) {
 /// included) were all closed: no one else may be using those fd numbers'
 /// meaning.
 pub(crate) unsafe fn forget_fds() {
-    let mut st = lock();
+    // Not lock(): the fds from the parent are gone, not to be made again.
+    let mut st = REAPER.lock(pass::pass);
+    st.fds_from_parent = false;
     st.ready = false;
     st.epfd = -1;
     st.efd = -1;

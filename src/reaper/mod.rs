@@ -113,6 +113,9 @@ pub(crate) struct State {
     /// An fd kept open so that the start time of a child without a pidfd can
     /// be read even when the fd table is full (see `pass`).
     spare_fd: RawFd,
+    /// In a forked child: `epfd`, `efd` and `spare_fd` are still the parent's
+    /// (shared) files until [`State::adopt_fds`] replaces or closes them.
+    fds_from_parent: bool,
     /// The process the state belongs to: a child made by a raw `clone` (no
     /// fork handlers) has a copy of the state, but not the slots.
     owner: pid_t,
@@ -146,6 +149,7 @@ static HOT: Hot = Hot {
         epfd: -1,
         efd: -1,
         spare_fd: -1,
+        fds_from_parent: false,
         owner: 0,
         table: Table::new(),
     }),
@@ -177,7 +181,9 @@ pub fn stats() -> crate::Stats {
 /// the handler asked for one meanwhile.
 fn lock() -> GateGuard<'static, State> {
     register_fork_hooks();
-    REAPER.lock(pass::pass)
+    let mut st = REAPER.lock(pass::pass);
+    st.adopt_fds();
+    st
 }
 
 /// Gives the reaper's fork hooks to the atfork owner, once, before the gate
@@ -211,6 +217,26 @@ impl State {
     /// Creates the eventfd, the epoll set, the spare fd and the untracked
     /// buffer; in a forked child that left its parent's fds behind, the fds
     /// alone. Ordinary context only.
+    /// In a forked child, on its first use of the library (any call, or the
+    /// SIGCHLD handler's first pass): fresh fds under the same numbers while
+    /// `zreap_fd()` is in use, else closes the parent's (the child makes new
+    /// ones when it needs them). Left to the first use so that a fork's child
+    /// that execs or exits without calling the library makes none of these
+    /// system calls (the fds are close-on-exec). Gate held; async-signal-safe.
+    fn adopt_fds(&mut self) {
+        if !self.fds_from_parent {
+            return;
+        }
+        self.fds_from_parent = false;
+        if self.ready && self.fd_wanted {
+            if events::renew_in_child(self).is_err() {
+                self.ready = false;
+            }
+        } else {
+            events::close_in_child(self);
+        }
+    }
+
     fn ensure_ready(&mut self) -> io::Result<()> {
         if self.ready && self.epfd >= 0 {
             return Ok(());
@@ -241,9 +267,11 @@ fn after_fork_parent() {
 }
 
 /// In the child of `fork()`: the parent's children are not ours, its threads
-/// are gone, and its fds must not be shared. Async-signal-safe: raw system
-/// calls and clearing of containers that keep their memory; the gate was
-/// taken before the fork, so the state is consistent.
+/// are gone, and its fds must not be shared (they are replaced or closed at
+/// the child's first use of the library: [`State::adopt_fds`]).
+/// Async-signal-safe: raw system calls and clearing of containers that keep
+/// their memory; the gate was taken before the fork, so the state is
+/// consistent.
 fn reset_in_child() {
     creation::forget_creation_in_child();
     // SAFETY: the gate was taken before the fork (before_fork or a Creation),
@@ -253,15 +281,7 @@ fn reset_in_child() {
     keeper::forget_in_child();
     st.table.reset_in_child(crate::sys::close);
     st.set_owner(crate::sys::bare::getpid());
-    if st.ready && st.fd_wanted {
-        if events::renew_in_child(st).is_err() {
-            st.ready = false;
-        }
-    } else {
-        // No one holds these fds' numbers: the child makes new ones when it
-        // first needs them, and a child on its way to exec makes none.
-        events::close_in_child(st);
-    }
+    st.fds_from_parent = st.efd >= 0 || st.epfd >= 0 || st.spare_fd >= 0;
     watcher::forget_in_child();
     COUNTERS.reset();
     // SAFETY: the fork child of a fork made with the gate held (see above).

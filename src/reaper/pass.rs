@@ -94,6 +94,7 @@ impl State {
 /// Reaps every exited child in scope and records its exit. Runs under the
 /// gate, from the SIGCHLD handler or from ordinary context.
 pub(super) fn pass(st: &mut State) {
+    st.adopt_fds();
     sweep(st, false);
 }
 
