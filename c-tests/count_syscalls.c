@@ -37,6 +37,15 @@ static void on_exit_cb(pid_t pid, int wstatus, void *ctx) {
     *(pid_t *)ctx = pid;
 }
 
+/* zspawn of cat reading `stdin_fd`. */
+static pid_t zspawn_cat(int stdin_fd) {
+    char *argv[] = {"cat", NULL};
+    zspawn_options o;
+    zspawn_options_init(&o);
+    o.stdin_fd = stdin_fd;
+    return zspawn("/bin/cat", argv, NULL, &o);
+}
+
 static void round_trip(const char *mode) {
     int p[2];
     CHECK(pipe2(p, O_CLOEXEC) == 0);
@@ -49,10 +58,7 @@ static void round_trip(const char *mode) {
         CHECK(posix_spawn(&pid, "/bin/cat", &fa, NULL, argv, environ) == 0);
         posix_spawn_file_actions_destroy(&fa);
     } else {
-        zspawn_options o;
-        zspawn_options_init(&o);
-        o.stdin_fd = p[0];
-        pid = zspawn("/bin/cat", argv, NULL, &o);
+        pid = zspawn_cat(p[0]);
     }
     CHECK(pid > 0);
     close(p[0]);
@@ -106,11 +112,7 @@ int main(int argc, char **argv) {
             CHECK(zreap_install(ZREAP_OWN | ZREAP_NO_HANDLER) == 0);
             CHECK(zreap_fd() >= 0);
             CHECK(pipe2(p, O_CLOEXEC) == 0);
-            char *cat[] = {"cat", NULL};
-            zspawn_options o;
-            zspawn_options_init(&o);
-            o.stdin_fd = p[0];
-            tracked = zspawn("/bin/cat", cat, NULL, &o);
+            tracked = zspawn_cat(p[0]);
             CHECK(tracked > 0);
             close(p[0]);
         }
