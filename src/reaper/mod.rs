@@ -214,9 +214,6 @@ impl State {
         self.installed.as_ref().is_some_and(|i| i.old_action.is_some())
     }
 
-    /// Creates the eventfd, the epoll set, the spare fd and the untracked
-    /// buffer; in a forked child that left its parent's fds behind, the fds
-    /// alone. Ordinary context only.
     /// In a forked child, on its first use of the library (any call, or the
     /// SIGCHLD handler's first pass): fresh fds under the same numbers while
     /// `zreap_fd()` is in use, else closes the parent's (the child makes new
@@ -237,6 +234,9 @@ impl State {
         }
     }
 
+    /// Creates the eventfd, the epoll set, the spare fd and the untracked
+    /// buffer; in a forked child that left its parent's fds behind, the fds
+    /// alone. Ordinary context only.
     fn ensure_ready(&mut self) -> io::Result<()> {
         if self.ready && self.epfd >= 0 {
             return Ok(());
