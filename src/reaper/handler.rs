@@ -4,7 +4,7 @@
 
 use super::pass;
 use crate::sys::ErrnoGuard;
-use libc::c_int;
+use libc::{c_int, c_void, pid_t, siginfo_t};
 use std::io;
 
 /// The SIGCHLD handler. Async-signal-safe: it reaches only atomics, memory
@@ -12,18 +12,39 @@ use std::io;
 /// epoll_wait, epoll_ctl, close, write), never blocks (the gate is only tried),
 /// and restores errno before returning. It loops until no exited child in scope
 /// is left, because SIGCHLD does not queue.
-extern "C" fn on_sigchld(_signal: c_int) {
+extern "C" fn on_sigchld(_signal: c_int, info: *mut siginfo_t, _context: *mut c_void) {
     let _errno = ErrnoGuard::new();
-    pass::pass_from_signal();
+    pass::pass_from_signal(exited_pid(info));
 }
 
-/// Installs [`on_sigchld`] for SIGCHLD with SA_RESTART and SA_NOCLDSTOP and
-/// returns the disposition it replaced.
+/// The child whose exit the kernel reported with this SIGCHLD; None for a
+/// SIGCHLD sent by a process (kill, sigqueue) or for another event.
+/// Async-signal-safe.
+fn exited_pid(info: *const siginfo_t) -> Option<pid_t> {
+    if info.is_null() {
+        return None;
+    }
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let info = unsafe { &*info };
+    if !matches!(info.si_code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED) {
+        return None;
+    }
+    // SAFETY: si_pid is set for the SIGCHLD codes checked above.
+    Some(unsafe { info.si_pid() }).filter(|&pid| pid > 0)
+}
+
+/// The handler's entry as `sa_sigaction` holds it.
+fn handler_address() -> libc::sighandler_t {
+    on_sigchld as extern "C" fn(c_int, *mut siginfo_t, *mut c_void) as libc::sighandler_t
+}
+
+/// Installs [`on_sigchld`] for SIGCHLD with SA_SIGINFO, SA_RESTART and
+/// SA_NOCLDSTOP and returns the disposition it replaced.
 pub(super) fn install() -> io::Result<libc::sigaction> {
     // SAFETY: sigaction is plain data; all-zero is a valid starting value.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = on_sigchld as extern "C" fn(c_int) as libc::sighandler_t;
-    action.sa_flags = libc::SA_RESTART | libc::SA_NOCLDSTOP;
+    action.sa_sigaction = handler_address();
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_NOCLDSTOP;
     // SAFETY: sa_mask is a valid sigset_t to initialise.
     unsafe { libc::sigemptyset(&mut action.sa_mask) };
     // SAFETY: see above.
@@ -45,7 +66,7 @@ pub(super) fn is_installed() -> io::Result<bool> {
     if unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut current) } == -1 {
         return Err(io::Error::last_os_error());
     }
-    Ok(current.sa_sigaction == on_sigchld as extern "C" fn(c_int) as libc::sighandler_t)
+    Ok(current.sa_sigaction == handler_address())
 }
 
 /// Puts back a disposition returned by [`install`].

@@ -42,7 +42,7 @@
 //! A forked child starts no keeper (see [`FORKED`]), except zdaemonize's
 //! daemon once it is set up.
 
-use super::{watcher, State, REAPER};
+use super::{pass, watcher, State, REAPER};
 use crate::sys::{self, bare, MappedVec, Received, Waited};
 use libc::{c_int, c_void, pid_t};
 use std::io;
@@ -607,7 +607,7 @@ impl Keeper {
             self.drain();
             bare::sched_yield();
         }
-        // SAFETY: the gate is held until release_leaving_deferred below.
+        // SAFETY: the gate is held until release_taking_deferred below.
         let st = unsafe { REAPER.value_mut() };
         let before = st.table.next_seq;
         if ready.iter().any(|kept| self.pidfd_of(kept.idx, kept.generation) < 0) {
@@ -663,7 +663,7 @@ impl Keeper {
         let kicked = KICKED.swap(false, SeqCst);
         let handler = st.handler_active();
         // SAFETY: taken above by this thread.
-        let pending = unsafe { REAPER.release_leaving_deferred() };
+        let pending = unsafe { REAPER.release_taking_deferred() };
         // After the release, so that a waiter woken here finds the gate free.
         if signal_fd {
             super::events::signal(self.efd);
@@ -671,11 +671,15 @@ impl Keeper {
         if recorded {
             watcher::wake();
         }
-        // A pass asked for while the gate was held here is due only if some
-        // exit is left to take (the one walk of the children for that SIGCHLD,
-        // made here instead of in the handler): the exits this reaped are
-        // the usual reason a SIGCHLD found the gate held.
-        if handler && (kicked || (pending && sys::peek_exited_child().is_some())) {
+        // A pass asked for while the gate was held here (taken over above, so
+        // that no other thread runs it too) is due only if some exit is left
+        // to take: the exits this reaped are the usual reason a SIGCHLD found
+        // the gate held. When the child that SIGCHLD reported is still
+        // unreaped, the pass reaps it by pid and walks the children once;
+        // otherwise the one walk for that SIGCHLD is made here instead of in
+        // the handler.
+        let exit_left = || pass::signalled_child_waits() || sys::peek_exited_child().is_some();
+        if handler && (kicked || (pending && exit_left())) {
             // A pass is due and must not run here: zreap's handler runs it.
             // (Without a handler, passes run in the program's own calls.)
             bare::signal_this_process(libc::SIGCHLD);

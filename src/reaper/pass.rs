@@ -12,7 +12,7 @@ use super::{events, keeper, watcher, State, REAPER};
 use crate::gate::GateGuard;
 use crate::sys::{self, Waited};
 use libc::{c_int, pid_t};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::SeqCst};
 
 /// What checking one tracked child found.
 pub(super) enum Check {
@@ -46,23 +46,42 @@ pub(super) enum PidReap {
 static PASS_WANTED: &AtomicBool = &super::HOT.pass.pass_wanted;
 /// Tracked children being created right now (see [`creating`]).
 static CREATING: &AtomicUsize = &super::HOT.pass.creating;
+/// The child whose exit the last SIGCHLD reported (0: none), until a pass
+/// takes it: the all-children pass reaps it by pid before its walk of the
+/// children, so that the walk, which costs O(live children), runs once per
+/// SIGCHLD and not once to find that child and once more to find no other.
+static SIGNALLED: &AtomicI32 = &super::HOT.pass.signalled;
 
 /// This module's words on the reaper's page of hot words ([`super::Hot`]).
 pub(super) struct Words {
     pass_wanted: AtomicBool,
     creating: AtomicUsize,
+    signalled: AtomicI32,
 }
 
 impl Words {
     pub(super) const fn new() -> Words {
-        Words { pass_wanted: AtomicBool::new(true), creating: AtomicUsize::new(0) }
+        Words { pass_wanted: AtomicBool::new(true), creating: AtomicUsize::new(0), signalled: AtomicI32::new(0) }
     }
 }
 
-/// Called by the SIGCHLD handler. Async-signal-safe.
-pub(super) fn pass_from_signal() {
+/// Called by the SIGCHLD handler with the child whose exit the kernel
+/// reported, if any. Async-signal-safe.
+pub(super) fn pass_from_signal(exited: Option<pid_t>) {
     if PASS_WANTED.load(SeqCst) || CREATING.load(SeqCst) > 0 {
+        if let Some(pid) = exited {
+            SIGNALLED.store(pid, SeqCst);
+        }
         REAPER.run_or_defer(pass);
+    }
+}
+
+/// Whether the child of the last SIGCHLD, not yet taken by a pass, has
+/// exited and is unreaped: a pass reaps it without a walk. Async-signal-safe.
+pub(super) fn signalled_child_waits() -> bool {
+    match SIGNALLED.load(SeqCst) {
+        0 => false,
+        pid => sys::exited_unreaped(pid),
     }
 }
 
@@ -119,7 +138,8 @@ pub(super) fn sweep_settled(mut st: GateGuard<'static, State>) -> GateGuard<'sta
 /// In the all-children scope it looks at each exited child first (so that a
 /// tracer's ptrace stops are never taken) and reaps it through its slot, a
 /// kept one too (see [`State::reap_kept`]), so that one walk of the children
-/// per SIGCHLD finds every exit. Only where a wait has claimed a child, or a
+/// per SIGCHLD finds every exit; the child that SIGCHLD reported is taken by
+/// pid before the walk. Only where a wait has claimed a child, or a
 /// kept one cannot be reaped yet (the keeper then has the next pass run once
 /// it has reaped it), it stops and returns true.
 pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
@@ -135,8 +155,10 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
         check_fallback(st);
     } else {
         let mut owner_checked = false;
+        let mut signalled = Some(SIGNALLED.swap(0, SeqCst)).filter(|&pid| pid > 0 && sys::exited_unreaped(pid));
         while !(for_caller && st.table.untracked_full()) {
-            let Some(pid) = sys::peek_exited_child() else { break };
+            let from_signal = signalled.is_some();
+            let Some(pid) = signalled.take().or_else(sys::peek_exited_child) else { break };
             // A process made by a raw clone (no fork handlers) runs this
             // handler with its parent's state but without the slots, which
             // forks leave out: it leaves its children alone.
@@ -149,6 +171,8 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
             }
             match st.reap_pid(pid, true, false) {
                 PidReap::Reaped => {}
+                // Taken meanwhile by a foreign wait: the walk still follows.
+                PidReap::Nothing if from_signal => {}
                 PidReap::Nothing => break,
                 PidReap::Kept(idx) => {
                     if !st.reap_kept(idx) {

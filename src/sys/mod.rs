@@ -110,10 +110,12 @@ pub fn peek_exited_child() -> Option<pid_t> {
 }
 
 /// Whether child `pid` (a clone child too) has exited and is still unreaped;
-/// it is not reaped here (`waitid(P_PID, WNOHANG | WNOWAIT | __WALL)`).
+/// it is not reaped here (`waitid(P_PID, WNOHANG | WNOWAIT | __WALL)`). A
+/// ptrace stop is not an exit. Async-signal-safe.
 pub fn exited_unreaped(pid: pid_t) -> bool {
     let options = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
-    matches!(waitid_info(libc::P_PID, pid as libc::id_t, options), Ok(Some(_)))
+    let Ok(Some(info)) = waitid_info(libc::P_PID, pid as libc::id_t, options) else { return false };
+    matches!(info.si_code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED)
 }
 
 /// `pidfd_open(pid, 0)`; the fd is close-on-exec.
