@@ -12,6 +12,8 @@
  *   raw     posix_spawn + waitpid(pid): the kernel baseline;
  *   zwait   zreap_install(ZREAP_OWN), zspawn + blocking zwait(pid);
  *   nowait  no install, zspawn + blocking zwait(pid);
+ *   zwait-all  zreap_install(0) (the all-children scope), zspawn + blocking
+ *           zwait(pid);
  *   fd      zreap_install(ZREAP_OWN | ZREAP_NO_HANDLER), poll(zreap_fd()) +
  *           zreap_all();
  *   fd-own  zreap_install(ZREAP_OWN), poll(zreap_fd()) + zreap_all();
@@ -103,6 +105,7 @@ int main(int argc, char **argv) {
     const char *mode = argv[1];
     int rounds = atoi(argv[2]);
     if (strcmp(mode, "zwait") == 0 || strcmp(mode, "fd-own") == 0) CHECK(zreap_install(ZREAP_OWN) == 0);
+    if (strcmp(mode, "zwait-all") == 0) CHECK(zreap_install(0) == 0);
     if (strcmp(mode, "fd") == 0) CHECK(zreap_install(ZREAP_OWN | ZREAP_NO_HANDLER) == 0);
     if (strncmp(mode, "fd", 2) == 0) CHECK(zreap_fd() >= 0);
     if (strncmp(mode, "fork", 4) == 0) {
