@@ -116,6 +116,17 @@ impl<T, F: Flag> Gate<T, F> {
     }
 
     /// Releases a gate taken with [`Gate::acquire_raw`] without running the
+    /// deferred work, for a thread that must not run it. Returns whether work
+    /// is pending: it is left for the next holder to run.
+    ///
+    /// # Safety
+    /// As for [`Gate::release_raw`].
+    pub unsafe fn release_leaving_deferred(&self) -> bool {
+        self.busy.store(false, SeqCst);
+        self.again.load(SeqCst)
+    }
+
+    /// Releases a gate taken with [`Gate::acquire_raw`] without running the
     /// deferred work, for a thread that must not run it, and takes that work
     /// over: returns whether some was asked for, which no other holder then
     /// runs. The caller must make sure a thread that may run it does, if it is

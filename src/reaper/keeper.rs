@@ -42,7 +42,7 @@
 //! A forked child starts no keeper (see [`FORKED`]), except zdaemonize's
 //! daemon once it is set up.
 
-use super::{pass, watcher, State, REAPER};
+use super::{watcher, State, REAPER};
 use crate::sys::{self, bare, MappedVec, Received, Waited};
 use libc::{c_int, c_void, pid_t};
 use std::io;
@@ -662,8 +662,23 @@ impl Keeper {
         let signal_fd = recorded && st.fd_wanted;
         let kicked = KICKED.swap(false, SeqCst);
         let handler = st.handler_active();
+        // A pass asked for while the gate was held here (the usual reason: a
+        // SIGCHLD for an exit this reaped) must not run here, and it walks
+        // every child in the kernel. A thread asleep in a wait, woken below,
+        // takes the gate next and runs it on its release, in its own time.
+        // Otherwise zreap's handler runs it, on a SIGCHLD sent here. The
+        // keeper never walks the children itself: a walk holds the kernel's
+        // task list lock, and the program's next fork, made meanwhile on
+        // another CPU, would wait for it (5x slower with 10,000 children).
+        let to_waiter = recorded && watcher::has_sleepers();
         // SAFETY: taken above by this thread.
-        let pending = unsafe { REAPER.release_taking_deferred() };
+        let pending = unsafe {
+            if to_waiter {
+                REAPER.release_leaving_deferred()
+            } else {
+                REAPER.release_taking_deferred()
+            }
+        };
         // After the release, so that a waiter woken here finds the gate free.
         if signal_fd {
             super::events::signal(self.efd);
@@ -671,17 +686,8 @@ impl Keeper {
         if recorded {
             watcher::wake();
         }
-        // A pass asked for while the gate was held here (taken over above, so
-        // that no other thread runs it too) is due only if some exit is left
-        // to take: the exits this reaped are the usual reason a SIGCHLD found
-        // the gate held. When the child that SIGCHLD reported is still
-        // unreaped, the pass reaps it by pid and walks the children once;
-        // otherwise the one walk for that SIGCHLD is made here instead of in
-        // the handler.
-        let exit_left = || pass::signalled_child_waits() || sys::peek_exited_child().is_some();
-        if handler && (kicked || (pending && exit_left())) {
-            // A pass is due and must not run here: zreap's handler runs it.
-            // (Without a handler, passes run in the program's own calls.)
+        // (Without a handler, passes run in the program's own calls.)
+        if handler && (kicked || (pending && !to_waiter)) {
             bare::signal_this_process(libc::SIGCHLD);
         }
     }

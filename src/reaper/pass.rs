@@ -76,15 +76,6 @@ pub(super) fn pass_from_signal(exited: Option<pid_t>) {
     }
 }
 
-/// Whether the child of the last SIGCHLD, not yet taken by a pass, has
-/// exited and is unreaped: a pass reaps it without a walk. Async-signal-safe.
-pub(super) fn signalled_child_waits() -> bool {
-    match SIGNALLED.load(SeqCst) {
-        0 => false,
-        pid => sys::exited_unreaped(pid),
-    }
-}
-
 /// A child is about to be created (the gate is held until [`created`]).
 pub(super) fn creating() {
     CREATING.fetch_add(1, SeqCst);

@@ -58,6 +58,12 @@ pub(super) fn wake() {
     }
 }
 
+/// Whether some thread sleeps in [`sleep`]: a wait (or the watcher) that
+/// [`wake`] would wake. Async-signal-safe.
+pub(super) fn has_sleepers() -> bool {
+    SLEEPERS.load(SeqCst) > 0
+}
+
 /// The wake count, to hand to [`sleep`] after checking a condition.
 pub(super) fn wake_count() -> u32 {
     WAKE.load(SeqCst)
