@@ -2,8 +2,8 @@
 //! releases one child per round between two markers, and every system call a
 //! thread of that process completes between them is counted (the child's own
 //! are not), and the median window taken. The host's own calls in the window
-//! (the release, the settling sleep, the poll of the poll modes) are subtracted. A regression that adds a
-//! call to the common paths fails here.
+//! (the release, the settling sleep, the poll of the poll modes) are
+//! subtracted. A regression that adds a call to the common paths fails here.
 
 use std::collections::HashSet;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! Signal context: [`on_sigchld`] is the handler itself.
 
 use super::pass;
-use crate::sys::ErrnoGuard;
+use crate::sys::{self, ErrnoGuard};
 use libc::{c_int, c_void, pid_t, siginfo_t};
 use std::io;
 
@@ -21,16 +21,9 @@ extern "C" fn on_sigchld(_signal: c_int, info: *mut siginfo_t, _context: *mut c_
 /// SIGCHLD sent by a process (kill, sigqueue) or for another event.
 /// Async-signal-safe.
 fn exited_pid(info: *const siginfo_t) -> Option<pid_t> {
-    if info.is_null() {
-        return None;
-    }
-    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
-    let info = unsafe { &*info };
-    if !matches!(info.si_code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED) {
-        return None;
-    }
-    // SAFETY: si_pid is set for the SIGCHLD codes checked above.
-    Some(unsafe { info.si_pid() }).filter(|&pid| pid > 0)
+    // SAFETY: the kernel passes a valid siginfo (or none) to an SA_SIGINFO
+    // handler.
+    sys::exited_child(unsafe { info.as_ref() }?)
 }
 
 /// The handler's entry as `sa_sigaction` holds it.

@@ -99,14 +99,23 @@ pub fn waitid(idtype: libc::idtype_t, id: libc::id_t, extra: c_int) -> io::Resul
     })
 }
 
+/// The child whose exit `info` (from `waitid`, or a SIGCHLD's siginfo)
+/// reports: None for a stop, a continue, a ptrace event, or a signal a
+/// process sent. Async-signal-safe.
+pub fn exited_child(info: &libc::siginfo_t) -> Option<pid_t> {
+    if !matches!(info.si_code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED) {
+        return None;
+    }
+    // SAFETY: si_pid is set for the SIGCHLD codes checked above.
+    Some(unsafe { info.si_pid() }).filter(|&pid| pid > 0)
+}
+
 /// The pid of a child that has exited and is waiting to be reaped, without
 /// reaping it (`waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)`). None when no
 /// child has exited, and also when the first child the kernel reports is a
 /// ptrace stop rather than an exit (a tracer's stops are never taken for exits).
 pub fn peek_exited_child() -> Option<pid_t> {
-    let info = waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT).ok()??;
-    // SAFETY: a siginfo filled by a successful waitid.
-    matches!(info.si_code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED).then(|| unsafe { info.si_pid() })
+    exited_child(&waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT).ok()??)
 }
 
 /// Whether child `pid` (a clone child too) has exited and is still unreaped;
@@ -114,8 +123,7 @@ pub fn peek_exited_child() -> Option<pid_t> {
 /// ptrace stop is not an exit. Async-signal-safe.
 pub fn exited_unreaped(pid: pid_t) -> bool {
     let options = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
-    let Ok(Some(info)) = waitid_info(libc::P_PID, pid as libc::id_t, options) else { return false };
-    matches!(info.si_code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED)
+    matches!(waitid_info(libc::P_PID, pid as libc::id_t, options), Ok(Some(info)) if exited_child(&info).is_some())
 }
 
 /// `pidfd_open(pid, 0)`; the fd is close-on-exec.
