@@ -12,6 +12,9 @@
  *   zwait(-1): exactly one of them gets the exit, the others ECHILD;
  * - a thread blocks in zwait(pid) while the main thread calls a foreign
  *   waitpid(pid): exactly one gets the status, the other ECHILD, no hang.
+ * - a thread blocks in zwait(-1) while the main thread's zwait(pid) takes the
+ *   last child: the zwait(-1) returns ECHILD at once, as waitpid(-1) would,
+ *   not at the library's 1 s backstop (never 500 ms or more later).
  * - with zreap_fd() in use: 200 children exit at once and a poll() +
  *   zreap_all() loop reports each exactly once, then the fd is not readable;
  *   a zwait(-1) that blocks before its child exits returns it;
@@ -151,6 +154,55 @@ static void foreign_waitpid(void) {
     fprintf(stderr, "  foreign waitpid won %d, zwait %d\n", foreign, library);
 }
 
+static long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+struct any_waiter {
+    struct waiter w;
+    long returned_ms;
+};
+
+static void *any_wait_thread(void *arg) {
+    struct any_waiter *a = arg;
+    wait_thread(&a->w);
+    a->returned_ms = now_ms();
+    return NULL;
+}
+
+static void any_beside_pid_wait(void) {
+    int won = 0, late = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        int p[2];
+        CHECK(pipe2(p, O_CLOEXEC) == 0);
+        pid_t pid = start_child(6, p);
+        close(p[0]);
+        struct any_waiter a = {.w = {.pid = -1}};
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, any_wait_thread, &a) == 0);
+        ctest_sleep_ms(20); /* let the zwait(-1) block */
+        close(p[1]);
+        int st = -1;
+        pid_t got = zwait(pid, &st, 0);
+        long returned_ms = now_ms();
+        CHECK(pthread_join(t, NULL) == 0);
+        CHECK((got == pid) != (a.w.got == pid));
+        if (got == pid) {
+            CHECK(a.w.err == ECHILD);
+            won++;
+            late += a.returned_ms - returned_ms >= 500;
+        } else {
+            CHECK(errno == ECHILD);
+        }
+        check_clean();
+    }
+    fprintf(stderr, "  zwait(pid) took the last child %d times; zwait(-1) returned 500 ms or more later %d times\n",
+            won, late);
+    CHECK(late == 0);
+}
+
 static int seen_exits[256];
 
 static void count_exit(pid_t pid, int wstatus, void *ctx) {
@@ -226,6 +278,7 @@ static void run(const char *scope) {
     many_waiters();
     same_child();
     foreign_waitpid();
+    any_beside_pid_wait();
 }
 
 /* With the reap fd in use. Exits a reap thread took are not the waits': the
@@ -238,6 +291,7 @@ static void run_fd(const char *scope) {
     many_waiters();
     same_child();
     foreign_waitpid();
+    any_beside_pid_wait();
     any_waiter();
     poll_loop();
     stop_reaping = 0;

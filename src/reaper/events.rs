@@ -10,7 +10,7 @@ use super::State;
 use crate::sys;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 
 /// The epoll data of the eventfd; a shared pidfd's is its slot index, a
 /// remote one's [`REMOTE`] with the slot's generation and index.
@@ -21,17 +21,43 @@ pub(super) const REMOTE: u64 = 1 << 63;
 /// This module's words on the reaper's page of hot words ([`super::Hot`]).
 pub(super) struct Words {
     signaled: AtomicBool,
+    pollers: AtomicU32,
 }
 
 impl Words {
     pub(super) const fn new() -> Words {
-        Words { signaled: AtomicBool::new(false) }
+        Words { signaled: AtomicBool::new(false), pollers: AtomicU32::new(0) }
     }
 }
 
 /// The eventfd may hold a count: it was written since it was last drained.
 /// Spares the read when nothing was written.
 static SIGNALED: &AtomicBool = &super::HOT.events.signaled;
+
+/// Blocking waits for any child asleep in `poll` on the epoll set. While one
+/// is, the eventfd is also readable when no child in scope is left, so that
+/// it returns `ECHILD` when another thread took the last exit.
+static POLLERS: &AtomicU32 = &super::HOT.events.pollers;
+
+/// A blocking wait for any child is about to poll the epoll set. Gate held,
+/// so that a thread that takes the last exit after the gate is let go sees
+/// the poller ([`sync_eventfd`]).
+pub(super) fn add_poller() {
+    POLLERS.fetch_add(1, SeqCst);
+}
+
+/// Undoes [`add_poller`] once the poll returned.
+pub(super) fn remove_poller() {
+    POLLERS.fetch_sub(1, SeqCst);
+}
+
+/// In a forked child: the pollers were the parent's threads. Async-signal-
+/// safe; writes only when there is something to forget.
+pub(super) fn forget_pollers_in_child() {
+    if POLLERS.load(SeqCst) != 0 {
+        POLLERS.store(0, SeqCst);
+    }
+}
 
 /// Makes the eventfd readable. Async-signal-safe.
 pub(super) fn signal(efd: RawFd) {
@@ -117,13 +143,14 @@ pub(super) fn unwatch(st: &State, pidfd: RawFd) {
     }
 }
 
-/// Makes the eventfd readable exactly when undelivered exits exist (only
-/// while the reap fd is in use). Async-signal-safe.
+/// Makes the eventfd readable exactly when undelivered exits exist, or when
+/// no child in scope is left while a wait for any child polls (only while
+/// the reap fd is in use). Async-signal-safe.
 pub(super) fn sync_eventfd(st: &State) {
     if !st.fd_wanted {
         return;
     }
-    if st.table.has_records() {
+    if st.table.has_records() || (POLLERS.load(SeqCst) > 0 && !st.children_left()) {
         signal(st.efd);
     } else if SIGNALED.swap(false, SeqCst) {
         sys::eventfd_drain(st.efd);

@@ -210,6 +210,14 @@ impl State {
         self.installed.as_ref().is_some_and(|i| i.flags.contains(InstallFlags::OWN))
     }
 
+    /// Whether a child in scope may still exit: a tracked one, or in the
+    /// all-children scope any unreaped child. Async-signal-safe (in the
+    /// all-children scope one `waitid`, which walks the children).
+    fn children_left(&self) -> bool {
+        self.table.live > 0
+            || (!self.scope_own() && crate::sys::waitid(libc::P_ALL, 0, libc::WNOHANG | libc::WNOWAIT).is_ok())
+    }
+
     fn handler_active(&self) -> bool {
         self.installed.as_ref().is_some_and(|i| i.old_action.is_some())
     }
@@ -283,6 +291,7 @@ fn reset_in_child() {
     st.set_owner(crate::sys::bare::getpid());
     st.fds_from_parent = st.efd >= 0 || st.epfd >= 0 || st.spare_fd >= 0;
     watcher::forget_in_child();
+    events::forget_pollers_in_child();
     COUNTERS.reset();
     // SAFETY: the fork child of a fork made with the gate held (see above).
     unsafe { REAPER.reset_in_child() };

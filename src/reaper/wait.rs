@@ -146,8 +146,9 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
 enum Blocker {
     /// A dup of the child's pidfd (closed after use) or its pid.
     Child { pidfd: Option<RawFd>, pid: pid_t },
-    /// Any child in scope, without a handler: the reap fd.
-    Any { epfd: RawFd },
+    /// Any child in scope, without a handler: the reap fd. `polling`: a
+    /// blocking wait, counted by [`events::add_poller`].
+    Any { epfd: RawFd, polling: bool },
     /// Until an exit is recorded (by the keeper or a pass) after the wake
     /// count was `seen`.
     Recorded { seen: u32 },
@@ -166,7 +167,7 @@ impl Blocker {
             Blocker::Child { pidfd: None, pid } => {
                 let _ = sys::waitid(libc::P_PID, pid as libc::id_t, options);
             }
-            Blocker::Any { epfd } => {
+            Blocker::Any { epfd, .. } => {
                 let mut pfd = libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 };
                 // SAFETY: pfd is one valid pollfd. The timeout is a backstop in
                 // case no watcher thread could be started.
@@ -180,8 +181,10 @@ impl Blocker {
 
 impl Drop for Blocker {
     fn drop(&mut self) {
-        if let Blocker::Child { pidfd: Some(fd), .. } = *self {
-            sys::close(fd);
+        match *self {
+            Blocker::Child { pidfd: Some(fd), .. } => sys::close(fd),
+            Blocker::Any { polling: true, .. } => events::remove_poller(),
+            _ => {}
         }
     }
 }
@@ -192,9 +195,9 @@ impl Drop for Blocker {
 fn waitable(st: &mut State, pid: pid_t, nohang: bool) -> io::Result<Blocker> {
     let seen = watcher::wake_count();
     if pid == -1 {
-        let any_left = st.table.live > 0
-            || (!st.scope_own() && sys::waitid(libc::P_ALL, 0, libc::WNOHANG | libc::WNOWAIT).is_ok());
-        if !any_left {
+        if !st.children_left() {
+            // The last poller leaving drains what was kept readable for it.
+            events::sync_eventfd(st);
             return Err(error(libc::ECHILD));
         }
         let only_kept =
@@ -202,21 +205,18 @@ fn waitable(st: &mut State, pid: pid_t, nohang: bool) -> io::Result<Blocker> {
         if st.passes_run_alone() || only_kept {
             return Ok(Blocker::Recorded { seen });
         }
-        if st.fd_wanted {
-            // The reap fd turns readable for what this wait may take: remote
-            // children's exits, and every exit recorded from now on.
-            events::sync_eventfd(st);
-            return Ok(Blocker::Any { epfd: st.epfd });
+        if !st.fd_wanted && watcher::start().is_ok() {
+            st.fd_wanted = true;
+            watcher::publish_mode(st);
         }
-        if !st.fd_wanted {
-            // Without the watcher, the poll's timeout is the backstop.
-            if watcher::start().is_ok() {
-                st.fd_wanted = true;
-                watcher::publish_mode(st);
-                events::sync_eventfd(st);
-            }
+        // The reap fd turns readable for what this wait may take: remote
+        // children's exits, and every exit recorded from now on. Without the
+        // watcher, the poll's timeout is the backstop.
+        events::sync_eventfd(st);
+        if !nohang {
+            events::add_poller();
         }
-        return Ok(Blocker::Any { epfd: st.epfd });
+        return Ok(Blocker::Any { epfd: st.epfd, polling: !nohang });
     }
     if let Some(idx) = st.table.first_public(pid) {
         let slot = *st.table.slot(idx);
@@ -291,7 +291,9 @@ fn reap_claimed(pid: pid_t, idx: u32, generation: u32) -> io::Result<Exit> {
     if !st.scope_own() && st.handler_active() {
         REAPER.request_again();
     }
-    match st.table.take_pid(pid) {
+    let taken = st.table.take_pid(pid);
+    events::sync_eventfd(&st);
+    match taken {
         Taken::Exit(exit) => Ok(exit),
         _ => Err(error(libc::ECHILD)),
     }
