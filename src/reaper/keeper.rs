@@ -649,9 +649,9 @@ impl Keeper {
         }
         if !self.lost.is_empty() {
             for lost in self.lost.iter() {
-                if lost.remote {
+                if lost.remote && st.table.slot(lost.idx).generation == lost.generation {
                     // Its registration in the reap fd went with the pidfd.
-                    st.table.remote_armed -= 1;
+                    st.table.disarm_remote(lost.idx);
                 }
                 st.lose_kept(lost.idx, lost.generation, lost.pid);
             }

@@ -221,16 +221,20 @@ fn reap_watched(st: &mut State) {
                 continue;
             }
             children += 1;
-            if event.u64 & events::REMOTE != 0 {
-                st.table.remote_armed -= 1;
-            }
             let idx = event.u64 as u32;
-            let slot = st.table.slot(idx);
+            let slot = *st.table.slot(idx);
+            let remote = event.u64 & events::REMOTE != 0;
+            // An earlier child's registration, reported late, was disarmed
+            // when that child left the slot.
+            let this_child = remote && events::is_remote_data(event.u64, idx, slot.generation);
+            if this_child {
+                st.table.disarm_remote(idx);
+            }
             if slot.state != super::table::SlotState::Live || slot.claimed {
                 continue;
             }
-            if event.u64 & events::REMOTE != 0 {
-                if slot.remote && events::is_remote_data(event.u64, idx, slot.generation) {
+            if remote {
+                if this_child && slot.remote {
                     st.reap_remote(idx, false);
                 }
             } else if slot.pidfd >= 0 {
@@ -338,9 +342,8 @@ impl State {
         let give = |st: &mut State, fd| {
             if remote && events::watch_remote(st, fd, idx, generation) {
                 if keeper::give(idx, generation, pid, fd, true) {
-                    st.table.set_remote(idx, true);
                     st.table.share_slots();
-                    st.table.remote_armed += 1;
+                    st.table.arm_remote(idx);
                     return true;
                 }
                 events::unwatch_remote(st, fd);

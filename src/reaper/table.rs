@@ -50,6 +50,9 @@ pub(super) struct Slot {
     /// its pidfd readable; the keeper only holds the pidfd (see
     /// `events::watch_remote`).
     pub remote: bool,
+    /// A remote slot whose registration in the reap fd has not reported the
+    /// child's exit yet (counted in [`Table::remote_armed`]).
+    armed: bool,
     /// Bumped each time the slot is given to a new child: with the index, the
     /// identity the keeper knows a child by.
     pub generation: u32,
@@ -77,6 +80,7 @@ impl Slot {
         kept: false,
         claimed: false,
         remote: false,
+        armed: false,
         generation: 0,
         start_time: 0,
         state: SlotState::Free,
@@ -122,9 +126,8 @@ pub(super) struct Table {
     pub watched: usize,
     /// Live remote slots (see [`Slot::remote`]).
     pub remote: usize,
-    /// Remote registrations in the reap fd whose one event has not been
-    /// taken yet (the child may already be reaped: a wait or a scan by pid
-    /// got there first).
+    /// Live remote slots whose registration in the reap fd has not reported
+    /// yet: while there are any, the program's calls look at the reap fd.
     pub remote_armed: usize,
     done_head: u32,
     done_tail: u32,
@@ -234,7 +237,30 @@ impl Table {
         self.slots[idx as usize].kept = kept;
     }
 
-    /// Marks a live kept slot as remote (see [`Slot::remote`]) or not.
+    /// Marks a live kept slot as remote (see [`Slot::remote`]), its
+    /// registration in the reap fd armed.
+    pub fn arm_remote(&mut self, idx: u32) {
+        self.set_remote(idx, true);
+        let slot = &mut self.slots[idx as usize];
+        if !slot.armed {
+            slot.armed = true;
+            self.remote_armed += 1;
+        }
+    }
+
+    /// The registration of remote slot `idx` reported, or is gone with the
+    /// keeper's pidfd.
+    pub fn disarm_remote(&mut self, idx: u32) {
+        let slot = &mut self.slots[idx as usize];
+        if slot.armed {
+            slot.armed = false;
+            self.remote_armed -= 1;
+        }
+    }
+
+    /// Marks a live kept slot as remote (see [`Slot::remote`]) or not; one
+    /// that is no longer remote has no registration left to report (the
+    /// keeper closes its pidfd).
     pub fn set_remote(&mut self, idx: u32, remote: bool) {
         let slot = &mut self.slots[idx as usize];
         if slot.remote != remote {
@@ -243,6 +269,7 @@ impl Table {
                 self.remote += 1;
             } else {
                 self.remote -= 1;
+                self.disarm_remote(idx);
             }
         }
     }
