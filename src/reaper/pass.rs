@@ -138,6 +138,7 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
         return false;
     }
     let mut at_kept = false;
+    let mut taken_elsewhere = false;
     let before = st.table.next_seq;
     if st.table.watched > 0 || st.table.remote_armed > 0 {
         reap_watched(st);
@@ -146,7 +147,12 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
         check_fallback(st);
     } else {
         let mut owner_checked = false;
-        let mut signalled = Some(SIGNALLED.swap(0, SeqCst)).filter(|&pid| pid > 0 && sys::exited_unreaped(pid));
+        let named = SIGNALLED.swap(0, SeqCst);
+        let mut signalled = Some(named).filter(|&pid| pid > 0 && sys::exited_unreaped(pid));
+        // The child the SIGCHLD named was reaped by someone else: the keeper,
+        // a claiming wait, or a wait outside the library. Waits asleep for
+        // any child look again, in case it was the last one.
+        taken_elsewhere = named > 0 && signalled.is_none();
         while !(for_caller && st.table.untracked_full()) {
             let from_signal = signalled.is_some();
             let Some(pid) = signalled.take().or_else(sys::peek_exited_child) else { break };
@@ -163,7 +169,7 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
             match st.reap_pid(pid, true, false) {
                 PidReap::Reaped => {}
                 // Taken meanwhile by a foreign wait: the walk still follows.
-                PidReap::Nothing if from_signal => {}
+                PidReap::Nothing if from_signal => taken_elsewhere = true,
                 PidReap::Nothing => break,
                 PidReap::Kept(idx) => {
                     if !st.reap_kept(idx) {
@@ -188,6 +194,8 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
         } else {
             st.notify();
         }
+    } else if taken_elsewhere {
+        watcher::wake();
     }
     at_kept
 }
