@@ -14,7 +14,9 @@
  *   waitpid(pid): exactly one gets the status, the other ECHILD, no hang.
  * - a thread blocks in zwait(-1) while the main thread's zwait(pid) takes the
  *   last child: the zwait(-1) returns ECHILD at once, as waitpid(-1) would,
- *   not at the library's 1 s backstop (never 500 ms or more later).
+ *   not at the library's 1 s backstop (never 500 ms or more later); the same
+ *   when a foreign waitpid(pid) takes a plain fork() child (with the
+ *   all-children handler such a wait once slept for good).
  * - with zreap_fd() in use: 200 children exit at once and a poll() +
  *   zreap_all() loop reports each exactly once, then the fd is not readable;
  *   a zwait(-1) that blocks before its child exits returns it;
@@ -203,6 +205,50 @@ static void any_beside_pid_wait(void) {
     CHECK(late == 0);
 }
 
+/* A zwait(-1) blocked while the main thread's foreign waitpid() takes the
+ * last child, a plain fork() child (in scope unless ZREAP_OWN). */
+static void any_beside_foreign_wait(void) {
+    int won = 0, late = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        int p[2];
+        CHECK(pipe2(p, O_CLOEXEC) == 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+            char c;
+            close(p[1]);
+            (void)!read(p[0], &c, 1);
+            _exit(5);
+        }
+        CHECK(pid > 0);
+        close(p[0]);
+        struct any_waiter a = {.w = {.pid = -1}};
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, any_wait_thread, &a) == 0);
+        ctest_sleep_ms(20); /* let the zwait(-1) block */
+        close(p[1]);
+        int st = -1;
+        pid_t got = waitpid(pid, &st, 0);
+        long returned_ms = now_ms();
+        for (int i = 0; i < 1000 && a.returned_ms == 0; i++) ctest_sleep_ms(5);
+        if (a.returned_ms == 0) {
+            fprintf(stderr, "  zwait(-1) still blocked 5 s after a foreign waitpid took the last child\n");
+            _exit(1);
+        }
+        CHECK(pthread_join(t, NULL) == 0);
+        CHECK((got == pid) != (a.w.got == pid));
+        if (got == pid) {
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 5);
+            CHECK(a.w.err == ECHILD);
+            won++;
+            late += a.returned_ms - returned_ms >= 500;
+        }
+        check_clean();
+    }
+    fprintf(stderr, "  waitpid took the last child %d times; zwait(-1) returned 500 ms or more later %d times\n", won,
+            late);
+    CHECK(late == 0);
+}
+
 static int seen_exits[256];
 
 static void count_exit(pid_t pid, int wstatus, void *ctx) {
@@ -279,6 +325,7 @@ static void run(const char *scope) {
     same_child();
     foreign_waitpid();
     any_beside_pid_wait();
+    any_beside_foreign_wait();
 }
 
 /* With the reap fd in use. Exits a reap thread took are not the waits': the
@@ -292,6 +339,7 @@ static void run_fd(const char *scope) {
     same_child();
     foreign_waitpid();
     any_beside_pid_wait();
+    any_beside_foreign_wait();
     any_waiter();
     poll_loop();
     stop_reaping = 0;

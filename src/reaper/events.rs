@@ -46,6 +46,12 @@ pub(super) fn add_poller() {
     POLLERS.fetch_add(1, SeqCst);
 }
 
+/// Whether a blocking wait for any child polls the epoll set.
+/// Async-signal-safe.
+pub(super) fn has_pollers() -> bool {
+    POLLERS.load(SeqCst) > 0
+}
+
 /// Undoes [`add_poller`] once the poll returned.
 pub(super) fn remove_poller() {
     POLLERS.fetch_sub(1, SeqCst);
@@ -150,7 +156,7 @@ pub(super) fn sync_eventfd(st: &State) {
     if !st.fd_wanted {
         return;
     }
-    if st.table.has_records() || (POLLERS.load(SeqCst) > 0 && !st.children_left()) {
+    if st.table.has_records() || (has_pollers() && !st.children_left()) {
         signal(st.efd);
     } else if SIGNALED.swap(false, SeqCst) {
         sys::eventfd_drain(st.efd);

@@ -156,7 +156,16 @@ fn watch() {
                     }
                 }
                 // No children: fork() wakes us through the fork handlers; a
-                // posix_spawn()ed child does not, hence the timeout.
+                // posix_spawn()ed child does not, hence the timeout. A wait
+                // outside the library may have taken the last child: waits
+                // asleep for any child learn that none is left.
+                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
+                    if events::has_pollers() || has_sleepers() {
+                        events::sync_eventfd(&lock());
+                        wake();
+                    }
+                    sleep(seen, Some(100));
+                }
                 _ => sleep(seen, Some(100)),
             },
             FALLBACK => {
