@@ -620,6 +620,24 @@ mod tests {
     }
 
     #[test]
+    fn a_remote_registration_is_counted_until_it_reports_or_its_child_leaves() {
+        let mut t = table();
+        let reported = add(&mut t, 5);
+        let reaped_first = add(&mut t, 6);
+        t.arm_remote(reported);
+        t.arm_remote(reaped_first);
+        assert_eq!(t.remote_armed, 2);
+        // Its event came, then the child was reaped: counted once.
+        t.disarm_remote(reported);
+        t.finish(reported, Some(0));
+        assert_eq!(t.remote_armed, 1);
+        // Reaped by a wait before any event: the pidfd, and with it the
+        // registration, goes away.
+        t.finish(reaped_first, Some(0));
+        assert_eq!((t.remote_armed, t.remote), (0, 0));
+    }
+
+    #[test]
     fn a_lost_child_answers_once_and_carries_nothing_for_take_any() {
         let mut t = table();
         let a = add(&mut t, 5);
