@@ -93,3 +93,8 @@ fn eintr() {
 fn daemon() {
     quick(&["daemon"]);
 }
+
+#[test]
+fn waits() {
+    quick(&["waits"]);
+}

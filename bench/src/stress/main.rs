@@ -5,7 +5,7 @@
 //! zreap-stress [--quick] [--seed N] [--size N] [--case NAME]... SCENARIO...
 //! ```
 //!
-//! Scenarios: children, pid-reuse, echo, sigint, limits, eintr, daemon, all
+//! Scenarios: children, pid-reuse, echo, sigint, limits, eintr, daemon, waits, all
 //! (docs/stress.md says what each does and checks). Each case of a scenario
 //! runs in a fresh process (this binary re-executed as `zreap-stress __worker
 //! SCENARIO CASE SIZE SEED`), because zreap's state and signal dispositions
@@ -22,6 +22,7 @@ mod limits;
 mod pidreuse;
 mod sigint;
 mod util;
+mod waits;
 mod zr;
 
 use clap::{Parser, ValueEnum};
@@ -59,10 +60,11 @@ enum Scenario {
     Limits,
     Eintr,
     Daemon,
+    Waits,
     All,
 }
 
-const SCENARIOS: [Scenario; 7] = [
+const SCENARIOS: [Scenario; 8] = [
     Scenario::Children,
     Scenario::PidReuse,
     Scenario::Echo,
@@ -70,6 +72,7 @@ const SCENARIOS: [Scenario; 7] = [
     Scenario::Limits,
     Scenario::Eintr,
     Scenario::Daemon,
+    Scenario::Waits,
 ];
 
 impl Scenario {
@@ -82,6 +85,7 @@ impl Scenario {
             Scenario::Limits => "limits",
             Scenario::Eintr => "eintr",
             Scenario::Daemon => "daemon",
+            Scenario::Waits => "waits",
             Scenario::All => "all",
         }
     }
@@ -99,6 +103,7 @@ impl Scenario {
             Scenario::Limits => limits::CASES,
             Scenario::Eintr => eintr::CASES,
             Scenario::Daemon => daemon::CASES,
+            Scenario::Waits => waits::CASES,
             Scenario::All => &[],
         }
     }
@@ -113,6 +118,7 @@ impl Scenario {
             Scenario::Limits => (2, 50),
             Scenario::Eintr => (1_000, 20_000),
             Scenario::Daemon => (40, 1_000),
+            Scenario::Waits => (2_000, 100_000),
             Scenario::All => (0, 0),
         }
     }
@@ -127,6 +133,7 @@ impl Scenario {
             Scenario::Limits => 5_000,
             Scenario::Eintr => 20,
             Scenario::Daemon => 1_000,
+            Scenario::Waits => 20,
             Scenario::All => 0,
         };
         Duration::from_secs(120) + Duration::from_millis(per_item_ms * size)
@@ -141,6 +148,7 @@ impl Scenario {
             Scenario::Limits => limits::worker(case, size, seed),
             Scenario::Eintr => eintr::worker(case, size, seed),
             Scenario::Daemon => daemon::worker(case, size, seed),
+            Scenario::Waits => waits::worker(case, size, seed),
             Scenario::All => Err("`all` is no worker".into()),
         }
     }
