@@ -150,8 +150,9 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
         let named = SIGNALLED.swap(0, SeqCst);
         let mut signalled = Some(named).filter(|&pid| pid > 0 && sys::exited_unreaped(pid));
         // The child the SIGCHLD named was reaped by someone else: the keeper,
-        // a claiming wait, or a wait outside the library. Waits asleep for
-        // any child look again, in case it was the last one.
+        // a claiming wait, or a wait outside the library. If no tracked child
+        // is left, waits asleep for any child look again, in case that was
+        // the last child.
         taken_elsewhere = named > 0 && signalled.is_none();
         while !(for_caller && st.table.untracked_full()) {
             let from_signal = signalled.is_some();
@@ -194,7 +195,7 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
         } else {
             st.notify();
         }
-    } else if taken_elsewhere {
+    } else if taken_elsewhere && st.table.live == 0 {
         watcher::wake();
     }
     at_kept
