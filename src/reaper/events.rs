@@ -10,7 +10,7 @@ use super::State;
 use crate::sys;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::SeqCst};
 
 /// The epoll data of the eventfd; a shared pidfd's is its slot index, a
 /// remote one's [`REMOTE`] with the slot's generation and index.
@@ -22,11 +22,12 @@ pub(super) const REMOTE: u64 = 1 << 63;
 pub(super) struct Words {
     signaled: AtomicBool,
     pollers: AtomicU32,
+    announced: AtomicI32,
 }
 
 impl Words {
     pub(super) const fn new() -> Words {
-        Words { signaled: AtomicBool::new(false), pollers: AtomicU32::new(0) }
+        Words { signaled: AtomicBool::new(false), pollers: AtomicU32::new(0), announced: AtomicI32::new(0) }
     }
 }
 
@@ -57,12 +58,41 @@ pub(super) fn remove_poller() {
     POLLERS.fetch_sub(1, SeqCst);
 }
 
-/// In a forked child: the pollers were the parent's threads. Async-signal-
-/// safe; writes only when there is something to forget.
-pub(super) fn forget_pollers_in_child() {
+/// In a forked child: the pollers were the parent's threads, the announced
+/// child the parent's. Async-signal-safe; writes only when there is
+/// something to forget.
+pub(super) fn forget_in_child() {
     if POLLERS.load(SeqCst) != 0 {
         POLLERS.store(0, SeqCst);
     }
+    if ANNOUNCED.load(SeqCst) != 0 {
+        ANNOUNCED.store(0, SeqCst);
+    }
+}
+
+/// An exited child the watcher made the eventfd readable for and that may
+/// still be unreaped (0: none). Until it is reaped, [`sync_eventfd`] keeps
+/// the eventfd readable: a call that took other exits must not drain it.
+static ANNOUNCED: &AtomicI32 = &super::HOT.events.announced;
+
+/// The watcher found child `pid` exited and unreaped: makes the eventfd
+/// readable until that child is reaped. Gate held.
+pub(super) fn announce(efd: RawFd, pid: libc::pid_t) {
+    ANNOUNCED.store(pid, SeqCst);
+    signal(efd);
+}
+
+/// The watcher saw the announced child reaped.
+pub(super) fn announced_reaped() {
+    ANNOUNCED.store(0, SeqCst);
+}
+
+/// Whether the announced child still waits to be reaped. Async-signal-safe
+/// (one `waitid` by pid). Should its pid name a newer exited child by now,
+/// that one waits too.
+fn announced_waits() -> bool {
+    let pid = ANNOUNCED.load(SeqCst);
+    pid > 0 && sys::exited_unreaped(pid)
 }
 
 /// Makes the eventfd readable. Async-signal-safe.
@@ -149,14 +179,15 @@ pub(super) fn unwatch(st: &State, pidfd: RawFd) {
     }
 }
 
-/// Makes the eventfd readable exactly when undelivered exits exist, or when
-/// no child in scope is left while a wait for any child polls (only while
-/// the reap fd is in use). Async-signal-safe.
+/// Makes the eventfd readable exactly when undelivered exits exist (records,
+/// or the child the watcher announced, still unreaped), or when no child in
+/// scope is left while a wait for any child polls (only while the reap fd is
+/// in use). Async-signal-safe.
 pub(super) fn sync_eventfd(st: &State) {
     if !st.fd_wanted {
         return;
     }
-    if st.table.has_records() || (has_pollers() && !st.children_left()) {
+    if st.table.has_records() || announced_waits() || (has_pollers() && !st.children_left()) {
         signal(st.efd);
     } else if SIGNALED.swap(false, SeqCst) {
         sys::eventfd_drain(st.efd);

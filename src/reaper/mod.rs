@@ -291,7 +291,7 @@ fn reset_in_child() {
     st.set_owner(crate::sys::bare::getpid());
     st.fds_from_parent = st.efd >= 0 || st.epfd >= 0 || st.spare_fd >= 0;
     watcher::forget_in_child();
-    events::forget_pollers_in_child();
+    events::forget_in_child();
     COUNTERS.reset();
     // SAFETY: the fork child of a fork made with the gate held (see above).
     unsafe { REAPER.reset_in_child() };

@@ -147,13 +147,14 @@ fn watch() {
                             pass::pass(&mut st);
                         }
                         if sys::exited_unreaped(pid) {
-                            events::signal(efd);
+                            events::announce(efd, pid);
                         }
                     }
                     // Wait until someone reaps it before looking again.
                     while MODE.load(SeqCst) == mode && sys::exited_unreaped(pid) {
                         sleep(WAKE.load(SeqCst), Some(100));
                     }
+                    events::announced_reaped();
                 }
                 // No children: fork() wakes us through the fork handlers; a
                 // posix_spawn()ed child does not, hence the timeout. A wait
