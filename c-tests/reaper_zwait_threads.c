@@ -174,6 +174,15 @@ static void *any_wait_thread(void *arg) {
     return NULL;
 }
 
+/* Starts a thread blocked in zwait(-1) (into *a), then closes `release`, the
+ * write end of the pipe a child waits on. */
+static void block_any_then_release(struct any_waiter *a, pthread_t *t, int release) {
+    *a = (struct any_waiter){.w = {.pid = -1}};
+    CHECK(pthread_create(t, NULL, any_wait_thread, a) == 0);
+    ctest_sleep_ms(20); /* let the zwait(-1) block */
+    close(release);
+}
+
 static void any_beside_pid_wait(void) {
     int won = 0, late = 0;
     for (int round = 0; round < ROUNDS; round++) {
@@ -181,11 +190,9 @@ static void any_beside_pid_wait(void) {
         CHECK(pipe2(p, O_CLOEXEC) == 0);
         pid_t pid = start_child(6, p);
         close(p[0]);
-        struct any_waiter a = {.w = {.pid = -1}};
+        struct any_waiter a;
         pthread_t t;
-        CHECK(pthread_create(&t, NULL, any_wait_thread, &a) == 0);
-        ctest_sleep_ms(20); /* let the zwait(-1) block */
-        close(p[1]);
+        block_any_then_release(&a, &t, p[1]);
         int st = -1;
         pid_t got = zwait(pid, &st, 0);
         long returned_ms = now_ms();
@@ -221,11 +228,9 @@ static void any_beside_foreign_wait(void) {
         }
         CHECK(pid > 0);
         close(p[0]);
-        struct any_waiter a = {.w = {.pid = -1}};
+        struct any_waiter a;
         pthread_t t;
-        CHECK(pthread_create(&t, NULL, any_wait_thread, &a) == 0);
-        ctest_sleep_ms(20); /* let the zwait(-1) block */
-        close(p[1]);
+        block_any_then_release(&a, &t, p[1]);
         int st = -1;
         pid_t got = waitpid(pid, &st, 0);
         long returned_ms = now_ms();

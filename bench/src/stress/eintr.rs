@@ -4,7 +4,7 @@
 //! for a wait with nothing left; EINTR is documented for none), nothing may
 //! hang, and every status must be right and delivered once.
 
-use crate::util::{self, child_argv, status_str, Expect, Res, Rng, Violations};
+use crate::util::{self, status_str, Expect, Res, Rng, Violations};
 use crate::zr;
 use libc::{c_int, pid_t};
 use std::collections::HashMap;
@@ -79,20 +79,7 @@ pub fn worker(case: &str, n: u64, seed: u64) -> Res<String> {
                 i += 1;
                 let code = rng.below(256) as i32;
                 let usec = if rng.chance(50) { 0 } else { rng.below(3_000) };
-                let r = match rng.below(if flags & zr::OWN != 0 { 2 } else { 3 }) {
-                    0 => zr::spawn(&child_argv(&exe, code, usec, false), 0, None),
-                    // SAFETY: the child only runs child_body.
-                    1 => match unsafe { zr::fork() } {
-                        Ok(0) => util::child_body(code, usec, false),
-                        r => r,
-                    },
-                    // SAFETY: as above.
-                    _ => match unsafe { libc::fork() } {
-                        0 => util::child_body(code, usec, false),
-                        -1 => Err(util::errno()),
-                        pid => Ok(pid),
-                    },
-                };
+                let r = util::start_child(rng.below(if flags & zr::OWN != 0 { 2 } else { 3 }), &exe, code, usec);
                 match r {
                     Ok(pid) => {
                         started += 1;

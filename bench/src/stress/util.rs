@@ -103,6 +103,26 @@ pub fn child_body(code: i32, usec: u64, ignore_sigint: bool) -> ! {
     }
 }
 
+/// Starts a child that sleeps `usec` and exits `code`: `kind` 0 zspawn'ed
+/// (exec'ing this program), 1 zfork'ed, else a plain fork(). Its pid, or the
+/// errno.
+pub fn start_child(kind: u64, exe: &CString, code: i32, usec: u64) -> Result<pid_t, i32> {
+    match kind {
+        0 => crate::zr::spawn(&child_argv(exe, code, usec, false), 0, None),
+        // SAFETY: the child only runs child_body (raw system calls).
+        1 => match unsafe { crate::zr::fork() } {
+            Ok(0) => child_body(code, usec, false),
+            r => r,
+        },
+        // SAFETY: as above.
+        _ => match unsafe { libc::fork() } {
+            0 => child_body(code, usec, false),
+            -1 => Err(errno()),
+            pid => Ok(pid),
+        },
+    }
+}
+
 /// nanosleep for `usec` microseconds, resumed after signals. Async-signal-safe.
 pub fn sleep_raw(usec: u64) {
     let mut ts =

@@ -8,7 +8,7 @@
 //! calls of 500 ms or more, where every child lives at most 2 ms); at the
 //! end no child, zombie or tracked slot is left.
 
-use crate::util::{self, child_argv, status_str, Res, Rng, Violations};
+use crate::util::{self, status_str, Res, Rng, Violations};
 use crate::zr;
 use libc::{c_int, pid_t};
 use std::collections::HashMap;
@@ -205,20 +205,7 @@ fn start(shared: &Shared, exe: &std::ffi::CString, rng: &mut Rng, tracked: &mut 
     let code = rng.below(256) as i32;
     let usec = rng.below(2_000);
     let kind = rng.below(3);
-    let r = match kind {
-        0 => zr::spawn(&child_argv(exe, code, usec, false), 0, None),
-        // SAFETY: the child only runs child_body (raw system calls).
-        1 => match unsafe { zr::fork() } {
-            Ok(0) => util::child_body(code, usec, false),
-            r => r,
-        },
-        // SAFETY: as above.
-        _ => match unsafe { libc::fork() } {
-            0 => util::child_body(code, usec, false),
-            -1 => Err(util::errno()),
-            pid => Ok(pid),
-        },
-    };
+    let r = util::start_child(kind, exe, code, usec);
     match r {
         Ok(pid) => {
             shared.started.lock().expect("not poisoned").push((pid, code));
