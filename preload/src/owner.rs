@@ -20,7 +20,7 @@
 //! ([`take_over_in_fork_handler`]).
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
-use zreap::sys::{bare, ErrnoGuard};
+use zreap::sys::bare;
 
 /// The process the shim's state belongs to.
 static OWNER: AtomicI32 = AtomicI32::new(0);
@@ -65,11 +65,7 @@ pub fn owned_by(me: libc::pid_t) -> bool {
 /// thread (the kernel holds a thread-id address for it)? Async-signal-safe;
 /// keeps errno (the program's calls go on to libc after this).
 fn made_by_fork_or_thread() -> bool {
-    let _errno = ErrnoGuard::new();
-    let mut address: *mut libc::c_int = std::ptr::null_mut();
-    // SAFETY: PR_GET_TID_ADDRESS writes one pointer to `address`.
-    let rc = unsafe { libc::prctl(libc::PR_GET_TID_ADDRESS, &mut address as *mut *mut libc::c_int, 0, 0, 0) };
-    rc == 0 && !address.is_null()
+    bare::tid_address().is_some_and(|address| address != 0)
 }
 
 /// In a process that does not own the state: takes it over if fork() made the

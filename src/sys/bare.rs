@@ -148,6 +148,18 @@ pub fn getpid() -> libc::pid_t {
     unsafe { syscall6(libc::SYS_getpid, [0; 6]) }.map_or(0, |pid| pid as libc::pid_t)
 }
 
+/// The thread-id address the kernel holds for the calling thread
+/// (`PR_GET_TID_ADDRESS`): glibc's `fork()`, `_Fork()`, `pthread_create` and
+/// start-up set one (`CLONE_CHILD_CLEARTID`); a process or thread made by a
+/// raw `clone()` has none (0). `None` where the kernel cannot say (it answers
+/// only with `CONFIG_CHECKPOINT_RESTORE`). Async-signal-safe.
+pub fn tid_address() -> Option<usize> {
+    let mut address: usize = 0;
+    let args = [libc::PR_GET_TID_ADDRESS as usize, &mut address as *mut usize as usize, 0, 0, 0, 0];
+    // SAFETY: PR_GET_TID_ADDRESS writes one pointer to `address`.
+    unsafe { syscall6(libc::SYS_prctl, args) }.ok().map(|_| address)
+}
+
 /// getpgid(2); -1 on failure. Async-signal-safe.
 pub fn getpgid(pid: libc::pid_t) -> libc::pid_t {
     // SAFETY: getpgid takes a pid.
