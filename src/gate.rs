@@ -8,7 +8,10 @@
 //! handler never blocks, and no run it asked for is lost.
 //!
 //! The gate is not a lock a forked child can inherit held: the fork handlers in
-//! `reaper` take it before `fork()` and reset it in the child.
+//! `reaper` take it before `fork()`, and the child finds it free (its flags lie
+//! on a page a fork gives the child zero-filled, or the child resets them).
+//! The flags live apart from the value ([`Flags`]), so that the words every
+//! fork writes can sit on a page of their own.
 //!
 //! Signal context: [`Gate::run_or_defer`] runs in the SIGCHLD handler and
 //! [`Gate::reset_in_child`] in a forked child; both only touch atomics.
@@ -46,9 +49,21 @@ impl Flag for AtomicBool {
     }
 }
 
-pub struct Gate<T, F = AtomicBool> {
+/// The two words a gate is made of: held, and work asked for meanwhile.
+/// All-zero is a free gate with nothing asked for.
+pub struct Flags<F = AtomicBool> {
     busy: F,
     again: F,
+}
+
+impl Flags {
+    pub const fn new() -> Self {
+        Flags { busy: AtomicBool::new(false), again: AtomicBool::new(false) }
+    }
+}
+
+pub struct Gate<T, F: 'static = AtomicBool> {
+    flags: &'static Flags<F>,
     value: UnsafeCell<T>,
 }
 
@@ -57,14 +72,15 @@ pub struct Gate<T, F = AtomicBool> {
 unsafe impl<T: Send, F: Sync> Sync for Gate<T, F> {}
 
 impl<T> Gate<T> {
-    pub const fn new(value: T) -> Self {
-        Gate { busy: AtomicBool::new(false), again: AtomicBool::new(false), value: UnsafeCell::new(value) }
+    /// A gate over `value` made of `flags`, which no other gate may use.
+    pub const fn new(flags: &'static Flags, value: T) -> Self {
+        Gate { flags, value: UnsafeCell::new(value) }
     }
 }
 
-impl<T, F: Flag> Gate<T, F> {
+impl<T, F: Flag + 'static> Gate<T, F> {
     fn try_acquire(&self) -> bool {
-        self.busy.compare_exchange(false, true, SeqCst, SeqCst).is_ok()
+        self.flags.busy.compare_exchange(false, true, SeqCst, SeqCst).is_ok()
     }
 
     /// Takes the gate, yielding while another thread holds it. Not for signal
@@ -80,17 +96,17 @@ impl<T, F: Flag> Gate<T, F> {
     /// Async-signal-safe: runs `work` now if the gate is free, otherwise leaves
     /// it to the holder, which runs it before releasing. Never blocks.
     pub fn run_or_defer(&self, work: fn(&mut T)) {
-        self.again.store(true, SeqCst);
+        self.flags.again.store(true, SeqCst);
         loop {
             if !self.try_acquire() {
                 return;
             }
-            while self.again.swap(false, SeqCst) {
+            while self.flags.again.swap(false, SeqCst) {
                 // SAFETY: the gate is held, so no one else touches the value.
                 work(unsafe { &mut *self.value.get() });
             }
-            self.busy.store(false, SeqCst);
-            if !self.again.load(SeqCst) {
+            self.flags.busy.store(false, SeqCst);
+            if !self.flags.again.load(SeqCst) {
                 return;
             }
         }
@@ -98,7 +114,7 @@ impl<T, F: Flag> Gate<T, F> {
 
     /// Asks the current or next holder to run the deferred work once more.
     pub fn request_again(&self) {
-        self.again.store(true, SeqCst);
+        self.flags.again.store(true, SeqCst);
     }
 
     /// Takes the gate for a `fork()`: the caller must call [`Gate::release_raw`]
@@ -122,8 +138,8 @@ impl<T, F: Flag> Gate<T, F> {
     /// # Safety
     /// As for [`Gate::release_raw`].
     pub unsafe fn release_leaving_deferred(&self) -> bool {
-        self.busy.store(false, SeqCst);
-        self.again.load(SeqCst)
+        self.flags.busy.store(false, SeqCst);
+        self.flags.again.load(SeqCst)
     }
 
     /// Releases a gate taken with [`Gate::acquire_raw`] without running the
@@ -135,8 +151,8 @@ impl<T, F: Flag> Gate<T, F> {
     /// # Safety
     /// As for [`Gate::release_raw`].
     pub unsafe fn release_taking_deferred(&self) -> bool {
-        self.busy.store(false, SeqCst);
-        self.again.swap(false, SeqCst)
+        self.flags.busy.store(false, SeqCst);
+        self.flags.again.swap(false, SeqCst)
     }
 
     /// The state behind a gate acquired with [`Gate::acquire_raw`].
@@ -166,17 +182,17 @@ impl<T, F: Flag> Gate<T, F> {
     /// Only in the child of a `fork()` made while the gate was held (by the
     /// fork handler), where no other thread exists to be holding it.
     pub unsafe fn reset_in_child(&self) {
-        self.again.store(false, SeqCst);
-        self.busy.store(false, SeqCst);
+        self.flags.again.store(false, SeqCst);
+        self.flags.busy.store(false, SeqCst);
     }
 }
 
-pub struct GateGuard<'a, T, F: Flag = AtomicBool> {
+pub struct GateGuard<'a, T, F: Flag + 'static = AtomicBool> {
     gate: &'a Gate<T, F>,
     deferred: fn(&mut T),
 }
 
-impl<T, F: Flag> std::ops::Deref for GateGuard<'_, T, F> {
+impl<T, F: Flag + 'static> std::ops::Deref for GateGuard<'_, T, F> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: the guard proves the gate is held.
@@ -184,23 +200,23 @@ impl<T, F: Flag> std::ops::Deref for GateGuard<'_, T, F> {
     }
 }
 
-impl<T, F: Flag> std::ops::DerefMut for GateGuard<'_, T, F> {
+impl<T, F: Flag + 'static> std::ops::DerefMut for GateGuard<'_, T, F> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: the guard proves the gate is held, and &mut self makes the access unique.
         unsafe { &mut *self.gate.value.get() }
     }
 }
 
-impl<T, F: Flag> Drop for GateGuard<'_, T, F> {
+impl<T, F: Flag + 'static> Drop for GateGuard<'_, T, F> {
     fn drop(&mut self) {
         let gate = self.gate;
         loop {
-            while gate.again.swap(false, SeqCst) {
+            while gate.flags.again.swap(false, SeqCst) {
                 // SAFETY: the gate is still held by this guard.
                 (self.deferred)(unsafe { &mut *gate.value.get() });
             }
-            gate.busy.store(false, SeqCst);
-            if !gate.again.load(SeqCst) || !gate.try_acquire() {
+            gate.flags.busy.store(false, SeqCst);
+            if !gate.flags.again.load(SeqCst) || !gate.try_acquire() {
                 return;
             }
         }
@@ -216,7 +232,7 @@ impl<T, F: Flag> Drop for GateGuard<'_, T, F> {
 /// gate would not terminate.
 #[cfg(all(test, zreap_loom))]
 mod loom_model {
-    use super::{Flag, Gate, Ordering};
+    use super::{Flag, Flags, Gate, Ordering};
     use loom::cell::UnsafeCell;
     use loom::sync::atomic::{fence, AtomicBool, AtomicUsize};
     use loom::sync::Arc;
@@ -282,11 +298,10 @@ mod loom_model {
 
     fn gate(pending: &Arc<AtomicUsize>) -> Arc<ModelGate> {
         let state = State { data: UnsafeCell::new(0), pending: pending.clone() };
-        Arc::new(Gate {
-            busy: AtomicBool::new(false),
-            again: AtomicBool::new(false),
-            value: std::cell::UnsafeCell::new(state),
-        })
+        // Leaked: a model's gate outlives nothing but the model, and the
+        // flags of a gate are 'static.
+        let flags = Box::leak(Box::new(Flags { busy: AtomicBool::new(false), again: AtomicBool::new(false) }));
+        Arc::new(Gate { flags, value: std::cell::UnsafeCell::new(state) })
     }
 
     /// The handler's (and the deferred) work: takes every pending event.
@@ -328,8 +343,8 @@ mod loom_model {
     /// After the threads: no event left untaken, the gate free and idle.
     fn check_quiet(gate: &ModelGate, pending: &AtomicUsize) {
         assert_eq!(pending.load(SeqCst), 0, "a deferred run was lost");
-        assert!(!gate.busy.load(SeqCst), "the gate was left held");
-        assert!(!gate.again.load(SeqCst), "a request was left behind");
+        assert!(!gate.flags.busy.load(SeqCst), "the gate was left held");
+        assert!(!gate.flags.again.load(SeqCst), "a request was left behind");
     }
 
     /// Runs `f` in every interleaving with at most `preemptions` preemptions

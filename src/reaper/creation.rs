@@ -22,22 +22,11 @@ thread_local! {
 }
 
 /// The thread whose fork prepare handler took the gate (its [`THREAD_MARK`]'s
-/// address), 0 for none; on the reaper's page of hot words, which releasing
-/// the gate writes anyway. A thread-local flag instead would cost every host
-/// `fork()` one more page copied in the parent (see
-/// `host_fork_copies_one_page_of_zreap_in_the_parent` in tests/rust_api.rs).
-static FORK_HOLDER: &AtomicUsize = &super::HOT.creation.fork_holder;
-
-/// This module's words on the reaper's page of hot words ([`super::Hot`]).
-pub(super) struct Words {
-    fork_holder: AtomicUsize,
-}
-
-impl Words {
-    pub(super) const fn new() -> Words {
-        Words { fork_holder: AtomicUsize::new(0) }
-    }
-}
+/// address), 0 for none; on the reaper's fork page beside the gate's flags
+/// ([`super::ForkPage`]). A thread-local flag instead would cost every host
+/// `fork()` a page copied in the parent (see
+/// `host_fork_copies_no_page_of_zreap_in_the_parent` in tests/rust_api.rs).
+static FORK_HOLDER: &AtomicUsize = &super::FORK_PAGE.fork_holder;
 
 /// This thread's name in [`FORK_HOLDER`].
 fn this_thread() -> usize {
@@ -60,7 +49,7 @@ impl Creation {
         let creation = Creation { released: false };
         // SAFETY: the gate is held by `creation`, which outlives this borrow.
         let st = unsafe { REAPER.value_mut() };
-        st.adopt_fds();
+        st.adopt();
         st.ensure_ready()?;
         st.table.reserve_slot()?;
         keeper::ready(st);
@@ -129,6 +118,12 @@ pub(super) fn before_fork() {
         REAPER.acquire_raw();
     }
     FORK_HOLDER.store(this_thread(), SeqCst);
+    // A fork child that forks before its first use of the library adopts its
+    // state now: its own child's fork handler must find no keeper fds (they
+    // were its parent's, and it closed them), rather than numbers that may
+    // name other files by now.
+    // SAFETY: this thread holds the gate, taken above.
+    unsafe { REAPER.value_mut() }.adopt_state();
 }
 
 /// In the parent after `fork()`: lets the gate go if the prepare handler took it.
@@ -143,9 +138,12 @@ pub(super) fn after_fork_parent() {
 }
 
 /// In a forked child: this thread holds no creation, and the gate no fork
-/// holder. Async-signal-safe.
-pub(super) fn forget_creation_in_child() {
-    FORK_HOLDER.store(0, SeqCst);
+/// holder (already so when the fork page was `wiped`, which this then leaves
+/// alone). Async-signal-safe.
+pub(super) fn forget_creation_in_child(wiped: bool) {
+    if !wiped {
+        FORK_HOLDER.store(0, SeqCst);
+    }
     // Only a thread with a creation under way has its flag set. A plain
     // fork's child leaves thread-local storage alone: in the shared library
     // that is a call into the dynamic linker, whose code the child would
@@ -199,6 +197,7 @@ pub(crate) fn collect_adopted(pid: pid_t) {
 pub(crate) unsafe fn forget_fds() {
     // Not lock(): the fds from the parent are gone, not to be made again.
     let mut st = REAPER.lock(pass::pass);
+    st.adopt_state();
     st.fds_from_parent = false;
     st.ready = false;
     st.epfd = -1;

@@ -117,8 +117,8 @@ const DRAIN_AT: usize = 32;
 /// This process is the child of a `fork()` (and has not exec'd): starting a
 /// thread here is not async-signal-safe (an allocator lock another thread of
 /// the parent held at the fork stays held, as ASan's does), so no keeper is
-/// started and children are watched in the shared table. On the page of hot
-/// words, which the child writes anyway.
+/// started and children are watched in the shared table. Set when the child
+/// adopts the state ([`super::State::adopt`]).
 static FORKED: &AtomicBool = &super::HOT.keeper.forked;
 
 /// Starts the keeper unless it runs. Gate held, `st` ready. False when it
@@ -244,12 +244,26 @@ fn unclaim(idx: u32, generation: u32) -> bool {
     CLAIMS.iter().any(|cell| cell.compare_exchange(id, 0, SeqCst, SeqCst).is_ok())
 }
 
-/// In a forked child: the keeper is the parent's; the next child made here
-/// starts a keeper of its own. Post-fork code (async-signal-safe).
+/// In a forked child (its fork handler): closes the keeper's fds, which it
+/// inherited from its parent. The parent had adopted its state before it
+/// forked (see `before_fork`), so these are the fds of its keeper, not
+/// numbers its own parent's keeper once had. Post-fork code
+/// (async-signal-safe); reads only, so the page of hot words is not copied.
+pub(super) fn close_parents_fds_in_child() {
+    if TX.load(SeqCst) >= 0 {
+        for fd in [TX, EPOLL, BELL] {
+            sys::close(fd.load(SeqCst));
+        }
+    }
+}
+
+/// In a forked child: the keeper is the parent's, and its fds are closed
+/// ([`close_parents_fds_in_child`]); the next child made here starts a keeper
+/// of its own. Async-signal-safe.
 pub(super) fn forget_in_child() {
     FORKED.store(true, SeqCst);
     for fd in [TX, EPOLL, BELL] {
-        sys::close(fd.swap(-1, SeqCst));
+        fd.store(-1, SeqCst);
     }
     QUEUED.store(0, SeqCst);
     KICKED.store(false, SeqCst);

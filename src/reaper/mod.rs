@@ -49,7 +49,7 @@ pub use table::UNTRACKED_CAPACITY;
 pub use wait::{reap_all, reap_fd, try_wait, try_wait_any, wait, wait_any};
 
 use crate::atfork::{self, Concern};
-use crate::gate::{Gate, GateGuard};
+use crate::gate::{self, Gate, GateGuard};
 use crate::stats::Counters;
 use bitflags::bitflags;
 use libc::{c_int, pid_t};
@@ -57,7 +57,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use table::Table;
 
 bitflags! {
@@ -122,6 +122,51 @@ pub(crate) struct State {
     table: Table,
 }
 
+/// What the reaper writes around every `fork()` of the process (the gate's
+/// flags, the name of the thread whose fork holds it) and as its waits sleep
+/// and wake, on a page of its own that [`register_fork_hooks`] turns into an
+/// anonymous mapping a fork gives the child zero-filled (`MADV_WIPEONFORK`).
+/// A fork leaves the parent's copy writable, so neither the parent's release
+/// of the gate after a fork nor its wakes cost it a page fault; and all-zero
+/// is what the child needs: a free gate, no fork holder, no sleeper, and a
+/// state still to adopt ([`State::adopt`]). Where the kernel cannot do that
+/// (before Linux 4.14), the child's fork handler does it all ([`WIPED`]
+/// false).
+#[repr(C, align(4096))]
+struct ForkPage {
+    gate: gate::Flags,
+    /// The thread whose fork prepare handler took the gate, 0 for none.
+    fork_holder: AtomicUsize,
+    /// The watcher's and blocked waits' futex word, and its sleepers.
+    wake: AtomicU32,
+    sleepers: AtomicU32,
+    /// The state behind the gate is this process's: false in the child of a
+    /// plain fork until its first use of the library.
+    adopted: AtomicBool,
+}
+
+const _: () = assert!(std::mem::size_of::<ForkPage>() == 4096, "the fork page outgrew its page");
+
+static FORK_PAGE: ForkPage = ForkPage {
+    gate: gate::Flags::new(),
+    fork_holder: AtomicUsize::new(0),
+    wake: AtomicU32::new(0),
+    sleepers: AtomicU32::new(0),
+    adopted: AtomicBool::new(false),
+};
+
+/// A fork gives the child [`FORK_PAGE`] zero-filled: its fork handler must
+/// not touch that page (a write, even a read, would cost it a page fault).
+static WIPED: &AtomicBool = &HOT.fork_page_wiped;
+
+/// The child of a plain `fork()` adopts the state at its first use of the
+/// library ([`State::adopt`]), not in its fork handler: the fork page is
+/// wiped, and the kernel tells a process made by glibc's `fork()` from one
+/// made by a raw `clone()` (which ran no fork handler, and whose copy of the
+/// state may be half-changed: it is left alone there) by its thread-id
+/// address ([`crate::sys::bare::tid_address`]).
+static ADOPT_LATER: &AtomicBool = &HOT.adopt_later;
+
 /// What the reaper writes as children come and go, on one page of its own:
 /// after a fork, the parent's first write to each page costs it a copy of
 /// that page, so words spread over two pages would cost every fork two.
@@ -133,33 +178,40 @@ struct Hot {
     watcher: watcher::Words,
     pass: pass::Words,
     events: events::Words,
-    creation: creation::Words,
     /// [`State::owner`], for the fork prepare handler, which cannot take the
     /// gate to read it.
     owner_pid: AtomicI32,
+    /// See [`WIPED`].
+    fork_page_wiped: AtomicBool,
+    /// See [`ADOPT_LATER`].
+    adopt_later: AtomicBool,
 }
 
 const _: () = assert!(std::mem::size_of::<Hot>() == 4096, "the hot words outgrew their page");
 
 static HOT: Hot = Hot {
-    gate: Gate::new(State {
-        ready: false,
-        installed: None,
-        fd_wanted: false,
-        epfd: -1,
-        efd: -1,
-        spare_fd: -1,
-        fds_from_parent: false,
-        owner: 0,
-        table: Table::new(),
-    }),
+    gate: Gate::new(
+        &FORK_PAGE.gate,
+        State {
+            ready: false,
+            installed: None,
+            fd_wanted: false,
+            epfd: -1,
+            efd: -1,
+            spare_fd: -1,
+            fds_from_parent: false,
+            owner: 0,
+            table: Table::new(),
+        },
+    ),
     counters: Counters::new(),
     keeper: keeper::Words::new(),
     watcher: watcher::Words::new(),
     pass: pass::Words::new(),
     events: events::Words::new(),
-    creation: creation::Words::new(),
     owner_pid: AtomicI32::new(0),
+    fork_page_wiped: AtomicBool::new(false),
+    adopt_later: AtomicBool::new(false),
 };
 
 static REAPER: &Gate<State> = &HOT.gate;
@@ -174,6 +226,10 @@ pub(crate) static COUNTERS: &Counters = &HOT.counters;
 /// assert_eq!(zreap::stats(), zreap::Stats::default());
 /// ```
 pub fn stats() -> crate::Stats {
+    if ADOPT_LATER.load(Ordering::SeqCst) && !FORK_PAGE.adopted.load(Ordering::SeqCst) {
+        // A fork child's counters are still its parent's until it adopts.
+        drop(lock());
+    }
     COUNTERS.snapshot()
 }
 
@@ -182,17 +238,41 @@ pub fn stats() -> crate::Stats {
 fn lock() -> GateGuard<'static, State> {
     register_fork_hooks();
     let mut st = REAPER.lock(pass::pass);
-    st.adopt_fds();
+    st.adopt();
     st
 }
 
 /// Gives the reaper's fork hooks to the atfork owner, once, before the gate
-/// is first taken (never under it).
+/// is first taken (never under it); first makes [`FORK_PAGE`] a page a fork
+/// wipes. Other threads wait for that: a gate taken on the page before it is
+/// moved could be copied free.
 fn register_fork_hooks() {
-    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !DONE.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        atfork::set_hooks(Concern::Reaper, Some(before_fork), Some(after_fork_parent), Some(reset_in_child));
+    const NOT_YET: u8 = 0;
+    const UNDER_WAY: u8 = 1;
+    const DONE: u8 = 2;
+    static STEP: AtomicU8 = AtomicU8::new(NOT_YET);
+    if STEP.load(Ordering::Acquire) == DONE {
+        return;
     }
+    if STEP.compare_exchange(NOT_YET, UNDER_WAY, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        while STEP.load(Ordering::Acquire) != DONE {
+            crate::sys::bare::sched_yield();
+        }
+        return;
+    }
+    let page = &FORK_PAGE as *const ForkPage as *const u8;
+    // SAFETY: FORK_PAGE is page-aligned and one page long, so no other object
+    // shares its page, and no thread uses it before STEP is DONE (the gate is
+    // only taken after this function returned, the handler and the fork hooks
+    // are not installed yet).
+    let wiped = unsafe { crate::sys::wipe_on_fork(page, std::mem::size_of::<ForkPage>()) }.is_ok();
+    WIPED.store(wiped, Ordering::SeqCst);
+    // This thread was made by glibc: the kernel can tell a fork's child.
+    let tid_address_known = crate::sys::bare::tid_address().is_some_and(|address| address != 0);
+    ADOPT_LATER.store(wiped && tid_address_known, Ordering::SeqCst);
+    FORK_PAGE.adopted.store(true, Ordering::SeqCst);
+    atfork::set_hooks(Concern::Reaper, Some(before_fork), Some(after_fork_parent), Some(reset_in_child));
+    STEP.store(DONE, Ordering::Release);
 }
 
 fn owner_pid() -> pid_t {
@@ -200,6 +280,51 @@ fn owner_pid() -> pid_t {
 }
 
 impl State {
+    /// In the child of a plain `fork()` (one made while no tracked child was
+    /// being created), on its first use of the library (any call, or the
+    /// handler's first pass), under the gate: forgets what is the parent's.
+    /// The fork handler left it for now, so that a child that execs or exits
+    /// without calling the library writes none of the pages it shares with
+    /// its parent (each such write costs a page fault and a copy). Then the
+    /// fds, as [`State::adopt_fds`]. False in a raw clone's copy of the
+    /// process, whose state is not its own (see [`ADOPT_LATER`]).
+    /// Async-signal-safe.
+    fn adopt(&mut self) -> bool {
+        let ours = self.adopt_state();
+        self.adopt_fds();
+        ours
+    }
+
+    /// [`State::adopt`] without the fds. Async-signal-safe.
+    fn adopt_state(&mut self) -> bool {
+        if !ADOPT_LATER.load(Ordering::SeqCst) || FORK_PAGE.adopted.load(Ordering::SeqCst) {
+            return true;
+        }
+        if crate::sys::bare::tid_address() == Some(0) {
+            return false;
+        }
+        // No creation was under way at the fork (else the fork handler did
+        // all this), and the fork holder came cleared: what this process's
+        // threads created or hold since is theirs, and stays.
+        keeper::forget_in_child();
+        self.forget_parents_children();
+        FORK_PAGE.adopted.store(true, Ordering::SeqCst);
+        true
+    }
+
+    /// In a forked child: the parent's children, counters and waiters are not
+    /// this process's, and its fds are shared with the parent (they are
+    /// replaced or closed by [`State::adopt_fds`]). Async-signal-safe:
+    /// raw system calls and clearing of containers that keep their memory.
+    fn forget_parents_children(&mut self) {
+        self.table.reset_in_child(crate::sys::close);
+        self.set_owner(crate::sys::bare::getpid());
+        self.fds_from_parent = self.efd >= 0 || self.epfd >= 0 || self.spare_fd >= 0;
+        watcher::forget_in_child();
+        events::forget_in_child();
+        COUNTERS.reset();
+    }
+
     /// Async-signal-safe (a forked child calls it).
     fn set_owner(&mut self, pid: pid_t) {
         self.owner = pid;
@@ -275,24 +400,28 @@ fn after_fork_parent() {
 }
 
 /// In the child of `fork()`: the parent's children are not ours, its threads
-/// are gone, and its fds must not be shared (they are replaced or closed at
-/// the child's first use of the library: [`State::adopt_fds`]).
-/// Async-signal-safe: raw system calls and clearing of containers that keep
-/// their memory; the gate was taken before the fork, so the state is
-/// consistent.
+/// are gone, and its fds must not be shared. The keeper's fds are closed at
+/// once; the rest waits for the child's first use of the library
+/// ([`State::adopt`]) after a plain fork, where the fork page came
+/// zero-filled. Async-signal-safe: raw system calls and clearing of
+/// containers that keep their memory; the gate was taken before the fork, so
+/// the state is consistent.
 fn reset_in_child() {
-    creation::forget_creation_in_child();
+    let wiped = WIPED.load(Ordering::SeqCst);
+    if ADOPT_LATER.load(Ordering::SeqCst) && !pass::creation_under_way() {
+        keeper::close_parents_fds_in_child();
+        return;
+    }
+    creation::forget_creation_in_child(wiped);
     // SAFETY: the gate was taken before the fork (before_fork or a Creation),
     // or the forking process was a raw clone's copy whose gate no thread of
     // it could let go (before_fork); the child has one thread, this one.
     let st = unsafe { REAPER.value_mut() };
+    keeper::close_parents_fds_in_child();
     keeper::forget_in_child();
-    st.table.reset_in_child(crate::sys::close);
-    st.set_owner(crate::sys::bare::getpid());
-    st.fds_from_parent = st.efd >= 0 || st.epfd >= 0 || st.spare_fd >= 0;
-    watcher::forget_in_child();
-    events::forget_in_child();
-    COUNTERS.reset();
-    // SAFETY: the fork child of a fork made with the gate held (see above).
-    unsafe { REAPER.reset_in_child() };
+    st.forget_parents_children();
+    if !wiped {
+        // SAFETY: the fork child of a fork made with the gate held (see above).
+        unsafe { REAPER.reset_in_child() };
+    }
 }

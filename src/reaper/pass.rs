@@ -86,6 +86,12 @@ pub(super) fn created() {
     CREATING.fetch_sub(1, SeqCst);
 }
 
+/// Whether a thread is creating a tracked child (the fork of a `zfork`, or a
+/// fork made while one was registered). Async-signal-safe; reads only.
+pub(super) fn creation_under_way() -> bool {
+    CREATING.load(SeqCst) > 0
+}
+
 /// In a forked child: no creation is under way. Returns whether one was in
 /// the parent. Post-fork code.
 pub(super) fn forget_creating_in_child() -> bool {
@@ -104,7 +110,10 @@ impl State {
 /// Reaps every exited child in scope and records its exit. Runs under the
 /// gate, from the SIGCHLD handler or from ordinary context.
 pub(super) fn pass(st: &mut State) {
-    st.adopt_fds();
+    if !st.adopt() {
+        // A raw clone's copy of the process: its state is not its own.
+        return;
+    }
     sweep(st, false);
 }
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 
 /// Bumped whenever something a waiter may care about changed: a pass reaped a
 /// child, the configuration changed, a child was made.
-static WAKE: &AtomicU32 = &super::HOT.watcher.wake;
+static WAKE: &AtomicU32 = &super::FORK_PAGE.wake;
 /// What the watcher does; it sleeps on this word while idle.
 static MODE: &AtomicU32 = &super::HOT.watcher.mode;
 static STARTED: AtomicBool = AtomicBool::new(false);
@@ -25,15 +25,14 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 static HANDLER_BLOCKED: AtomicBool = AtomicBool::new(false);
 
 /// This module's words on the reaper's page of hot words ([`super::Hot`]).
+/// (Its wake count and sleepers are on the fork page, [`super::ForkPage`].)
 pub(super) struct Words {
-    wake: AtomicU32,
     mode: AtomicU32,
-    sleepers: AtomicU32,
 }
 
 impl Words {
     pub(super) const fn new() -> Words {
-        Words { wake: AtomicU32::new(0), mode: AtomicU32::new(IDLE), sleepers: AtomicU32::new(0) }
+        Words { mode: AtomicU32::new(IDLE) }
     }
 }
 
@@ -48,7 +47,7 @@ const REAP: u32 = 3;
 
 /// Threads asleep on [`WAKE`] (the watcher and blocked waits): a wake with
 /// no one asleep costs no system call.
-static SLEEPERS: &AtomicU32 = &super::HOT.watcher.sleepers;
+static SLEEPERS: &AtomicU32 = &super::FORK_PAGE.sleepers;
 
 /// Wakes the watcher and every waiter. Async-signal-safe.
 pub(super) fn wake() {
