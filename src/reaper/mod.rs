@@ -57,7 +57,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use table::Table;
 
 bitflags! {
@@ -245,20 +245,26 @@ fn lock() -> GateGuard<'static, State> {
 /// Gives the reaper's fork hooks to the atfork owner, once, before the gate
 /// is first taken (never under it); first makes [`FORK_PAGE`] a page a fork
 /// wipes. Other threads wait for that: a gate taken on the page before it is
-/// moved could be copied free.
+/// moved could be copied free. The child of a fork made meanwhile (by a
+/// thread that does not use the library) does it again itself.
 fn register_fork_hooks() {
-    const NOT_YET: u8 = 0;
-    const UNDER_WAY: u8 = 1;
-    const DONE: u8 = 2;
-    static STEP: AtomicU8 = AtomicU8::new(NOT_YET);
+    /// 0: not yet; DONE: done; else the pid of the process doing it.
+    static STEP: AtomicI32 = AtomicI32::new(0);
+    const DONE: i32 = -1;
     if STEP.load(Ordering::Acquire) == DONE {
         return;
     }
-    if STEP.compare_exchange(NOT_YET, UNDER_WAY, Ordering::AcqRel, Ordering::Acquire).is_err() {
-        while STEP.load(Ordering::Acquire) != DONE {
-            crate::sys::bare::sched_yield();
+    let me = crate::sys::bare::getpid();
+    loop {
+        match STEP.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => break,
+            Err(DONE) => return,
+            Err(registrar) if registrar == me => crate::sys::bare::sched_yield(),
+            Err(registrar) => {
+                // Forked while the parent did it: no thread here will finish.
+                let _ = STEP.compare_exchange(registrar, 0, Ordering::AcqRel, Ordering::Acquire);
+            }
         }
-        return;
     }
     let page = &FORK_PAGE as *const ForkPage as *const u8;
     // SAFETY: FORK_PAGE is page-aligned and one page long, so no other object
