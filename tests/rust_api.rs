@@ -32,6 +32,14 @@ fn isolated(name: &str, body: fn()) {
     assert!(stdout.contains("1 passed"), "{name} did not run in its own process:\n{stdout}");
 }
 
+/// A tracked `sh` that lives until the returned socket (the second value)
+/// is dropped, then exits 1.
+fn tracked_reader() -> (i32, impl Sized) {
+    let (read_end, write_end) = std::os::unix::net::UnixStream::pair().unwrap();
+    let child = zreap::Command::new("/bin/sh").args(["-c", "exec >/dev/null 2>&1; read line"]).stdin(read_end).spawn();
+    (child.unwrap().pid(), write_end)
+}
+
 fn spawn_sh(script: &str) -> i32 {
     zreap::Command::new("/bin/sh").args(["-c", script]).spawn().unwrap().pid()
 }
@@ -171,13 +179,7 @@ fn host_fork_copies_no_page_of_zreap_in_the_parent() {
         let bare = per_depth();
         // No handler, so that no signal frame lands on the stack.
         zreap::install(InstallFlags::OWN | InstallFlags::NO_HANDLER).unwrap();
-        let (read_end, write_end) = std::io::pipe().unwrap();
-        let live = zreap::Command::new("/bin/sh")
-            .args(["-c", "exec >/dev/null 2>&1; read line"])
-            .stdin(read_end)
-            .spawn()
-            .unwrap()
-            .pid();
+        let (live, write_end) = tracked_reader();
         let tracked = per_depth();
         // After a fork, every page the parent writes first is copied: zreap's
         // fork handlers write only the gate's page, which a fork does not
@@ -330,13 +332,7 @@ fn host_fork_copies_no_page_of_zreap_in_the_child() {
         };
         let bare = per_depth(&mut maps);
         zreap::install(InstallFlags::OWN).unwrap();
-        let (read_end, write_end) = std::io::pipe().unwrap();
-        let live = zreap::Command::new("/bin/sh")
-            .args(["-c", "exec >/dev/null 2>&1; read line"])
-            .stdin(read_end)
-            .spawn()
-            .unwrap()
-            .pid();
+        let (live, write_end) = tracked_reader();
         // The handler would run on this thread's stack as each fork child
         // exits, and the parent's next use of those stack pages would copy
         // them: SIGCHLD waits until the forks are done.
