@@ -57,6 +57,7 @@ pub struct Flags<F = AtomicBool> {
 }
 
 impl Flags {
+    /// The flags of a free gate with nothing asked for.
     pub const fn new() -> Self {
         Flags { busy: AtomicBool::new(false), again: AtomicBool::new(false) }
     }
