@@ -309,9 +309,9 @@ impl State {
         if crate::sys::bare::tid_address() == Some(0) {
             return false;
         }
-        // No creation was under way at the fork (else the fork handler did
-        // all this), and the fork holder came cleared: what this process's
-        // threads created or hold since is theirs, and stays.
+        // The fork handler forgot a creation under way at the fork, and the
+        // fork holder came cleared: what this process's threads create or
+        // hold since is theirs, and stays.
         keeper::forget_in_child();
         self.forget_parents_children();
         FORK_PAGE.adopted.store(true, Ordering::SeqCst);
@@ -407,15 +407,19 @@ fn after_fork_parent() {
 
 /// In the child of `fork()`: the parent's children are not ours, its threads
 /// are gone, and its fds must not be shared. The keeper's fds are closed at
-/// once; the rest waits for the child's first use of the library
-/// ([`State::adopt`]) after a plain fork, where the fork page came
-/// zero-filled. Async-signal-safe: raw system calls and clearing of
-/// containers that keep their memory; the gate was taken before the fork, so
-/// the state is consistent.
+/// once, and a creation under way (a `zfork`) is this thread's to forget now;
+/// the rest waits for the child's first use of the library ([`State::adopt`])
+/// where the fork page came zero-filled. Async-signal-safe: raw system calls
+/// and clearing of containers that keep their memory; the gate was taken
+/// before the fork, so the state is consistent.
 fn reset_in_child() {
     let wiped = WIPED.load(Ordering::SeqCst);
-    if ADOPT_LATER.load(Ordering::SeqCst) && !pass::creation_under_way() {
-        keeper::close_parents_fds_in_child();
+    keeper::close_parents_fds_in_child();
+    if ADOPT_LATER.load(Ordering::SeqCst) {
+        // Read first: a plain fork's child writes none of zreap's pages.
+        if pass::creation_under_way() {
+            creation::forget_creation_in_child(wiped);
+        }
         return;
     }
     creation::forget_creation_in_child(wiped);
@@ -423,7 +427,6 @@ fn reset_in_child() {
     // or the forking process was a raw clone's copy whose gate no thread of
     // it could let go (before_fork); the child has one thread, this one.
     let st = unsafe { REAPER.value_mut() };
-    keeper::close_parents_fds_in_child();
     keeper::forget_in_child();
     st.forget_parents_children();
     if !wiped {
