@@ -8,7 +8,8 @@
  *    open (the caller had an inheritable fd, close-on-exec pipes and the
  *    library's own fds open), an empty signal mask although the caller blocked
  *    SIGINT, no handler left (SIGUSR1 had one) and exactly the caller's ignored
- *    signals still ignored (SIGUSR2);
+ *    signals still ignored (SIGUSR2); and, after those facts are taken, a
+ *    zspawn() there starts a keeper of the daemon's own (a second thread);
  *  - workdir + umask 022 + pidfile: cwd is the workdir, umask 022, the only fd
  *    besides 0-2 is the pidfile (its lock), a SIGHUP the caller ignores stays
  *    ignored, and exit() removes the pidfile;
@@ -84,7 +85,20 @@ struct facts {
     struct fdinfo fds[64];
     int nfds;
     unsigned long long sigblk, sigign, sigcgt;
+    int threads_after_spawn;
 };
+
+/* The threads of this process. */
+static int count_threads(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (isdigit((unsigned char)e->d_name[0])) n++;
+    closedir(d);
+    return n;
+}
 
 /* In the daemon: gathers its facts first (the fd list before anything else is
  * opened), then writes them to `out` through a temporary file and rename(), so
@@ -112,6 +126,12 @@ static void write_facts(const char *out) {
         int pp, pg, se, tty;
         if (p && sscanf(p + 2, "%c %d %d %d %d", &st, &pp, &pg, &se, &tty) == 5) f.tty_nr = tty;
     }
+    /* Last, so that the facts above do not see it: the daemon is a process of
+     * its own, whose first tracked child starts a keeper of its own. */
+    char *argv[] = {"true", NULL};
+    pid_t child = zspawn("/bin/true", argv, NULL, NULL);
+    int status;
+    f.threads_after_spawn = child > 0 && zwait(child, &status, 0) == child ? count_threads() : -1;
     char tmp[PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -185,6 +205,8 @@ static void check_daemon_basics(const struct facts *f, unsigned long long caller
     CHECK(f->sigign == caller_ign);
     CHECK(f->sigign & SIGBIT(SIGUSR2));
     CHECK(!(f->sigign & SIGBIT(SIGUSR1)));
+    CHECK(f->threads_after_spawn >= 2);
+    if (f->threads_after_spawn < 2) fprintf(stderr, "  daemon threads after a zspawn: %d\n", f->threads_after_spawn);
 }
 
 static void on_usr1(int sig) { (void)sig; }

@@ -128,8 +128,8 @@ pub(super) fn ready(st: &State) -> bool {
 }
 
 /// In zdaemonize's daemon, once set up: it is a process of its own now, free
-/// to start threads, as any daemon is.
-pub(crate) fn allow_in_daemon() {
+/// to start threads, as any daemon is. Gate held, state adopted.
+pub(super) fn allow_in_daemon() {
     FORKED.store(false, SeqCst);
 }
 

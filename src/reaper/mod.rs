@@ -44,7 +44,6 @@ mod watcher;
 
 pub(crate) use creation::{collect_adopted, collect_private, forget_fds, Creation};
 pub use install::{install, uninstall};
-pub(crate) use keeper::allow_in_daemon as allow_keeper_in_daemon;
 pub use table::UNTRACKED_CAPACITY;
 pub use wait::{reap_all, reap_fd, try_wait, try_wait_any, wait, wait_any};
 
@@ -279,6 +278,13 @@ fn register_fork_hooks() {
     FORK_PAGE.adopted.store(true, Ordering::SeqCst);
     atfork::set_hooks(Concern::Reaper, Some(before_fork), Some(after_fork_parent), Some(reset_in_child));
     STEP.store(DONE, Ordering::Release);
+}
+
+/// In zdaemonize's daemon, once set up: it may start a keeper, as any
+/// process. Adopts the state first, which would otherwise forbid it again.
+pub(crate) fn allow_keeper_in_daemon() {
+    let _st = lock();
+    keeper::allow_in_daemon();
 }
 
 fn owner_pid() -> pid_t {
