@@ -158,10 +158,10 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
         let mut owner_checked = false;
         let named = SIGNALLED.swap(0, SeqCst);
         let mut signalled = Some(named).filter(|&pid| pid > 0 && sys::exited_unreaped(pid));
-        // The child the SIGCHLD named was reaped by someone else: the keeper,
-        // a claiming wait, or a wait outside the library. If no tracked child
-        // is left, waits asleep for any child look again, in case that was
-        // the last child.
+        // The child the SIGCHLD named (or, below, one the walk saw) was
+        // reaped by someone else: the keeper, a claiming wait, or a wait
+        // outside the library. If no tracked child is left, waits asleep for
+        // any child look again, in case that was the last child.
         taken_elsewhere = named > 0 && signalled.is_none();
         while !(for_caller && st.table.untracked_full()) {
             let from_signal = signalled.is_some();
@@ -178,8 +178,12 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
             }
             match st.reap_pid(pid, true, false) {
                 PidReap::Reaped => {}
-                // Taken meanwhile by a foreign wait: the walk still follows.
-                PidReap::Nothing if from_signal => taken_elsewhere = true,
+                // Taken by another wait since it was named or seen: the walk
+                // goes on, since the children behind it may have no SIGCHLD
+                // left to come (it was one signal for all of them), and
+                // waits are woken below if that was the last child.
+                PidReap::Nothing if from_signal || !sys::exited_unreaped(pid) => taken_elsewhere = true,
+                // Still there, yet not to be reaped now: the next pass tries.
                 PidReap::Nothing => break,
                 PidReap::Kept(idx) => {
                     if !st.reap_kept(idx) {
