@@ -280,7 +280,7 @@ impl State {
     /// that cannot be reaped yet (a tracer holds it) is then watched by pid on
     /// the fallback list.
     fn reap_remote(&mut self, idx: u32, asked: bool) -> Check {
-        let Slot { pid, generation, .. } = *self.table.slot(idx);
+        let Slot { pid, generation, armed, .. } = *self.table.slot(idx);
         let found = sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::__WALL);
         let check = match found {
             Ok(Waited::Exited(_, status)) => {
@@ -300,8 +300,27 @@ impl State {
                 Check::Gone
             }
         };
+        if armed {
+            self.take_spent_registrations();
+        }
         keeper::release_remote(idx, generation);
         check
+    }
+
+    /// A remote child left its slot without its registration in the reap fd
+    /// having reported (a wait or a walk reaped it, or a foreign wait did).
+    /// The child has ended, so its pidfd is readable and the event is ready
+    /// (the kernel wakes a pidfd's pollers before the child can be reaped):
+    /// this takes it, and handles any other ready one as a pass would. Else
+    /// the reap fd stayed readable with nothing to reap until the keeper
+    /// closed the pidfd, which a keeper with nothing else to do never did.
+    /// Call before [`keeper::release_remote`]. Gate held. Async-signal-safe.
+    pub(super) fn take_spent_registrations(&mut self) {
+        let before = self.table.next_seq;
+        reap_watched(self);
+        if self.table.next_seq != before {
+            self.notify();
+        }
     }
 
     /// Reaps kept child `idx`, which a pass found exited, by pid: the pid

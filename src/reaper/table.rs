@@ -52,7 +52,7 @@ pub(super) struct Slot {
     pub remote: bool,
     /// A remote slot whose registration in the reap fd has not reported the
     /// child's exit yet (counted in [`Table::remote_armed`]).
-    armed: bool,
+    pub armed: bool,
     /// Bumped each time the slot is given to a new child: with the index, the
     /// identity the keeper knows a child by.
     pub generation: u32,
