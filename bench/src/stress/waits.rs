@@ -268,11 +268,30 @@ fn watch_for_hangs(shared: &Shared, stop: &AtomicBool) {
             if since != 0 && now.saturating_sub(since) > HANG.as_millis() as u64 {
                 let what = *shared.what[me].lock().expect("not poisoned");
                 let children = util::task_children();
-                eprintln!("VIOLATION waits: thread {me}'s {what} blocked for {HANG:?}; children now: {children:?}");
+                // Reaped but not reported: a record no wait was woken for;
+                // equal: the last child went elsewhere without a wake.
+                let stats = zr::stats();
+                eprintln!(
+                    "VIOLATION waits: thread {me}'s {what} blocked for {HANG:?}; children now: {children:?}; \
+                     {stats:?}; started but not delivered: {:?}",
+                    undelivered(shared)
+                );
                 std::process::exit(3);
             }
         }
     }
+}
+
+/// The pids started whose exits no taker has reported yet (at most 10).
+fn undelivered(shared: &Shared) -> Vec<pid_t> {
+    let mut left: Vec<pid_t> = shared.started.lock().expect("not poisoned").iter().map(|&(pid, _)| pid).collect();
+    for &(pid, ..) in shared.delivered.lock().expect("not poisoned").iter() {
+        if let Some(i) = left.iter().position(|&p| p == pid) {
+            left.swap_remove(i);
+        }
+    }
+    left.truncate(10);
+    left
 }
 
 /// Every exit delivered once, to one taker, with the code its child was
