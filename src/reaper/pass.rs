@@ -300,27 +300,28 @@ impl State {
                 Check::Gone
             }
         };
-        if armed {
-            self.take_spent_registrations();
-        }
-        keeper::release_remote(idx, generation);
+        self.release_remote(idx, generation, armed);
         check
     }
 
-    /// A remote child left its slot without its registration in the reap fd
-    /// having reported (a wait or a walk reaped it, or a foreign wait did).
-    /// The child has ended, so its pidfd is readable and the event is ready
-    /// (the kernel wakes a pidfd's pollers before the child can be reaped):
-    /// this takes it, and handles any other ready one as a pass would. Else
-    /// the reap fd stayed readable with nothing to reap until the keeper
-    /// closed the pidfd, which a keeper with nothing else to do never did.
-    /// Call before [`keeper::release_remote`]. Gate held. Async-signal-safe.
-    pub(super) fn take_spent_registrations(&mut self) {
-        let before = self.table.next_seq;
-        reap_watched(self);
-        if self.table.next_seq != before {
-            self.notify();
+    /// Gives the pidfd of remote child `idx`, which has left its slot, back
+    /// to the keeper to close. If its registration in the reap fd had not
+    /// reported (`armed`: a wait or a walk reaped it, or a foreign wait did),
+    /// its event is taken first: the child has ended, so the event is ready
+    /// (the kernel wakes a pidfd's pollers before the child can be reaped),
+    /// and any other ready one is handled as a pass would. Else the reap fd
+    /// stayed readable with nothing to reap until the keeper closed the
+    /// pidfd, which a keeper with nothing else to do never did. Gate held.
+    /// Async-signal-safe.
+    pub(super) fn release_remote(&mut self, idx: u32, generation: u32, armed: bool) {
+        if armed {
+            let before = self.table.next_seq;
+            reap_watched(self);
+            if self.table.next_seq != before {
+                self.notify();
+            }
         }
+        keeper::release_remote(idx, generation);
     }
 
     /// Reaps kept child `idx`, which a pass found exited, by pid: the pid

@@ -280,11 +280,8 @@ fn reap_claimed(pid: pid_t, idx: u32, generation: u32) -> io::Result<Exit> {
             _ => None,
         };
         st.table.finish(idx, status);
-        if slot.armed {
-            st.take_spent_registrations();
-        }
         if slot.remote {
-            keeper::release_remote(idx, generation);
+            st.release_remote(idx, generation, slot.armed);
         }
     }
     // Other waits for this pid or for any child learn that it is gone; in
