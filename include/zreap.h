@@ -24,10 +24,11 @@
 #define ZREAP_NO_HANDLER 4
 
 /**
- * At least this many exits of untracked children wait for zreap_all(); past
- * that the oldest are dropped and counted in zreap_stats.dropped.
+ * This many exits of untracked children wait for zreap_all() (never fewer
+ * than 4096 in any version); past that the oldest are dropped and counted
+ * in zreap_stats.dropped.
  */
-#define ZREAP_UNTRACKED_CAPACITY 4096
+#define ZREAP_UNTRACKED_CAPACITY 65536
 
 /**
  * Look path up in $PATH, like execvp.

@@ -18,9 +18,12 @@ use libc::{c_int, pid_t};
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
-/// At least this many exits of untracked children wait for delivery; past it
-/// the oldest is dropped and counted in `Stats::dropped`.
-pub const UNTRACKED_CAPACITY: usize = 4096;
+/// This many exits of untracked children wait for delivery; past it the
+/// oldest is dropped and counted in `Stats::dropped`. Enough for a storm of
+/// every child a process can have at once on most systems (the default
+/// `pid_max` is 32,768): 1 MiB of address space, reserved once, whose pages
+/// are touched only as far as exits are waiting.
+pub const UNTRACKED_CAPACITY: usize = 65536;
 
 pub(super) const NIL: u32 = u32::MAX;
 
@@ -474,8 +477,19 @@ impl Table {
 
     fn pop_untracked(&mut self) -> Option<Exit> {
         let exit = self.untracked.pop_front()?.exit;
+        self.rewind_when_empty();
         COUNTERS.add_reported(1);
         Some(exit)
+    }
+
+    /// After a removal from the untracked buffer: once it is empty, the next
+    /// exit goes to its start again, so that a steady trickle of exits does not
+    /// walk through (and touch) every page of the buffer. Async-signal-safe
+    /// (no allocation: the buffer keeps its capacity).
+    fn rewind_when_empty(&mut self) {
+        if self.untracked.is_empty() {
+            self.untracked.clear();
+        }
     }
 
     /// Takes the next exit of `pid`. When `pid` has tracked slots, only they
@@ -495,6 +509,7 @@ impl Table {
         let pos = self.untracked.iter().position(|r| r.exit.pid == pid);
         match pos.and_then(|p| self.untracked.remove(p)) {
             Some(r) => {
+                self.rewind_when_empty();
                 COUNTERS.add_reported(1);
                 Taken::Exit(r.exit)
             }
@@ -508,6 +523,7 @@ impl Table {
         let pos = self.untracked.iter().rposition(|r| r.exit.pid == pid);
         let removed = pos.and_then(|p| self.untracked.remove(p)).is_some();
         if removed {
+            self.rewind_when_empty();
             COUNTERS.add_reaped(-1);
         }
         removed
@@ -524,6 +540,7 @@ impl Table {
     /// Takes every undelivered exit, oldest first.
     pub fn take_all(&mut self) -> Vec<Exit> {
         let mut records: Vec<Record> = self.untracked.drain(..).collect();
+        self.rewind_when_empty();
         while self.done_head != NIL {
             let idx = self.done_head;
             let slot = self.slots[idx as usize];
@@ -675,6 +692,29 @@ mod tests {
         assert!(t.untracked_full());
         assert!(t.record_untracked(Exit::from_raw(999_999, 0)));
         assert_eq!(t.take_any().map(|e| e.pid), Some(2));
+    }
+
+    #[test]
+    fn the_untracked_buffer_never_grows_and_starts_over_once_emptied() {
+        let mut t = table();
+        let capacity = t.untracked.capacity();
+        assert!(capacity >= UNTRACKED_CAPACITY);
+        t.record_untracked(Exit::from_raw(1, 0));
+        let start: *const Record = &t.untracked[0];
+        for pid in 2..1000 {
+            assert_eq!(t.take_any().map(|e| e.pid), Some(pid - 1));
+            t.record_untracked(Exit::from_raw(pid, 0));
+            assert!(std::ptr::eq(&t.untracked[0], start), "record {pid} went past the buffer's start");
+        }
+        assert_eq!(t.take_pid(999), Taken::Exit(Exit::from_raw(999, 0)));
+        t.record_untracked(Exit::from_raw(1000, 0));
+        assert_eq!(t.take_all().len(), 1);
+        t.record_untracked(Exit::from_raw(1001, 0));
+        assert!(std::ptr::eq(&t.untracked[0], start));
+        for pid in 0..=UNTRACKED_CAPACITY as pid_t {
+            t.record_untracked(Exit::from_raw(pid + 2000, 0));
+        }
+        assert_eq!(t.untracked.capacity(), capacity);
     }
 
     #[test]

@@ -124,7 +124,7 @@ fn wrap(thousands: u64, seed: u64) -> Res<String> {
             break;
         }
         // About one plain child for eight tracked ones: a wrap's worth of plain
-        // exits fits the 4096 the buffer keeps.
+        // exits fits the UNTRACKED_CAPACITY the buffer keeps.
         let pid = if rng.below(9) == 0 {
             let pid = start_plain()?;
             plains += 1;
