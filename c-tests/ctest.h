@@ -145,6 +145,35 @@ static inline int ctest_tasks(void) {
     return n;
 }
 
+/* The one thread of this process that is not the main thread (zreap's
+ * keeper in a program with no threads of its own); -1 if there is none. */
+static inline pid_t ctest_other_thread(void) {
+    DIR *dir = opendir("/proc/self/task");
+    if (dir == NULL) return -1;
+    pid_t found = -1;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        pid_t tid = (pid_t)atoi(entry->d_name);
+        if (tid > 0 && tid != getpid()) found = tid;
+    }
+    closedir(dir);
+    return found;
+}
+
+/* A thread's voluntary context switches (how often it went to sleep); -1 if
+ * unreadable. */
+static inline long ctest_thread_sleeps(pid_t tid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+    FILE *status = fopen(path, "r");
+    if (status == NULL) return -1;
+    long n = -1;
+    while (fgets(line, sizeof line, status) != NULL)
+        if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0) n = atol(line + 24);
+    fclose(status);
+    return n;
+}
+
 /* Sets errno to a value no call returns and spins for `ms` milliseconds
  * watching it: 1 if it never changed (another thread of the process, such
  * as a library's, must not write this thread's errno), 0 if it did. */

@@ -17,33 +17,6 @@
 #define ROUNDS 2000
 #define BATCH 50
 
-/* The one thread of this process that is not the main thread. */
-static pid_t keeper_tid(void) {
-    DIR *dir = opendir("/proc/self/task");
-    if (dir == NULL) return -1;
-    pid_t found = -1;
-    struct dirent *entry;
-    while ((entry = readdir(dir)) != NULL) {
-        pid_t tid = (pid_t)atoi(entry->d_name);
-        if (tid > 0 && tid != getpid()) found = tid;
-    }
-    closedir(dir);
-    return found;
-}
-
-/* The keeper's voluntary context switches: how often it went to sleep. */
-static long sleeps(pid_t tid) {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
-    FILE *status = fopen(path, "r");
-    if (status == NULL) return -1;
-    long n = -1;
-    while (fgets(line, sizeof line, status) != NULL)
-        if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0) n = atol(line + 24);
-    fclose(status);
-    return n;
-}
-
 /* A thread's nice value (field 19 of /proc/self/task/TID/stat); 99 if
  * unreadable. */
 static int nice_of(pid_t tid) {
@@ -81,7 +54,7 @@ int main(void) {
     if (first == 0) _exit(7);
     CHECK(first > 0 && zwait(first, &st, 0) == first && WIFEXITED(st) && WEXITSTATUS(st) == 7);
     CHECK(ctest_tasks() == 2);
-    pid_t keeper = keeper_tid();
+    pid_t keeper = ctest_other_thread();
     CHECK(keeper > 0);
     int own_fds = keeper_fds(keeper);
     CHECK(own_fds > 0);
@@ -95,7 +68,7 @@ int main(void) {
     int gate[2];
     CHECK(pipe2(gate, O_CLOEXEC) == 0);
     ctest_sleep_ms(50); /* the keeper is back asleep after the first exit */
-    long before = sleeps(keeper);
+    long before = ctest_thread_sleeps(keeper);
     pid_t kids[LIVE];
     for (int i = 0; i < LIVE; i++) {
         kids[i] = zfork(NULL);
@@ -108,7 +81,7 @@ int main(void) {
         CHECK(kids[i] > 0);
     }
     ctest_sleep_ms(50);
-    long woken = sleeps(keeper) - before;
+    long woken = ctest_thread_sleeps(keeper) - before;
     printf("keeper woken %ld times by %d starts\n", woken, LIVE);
     CHECK(before >= 0 && woken <= 3);
     close(gate[1]);
