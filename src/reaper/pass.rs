@@ -101,8 +101,10 @@ pub(super) fn forget_creating_in_child() -> bool {
 impl State {
     /// Works out [`PASS_WANTED`] from the state. Gate held.
     pub(super) fn publish_pass_wanted(&self) {
-        // Remote children are the program's to reap, through the reap fd.
-        let wanted = !self.scope_own() || self.table.watched > 0 || !self.table.fallback.is_empty();
+        // Remote children are the program's to reap, through the reap fd,
+        // parked ones (made under the all-children handler) the passes'.
+        let table = &self.table;
+        let wanted = !self.scope_own() || table.watched > 0 || table.parked_armed > 0 || !table.fallback.is_empty();
         PASS_WANTED.store(wanted, SeqCst);
     }
 }
@@ -149,13 +151,18 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
     let mut at_kept = false;
     let mut taken_elsewhere = false;
     let before = st.table.next_seq;
-    if st.table.watched > 0 || st.table.remote_armed > 0 {
+    let live_before = st.table.live;
+    // A process made by a raw clone (no fork handlers) runs this handler with
+    // its parent's state but without the slots, which forks leave out, and
+    // with its parent's reap fd: it leaves its parent's children alone.
+    // SAFETY: getpid cannot fail.
+    let ours = st.scope_own() || unsafe { libc::getpid() } == st.owner;
+    if st.table.watched > 0 || st.table.remote_armed > 0 || (ours && st.table.parked_armed > 0) {
         reap_watched(st);
     }
     if st.scope_own() {
         check_fallback(st);
-    } else {
-        let mut owner_checked = false;
+    } else if ours {
         let named = SIGNALLED.swap(0, SeqCst);
         let mut signalled = Some(named).filter(|&pid| pid > 0 && sys::exited_unreaped(pid));
         // The child the SIGCHLD named (or, below, one the walk saw) was
@@ -166,16 +173,6 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
         while !(for_caller && st.table.untracked_full()) {
             let from_signal = signalled.is_some();
             let Some(pid) = signalled.take().or_else(sys::peek_exited_child) else { break };
-            // A process made by a raw clone (no fork handlers) runs this
-            // handler with its parent's state but without the slots, which
-            // forks leave out: it leaves its children alone.
-            if !owner_checked {
-                // SAFETY: getpid cannot fail.
-                if unsafe { libc::getpid() } != st.owner {
-                    break;
-                }
-                owner_checked = true;
-            }
             match st.reap_pid(pid, true, false) {
                 PidReap::Reaped => {}
                 // Taken by another wait since it was named or seen: the walk
@@ -208,7 +205,8 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
         } else {
             st.notify();
         }
-    } else if taken_elsewhere && st.table.live == 0 {
+    } else if (taken_elsewhere || st.table.live != live_before) && st.table.live == 0 {
+        // The last tracked child was found taken by a foreign wait.
         watcher::wake();
     }
     at_kept
@@ -370,18 +368,35 @@ impl State {
     }
 
     /// Registers a new tracked child (`pidfd` taken over). The keeper gets
-    /// its pidfd if it can: remote while the reap fd is in use, in the scope
-    /// of the library's own children or without a handler (the program reaps
-    /// through the reap fd, with no thread in between), otherwise for the
-    /// keeper to reap (the all-children scope's handler promises every child
-    /// reaped as it exits). Without the keeper it is watched in the shared
-    /// table, and without a pidfd it is watched by pid, identified by its
-    /// start time. Ordinary context, gate held, slot reserved.
+    /// its pidfd if it can, in one of three ways:
+    /// - parked, under the all-children handler: the reap fd's set watches
+    ///   the pidfd, and the pass that each SIGCHLD runs reaps the child when
+    ///   its registration reports (a foreign wait that took it included); the
+    ///   keeper only holds the pidfd and is not woken by the exit (a keeper
+    ///   running on another CPU would slow the program's next fork, and it
+    ///   would wait for the gate);
+    /// - remote while the reap fd is in use, in the scope of the library's own
+    ///   children or without a handler: the program reaps through the reap
+    ///   fd, with no thread in between;
+    /// - otherwise for the keeper to watch and reap.
+    ///
+    /// Without the keeper it is watched in the shared table, and without a
+    /// pidfd it is watched by pid, identified by its start time. Ordinary
+    /// context, gate held, slot reserved.
     pub(super) fn track(&mut self, pid: pid_t, pidfd: Option<i32>, private: bool) -> u32 {
         let idx = self.table.insert(pid, private);
         let generation = self.table.slot(idx).generation;
+        let parked = !self.scope_own() && self.handler_active();
         let remote = self.fd_wanted && (self.scope_own() || !self.handler_active());
         let give = |st: &mut State, fd| {
+            if parked && events::watch_remote(st, fd, idx, generation) {
+                if keeper::give(idx, generation, pid, fd, true) {
+                    st.table.arm_parked(idx);
+                    return true;
+                }
+                events::unwatch_remote(st, fd);
+                return false;
+            }
             if remote && events::watch_remote(st, fd, idx, generation) {
                 if keeper::give(idx, generation, pid, fd, true) {
                     st.table.share_slots();

@@ -54,8 +54,12 @@ pub(super) struct Slot {
     /// `events::watch_remote`).
     pub remote: bool,
     /// A remote slot whose registration in the reap fd has not reported the
-    /// child's exit yet (counted in [`Table::remote_armed`]).
+    /// child's exit yet (counted in [`Table::remote_armed`], or for a parked
+    /// one in [`Table::parked_armed`]).
     pub armed: bool,
+    /// A remote child made under the all-children handler, whose passes read
+    /// its registration at each SIGCHLD (see `State::track`).
+    pub parked: bool,
     /// Bumped each time the slot is given to a new child: with the index, the
     /// identity the keeper knows a child by.
     pub generation: u32,
@@ -84,6 +88,7 @@ impl Slot {
         claimed: false,
         remote: false,
         armed: false,
+        parked: false,
         generation: 0,
         start_time: 0,
         state: SlotState::Free,
@@ -132,6 +137,9 @@ pub(super) struct Table {
     /// Live remote slots whose registration in the reap fd has not reported
     /// yet: while there are any, the program's calls look at the reap fd.
     pub remote_armed: usize,
+    /// Live parked slots whose registration in the reap fd has not reported
+    /// their exit yet: the passes read the reap fd's set while there are any.
+    pub parked_armed: usize,
     done_head: u32,
     done_tail: u32,
     untracked: VecDeque<Record>,
@@ -150,6 +158,7 @@ impl Table {
             watched: 0,
             remote: 0,
             remote_armed: 0,
+            parked_armed: 0,
             done_head: NIL,
             done_tail: NIL,
             untracked: VecDeque::new(),
@@ -251,13 +260,29 @@ impl Table {
         }
     }
 
+    /// Marks a live kept slot as parked (see [`Slot::parked`]), its
+    /// registration in the reap fd armed.
+    pub fn arm_parked(&mut self, idx: u32) {
+        self.set_remote(idx, true);
+        let slot = &mut self.slots[idx as usize];
+        slot.parked = true;
+        if !slot.armed {
+            slot.armed = true;
+            self.parked_armed += 1;
+        }
+    }
+
     /// The registration of remote slot `idx` reported, or is gone with the
     /// keeper's pidfd.
     pub fn disarm_remote(&mut self, idx: u32) {
         let slot = &mut self.slots[idx as usize];
         if slot.armed {
             slot.armed = false;
-            self.remote_armed -= 1;
+            if slot.parked {
+                self.parked_armed -= 1;
+            } else {
+                self.remote_armed -= 1;
+            }
         }
     }
 
@@ -578,6 +603,7 @@ impl Table {
         self.watched = 0;
         self.remote = 0;
         self.remote_armed = 0;
+        self.parked_armed = 0;
         self.slots.reset_in_child();
         self.free_head = NIL;
         self.by_pid.reset_in_child();

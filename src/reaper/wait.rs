@@ -152,6 +152,11 @@ enum Blocker {
     /// Until an exit is recorded (by the keeper or a pass) after the wake
     /// count was `seen`.
     Recorded { seen: u32 },
+    /// A parked child (see `State::track`), which only the all-children
+    /// handler's passes reap: as [`Blocker::Recorded`], but for a second at
+    /// most, after which the wait looks at the child itself (the program may
+    /// have blocked or replaced the handler since).
+    Parked { seen: u32 },
     /// A kept child this wait has claimed: it reaps it itself
     /// ([`reap_claimed`]).
     Claimed { idx: u32, generation: u32 },
@@ -174,6 +179,7 @@ impl Blocker {
                 unsafe { libc::poll(&mut pfd, 1, 1000) };
             }
             Blocker::Recorded { seen } => watcher::sleep(seen, None),
+            Blocker::Parked { seen } => watcher::sleep(seen, Some(1000)),
             Blocker::Claimed { .. } => {}
         }
     }
@@ -220,6 +226,9 @@ fn waitable(st: &mut State, pid: pid_t, nohang: bool) -> io::Result<Blocker> {
     }
     if let Some(idx) = st.table.first_public(pid) {
         let slot = *st.table.slot(idx);
+        if slot.kept && slot.remote && st.handler_active() && !st.scope_own() {
+            return Ok(Blocker::Parked { seen });
+        }
         if slot.kept {
             // A blocking wait reaps a kept child itself, as waitpid would,
             // unless another wait has claimed it. (The keeper does not watch
