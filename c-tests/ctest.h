@@ -145,6 +145,18 @@ static inline int ctest_tasks(void) {
     return n;
 }
 
+/* One more than the largest pid (/proc/sys/kernel/pid_max + 1; 4194305 if
+ * unreadable): the size of an array indexed by pid. */
+static inline long ctest_pid_limit(void) {
+    long pid_max = 4194304;
+    FILE *f = fopen("/proc/sys/kernel/pid_max", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &pid_max) != 1) pid_max = 4194304;
+        fclose(f);
+    }
+    return pid_max + 1;
+}
+
 /* The one thread of this process that is not the main thread (zreap's
  * keeper in a program with no threads of its own); -1 if there is none. */
 static inline pid_t ctest_other_thread(void) {

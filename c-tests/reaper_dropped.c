@@ -37,13 +37,7 @@ static void on_exit_cb(pid_t pid, int wstatus, void *ctx) {
 int main(void) {
     ctest_start();
     (void)ctest_open_fds; /* unused here: keeps -Wunused-function quiet */
-    pid_limit = 4194304;
-    FILE *f = fopen("/proc/sys/kernel/pid_max", "re");
-    if (f) {
-        if (fscanf(f, "%ld", &pid_limit) != 1) pid_limit = 4194304;
-        fclose(f);
-    }
-    pid_limit++;
+    pid_limit = ctest_pid_limit();
     forked_n = calloc((size_t)pid_limit, sizeof *forked_n);
     late_n = calloc((size_t)pid_limit, sizeof *late_n);
     reported_n = calloc((size_t)pid_limit, sizeof *reported_n);

@@ -55,13 +55,7 @@ static int once(void) {
 
 int main(void) {
     ctest_start();
-    pid_limit = 4194304;
-    FILE *f = fopen("/proc/sys/kernel/pid_max", "re");
-    if (f) {
-        if (fscanf(f, "%ld", &pid_limit) != 1) pid_limit = 4194304;
-        fclose(f);
-    }
-    pid_limit++;
+    pid_limit = ctest_pid_limit();
     index_of = calloc((size_t)pid_limit, sizeof *index_of);
     CHECK(index_of != NULL);
     if (!index_of) return ctest_finish("reaper_no_drop");
