@@ -32,10 +32,12 @@
 //!
 //! A blocking wait for one kept child may [`claim`] it and reap it itself:
 //! the keeper then only closes the child's pidfd when it turns readable.
-//! A remote child (made while the reap fd is in use, in the scope of the
-//! library's own children or without a handler) is not watched here at all: the program's passes reap it when the reap fd
-//! reports it, and hand it back with [`release_remote`] for its pidfd to be
-//! closed at the keeper's next wake.
+//! A remote child is not watched here at all: the passes reap it when the
+//! reap fd reports it, and hand it back with [`release_remote`] for its pidfd
+//! to be closed at the keeper's next wake. It is one made while the reap fd
+//! is in use, in the scope of the library's own children or without a
+//! handler (the program's calls run those passes), or one made under the
+//! all-children handler (a parked child: the handler's passes reap it).
 //!
 //! Signal context: [`kick`] is async-signal-safe (an atomic store and one
 //! send); [`forget_in_child`] is post-fork code (a close and atomic stores).
