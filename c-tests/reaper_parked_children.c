@@ -12,7 +12,11 @@
  *    a blocking zwait(pid) returns -1/ECHILD.
  * E. Their exits do not wake the keeper: its voluntary context switches grow
  *    by far less than one per exit over ROUNDS zfork() + zwait() rounds (by
- *    at least one per exit when it watched their pidfds). */
+ *    at least one per exit when it watched their pidfds).
+ * F. With SIGCHLD blocked after zreap_install(0), a blocking zwait(-1) still
+ *    gets every exit, of zfork() and of plain fork() children, then ECHILD.
+ * G. The same with the program's own SIGCHLD handler (which reaps nothing)
+ *    in place of zreap's. */
 #include "ctest.h"
 
 #define K 8
@@ -21,12 +25,13 @@
 static pid_t kids[K];
 static int release_fd;
 
-/* K zfork() children that each wait for the pipe to close, then exit 10 + i. */
-static void start_children(void) {
+/* K children that each wait for the pipe to close, then exit 10 + i: from
+ * plain_from on, made by plain fork(), the others by zfork(). */
+static void start_some_plain(int plain_from) {
     int p[2];
     CHECK(pipe2(p, O_CLOEXEC) == 0);
     for (int i = 0; i < K; i++) {
-        kids[i] = zfork(NULL);
+        kids[i] = i < plain_from ? zfork(NULL) : fork();
         if (kids[i] == 0) {
             char c;
             close(p[1]);
@@ -38,6 +43,10 @@ static void start_children(void) {
     }
     close(p[0]);
     release_fd = p[1];
+}
+
+static void start_children(void) {
+    start_some_plain(K);
 }
 
 static int index_of(pid_t pid) {
@@ -67,12 +76,8 @@ static void part_a(void) {
     CHECK_ERR(zwait(-1, NULL, WNOHANG), ECHILD);
 }
 
-static void part_b(void) {
-    CHECK(zreap_install(0) == 0);
-    start_children();
-    CHECK(zreap_uninstall() == 0);
-    CHECK(zreap_install(ZREAP_OWN) == 0);
-    close(release_fd);
+/* A blocking zwait(-1) loop gets each child's exit once, then ECHILD. */
+static void wait_any_for_all(void) {
     int seen[K] = {0};
     for (int n = 0; n < K; n++) {
         int st = -1;
@@ -86,6 +91,15 @@ static void part_b(void) {
     for (int i = 0; i < K; i++) CHECK(seen[i] == 1);
     CHECK_ERR(zwait(-1, NULL, 0), ECHILD);
     CHECK(ctest_children() == 0);
+}
+
+static void part_b(void) {
+    CHECK(zreap_install(0) == 0);
+    start_children();
+    CHECK(zreap_uninstall() == 0);
+    CHECK(zreap_install(ZREAP_OWN) == 0);
+    close(release_fd);
+    wait_any_for_all();
 }
 
 static void part_c(void) {
@@ -137,6 +151,37 @@ static void part_e(void) {
     CHECK(ctest_children() == 0);
 }
 
+static void part_f(void) {
+    CHECK(zreap_install(0) == 0);
+    start_some_plain(K / 2);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    CHECK(sigprocmask(SIG_BLOCK, &chld, NULL) == 0);
+    close(release_fd);
+    wait_any_for_all();
+}
+
+static volatile sig_atomic_t program_handler_ran;
+
+static void program_handler(int sig) {
+    (void)sig;
+    program_handler_ran = 1;
+}
+
+static void part_g(void) {
+    CHECK(zreap_install(0) == 0);
+    start_some_plain(K / 2);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = program_handler;
+    sa.sa_flags = SA_RESTART;
+    CHECK(sigaction(SIGCHLD, &sa, NULL) == 0);
+    close(release_fd);
+    wait_any_for_all();
+    CHECK(program_handler_ran);
+}
+
 /* Runs one part in a child process; false when it failed or ran 30 s. */
 static int run(const char *name, void (*part)(void)) {
     pid_t pid = fork();
@@ -167,6 +212,8 @@ int main(void) {
     CHECK(run("C", part_c));
     CHECK(run("D", part_d));
     CHECK(run("E", part_e));
+    CHECK(run("F", part_f));
+    CHECK(run("G", part_g));
     while (waitpid(-1, NULL, 0) > 0) {
     }
     return ctest_finish("reaper_parked_children");

@@ -62,6 +62,21 @@ pub(super) fn is_installed() -> io::Result<bool> {
     Ok(current.sa_sigaction == handler_address())
 }
 
+/// Whether [`on_sigchld`] can still run when a child exits: it is the
+/// SIGCHLD disposition, and no SIGCHLD is pending while the calling thread
+/// blocks it (the kernel hands a pending SIGCHLD to any thread that does not
+/// block it at once, so one left pending is blocked everywhere). False also
+/// when the disposition cannot be read.
+pub(super) fn can_run() -> bool {
+    // SAFETY: sigset_t is plain data; sigpending fills it.
+    let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pending is a valid out-pointer.
+    let stuck = unsafe { libc::sigpending(&mut pending) } == 0
+        // SAFETY: pending was filled by sigpending.
+        && unsafe { libc::sigismember(&pending, libc::SIGCHLD) } == 1;
+    !stuck && is_installed().unwrap_or(false)
+}
+
 /// Puts back a disposition returned by [`install`].
 pub(super) fn restore(old: &libc::sigaction) -> io::Result<()> {
     // SAFETY: old is a disposition the kernel gave us earlier.

@@ -1,7 +1,7 @@
 //! Delivery: waiting for one child or any, collecting every exit, the reap fd.
 
 use super::table::{SlotState, Taken};
-use super::{events, keeper, lock, pass, watcher, Exit, State, REAPER};
+use super::{events, handler, keeper, lock, pass, watcher, Exit, State, REAPER};
 use crate::sys;
 use libc::pid_t;
 use std::io;
@@ -97,6 +97,8 @@ fn checked(pid: pid_t) -> io::Result<pid_t> {
 
 /// `pid` > 0 or -1 (any).
 fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
+    // Set when the handler's passes stopped coming (see `Blocker::Passes`).
+    let mut pass_here = false;
     loop {
         let blocker = {
             let mut st = lock();
@@ -107,7 +109,7 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
                 // its tracked slots only.
                 let untracked_too = !st.scope_own() && st.table.first_public(pid).is_none();
                 st.reap_pid(pid, untracked_too, true);
-            } else if !st.passes_run_alone() || (nohang && !st.table.has_records()) {
+            } else if pass_here || !st.passes_run_alone() || (nohang && !st.table.has_records()) {
                 // With a handler every SIGCHLD runs a pass; a blocking wait
                 // sleeps until one records something.
                 st = pass::sweep_settled(st);
@@ -138,6 +140,8 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
             }
         } else {
             blocker.block();
+            pass_here =
+                matches!(blocker, Blocker::Passes { seen } if watcher::wake_count() == seen && !handler::can_run());
         }
     }
 }
@@ -152,6 +156,11 @@ enum Blocker {
     /// Until an exit is recorded (by the keeper or a pass) after the wake
     /// count was `seen`.
     Recorded { seen: u32 },
+    /// Any child, where the handler's passes reap every child in scope: as
+    /// [`Blocker::Recorded`], but for a second at most. Then, if the handler
+    /// can no longer run (the program blocked SIGCHLD in every thread or
+    /// replaced the handler), the wait runs a pass itself, once a second.
+    Passes { seen: u32 },
     /// A parked child (see `State::track`), which only the all-children
     /// handler's passes reap: as [`Blocker::Recorded`], but for a second at
     /// most, after which the wait looks at the child itself (the program may
@@ -179,6 +188,7 @@ impl Blocker {
                 unsafe { libc::poll(&mut pfd, 1, 1000) };
             }
             Blocker::Recorded { seen } => watcher::sleep(seen, None),
+            Blocker::Passes { seen } => watcher::sleep(seen, Some(1000)),
             Blocker::Parked { seen } => watcher::sleep(seen, Some(1000)),
             Blocker::Claimed { .. } => {}
         }
@@ -208,7 +218,10 @@ fn waitable(st: &mut State, pid: pid_t, nohang: bool) -> io::Result<Blocker> {
         }
         let only_kept =
             st.scope_own() && st.table.watched == 0 && st.table.remote_armed == 0 && st.table.fallback.is_empty();
-        if st.passes_run_alone() || only_kept {
+        if st.passes_run_alone() {
+            return Ok(Blocker::Passes { seen });
+        }
+        if only_kept {
             return Ok(Blocker::Recorded { seen });
         }
         if !st.fd_wanted && watcher::start().is_ok() {
