@@ -2,8 +2,9 @@
  * the keeper holds their pidfds without watching them, and the handler's walk
  * at each SIGCHLD reaps them. Each part runs in a process of its own and must
  * end within 30 s:
- * A. After zreap_uninstall() they are the program's to reap, as any child
- *    without a handler: zreap_all() reports every exit with its status.
+ * A. After zreap_uninstall() the keeper watches them again: they are reaped
+ *    as they exit, with no call, and zreap_all() reports every exit with its
+ *    status.
  * B. After zreap_uninstall() and zreap_install(ZREAP_OWN), a blocking
  *    zwait(-1) gets every exit and then ECHILD.
  * C. With SIGCHLD blocked after zreap_install(0) (no handler runs), a blocking
@@ -16,8 +17,18 @@
  * F. With SIGCHLD blocked after zreap_install(0), a blocking zwait(-1) still
  *    gets every exit, of zfork() and of plain fork() children, then ECHILD.
  * G. The same with the program's own SIGCHLD handler (which reaps nothing)
- *    in place of zreap's. */
+ *    in place of zreap's.
+ * H. After zreap_uninstall() and zreap_install(ZREAP_OWN | ZREAP_NO_HANDLER),
+ *    a blocking zwait(-1) gets every exit and then ECHILD.
+ * I. With SIGCHLD blocked and read from a signalfd by another thread (which
+ *    leaves nothing pending), a blocking zwait(-1) gets every exit.
+ * J. As F, while another thread starts a child every 300 ms (each start wakes
+ *    sleeping waits): the zwait(-1) loop ends before that thread is done. */
 #include "ctest.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sys/signalfd.h>
 
 #define K 8
 #define ROUNDS 400
@@ -69,7 +80,8 @@ static void part_a(void) {
     start_children();
     CHECK(zreap_uninstall() == 0);
     close(release_fd);
-    WAIT_UNTIL(ctest_zombies() == K, 10000);
+    WAIT_UNTIL(ctest_children() == 0, 10000);
+    CHECK(ctest_children() == 0);
     CHECK(zreap_all(on_exit_cb, NULL) == K);
     for (int i = 0; i < K; i++) CHECK(reported[i] == 1);
     CHECK(ctest_children() == 0);
@@ -182,6 +194,95 @@ static void part_g(void) {
     CHECK(program_handler_ran);
 }
 
+static void part_h(void) {
+    CHECK(zreap_install(0) == 0);
+    start_children();
+    CHECK(zreap_uninstall() == 0);
+    CHECK(zreap_install(ZREAP_OWN | ZREAP_NO_HANDLER) == 0);
+    close(release_fd);
+    wait_any_for_all();
+}
+
+static sigset_t sigchld_only(void) {
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    return chld;
+}
+
+static volatile int stop_thread;
+static int signalfd_fd;
+
+static void *read_signalfd(void *arg) {
+    struct signalfd_siginfo si;
+    while (!stop_thread) {
+        struct pollfd pfd = {signalfd_fd, POLLIN, 0};
+        if (poll(&pfd, 1, 50) > 0 && read(signalfd_fd, &si, sizeof si) < 0) break;
+    }
+    return arg;
+}
+
+static void part_i(void) {
+    CHECK(zreap_install(0) == 0);
+    sigset_t chld = sigchld_only();
+    CHECK(sigprocmask(SIG_BLOCK, &chld, NULL) == 0);
+    signalfd_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    CHECK(signalfd_fd >= 0);
+    start_some_plain(K / 2);
+    pthread_t reader;
+    CHECK(pthread_create(&reader, NULL, read_signalfd, NULL) == 0);
+    close(release_fd);
+    wait_any_for_all();
+    stop_thread = 1;
+    pthread_join(reader, NULL);
+}
+
+#define STARTS 30
+static pid_t started[STARTS];
+static volatile int starting_over;
+
+/* Starts STARTS children that wait to be killed, one every 300 ms. */
+static void *start_slowly(void *arg) {
+    for (int i = 0; i < STARTS && !stop_thread; i++) {
+        started[i] = zfork(NULL);
+        if (started[i] == 0) {
+            pause();
+            _exit(0);
+        }
+        ctest_sleep_ms(300);
+    }
+    starting_over = 1;
+    return arg;
+}
+
+static void part_j(void) {
+    CHECK(zreap_install(0) == 0);
+    sigset_t chld = sigchld_only();
+    CHECK(sigprocmask(SIG_BLOCK, &chld, NULL) == 0);
+    start_some_plain(K / 2);
+    pthread_t starter;
+    CHECK(pthread_create(&starter, NULL, start_slowly, NULL) == 0);
+    close(release_fd);
+    int seen[K] = {0};
+    for (int n = 0; n < K; n++) {
+        int st = -1;
+        int i = index_of(zwait(-1, &st, 0));
+        CHECK(i >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 10 + i);
+        if (i < 0) break;
+        seen[i]++;
+    }
+    CHECK(!starting_over);
+    for (int i = 0; i < K; i++) CHECK(seen[i] == 1);
+    stop_thread = 1;
+    pthread_join(starter, NULL);
+    for (int i = 0; i < STARTS; i++) {
+        if (started[i] <= 0) continue;
+        kill(started[i], SIGKILL);
+        CHECK(zwait(started[i], NULL, 0) == started[i]);
+    }
+    CHECK(ctest_children() == 0);
+}
+
 /* Runs one part in a child process; false when it failed or ran 30 s. */
 static int run(const char *name, void (*part)(void)) {
     pid_t pid = fork();
@@ -214,6 +315,9 @@ int main(void) {
     CHECK(run("E", part_e));
     CHECK(run("F", part_f));
     CHECK(run("G", part_g));
+    CHECK(run("H", part_h));
+    CHECK(run("I", part_i));
+    CHECK(run("J", part_j));
     while (waitpid(-1, NULL, 0) > 0) {
     }
     return ctest_finish("reaper_parked_children");

@@ -43,6 +43,7 @@ fn run_all(skip: &[(&str, &str)], runner: fn(&str)) {
 /// Every C program under ASan + UBSan, but these.
 const ASAN_SKIP: &[(&str, &str)] = &[
     ("reaper_pid_reuse", "steers pids in a user+pid namespace, whose init would own the sanitizer's logs"),
+    ("reaper_parked_pid_reuse", "steers pids in a user+pid namespace, whose init would own the sanitizer's logs"),
     (
         "reaper_raw_clone_child",
         "steers pids, which outside a pid namespace of its own any process running beside it may take first",

@@ -5,6 +5,7 @@
 use super::pass;
 use crate::sys::{self, ErrnoGuard};
 use libc::{c_int, c_void, pid_t, siginfo_t};
+use nix::sys::signal::{SigSet, Signal};
 use std::io;
 
 /// The SIGCHLD handler. Async-signal-safe: it reaches only atomics, memory
@@ -62,19 +63,14 @@ pub(super) fn is_installed() -> io::Result<bool> {
     Ok(current.sa_sigaction == handler_address())
 }
 
-/// Whether [`on_sigchld`] can still run when a child exits: it is the
-/// SIGCHLD disposition, and no SIGCHLD is pending while the calling thread
-/// blocks it (the kernel hands a pending SIGCHLD to any thread that does not
-/// block it at once, so one left pending is blocked everywhere). False also
-/// when the disposition cannot be read.
+/// Whether [`on_sigchld`] runs for this thread's waits: it is the SIGCHLD
+/// disposition and the calling thread does not block SIGCHLD. A thread that
+/// blocks it may leave it to another thread, or to a signalfd or
+/// `sigwaitinfo` that takes it without running the handler. False also when
+/// either cannot be read.
 pub(super) fn can_run() -> bool {
-    // SAFETY: sigset_t is plain data; sigpending fills it.
-    let mut pending: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: pending is a valid out-pointer.
-    let stuck = unsafe { libc::sigpending(&mut pending) } == 0
-        // SAFETY: pending was filled by sigpending.
-        && unsafe { libc::sigismember(&pending, libc::SIGCHLD) } == 1;
-    !stuck && is_installed().unwrap_or(false)
+    let blocked = SigSet::thread_get_mask().map_or(true, |mask| mask.contains(Signal::SIGCHLD));
+    !blocked && is_installed().unwrap_or(false)
 }
 
 /// Puts back a disposition returned by [`install`].

@@ -70,6 +70,7 @@ pub fn uninstall() -> io::Result<()> {
         handler::restore(old)?;
     }
     st.installed = None;
+    st.unpark_all();
     watcher::set_handler_blocked(false);
     watcher::publish_mode(&st);
     Ok(())

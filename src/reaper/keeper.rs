@@ -107,6 +107,8 @@ const BELL_TAG: u64 = u64::MAX;
 /// is dead (no fd).
 const FLAG_REMOTE: u32 = 1;
 const FLAG_DEAD: u32 = 2;
+/// Message flag: the keeper watches a remote child it holds from now on (no fd).
+const FLAG_WATCH: u32 = 4;
 /// Fds the keeper's table needs besides pidfds, with a margin.
 const OWN_FDS: usize = 8;
 /// How often a start retries a send refused for too many fds in flight (the
@@ -225,6 +227,28 @@ pub(super) fn release_remote(idx: u32, generation: u32) {
         }
         ring();
     }
+}
+
+/// Has the keeper watch and reap remote child `idx` (of `generation`),
+/// whose pidfd it holds, from now on, as any kept child. Gate held; the slot
+/// was just made kept and not remote (`Table::unpark`). With `may_wait`
+/// (ordinary context) a full socket is waited for; without, the send is
+/// tried once, which is async-signal-safe. False when it could not be sent.
+pub(super) fn watch(idx: u32, generation: u32, pid: pid_t, may_wait: bool) -> bool {
+    let tx = TX.load(SeqCst);
+    let message = encode(idx, generation, pid, FLAG_WATCH);
+    let sent = if may_wait {
+        tx >= 0 && send(tx, &message, -1)
+    } else if sys::send_message(tx, &message, -1).is_ok() {
+        QUEUED.fetch_add(1, SeqCst);
+        true
+    } else {
+        false
+    };
+    if sent {
+        ring();
+    }
+    sent
 }
 
 /// A kept child's identity: its slot and the slot's generation (never 0).
@@ -602,6 +626,8 @@ impl Keeper {
             let (idx, generation, pid, flags) = decode(&message);
             if flags & FLAG_DEAD != 0 {
                 self.release(idx, generation);
+            } else if flags & FLAG_WATCH != 0 {
+                self.watch(idx, generation, pid);
             } else if fd >= 0 {
                 self.hold(idx, generation, pid, fd, flags & FLAG_REMOTE != 0);
             } else {
@@ -610,6 +636,21 @@ impl Keeper {
                 KEPT.fetch_sub(1, SeqCst);
                 self.lose(Lost { idx, generation, pid, remote: flags & FLAG_REMOTE != 0 });
             }
+        }
+    }
+
+    /// Watches a remote child it holds from now on (see [`watch`]). One that
+    /// is done already is left alone; one whose pidfd cannot be watched goes
+    /// back to the passes as a child without a pidfd.
+    fn watch(&mut self, idx: u32, generation: u32, pid: pid_t) {
+        let pidfd = self.pidfd_of(idx, generation);
+        if pidfd < 0 {
+            return;
+        }
+        let watch = (libc::EPOLLIN | libc::EPOLLONESHOT) as u32;
+        if sys::epoll_add(self.epfd, pidfd, watch, identity(idx, generation)).is_err() {
+            self.release(idx, generation);
+            self.lose(Lost { idx, generation, pid, remote: false });
         }
     }
 

@@ -274,9 +274,10 @@ impl State {
     /// by a foreign wait), its pidfd goes back to the keeper to be closed.
     ///
     /// Unless `asked` (a wait or a scan asked, not the reap fd), its pidfd
-    /// was reported readable and the one-shot registration is spent: a child
-    /// that cannot be reaped yet (a tracer holds it) is then watched by pid on
-    /// the fallback list.
+    /// was reported readable and the one-shot registration is spent: the
+    /// child has ended. If it cannot be reaped now, a tracer holds it, or a
+    /// foreign wait took it and its pid names another process since; the
+    /// keeper, which holds its pidfd, then watches it and tells the two apart.
     fn reap_remote(&mut self, idx: u32, asked: bool) -> Check {
         let Slot { pid, generation, armed, .. } = *self.table.slot(idx);
         let found = sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::__WALL);
@@ -287,11 +288,12 @@ impl State {
             }
             Ok(Waited::NotYet) if asked => return Check::Running,
             Ok(Waited::NotYet) => {
-                self.table.set_remote(idx, false);
-                self.table.set_kept(idx, false);
-                self.table.add_fallback(idx);
-                watcher::publish_mode(self);
-                Check::Running
+                self.table.unpark(idx);
+                if !keeper::watch(idx, generation, pid, false) {
+                    self.watch_without_keeper(idx, pid, true);
+                }
+                self.publish_pass_wanted();
+                return Check::Running;
             }
             Err(_) => {
                 self.finish(idx, None);
@@ -337,6 +339,42 @@ impl State {
             Err(_) => self.finish(idx, None),
         }
         true
+    }
+
+    /// Remote child `idx`, which the keeper could not be asked to watch, is
+    /// watched by pid on the fallback list, identified by its start time read
+    /// now. One that has `ended` (its pidfd reported) but cannot be reaped is
+    /// held by a tracer if `pid` names a zombie; a process in any other state
+    /// under its pid is another one (a foreign wait took the child), and the
+    /// child is recorded as lost. Its pidfd goes back to the keeper to be
+    /// closed. Gate held; async-signal-safe.
+    fn watch_without_keeper(&mut self, idx: u32, pid: pid_t, ended: bool) {
+        let generation = self.table.slot(idx).generation;
+        keeper::release_remote(idx, generation);
+        let start_time = match sys::proc_stat(pid) {
+            Ok(stat) if !ended || stat.state == b'Z' => stat.start_time,
+            // Unknown: checked as that of any process under the pid.
+            Err(errno) if !ended && errno != libc::ENOENT => 0,
+            _ => return self.finish(idx, None),
+        };
+        self.table.set_kept(idx, false);
+        self.table.slot_mut(idx).start_time = start_time;
+        self.table.add_fallback(idx);
+        watcher::publish_mode(self);
+    }
+
+    /// Hands every parked child to the keeper to watch and reap: the
+    /// all-children handler, whose passes reaped them, is gone. Gate held;
+    /// ordinary context.
+    pub(super) fn unpark_all(&mut self) {
+        for idx in self.table.parked_slots() {
+            let Slot { pid, generation, .. } = *self.table.slot(idx);
+            self.table.unpark(idx);
+            if !keeper::watch(idx, generation, pid, true) {
+                self.watch_without_keeper(idx, pid, false);
+            }
+        }
+        self.publish_pass_wanted();
     }
 
     /// The start time of `pid`, read through the spare fd's place in the fd

@@ -272,6 +272,20 @@ impl Table {
         }
     }
 
+    /// Makes live remote slot `idx` the keeper's to watch and reap, as a
+    /// kept child: no longer remote or parked. Its registration in the reap
+    /// fd, if it reports later, is ignored.
+    pub fn unpark(&mut self, idx: u32) {
+        self.set_remote(idx, false);
+        self.slots[idx as usize].parked = false;
+    }
+
+    /// The live parked slots (see [`Slot::parked`]). Ordinary context.
+    pub fn parked_slots(&self) -> Vec<u32> {
+        let parked = |slot: &Slot| slot.state == SlotState::Live && slot.parked && slot.remote;
+        (0..self.slots.len() as u32).filter(|&idx| parked(&self.slots[idx as usize])).collect()
+    }
+
     /// The registration of remote slot `idx` reported, or is gone with the
     /// keeper's pidfd.
     pub fn disarm_remote(&mut self, idx: u32) {

@@ -6,6 +6,7 @@ use crate::sys;
 use libc::pid_t;
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
+use std::time::{Duration, Instant};
 
 fn error(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
@@ -97,8 +98,9 @@ fn checked(pid: pid_t) -> io::Result<pid_t> {
 
 /// `pid` > 0 or -1 (any).
 fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
-    // Set when the handler's passes stopped coming (see `Blocker::Passes`).
+    // Set when the handler's passes may have stopped (see `Blocker::Passes`).
     let mut pass_here = false;
+    let mut last_look = Instant::now();
     loop {
         let blocker = {
             let mut st = lock();
@@ -140,11 +142,19 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
             }
         } else {
             blocker.block();
-            pass_here =
-                matches!(blocker, Blocker::Passes { seen } if watcher::wake_count() == seen && !handler::can_run());
+            pass_here = matches!(blocker, Blocker::Passes { .. })
+                && last_look.elapsed() >= HANDLER_LOOK_EVERY
+                && !handler::can_run();
+            if pass_here {
+                last_look = Instant::now();
+            }
         }
     }
 }
+
+/// How often a wait that relies on the handler's passes checks that the
+/// handler can still run for it.
+const HANDLER_LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// How a wait sleeps until the child it waits for may have changed.
 enum Blocker {
@@ -157,9 +167,10 @@ enum Blocker {
     /// count was `seen`.
     Recorded { seen: u32 },
     /// Any child, where the handler's passes reap every child in scope: as
-    /// [`Blocker::Recorded`], but for a second at most. Then, if the handler
-    /// can no longer run (the program blocked SIGCHLD in every thread or
-    /// replaced the handler), the wait runs a pass itself, once a second.
+    /// [`Blocker::Recorded`], but for [`HANDLER_LOOK_EVERY`] at most. Then, if
+    /// the handler may no longer run for this wait (the program replaced it,
+    /// or blocks SIGCHLD in this thread and may take it elsewhere, as a
+    /// signalfd does), the wait runs a pass itself, at most that often.
     Passes { seen: u32 },
     /// A parked child (see `State::track`), which only the all-children
     /// handler's passes reap: as [`Blocker::Recorded`], but for a second at
@@ -188,7 +199,7 @@ impl Blocker {
                 unsafe { libc::poll(&mut pfd, 1, 1000) };
             }
             Blocker::Recorded { seen } => watcher::sleep(seen, None),
-            Blocker::Passes { seen } => watcher::sleep(seen, Some(1000)),
+            Blocker::Passes { seen } => watcher::sleep(seen, Some(HANDLER_LOOK_EVERY.as_millis() as u64)),
             Blocker::Parked { seen } => watcher::sleep(seen, Some(1000)),
             Blocker::Claimed { .. } => {}
         }
@@ -216,8 +227,12 @@ fn waitable(st: &mut State, pid: pid_t, nohang: bool) -> io::Result<Blocker> {
             events::sync_eventfd(st);
             return Err(error(libc::ECHILD));
         }
-        let only_kept =
-            st.scope_own() && st.table.watched == 0 && st.table.remote_armed == 0 && st.table.fallback.is_empty();
+        let table = &st.table;
+        let only_kept = st.scope_own()
+            && table.watched == 0
+            && table.remote_armed == 0
+            && table.parked_armed == 0
+            && table.fallback.is_empty();
         if st.passes_run_alone() {
             return Ok(Blocker::Passes { seen });
         }
