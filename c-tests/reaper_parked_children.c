@@ -23,7 +23,10 @@
  * I. With SIGCHLD blocked and read from a signalfd by another thread (which
  *    leaves nothing pending), a blocking zwait(-1) gets every exit.
  * J. As F, while another thread starts a child every 300 ms (each start wakes
- *    sleeping waits): the zwait(-1) loop ends before that thread is done. */
+ *    sleeping waits): the zwait(-1) loop ends before that thread is done.
+ * K. Another thread blocks SIGCHLD and reads it from a signalfd, so it takes
+ *    some of the signals before zreap's handler runs in the waiting thread
+ *    (which does not block SIGCHLD): each blocking zwait(-1) still returns. */
 #include "ctest.h"
 
 #include <poll.h>
@@ -283,6 +286,37 @@ static void part_j(void) {
     CHECK(ctest_children() == 0);
 }
 
+static void *read_signalfd_blocking(void *arg) {
+    struct signalfd_siginfo si;
+    while (read(signalfd_fd, &si, sizeof si) == sizeof si) {
+    }
+    return arg;
+}
+
+static void part_k(void) {
+    CHECK(zreap_install(0) == 0);
+    sigset_t chld = sigchld_only(), old;
+    CHECK(pthread_sigmask(SIG_BLOCK, &chld, &old) == 0);
+    signalfd_fd = signalfd(-1, &chld, SFD_CLOEXEC);
+    CHECK(signalfd_fd >= 0);
+    pthread_t reader; /* inherits the blocked mask; it ends with the part */
+    CHECK(pthread_create(&reader, NULL, read_signalfd_blocking, NULL) == 0);
+    CHECK(pthread_sigmask(SIG_SETMASK, &old, NULL) == 0);
+    for (int round = 0; round < 10; round++) {
+        pid_t kid = zfork(NULL);
+        if (kid == 0) {
+            ctest_sleep_ms(2);
+            _exit(3);
+        }
+        int st = -1;
+        if (kid < 0 || zwait(-1, &st, 0) != kid || !WIFEXITED(st) || WEXITSTATUS(st) != 3) {
+            CHECK(!"zfork + zwait(-1) round");
+            break;
+        }
+    }
+    CHECK(ctest_children() == 0);
+}
+
 /* Runs one part in a child process; false when it failed or ran 30 s. */
 static int run(const char *name, void (*part)(void)) {
     pid_t pid = fork();
@@ -318,6 +352,7 @@ int main(void) {
     CHECK(run("H", part_h));
     CHECK(run("I", part_i));
     CHECK(run("J", part_j));
+    CHECK(run("K", part_k));
     while (waitpid(-1, NULL, 0) > 0) {
     }
     return ctest_finish("reaper_parked_children");

@@ -1,19 +1,29 @@
-/* A child parked under zreap_install(0) whose pid is given to a plain fork()
- * child after zreap_uninstall(): zreap never takes that new child for the
- * tracked one. Runs in a pid namespace of its own (ctest_pid.h), where the
- * next pid can be forced.
+/* A tracked child that the program takes with its own waitpid(), and whose
+ * pid the kernel then gives to a plain fork() child: zreap never takes that
+ * new child for the tracked one. Runs in a pid namespace of its own
+ * (ctest_pid.h), where the next pid can be forced.
  *
- * Each round: T is made by zfork() under zreap_install(0); zreap_uninstall();
- * T exits and the program calls waitpid(T) itself (it may win against the
- * keeper, which watches T again after the uninstall, or find T reaped);
- * a plain fork() child U gets T's pid; zreap_install(ZREAP_OWN). U is not in
- * that scope: the program's waitpid(U) gets U's status, and zwait(T) returns
- * T's own status or ECHILD, never U's. In round 0 U exits after the install,
- * in round 1 before it. Before zreap_uninstall() handed parked children to
- * the keeper, round 0 failed: the first pass after the install read T's
- * spent registration, found U running under the pid, and watched "T" by pid
- * from then on, so it reaped U. */
+ * after_uninstall: T is made by zfork() under zreap_install(0) (a parked
+ * child); zreap_uninstall(); T exits and the program calls waitpid(T) (it
+ * may win against the keeper, which watches T again after the uninstall, or
+ * find T reaped); U gets T's pid; zreap_install(ZREAP_OWN). U is not in that
+ * scope: the program's waitpid(U) gets U's status, and zwait(T) returns T's
+ * own status or ECHILD, never U's. U exits after the install, or before it.
+ * Before zreap_uninstall() handed parked children to the keeper, the first
+ * pass after the install read T's spent registration, found U running under
+ * the pid, watched "T" by pid from then on, and so reaped U.
+ *
+ * taken_remote: T is a remote child (ZREAP_OWN with zreap_fd(), with and
+ * without the handler); the program takes it; U gets its pid and exits
+ * before zreap_all() reads T's spent registration: zreap_all() reaps
+ * nothing, the program's waitpid(U) gets U's status. And taken_parked: the
+ * same under zreap_install(0) with SIGCHLD blocked until U has exited; then
+ * zwait(T) answers ECHILD once (T's exit was taken), and U's own exit comes
+ * next for that pid. Both read the registration's EPOLLHUP (Linux 6.9): the
+ * child was reaped, and not by zreap. Before, zreap reaped U as T. */
 #include "ctest_pid.h"
+
+#include <sys/utsname.h>
 
 static void wait_for_pipe(int fd) {
     char c;
@@ -21,7 +31,7 @@ static void wait_for_pipe(int fd) {
     }
 }
 
-static void round_of(int u_exits_first) {
+static void after_uninstall(int u_exits_first) {
     int gate_t[2], gate_u[2];
     CHECK(pipe2(gate_t, O_CLOEXEC) == 0 && pipe2(gate_u, O_CLOEXEC) == 0);
     CHECK(zreap_install(0) == 0);
@@ -65,17 +75,86 @@ static void round_of(int u_exits_first) {
     } else {
         CHECK(zwait(t, &st, WNOHANG) == t && WIFEXITED(st) && WEXITSTATUS(st) == 7);
     }
-    printf("round %d: T=%d %s by the program's waitpid; U got its own status\n", u_exits_first, t,
-           stolen == t ? "taken" : "already reaped by zreap");
     CHECK(zreap_uninstall() == 0);
+}
+
+/* The program takes T itself; a plain child U gets T's pid and exits.
+ * Returns U. */
+static pid_t take_and_reuse(pid_t t, int gate_write) {
+    close(gate_write);
+    int st = -1;
+    CHECK(waitpid(t, &st, 0) == t && WIFEXITED(st) && WEXITSTATUS(st) == 7);
+    CHECK(ctest_next_pid_is(t) == 0);
+    pid_t u = fork();
+    if (u == 0) _exit(77);
+    CHECK(u == t);
+    WAIT_UNTIL(ctest_zombies() == 1, 5000);
+    return u;
+}
+
+static pid_t zfork_gated(int gate[2]) {
+    CHECK(pipe2(gate, O_CLOEXEC) == 0);
+    pid_t t = zfork(NULL);
+    if (t == 0) {
+        close(gate[1]);
+        wait_for_pipe(gate[0]);
+        _exit(7);
+    }
+    CHECK(t > 0);
+    close(gate[0]);
+    return t;
+}
+
+static void taken_remote(unsigned flags) {
+    CHECK(zreap_install(flags) == 0);
+    CHECK(zreap_fd() >= 0);
+    int gate[2];
+    pid_t t = zfork_gated(gate);
+    pid_t u = take_and_reuse(t, gate[1]);
+    CHECK(zreap_all(NULL, NULL) == 0);
+    CHECK_ERR(zwait(t, NULL, WNOHANG), ECHILD);
+    int st = -1;
+    CHECK(waitpid(u, &st, WNOHANG) == u && WIFEXITED(st) && WEXITSTATUS(st) == 77);
+    CHECK(zreap_uninstall() == 0);
+}
+
+static void taken_parked(void) {
+    CHECK(zreap_install(0) == 0);
+    int gate[2];
+    pid_t t = zfork_gated(gate);
+    sigset_t chld, old;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    CHECK(sigprocmask(SIG_BLOCK, &chld, &old) == 0);
+    pid_t u = take_and_reuse(t, gate[1]);
+    CHECK(sigprocmask(SIG_SETMASK, &old, NULL) == 0);
+    CHECK_ERR(zwait(t, NULL, 0), ECHILD);
+    int st = -1;
+    CHECK(zwait(u, &st, 0) == u && WIFEXITED(st) && WEXITSTATUS(st) == 77);
+    CHECK(zreap_uninstall() == 0);
+}
+
+/* Whether a pidfd reports EPOLLHUP once its process is reaped (Linux 6.9). */
+static int kernel_reports_reaped(void) {
+    struct utsname u;
+    int major = 0, minor = 0;
+    return uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+           (major > 6 || (major == 6 && minor >= 9));
 }
 
 int main(void) {
     ctest_leave_ns_init();
     ctest_start();
     CHECK(ctest_pid_control_open() >= 0);
-    round_of(0);
-    round_of(1);
+    after_uninstall(0);
+    after_uninstall(1);
+    if (kernel_reports_reaped()) {
+        taken_remote(ZREAP_OWN);
+        taken_remote(ZREAP_OWN | ZREAP_NO_HANDLER);
+        taken_parked();
+    } else {
+        printf("taken_remote, taken_parked: skipped (pidfds report no EPOLLHUP before Linux 6.9)\n");
+    }
     CHECK(ctest_children() == 0);
     return ctest_finish("reaper_parked_pid_reuse");
 }

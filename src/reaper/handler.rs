@@ -5,7 +5,6 @@
 use super::pass;
 use crate::sys::{self, ErrnoGuard};
 use libc::{c_int, c_void, pid_t, siginfo_t};
-use nix::sys::signal::{SigSet, Signal};
 use std::io;
 
 /// The SIGCHLD handler. Async-signal-safe: it reaches only atomics, memory
@@ -61,16 +60,6 @@ pub(super) fn is_installed() -> io::Result<bool> {
         return Err(io::Error::last_os_error());
     }
     Ok(current.sa_sigaction == handler_address())
-}
-
-/// Whether [`on_sigchld`] runs for this thread's waits: it is the SIGCHLD
-/// disposition and the calling thread does not block SIGCHLD. A thread that
-/// blocks it may leave it to another thread, or to a signalfd or
-/// `sigwaitinfo` that takes it without running the handler. False also when
-/// either cannot be read.
-pub(super) fn can_run() -> bool {
-    let blocked = SigSet::thread_get_mask().map_or(true, |mask| mask.contains(Signal::SIGCHLD));
-    !blocked && is_installed().unwrap_or(false)
 }
 
 /// Puts back a disposition returned by [`install`].

@@ -7,7 +7,7 @@
 //! kick), atomics, and writes to memory reserved beforehand; no allocation,
 //! no lock, no panic.
 
-use super::table::Slot;
+use super::table::{Slot, SlotState};
 use super::{events, keeper, watcher, State, REAPER};
 use crate::gate::GateGuard;
 use crate::sys::{self, Waited};
@@ -255,7 +255,7 @@ fn reap_watched(st: &mut State) {
             }
             if remote {
                 if this_child && slot.remote {
-                    st.reap_remote(idx, false);
+                    st.reap_remote(idx, Some(event.events));
                 }
             } else if slot.pidfd >= 0 {
                 st.check_slot(idx, false);
@@ -273,20 +273,38 @@ impl State {
     /// wait that claimed it reap a remote child. Once reaped (or found taken
     /// by a foreign wait), its pidfd goes back to the keeper to be closed.
     ///
-    /// Unless `asked` (a wait or a scan asked, not the reap fd), its pidfd
-    /// was reported readable and the one-shot registration is spent: the
-    /// child has ended. If it cannot be reaped now, a tracer holds it, or a
-    /// foreign wait took it and its pid names another process since; the
-    /// keeper, which holds its pidfd, then watches it and tells the two apart.
-    fn reap_remote(&mut self, idx: u32, asked: bool) -> Check {
+    /// With `reported`, the events its one-shot registration in the reap fd
+    /// reported as the pass read it: the child has ended. `EPOLLHUP` says it
+    /// was reaped already, and not by the library (Linux 6.9 and later): a
+    /// foreign wait took it, and its pid may name another process since. If
+    /// it cannot be reaped now, a tracer holds it, or a foreign wait took it
+    /// (on older kernels); the keeper, which holds its pidfd, then watches it
+    /// and tells the two apart. Without (a wait or a scan asked), the reap
+    /// fd's events are read first, for the same answer.
+    fn reap_remote(&mut self, idx: u32, reported: Option<u32>) -> Check {
+        if reported.is_none() && self.table.slot(idx).armed {
+            reap_watched(self);
+            let slot = *self.table.slot(idx);
+            match slot.state {
+                SlotState::Live if slot.remote => {}
+                SlotState::Live => return Check::Kept,
+                SlotState::Exited => return Check::Reaped,
+                _ => return Check::Gone,
+            }
+        }
         let Slot { pid, generation, armed, .. } = *self.table.slot(idx);
+        if reported.is_some_and(|events| events & libc::EPOLLHUP as u32 != 0) {
+            self.finish(idx, None);
+            self.release_remote(idx, generation, armed);
+            return Check::Gone;
+        }
         let found = sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::__WALL);
         let check = match found {
             Ok(Waited::Exited(_, status)) => {
                 self.finish(idx, Some(status));
                 Check::Reaped
             }
-            Ok(Waited::NotYet) if asked => return Check::Running,
+            Ok(Waited::NotYet) if reported.is_none() => return Check::Running,
             Ok(Waited::NotYet) => {
                 self.table.unpark(idx);
                 if !keeper::watch(idx, generation, pid, false) {
@@ -474,7 +492,7 @@ impl State {
             return Check::Claimed;
         }
         if slot.remote {
-            return self.reap_remote(idx, true);
+            return self.reap_remote(idx, None);
         }
         if slot.kept {
             return Check::Kept;

@@ -1,7 +1,7 @@
 //! Delivery: waiting for one child or any, collecting every exit, the reap fd.
 
 use super::table::{SlotState, Taken};
-use super::{events, handler, keeper, lock, pass, watcher, Exit, State, REAPER};
+use super::{events, keeper, lock, pass, watcher, Exit, State, REAPER};
 use crate::sys;
 use libc::pid_t;
 use std::io;
@@ -144,7 +144,7 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
             blocker.block();
             pass_here = matches!(blocker, Blocker::Passes { .. })
                 && last_look.elapsed() >= HANDLER_LOOK_EVERY
-                && !handler::can_run();
+                && sys::peek_exited_child().is_some();
             if pass_here {
                 last_look = Instant::now();
             }
@@ -152,8 +152,8 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
     }
 }
 
-/// How often a wait that relies on the handler's passes checks that the
-/// handler can still run for it.
+/// How often a wait that relies on the handler's passes looks for exited
+/// children that none reaped.
 const HANDLER_LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// How a wait sleeps until the child it waits for may have changed.
@@ -168,9 +168,9 @@ enum Blocker {
     Recorded { seen: u32 },
     /// Any child, where the handler's passes reap every child in scope: as
     /// [`Blocker::Recorded`], but for [`HANDLER_LOOK_EVERY`] at most. Then, if
-    /// the handler may no longer run for this wait (the program replaced it,
-    /// or blocks SIGCHLD in this thread and may take it elsewhere, as a
-    /// signalfd does), the wait runs a pass itself, at most that often.
+    /// a child has exited that no pass reaped (the program replaced the
+    /// handler, blocks SIGCHLD, or reads it from a signalfd), the wait runs a
+    /// pass itself, at most that often.
     Passes { seen: u32 },
     /// A parked child (see `State::track`), which only the all-children
     /// handler's passes reap: as [`Blocker::Recorded`], but for a second at
