@@ -280,12 +280,16 @@ impl State {
     /// it cannot be reaped now, a tracer holds it, or a foreign wait took it
     /// (on older kernels); the keeper, which holds its pidfd, then watches it
     /// and tells the two apart. Without (a wait or a scan asked), the reap
-    /// fd's events are read first, for the same answer.
+    /// fd's events are read first, for the same answer: one system call, as
+    /// many as a look by pid, while the child runs.
     fn reap_remote(&mut self, idx: u32, reported: Option<u32>) -> Check {
         if reported.is_none() && self.table.slot(idx).armed {
             reap_watched(self);
             let slot = *self.table.slot(idx);
             match slot.state {
+                // Its registration has not reported: it cannot be reaped yet
+                // (a pidfd reports before its process can be waited for).
+                SlotState::Live if slot.remote && slot.armed => return Check::Running,
                 SlotState::Live if slot.remote => {}
                 SlotState::Live => return Check::Kept,
                 SlotState::Exited => return Check::Reaped,
