@@ -7,7 +7,12 @@
  * keeper thread next woke, which in these scopes it had no reason to do:
  * after 20 of 30 waits (every zwait(pid)) in each scope but
  * zreap_install(0)'s, where the keeper reaps and the fd has no such
- * registration. */
+ * registration.
+ * The other way round, in the same scopes: a zwait(A, WNOHANG) for a running
+ * child, made while another child B has ended unreported, leaves the fd
+ * readable for B, and zreap_all() reports B. A zwait(A) once reaped B on the
+ * way (it read the fd's events) without telling anyone: the fd stayed
+ * quiet with B's exit waiting. */
 #include "ctest.h"
 #include <poll.h>
 
@@ -43,6 +48,13 @@ static int quiet(void) {
     return reported == 0 && !fd_readable();
 }
 
+static int b_reported;
+
+static void on_b(pid_t pid, int st, void *ctx) {
+    CHECK(pid == *(pid_t *)ctx && WIFEXITED(st) && WEXITSTATUS(st) == 7);
+    b_reported++;
+}
+
 static void scope(const char *name, unsigned flags, int installed) {
     if (installed) CHECK(zreap_install(flags) == 0);
     CHECK(zreap_fd() >= 0);
@@ -67,6 +79,29 @@ static void scope(const char *name, unsigned flags, int installed) {
     if (installed) CHECK(zreap_uninstall() == 0);
 }
 
+static void other_exit_stays_announced(const char *name, unsigned flags, int installed) {
+    if (installed) CHECK(zreap_install(flags) == 0);
+    CHECK(zreap_fd() >= 0);
+    pid_t a = zfork(NULL);
+    if (a == 0) {
+        pause();
+        _exit(0);
+    }
+    CHECK(a > 0);
+    pid_t b = child(7, 0);
+    WAIT_UNTIL(ended(b), 5000);
+    CHECK(zwait(a, NULL, WNOHANG) == 0);
+    struct pollfd pfd = {zreap_fd(), POLLIN, 0};
+    int readable = poll(&pfd, 1, 3000) == 1;
+    int reported = zreap_all(on_b, &b);
+    fprintf(stderr, "%s: fd readable for the other exit: %d, zreap_all() reported %d\n", name, readable, reported);
+    CHECK(readable && reported == 1 && b_reported == 1);
+    b_reported = 0;
+    CHECK(kill(a, SIGKILL) == 0 && zwait(a, NULL, 0) == a);
+    CHECK(ctest_children() == 0);
+    if (installed) CHECK(zreap_uninstall() == 0);
+}
+
 int main(void) {
     ctest_start();
     scope("ZREAP_OWN", ZREAP_OWN, 1);
@@ -74,5 +109,9 @@ int main(void) {
     scope("ZREAP_NO_HANDLER", ZREAP_NO_HANDLER, 1);
     scope("zreap_install(0)", 0, 1);
     scope("nothing installed", 0, 0);
+    other_exit_stays_announced("ZREAP_OWN", ZREAP_OWN, 1);
+    other_exit_stays_announced("ZREAP_OWN | ZREAP_NO_HANDLER", ZREAP_OWN | ZREAP_NO_HANDLER, 1);
+    other_exit_stays_announced("ZREAP_NO_HANDLER", ZREAP_NO_HANDLER, 1);
+    other_exit_stays_announced("nothing installed", 0, 0);
     return ctest_finish("reaper_fd_quiet_after_wait");
 }

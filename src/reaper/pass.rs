@@ -284,14 +284,21 @@ impl State {
     /// many as a look by pid, while the child runs.
     fn reap_remote(&mut self, idx: u32, reported: Option<u32>) -> Check {
         if reported.is_none() && self.table.slot(idx).armed {
+            let before = self.table.next_seq;
             reap_watched(self);
+            if self.table.next_seq != before {
+                // Other children's exits were recorded on the way.
+                self.notify();
+            }
             let slot = *self.table.slot(idx);
             match slot.state {
                 // Its registration has not reported: it cannot be reaped yet
                 // (a pidfd reports before its process can be waited for).
                 SlotState::Live if slot.remote && slot.armed => return Check::Running,
                 SlotState::Live if slot.remote => {}
-                SlotState::Live => return Check::Kept,
+                SlotState::Live if slot.kept => return Check::Kept,
+                // Handed to the fallback list, which the passes check.
+                SlotState::Live => return Check::Running,
                 SlotState::Exited => return Check::Reaped,
                 _ => return Check::Gone,
             }

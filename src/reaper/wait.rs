@@ -142,12 +142,11 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
             }
         } else {
             blocker.block();
-            pass_here = matches!(blocker, Blocker::Passes { .. })
-                && last_look.elapsed() >= HANDLER_LOOK_EVERY
-                && sys::peek_exited_child().is_some();
-            if pass_here {
+            let look = matches!(blocker, Blocker::Passes { .. }) && last_look.elapsed() >= HANDLER_LOOK_EVERY;
+            if look {
                 last_look = Instant::now();
             }
+            pass_here = look && sys::peek_exited_child().is_some();
         }
     }
 }
