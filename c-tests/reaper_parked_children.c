@@ -26,7 +26,11 @@
  *    sleeping waits): the zwait(-1) loop ends before that thread is done.
  * K. Another thread blocks SIGCHLD and reads it from a signalfd, so it takes
  *    some of the signals before zreap's handler runs in the waiting thread
- *    (which does not block SIGCHLD): each blocking zwait(-1) still returns. */
+ *    (which does not block SIGCHLD): each blocking zwait(-1) still returns.
+ * L, M, N. The program takes the child itself (its waitpid with SIGCHLD
+ *    blocked; its own reaping SIGCHLD handler; SIG_IGN): a blocking zwait(-1)
+ *    then answers ECHILD, as for a plain child, and does not sleep for good
+ *    on a slot that no pass looks at. */
 #include "ctest.h"
 
 #include <poll.h>
@@ -317,22 +321,84 @@ static void part_k(void) {
     CHECK(ctest_children() == 0);
 }
 
-/* Runs one part in a child process; false when it failed or ran 30 s. */
+/* One zfork() child that exits at once; the program takes it by `take`,
+ * then a blocking zwait(-1) must find no child left. */
+static void taken_then_wait_any(void (*take)(pid_t)) {
+    CHECK(zreap_install(0) == 0);
+    pid_t a = zfork(NULL);
+    if (a == 0) _exit(7);
+    CHECK(a > 0);
+    take(a);
+    CHECK_ERR(zwait(-1, NULL, 0), ECHILD);
+    CHECK(ctest_children() == 0);
+}
+
+static void take_with_sigchld_blocked(pid_t a) {
+    sigset_t chld = sigchld_only();
+    CHECK(sigprocmask(SIG_BLOCK, &chld, NULL) == 0);
+    int st = -1;
+    CHECK(waitpid(a, &st, 0) == a && WIFEXITED(st) && WEXITSTATUS(st) == 7);
+}
+
+static void reap_everything(int sig) {
+    int saved = errno;
+    (void)sig;
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
+    errno = saved;
+}
+
+static void take_with_own_handler(pid_t a) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = reap_everything;
+    sa.sa_flags = SA_RESTART;
+    CHECK(sigaction(SIGCHLD, &sa, NULL) == 0);
+    reap_everything(SIGCHLD); /* in case it ended before */
+    WAIT_UNTIL(ctest_children() == 0, 5000);
+    (void)a;
+}
+
+static void take_with_sig_ign(pid_t a) {
+    CHECK(signal(SIGCHLD, SIG_IGN) != SIG_ERR);
+    reap_everything(SIGCHLD);
+    WAIT_UNTIL(ctest_children() == 0, 5000);
+    (void)a;
+}
+
+static void part_l(void) {
+    taken_then_wait_any(take_with_sigchld_blocked);
+}
+
+static void part_m(void) {
+    taken_then_wait_any(take_with_own_handler);
+}
+
+static void part_n(void) {
+    taken_then_wait_any(take_with_sig_ign);
+}
+
+/* Runs one part in a child process, in a process group of its own with its
+ * children; false when it failed or ran 30 s. The group is killed once the
+ * part is over, and what it left is reaped here. */
 static int run(const char *name, void (*part)(void)) {
     pid_t pid = fork();
     if (pid == 0) {
+        setpgid(0, 0);
         ctest_failures = 0; /* this part's own */
         part();
         _exit(ctest_failures ? 1 : 0);
     }
+    setpgid(pid, pid);
     int st = -1;
     for (int ms = 0; ms < 30000 && waitpid(pid, &st, WNOHANG) == 0; ms += 10) ctest_sleep_ms(10);
     if (waitpid(pid, &st, WNOHANG) == 0) {
         fprintf(stderr, "part %s still running after 30 s\n", name);
-        kill(pid, SIGKILL);
+        kill(-pid, SIGKILL);
         waitpid(pid, &st, 0);
         return 0;
     }
+    kill(-pid, SIGKILL); /* what a failed part left running */
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fprintf(stderr, "part %s failed\n", name);
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
@@ -353,6 +419,9 @@ int main(void) {
     CHECK(run("I", part_i));
     CHECK(run("J", part_j));
     CHECK(run("K", part_k));
+    CHECK(run("L", part_l));
+    CHECK(run("M", part_m));
+    CHECK(run("N", part_n));
     while (waitpid(-1, NULL, 0) > 0) {
     }
     return ctest_finish("reaper_parked_children");

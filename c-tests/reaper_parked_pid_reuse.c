@@ -20,9 +20,19 @@
  * same under zreap_install(0) with SIGCHLD blocked until U has exited; then
  * zwait(T) answers ECHILD once (T's exit was taken), and U's own exit comes
  * next for that pid. Both read the registration's EPOLLHUP (Linux 6.9): the
- * child was reaped, and not by zreap. Before, zreap reaped U as T. */
+ * child was reaped, and not by zreap. Before, zreap reaped U as T.
+ *
+ * taken_kept: T is kept (handed to the keeper by zreap_uninstall(), then
+ * zreap_install(0) again); the keeper is held off (SCHED_IDLE, on the CPU the
+ * main thread keeps busy) while, with SIGCHLD blocked, the program takes T
+ * and U gets its pid and exits; then SIGCHLD is let through. zwait(T) answers
+ * ECHILD and U's exit comes as U's. The handler's walk once reaped U by pid
+ * as the kept child; it now leaves kept children to the keeper, whose pidfd
+ * tells them apart. Needs two CPUs. */
 #include "ctest_pid.h"
 
+#include <sched.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 
 static void wait_for_pipe(int fd) {
@@ -66,7 +76,6 @@ static void after_uninstall(int u_exits_first) {
     if (!u_exits_first) close(gate_u[1]);
     /* Let the library's passes and keeper see whatever they would. */
     ctest_sleep_ms(200);
-    CHECK(zreap_all(NULL, NULL) >= 0);
     st = -1;
     CHECK(waitpid(u, &st, 0) == u && WIFEXITED(st) && WEXITSTATUS(st) == 77);
     st = -1;
@@ -75,6 +84,7 @@ static void after_uninstall(int u_exits_first) {
     } else {
         CHECK(zwait(t, &st, WNOHANG) == t && WIFEXITED(st) && WEXITSTATUS(st) == 7);
     }
+    CHECK(zreap_all(NULL, NULL) == 0);
     CHECK(zreap_uninstall() == 0);
 }
 
@@ -134,6 +144,65 @@ static void taken_parked(void) {
     CHECK(zreap_uninstall() == 0);
 }
 
+static void run_on_cpu(pid_t tid, int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    CHECK(sched_setaffinity(tid, sizeof set, &set) == 0);
+}
+
+/* Every other thread of this process (the library's) to CPU 0 at the lowest
+ * priority there is: it runs only when the main thread, also on CPU 0, sleeps. */
+static void hold_other_threads_off(void) {
+    DIR *dir = opendir("/proc/self/task");
+    CHECK(dir != NULL);
+    if (!dir) return;
+    struct dirent *entry;
+    while ((entry = readdir(dir))) {
+        pid_t tid = (pid_t)atoi(entry->d_name);
+        if (tid <= 0 || tid == (pid_t)syscall(SYS_gettid)) continue;
+        run_on_cpu(tid, 0);
+        struct sched_param param = {0};
+        CHECK(sched_setscheduler(tid, SCHED_IDLE, &param) == 0);
+    }
+    closedir(dir);
+}
+
+static void taken_kept(void) {
+    run_on_cpu(0, 0);
+    CHECK(zreap_install(0) == 0);
+    int gate[2];
+    pid_t t = zfork_gated(gate);
+    CHECK(zreap_uninstall() == 0);
+    CHECK(zreap_install(0) == 0);
+    ctest_sleep_ms(100);
+    hold_other_threads_off();
+    sigset_t chld, old;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    CHECK(sigprocmask(SIG_BLOCK, &chld, &old) == 0);
+    close(gate[1]);
+    int st = -1;
+    pid_t taken;
+    /* Busy, so that the held-off threads do not run meanwhile. */
+    while ((taken = waitpid(t, &st, WNOHANG)) == 0) {
+    }
+    CHECK(taken == t && WIFEXITED(st) && WEXITSTATUS(st) == 7);
+    CHECK(ctest_next_pid_is(t) == 0);
+    pid_t u = fork();
+    if (u == 0) _exit(77);
+    CHECK(u == t);
+    siginfo_t info;
+    do {
+        memset(&info, 0, sizeof info);
+    } while (waitid(P_PID, (id_t)u, &info, WEXITED | WNOWAIT | WNOHANG) == 0 && info.si_pid == 0);
+    CHECK(sigprocmask(SIG_SETMASK, &old, NULL) == 0);
+    CHECK_ERR(zwait(t, NULL, 0), ECHILD);
+    st = -1;
+    CHECK(zwait(u, &st, 0) == u && WIFEXITED(st) && WEXITSTATUS(st) == 77);
+    CHECK(zreap_uninstall() == 0);
+}
+
 /* Whether a pidfd reports EPOLLHUP once its process is reaped (Linux 6.9). */
 static int kernel_reports_reaped(void) {
     struct utsname u;
@@ -154,6 +223,11 @@ int main(void) {
         taken_parked();
     } else {
         printf("taken_remote, taken_parked: skipped (pidfds report no EPOLLHUP before Linux 6.9)\n");
+    }
+    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
+        taken_kept();
+    } else {
+        printf("taken_kept: skipped (one CPU)\n");
     }
     CHECK(ctest_children() == 0);
     return ctest_finish("reaper_parked_pid_reuse");

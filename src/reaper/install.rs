@@ -66,6 +66,11 @@ pub fn install(flags: InstallFlags) -> io::Result<()> {
 /// subreaper setting stays.
 pub fn uninstall() -> io::Result<()> {
     let mut st = lock();
+    if st.fd_wanted && st.handler_active() {
+        // Without the handler, the reap fd turns readable for plain children
+        // through the watcher, which zreap_fd() did not need to start then.
+        watcher::start()?;
+    }
     if let Some(Installed { old_action: Some(old), .. }) = &st.installed {
         handler::restore(old)?;
     }

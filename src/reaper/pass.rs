@@ -138,12 +138,11 @@ pub(super) fn sweep_settled(mut st: GateGuard<'static, State>) -> GateGuard<'sta
 /// batch and sweeps again.
 ///
 /// In the all-children scope it looks at each exited child first (so that a
-/// tracer's ptrace stops are never taken) and reaps it through its slot, a
-/// kept one too (see [`State::reap_kept`]), so that one walk of the children
-/// per SIGCHLD finds every exit; the child that SIGCHLD reported is taken by
-/// pid before the walk. Only where a wait has claimed a child, or a
-/// kept one cannot be reaped yet (the keeper then has the next pass run once
-/// it has reaped it), it stops and returns true.
+/// tracer's ptrace stops are never taken) and reaps it through its slot, so
+/// that one walk of the children per SIGCHLD finds every exit; the child
+/// that SIGCHLD reported is taken by pid before the walk. Only where a wait
+/// has claimed a child, or at a kept one (the keeper reaps it and then has
+/// the next pass run), it stops and returns true.
 pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
     if !st.ready {
         return false;
@@ -182,12 +181,13 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
                 PidReap::Nothing if from_signal || !sys::exited_unreaped(pid) => taken_elsewhere = true,
                 // Still there, yet not to be reaped now: the next pass tries.
                 PidReap::Nothing => break,
-                PidReap::Kept(idx) => {
-                    if !st.reap_kept(idx) {
-                        keeper::kick();
-                        at_kept = true;
-                        break;
-                    }
+                // The keeper reaps it through its pidfd, which tells it from a
+                // later process under its pid (if a foreign wait took it),
+                // and then has the next pass run.
+                PidReap::Kept(_) => {
+                    keeper::kick();
+                    at_kept = true;
+                    break;
                 }
                 // Its wait runs a pass once it has reaped it.
                 PidReap::Claimed => {
@@ -351,23 +351,6 @@ impl State {
             }
         }
         keeper::release_remote(idx, generation);
-    }
-
-    /// Reaps kept child `idx`, which a pass found exited, by pid: the pid
-    /// names it while it is unreaped, since only the keeper and the passes
-    /// (both under the gate) and a wait that claimed it reap a kept child. The
-    /// keeper closes its pidfd when it next wakes (the exit has woken it). False
-    /// when it cannot be reaped yet (a tracer holds it): the keeper, which
-    /// watches it, reaps it then.
-    fn reap_kept(&mut self, idx: u32) -> bool {
-        let pid = self.table.slot(idx).pid;
-        match sys::waitid(libc::P_PID, pid as libc::id_t, libc::WNOHANG | libc::__WALL) {
-            Ok(Waited::Exited(_, status)) => self.finish(idx, Some(status)),
-            Ok(Waited::NotYet) => return false,
-            // Taken by a foreign wait.
-            Err(_) => self.finish(idx, None),
-        }
-        true
     }
 
     /// Remote child `idx`, which the keeper could not be asked to watch, is

@@ -142,17 +142,15 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
             }
         } else {
             blocker.block();
-            let look = matches!(blocker, Blocker::Passes { .. }) && last_look.elapsed() >= HANDLER_LOOK_EVERY;
-            if look {
+            pass_here = matches!(blocker, Blocker::Passes { .. }) && last_look.elapsed() >= HANDLER_LOOK_EVERY;
+            if pass_here {
                 last_look = Instant::now();
             }
-            pass_here = look && sys::peek_exited_child().is_some();
         }
     }
 }
 
-/// How often a wait that relies on the handler's passes looks for exited
-/// children that none reaped.
+/// How often a wait that relies on the handler's passes runs one itself.
 const HANDLER_LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// How a wait sleeps until the child it waits for may have changed.
@@ -166,10 +164,11 @@ enum Blocker {
     /// count was `seen`.
     Recorded { seen: u32 },
     /// Any child, where the handler's passes reap every child in scope: as
-    /// [`Blocker::Recorded`], but for [`HANDLER_LOOK_EVERY`] at most. Then, if
-    /// a child has exited that no pass reaped (the program replaced the
-    /// handler, blocks SIGCHLD, or reads it from a signalfd), the wait runs a
-    /// pass itself, at most that often.
+    /// [`Blocker::Recorded`], but for [`HANDLER_LOOK_EVERY`] at most; then the
+    /// wait runs a pass itself, and so on at most that often. The handler may
+    /// no longer run (the program blocks SIGCHLD, reads it from a signalfd
+    /// or replaced the handler), and a pass also learns which tracked
+    /// children a foreign wait took (their pidfds report it).
     Passes { seen: u32 },
     /// A parked child (see `State::track`), which only the all-children
     /// handler's passes reap: as [`Blocker::Recorded`], but for a second at
