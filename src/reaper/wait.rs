@@ -98,7 +98,8 @@ fn checked(pid: pid_t) -> io::Result<pid_t> {
 
 /// `pid` > 0 or -1 (any).
 fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
-    // Set when the handler's passes may have stopped (see `Blocker::Passes`).
+    // Set once a second while the wait relies on the handler's passes (see
+    // `Blocker::Passes`): this wait then runs one itself.
     let mut pass_here = false;
     let mut last_look = Instant::now();
     loop {
