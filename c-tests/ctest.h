@@ -128,6 +128,19 @@ static inline void ctest_sleep_ms(long ms) {
             ctest_sleep_ms(5);                                           \
     } while (0)
 
+/* `rounds` rounds of zfork() + blocking zwait(pid): child i exits with
+ * i % codes, and the wait must return that status. Returns 1 when every
+ * round did; stops at the first that did not. */
+static inline int ctest_zfork_zwait_rounds(int rounds, int codes) {
+    for (int i = 0; i < rounds; i++) {
+        int st = -1;
+        pid_t pid = zfork(NULL);
+        if (pid == 0) _exit(i % codes);
+        if (pid < 0 || zwait(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != i % codes) return 0;
+    }
+    return 1;
+}
+
 /* The number of threads of this process (/proc/self/task); exits 2 if it
  * cannot be read. */
 static inline int ctest_tasks(void) {

@@ -90,14 +90,7 @@ int main(void) {
 
     /* Blocking waits reap their children themselves; the keeper closes their
      * pidfds when it takes them off the socket. */
-    for (int i = 0; i < ROUNDS; i++) {
-        pid_t pid = zfork(NULL);
-        if (pid == 0) _exit(i % 200);
-        if (pid < 0 || zwait(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != i % 200) {
-            CHECK(!"zfork + zwait round");
-            break;
-        }
-    }
+    CHECK(ctest_zfork_zwait_rounds(ROUNDS, 200));
     int held = keeper_fds(keeper);
     printf("keeper fds: %d of its own, %d after %d rounds\n", own_fds, held, ROUNDS);
     CHECK(held >= own_fds && held <= own_fds + 40);

@@ -156,14 +156,7 @@ static void part_e(void) {
     CHECK(keeper > 0);
     ctest_sleep_ms(50);
     long before = ctest_thread_sleeps(keeper);
-    for (int i = 0; i < ROUNDS; i++) {
-        pid_t pid = zfork(NULL);
-        if (pid == 0) _exit(i % 100);
-        if (pid < 0 || zwait(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != i % 100) {
-            CHECK(!"zfork + zwait round");
-            break;
-        }
-    }
+    CHECK(ctest_zfork_zwait_rounds(ROUNDS, 100));
     long woken = ctest_thread_sleeps(keeper) - before;
     printf("keeper woken %ld times by %d exits\n", woken, ROUNDS);
     CHECK(before >= 0 && woken < ROUNDS / 4);
