@@ -141,6 +141,24 @@ static inline int ctest_zfork_zwait_rounds(int rounds, int codes) {
     return 1;
 }
 
+/* A zfork() child that exits 7 once gate[1] is closed (EOF on its read end);
+ * makes the pipe and closes gate[0] here. Lets a test set up how it takes the
+ * child before the child can exit. */
+static inline pid_t ctest_zfork_gated(int gate[2]) {
+    CHECK(pipe2(gate, O_CLOEXEC) == 0);
+    pid_t pid = zfork(NULL);
+    if (pid == 0) {
+        char byte;
+        close(gate[1]);
+        while (read(gate[0], &byte, 1) == -1 && errno == EINTR) {
+        }
+        _exit(7);
+    }
+    CHECK(pid > 0);
+    close(gate[0]);
+    return pid;
+}
+
 /* The number of threads of this process (/proc/self/task); exits 2 if it
  * cannot be read. */
 static inline int ctest_tasks(void) {

@@ -275,11 +275,12 @@ static void part_j(void) {
     for (int i = 0; i < K; i++) CHECK(seen[i] == 1);
     stop_thread = 1;
     pthread_join(starter, NULL);
-    for (int i = 0; i < STARTS; i++) {
-        if (started[i] <= 0) continue;
-        kill(started[i], SIGKILL);
-        CHECK(zwait(started[i], NULL, 0) == started[i]);
-    }
+    /* All killed first: with SIGCHLD blocked each blocking wait may sleep
+     * up to a second before its look, and one look reaps them all. */
+    for (int i = 0; i < STARTS; i++)
+        if (started[i] > 0) kill(started[i], SIGKILL);
+    for (int i = 0; i < STARTS; i++)
+        if (started[i] > 0) CHECK(zwait(started[i], NULL, 0) == started[i]);
     CHECK(ctest_children() == 0);
 }
 
@@ -314,21 +315,22 @@ static void part_k(void) {
     CHECK(ctest_children() == 0);
 }
 
-/* One zfork() child that exits at once; the program takes it by `take`,
- * then a blocking zwait(-1) must find no child left. */
-static void taken_then_wait_any(void (*take)(pid_t)) {
+/* One zfork() child, gated: the program sets up how it takes the child
+ * (`take`, which opens the gate by closing `gate_w`) before the child can
+ * exit; then a blocking zwait(-1) must find no child left. */
+static void taken_then_wait_any(void (*take)(pid_t, int)) {
     CHECK(zreap_install(0) == 0);
-    pid_t a = zfork(NULL);
-    if (a == 0) _exit(7);
-    CHECK(a > 0);
-    take(a);
+    int gate[2];
+    pid_t a = ctest_zfork_gated(gate);
+    take(a, gate[1]);
     CHECK_ERR(zwait(-1, NULL, 0), ECHILD);
     CHECK(ctest_children() == 0);
 }
 
-static void take_with_sigchld_blocked(pid_t a) {
+static void take_with_sigchld_blocked(pid_t a, int gate_w) {
     sigset_t chld = sigchld_only();
     CHECK(sigprocmask(SIG_BLOCK, &chld, NULL) == 0);
+    close(gate_w);
     int st = -1;
     CHECK(waitpid(a, &st, 0) == a && WIFEXITED(st) && WEXITSTATUS(st) == 7);
 }
@@ -341,20 +343,20 @@ static void reap_everything(int sig) {
     errno = saved;
 }
 
-static void take_with_own_handler(pid_t a) {
+static void take_with_own_handler(pid_t a, int gate_w) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = reap_everything;
     sa.sa_flags = SA_RESTART;
     CHECK(sigaction(SIGCHLD, &sa, NULL) == 0);
-    reap_everything(SIGCHLD); /* in case it ended before */
+    close(gate_w);
     WAIT_UNTIL(ctest_children() == 0, 5000);
     (void)a;
 }
 
-static void take_with_sig_ign(pid_t a) {
+static void take_with_sig_ign(pid_t a, int gate_w) {
     CHECK(signal(SIGCHLD, SIG_IGN) != SIG_ERR);
-    reap_everything(SIGCHLD);
+    close(gate_w);
     WAIT_UNTIL(ctest_children() == 0, 5000);
     (void)a;
 }

@@ -43,25 +43,11 @@ static void wait_for_pipe(int fd) {
     }
 }
 
-/* A zfork() child that exits 7 once gate[1] is closed; gate[0] is closed here. */
-static pid_t zfork_gated(int gate[2]) {
-    CHECK(pipe2(gate, O_CLOEXEC) == 0);
-    pid_t t = zfork(NULL);
-    if (t == 0) {
-        close(gate[1]);
-        wait_for_pipe(gate[0]);
-        _exit(7);
-    }
-    CHECK(t > 0);
-    close(gate[0]);
-    return t;
-}
-
 static void after_uninstall(int u_exits_first) {
     int gate_t[2], gate_u[2];
     CHECK(pipe2(gate_u, O_CLOEXEC) == 0);
     CHECK(zreap_install(0) == 0);
-    pid_t t = zfork_gated(gate_t);
+    pid_t t = ctest_zfork_gated(gate_t);
     CHECK(zreap_uninstall() == 0);
     close(gate_t[1]);
     int st = -1;
@@ -115,7 +101,7 @@ static void taken_remote(unsigned flags) {
     CHECK(zreap_install(flags) == 0);
     CHECK(zreap_fd() >= 0);
     int gate[2];
-    pid_t t = zfork_gated(gate);
+    pid_t t = ctest_zfork_gated(gate);
     pid_t u = take_and_reuse(t, gate[1]);
     CHECK(zreap_all(NULL, NULL) == 0);
     CHECK_ERR(zwait(t, NULL, WNOHANG), ECHILD);
@@ -127,7 +113,7 @@ static void taken_remote(unsigned flags) {
 static void taken_parked(void) {
     CHECK(zreap_install(0) == 0);
     int gate[2];
-    pid_t t = zfork_gated(gate);
+    pid_t t = ctest_zfork_gated(gate);
     sigset_t chld, old;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -169,7 +155,7 @@ static void hold_other_threads_off(void) {
 static int taken_kept_once(void) {
     CHECK(zreap_install(0) == 0);
     int gate[2];
-    pid_t t = zfork_gated(gate);
+    pid_t t = ctest_zfork_gated(gate);
     CHECK(zreap_uninstall() == 0);
     CHECK(zreap_install(0) == 0);
     ctest_sleep_ms(100);
