@@ -260,9 +260,11 @@ static void part_j(void) {
     sigset_t chld = sigchld_only();
     CHECK(sigprocmask(SIG_BLOCK, &chld, NULL) == 0);
     start_some_plain(K / 2);
+    /* Released before the starter runs: a child it forked while the pipe's
+     * write end was open here would hold it, and the K children never end. */
+    close(release_fd);
     pthread_t starter;
     CHECK(pthread_create(&starter, NULL, start_slowly, NULL) == 0);
-    close(release_fd);
     int seen[K] = {0};
     for (int n = 0; n < K; n++) {
         int st = -1;
