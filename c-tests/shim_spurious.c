@@ -2,9 +2,9 @@
  * signal()) must run once per exited child, and only then: its wait() blocks
  * if it runs while no child has exited and another child is still running.
  *
- * Child A exits at once; child B exits 50 ms later, while the handler for A
- * is still busy (it takes 150 ms: the program logs, say), so B's SIGCHLD
- * stays pending until that handler returns. Child C runs for 3 s. Natively
+ * Child A exits at once; child B exits once the handler for A has begun (it
+ * writes B a byte), while that handler is still busy (it takes 150 ms: the
+ * program logs, say), so B's SIGCHLD stays pending until it returns. Child C runs for 3 s. Natively
  * the handler runs twice (A, B) and returns at once each time. A shim that
  * calls the handler for B in the same signal and then again for B's pending
  * signal makes wait() block until C exits (3 s).
@@ -13,6 +13,7 @@
 #include <time.h>
 
 static volatile sig_atomic_t calls;
+static int release_b = -1;
 static volatile long longest_ms;
 
 static long now_ms(void) {
@@ -34,7 +35,7 @@ static void sig_chld(int signo) {
     int saved = errno, stat;
     long start = now_ms();
     (void)signo;
-    calls++;
+    if (calls++ == 0) (void)!write(release_b, "", 1);
     wait(&stat);
     struct timespec busy = {0, 150 * 1000000L};
     nanosleep(&busy, NULL);
@@ -51,11 +52,18 @@ int main(void) {
         ctest_sleep_ms(3000);
         _exit(0);
     }
+    int gate[2];
+    CHECK(pipe(gate) == 0);
     pid_t b = fork();
     if (b == 0) {
-        ctest_sleep_ms(50);
+        char byte;
+        close(gate[1]);
+        while (read(gate[0], &byte, 1) == -1 && errno == EINTR) {
+        }
         _exit(0);
     }
+    close(gate[0]);
+    release_b = gate[1];
     pid_t a = fork();
     if (a == 0) _exit(0);
     WAIT_UNTIL(calls >= 2, 2000);
@@ -67,6 +75,7 @@ int main(void) {
     CHECK(early_longest < 1000);
     /* cleanup: C exits by itself within 3 s */
     signal(SIGCHLD, SIG_DFL);
+    close(release_b); /* B ends here if no handler ran */
     reap_all();
     return ctest_finish("shim_spurious");
 }
