@@ -26,16 +26,20 @@ int main(void) {
     sub = -1;
     CHECK(prctl(PR_GET_CHILD_SUBREAPER, &sub, 0, 0, 0) == 0 && sub == 1);
 
-    /* The shell prints the background sleep's pid, then exits at once. */
-    int out[2];
+    /* The shell prints the pid of a background cat, then exits at once; the
+     * cat reads our pipe `gate` and ends when we close its write end. */
+    int out[2], gate[2];
     CHECK(pipe2(out, O_CLOEXEC) == 0);
+    CHECK(pipe2(gate, O_CLOEXEC) == 0);
     zspawn_options opts;
     zspawn_options_init(&opts);
+    opts.stdin_fd = gate[0];
     opts.stdout_fd = out[1];
-    char *argv[] = {"sh", "-c", "sleep 3 >/dev/null & echo $!; exit 0", NULL};
+    char *argv[] = {"sh", "-c", "exec 3<&0; cat <&3 >/dev/null & echo $!; exit 0", NULL};
     pid_t sh = zspawn("/bin/sh", argv, NULL, &opts);
     CHECK(sh > 0);
     close(out[1]);
+    close(gate[0]);
     char buf[64] = {0};
     size_t len = 0;
     for (;;) {
@@ -55,7 +59,8 @@ int main(void) {
     CHECK(ctest_proc_stat(orphan, &state, &ppid) == 0 && ppid == getpid());
     CHECK(ctest_children() >= 1);
 
-    /* It exits after 3 s (room for a slow valgrind run to see it first) and the handler reaps it. */
+    /* Once released it exits, and the handler reaps it. */
+    close(gate[1]);
     WAIT_UNTIL(ctest_children() == 0, 20000);
     CHECK(ctest_children() == 0);
     CHECK(ctest_zombies() == 0);
