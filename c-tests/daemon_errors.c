@@ -25,9 +25,9 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/* No child of ours is left, not even a zombie, after at most 2 s. */
+/* No child of ours is left, not even a zombie, after at most 10 s. */
 static void check_nothing_left(const char *what) {
-    WAIT_UNTIL(ctest_children() == 0, 2000);
+    WAIT_UNTIL(ctest_children() == 0, 10000);
     int children = ctest_children(), zombies = ctest_zombies();
     if (children != 0 || zombies != 0) {
         fprintf(stderr, "  after %s: %d children (%d zombies) left\n", what, children, zombies);

@@ -166,7 +166,7 @@ int main(void) {
     CHECK(pidfile_holds(pidfile, a));
     CHECK(pidfile_locked(pidfile) == 1);
     CHECK(dir_entries(dir) == 1);
-    WAIT_UNTIL(ctest_children() == 1, 2000);
+    WAIT_UNTIL(ctest_children() == 1, 10000);
     if (ctest_children() != 1)
         fprintf(stderr, "  after EEXIST: %d children of ours (%d zombies), want only the first daemon\n",
                 ctest_children(), ctest_zombies());
