@@ -5,7 +5,6 @@
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 fn quick(args: &[&str]) {
@@ -70,14 +69,8 @@ fn sigint() {
     quick(&["sigint"]);
 }
 
-/// The RLIMIT_NPROC cases run as uid 65534 and fill that user's process
-/// limit, counted over all its processes: two of them at once would take
-/// each other's room.
-static AS_NOBODY: Mutex<()> = Mutex::new(());
-
 #[test]
 fn limits() {
-    let _alone = AS_NOBODY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let cases = ["nproc-all", "nproc-own", "nproc-no-handler", "nofile-all", "nofile-own", "nofile-no-handler"];
     let mut args = vec!["limits"];
     for case in cases {
@@ -88,7 +81,6 @@ fn limits() {
 
 #[test]
 fn limits_install_at_nproc() {
-    let _alone = AS_NOBODY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     quick(&["limits", "--case", "install-nproc"]);
 }
 

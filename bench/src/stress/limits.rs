@@ -6,7 +6,9 @@
 //! reap fd turns readable for a child once the limit is lifted).
 //!
 //! As root RLIMIT_NPROC is not enforced (CAP_SYS_RESOURCE/CAP_SYS_ADMIN), so
-//! the nproc cases drop to uid/gid 65534 first.
+//! the nproc cases first drop to a uid and gid of their own, which no other
+//! process uses: RLIMIT_NPROC counts every task of the uid, and another
+//! process's task that ends (say a test run as uid 65534) would make room.
 
 use crate::util::{self, child_argv, status_str, Expect, Res, Violations};
 use crate::zr;
@@ -67,17 +69,21 @@ pub fn worker(case: &str, rounds: u64, seed: u64) -> Res<String> {
     Ok(format!("{summary}; seed {seed}"))
 }
 
-/// As root, become uid/gid 65534 with no capability left.
+/// Base of the uids the nproc workers take (plus their pid): far above any
+/// account's.
+const SPARE_UID_BASE: u32 = 0x4000_0000;
+
+/// As root, become uid/gid SPARE_UID_BASE + our pid, with no capability left.
 fn drop_root() -> Res<()> {
-    // SAFETY: getuid cannot fail.
+    // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(());
     }
+    let id = SPARE_UID_BASE + std::process::id();
     // SAFETY: plain credential system calls; this worker is single-threaded.
-    let ok =
-        unsafe { libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(65534) == 0 && libc::setuid(65534) == 0 };
+    let ok = unsafe { libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(id) == 0 && libc::setuid(id) == 0 };
     if !ok {
-        return Err(format!("dropping root to uid 65534: {}", std::io::Error::last_os_error()));
+        return Err(format!("dropping root to uid {id}: {}", std::io::Error::last_os_error()));
     }
     Ok(())
 }
