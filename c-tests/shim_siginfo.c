@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
 
     /* All children exit within a few ms: wait until every one has either been
      * recorded or stays a zombie nobody reaps. */
-    WAIT_UNTIL(calls >= N, 5000);
+    if (strict) WAIT_UNTIL(calls >= N, 5000); /* without the shim some are merged: never N */
     WAIT_UNTIL(ctest_count_children(getpid(), 0) == ctest_zombies(), 5000);
     ctest_sleep_ms(200);
 
