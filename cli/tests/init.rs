@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -35,6 +35,8 @@ fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<std::process::Exit
 struct Pty {
     master: std::fs::File,
     out: Arc<Mutex<Vec<u8>>>,
+    /// Sent once the reader thread has read everything (EIO: no slave fd left).
+    eof: mpsc::Receiver<()>,
     child: Child,
 }
 
@@ -45,6 +47,12 @@ impl Pty {
         // SAFETY: openpty with valid out-pointers and no name/termios/winsize.
         let rc = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
         assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // openpty's fds are inheritable: a child that another test thread
+        // spawns meanwhile would keep the terminal open (and the reader's EOF away).
+        for fd in [m, s] {
+            // SAFETY: fcntl on the two fds just opened.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
         // SAFETY: openpty returned two fresh fds that we now own.
         let master = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(m) });
         // SAFETY: as above.
@@ -68,14 +76,16 @@ impl Pty {
         let out = Arc::new(Mutex::new(Vec::new()));
         let mut reader = master.try_clone().unwrap();
         let sink = out.clone();
+        let (done, eof) = mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             // EIO once every slave fd is closed.
             while let Ok(n @ 1..) = reader.read(&mut buf) {
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
+            let _ = done.send(());
         });
-        Pty { master, out, child }
+        Pty { master, out, eof, child }
     }
 
     fn output(&self) -> String {
@@ -98,8 +108,12 @@ impl Pty {
         self.master.write_all(bytes).unwrap();
     }
 
+    /// Waits for the child, then for the reader thread to have read all
+    /// that the terminal's processes wrote (it may lag behind their exit).
     fn wait(&mut self) -> Option<std::process::ExitStatus> {
-        wait_or_kill(&mut self.child, LIMIT)
+        let status = wait_or_kill(&mut self.child, LIMIT);
+        let _ = self.eof.recv_timeout(Duration::from_secs(10));
+        status
     }
 }
 
