@@ -6,7 +6,7 @@
  * to compare); prints "ready PID [PORT]"; then sits in one call, chosen by
  * MODE, and prints "result ..." when the call returns:
  *   epoll      epoll_wait on stdin           "result epoll_wait RET ERRNO"
- *   nanosleep  nanosleep(2 s)                "result nanosleep RET ERRNO SECONDS"
+ *   nanosleep  nanosleep(5 s)                "result nanosleep RET ERRNO MILLISECONDS"
  *   read       read(stdin, 1 byte)           "result read RET ERRNO"
  *   accept     accept on 127.0.0.1:PORT      "result accept RET ERRNO"
  *   pause      pause() until SIGUSR1         "result pause RET ERRNO HANDLED"
@@ -189,7 +189,7 @@ int main(int argc, char **argv)
         r = epoll_wait(ep, &out, 1, -1);
         result("result epoll_wait %ld %ld", r, r < 0 ? errno : 0, 0);
     } else if (strcmp(mode, "nanosleep") == 0) {
-        struct timespec t0, t1, d = { 2, 0 };
+        struct timespec t0, t1, d = { 5, 0 };
         clock_gettime(CLOCK_MONOTONIC, &t0);
         ready(0);
         r = nanosleep(&d, NULL);

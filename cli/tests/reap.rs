@@ -152,14 +152,20 @@ fn check_reaped(p: &Parent, stdout: &str) {
 /// happened: it returns only when woken, normally, with the same signal mask.
 fn carries_on(mode: &str, n: usize) {
     let p = Parent::start(mode, n);
+    // After the helper's clock started: it prints its ready line after.
+    let ready_at = Instant::now();
     let pid = p.pid;
     assert_eq!(zombies_of(pid).len(), n);
     wait_state(pid, if mode == "busy" { "R" } else { "S" });
     let mask = status_line(pid, "SigBlk");
     if mode == "nanosleep" {
-        // Well into the 2 s sleep: a restart from scratch would show.
-        std::thread::sleep(Duration::from_millis(500));
+        // Well into the 5 s sleep: a restart from scratch would show. The
+        // sleep is long so that zreap reap, started late on a busy machine,
+        // still finds the parent in it.
+        std::thread::sleep(Duration::from_millis(1000));
     }
+    // The reap stops the parent no earlier than this after its clock started.
+    let waited = ready_at.elapsed();
     let out = reap(&["--pid", &pid.to_string()]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -190,8 +196,14 @@ fn carries_on(mode: &str, n: usize) {
         "busy" => assert_eq!(f[3], f[4], "the loop's hash differs from its recomputation: {r}"),
         "nanosleep" => {
             assert_eq!(&f[1..3], ["nanosleep", "0"], "{r}");
-            let ms: u64 = f[4].parse().unwrap();
-            assert!((2000..2400).contains(&ms), "slept {ms} ms for 2000 (the rest of the sleep, not a new one)");
+            let ms: u128 = f[4].parse().unwrap();
+            // A sleep restarted from scratch at the reap would end 5000 ms
+            // after it, `waited` (at least 1000 ms) or more after the start.
+            let restarted = 5000 + waited.as_millis();
+            assert!(
+                (5000..restarted).contains(&ms),
+                "slept {ms} ms for 5000 (the rest of the sleep, not a new one, would end before {restarted})"
+            );
         }
         _ => unreachable!(),
     }
