@@ -291,6 +291,15 @@ fn signal_deliverable(pid: i32, tid: i32) -> bool {
     (st.sig_pnd.unwrap_or(0) | st.shd_pnd.unwrap_or(0)) & !st.sig_blk.unwrap_or(0) != 0
 }
 
+/// Whether thread `tid` of `pid` has exited: gone, or a zombie (`Z`/`X`)
+/// whose exit nobody has collected yet.
+fn exited(pid: i32, tid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) {
+        Err(_) => true,
+        Ok(text) => text.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with(['Z', 'X'])),
+    }
+}
+
 /// Whether the word at `addr` in the tracee starts with `SYSCALL_INSN`.
 fn is_syscall_insn(tid: Pid, addr: u64) -> bool {
     ptrace::read(tid, addr as ptrace::AddressType)
@@ -304,6 +313,9 @@ impl Tracee {
     pub fn attach(pid: i32, tid: i32, restart_eintr: bool) -> Result<Tracee, Error> {
         let tid = Pid::from_raw(tid);
         ptrace::seize(tid, ptrace::Options::PTRACE_O_TRACESYSGOOD).map_err(|e| match e {
+            // The kernel refuses a thread that has exited (a zombie not yet
+            // reaped) with EPERM too: that is no permission problem.
+            Errno::EPERM if exited(pid, tid.as_raw()) => Error::Gone,
             Errno::EPERM => Error::Denied,
             e => sys("PTRACE_SEIZE")(e),
         })?;
