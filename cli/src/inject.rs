@@ -410,3 +410,24 @@ impl Tracee {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::exited;
+
+    #[test]
+    fn exited_tells_a_zombie_and_a_gone_thread_from_a_live_one() {
+        let me = std::process::id() as i32;
+        assert!(!exited(me, me), "this thread runs");
+        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        let pid = child.id() as i32;
+        // SAFETY: a zeroed siginfo_t is a valid out-pointer for waitid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid with WNOWAIT only waits; the child stays a zombie.
+        let rc = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        assert_eq!(rc, 0, "waitid: {}", std::io::Error::last_os_error());
+        assert!(exited(pid, pid), "a zombie has exited");
+        assert!(exited(me, pid), "no thread of ours has the child's id");
+        child.wait().expect("reap true");
+    }
+}
