@@ -141,10 +141,10 @@ static inline int ctest_zfork_zwait_rounds(int rounds, int codes) {
     return 1;
 }
 
-/* A zfork() child that exits 7 once gate[1] is closed (EOF on its read end);
+/* A zfork() child that exits `code` once gate[1] is closed (EOF on its read end);
  * makes the pipe and closes gate[0] here. Lets a test set up how it takes the
  * child before the child can exit. */
-static inline pid_t ctest_zfork_gated(int gate[2]) {
+static inline pid_t ctest_zfork_gated(int gate[2], int code) {
     CHECK(pipe2(gate, O_CLOEXEC) == 0);
     pid_t pid = zfork(NULL);
     if (pid == 0) {
@@ -152,7 +152,7 @@ static inline pid_t ctest_zfork_gated(int gate[2]) {
         close(gate[1]);
         while (read(gate[0], &byte, 1) == -1 && errno == EINTR) {
         }
-        _exit(7);
+        _exit(code);
     }
     CHECK(pid > 0);
     close(gate[0]);

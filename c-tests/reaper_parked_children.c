@@ -323,7 +323,7 @@ static void part_k(void) {
 static void taken_then_wait_any(void (*take)(pid_t, int)) {
     CHECK(zreap_install(0) == 0);
     int gate[2];
-    pid_t a = ctest_zfork_gated(gate);
+    pid_t a = ctest_zfork_gated(gate, 7);
     take(a, gate[1]);
     CHECK_ERR(zwait(-1, NULL, 0), ECHILD);
     CHECK(ctest_children() == 0);

@@ -47,7 +47,7 @@ static void after_uninstall(int u_exits_first) {
     int gate_t[2], gate_u[2];
     CHECK(pipe2(gate_u, O_CLOEXEC) == 0);
     CHECK(zreap_install(0) == 0);
-    pid_t t = ctest_zfork_gated(gate_t);
+    pid_t t = ctest_zfork_gated(gate_t, 7);
     CHECK(zreap_uninstall() == 0);
     close(gate_t[1]);
     int st = -1;
@@ -101,7 +101,7 @@ static void taken_remote(unsigned flags) {
     CHECK(zreap_install(flags) == 0);
     CHECK(zreap_fd() >= 0);
     int gate[2];
-    pid_t t = ctest_zfork_gated(gate);
+    pid_t t = ctest_zfork_gated(gate, 7);
     pid_t u = take_and_reuse(t, gate[1]);
     CHECK(zreap_all(NULL, NULL) == 0);
     CHECK_ERR(zwait(t, NULL, WNOHANG), ECHILD);
@@ -113,7 +113,7 @@ static void taken_remote(unsigned flags) {
 static void taken_parked(void) {
     CHECK(zreap_install(0) == 0);
     int gate[2];
-    pid_t t = ctest_zfork_gated(gate);
+    pid_t t = ctest_zfork_gated(gate, 7);
     sigset_t chld, old;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -155,7 +155,7 @@ static void hold_other_threads_off(void) {
 static int taken_kept_once(void) {
     CHECK(zreap_install(0) == 0);
     int gate[2];
-    pid_t t = ctest_zfork_gated(gate);
+    pid_t t = ctest_zfork_gated(gate, 7);
     CHECK(zreap_uninstall() == 0);
     CHECK(zreap_install(0) == 0);
     ctest_sleep_ms(100);

@@ -68,17 +68,7 @@ int main(void) {
 
     /* zfork() children are tracked too. */
     int gate[2];
-    CHECK(pipe(gate) == 0);
-    pid_t zf = zfork(NULL);
-    if (zf == 0) {
-        char c;
-        close(gate[1]);
-        while (read(gate[0], &c, 1) == -1 && errno == EINTR) {
-        }
-        _exit(1);
-    }
-    CHECK(zf > 0);
-    close(gate[0]);
+    pid_t zf = ctest_zfork_gated(gate, 1);
     EXPECT(3, 3, 1);
     close(gate[1]);
     CHECK(zwait(zf, &st, 0) == zf);
