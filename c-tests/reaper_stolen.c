@@ -63,7 +63,6 @@ static void race(const char *scope, int use_zfork) {
 
 int main(void) {
     ctest_start();
-    alarm(60);
     race("none", 0);
     race("none", 1);
     CHECK(zreap_install(0) == 0);
