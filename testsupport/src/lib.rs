@@ -38,8 +38,11 @@ pub fn build_c(src: &str) -> PathBuf {
     build_c_variant(src, "", &[])
 }
 
-/// The compiler flags of [`build_c_sanitized`].
-pub const SANITIZE_FLAGS: [&str; 2] = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"];
+/// The compiler flags of [`build_c_sanitized`]. Instrumented programs run
+/// slower: their deadline (`CTEST_DEADLINE`, 120 s by default) is 170 s, just
+/// under [`run_c_test_sanitized`]'s limit.
+pub const SANITIZE_FLAGS: [&str; 3] =
+    ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-DCTEST_DEADLINE=170"];
 
 /// Compiles `src` like [`build_c`], instrumented with AddressSanitizer and
 /// UBSan (`c-bin/NAME-asan`). `libzreap.so` itself is not instrumented.
