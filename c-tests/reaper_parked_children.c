@@ -174,6 +174,15 @@ static void part_f(void) {
     wait_any_for_all();
 }
 
+/* Puts the program's own `handler` (SA_RESTART) in place of zreap's. */
+static void set_sigchld_handler(void (*handler)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART;
+    CHECK(sigaction(SIGCHLD, &sa, NULL) == 0);
+}
+
 static volatile sig_atomic_t program_handler_ran;
 
 static void program_handler(int sig) {
@@ -184,11 +193,7 @@ static void program_handler(int sig) {
 static void part_g(void) {
     CHECK(zreap_install(0) == 0);
     start_some_plain(K / 2);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = program_handler;
-    sa.sa_flags = SA_RESTART;
-    CHECK(sigaction(SIGCHLD, &sa, NULL) == 0);
+    set_sigchld_handler(program_handler);
     close(release_fd);
     wait_any_for_all();
     CHECK(program_handler_ran);
@@ -346,11 +351,7 @@ static void reap_everything(int sig) {
 }
 
 static void take_with_own_handler(pid_t a, int gate_w) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = reap_everything;
-    sa.sa_flags = SA_RESTART;
-    CHECK(sigaction(SIGCHLD, &sa, NULL) == 0);
+    set_sigchld_handler(reap_everything);
     close(gate_w);
     WAIT_UNTIL(ctest_children() == 0, 5000);
     (void)a;
