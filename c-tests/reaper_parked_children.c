@@ -1,20 +1,22 @@
-/* Children made under the all-children handler (zreap_install(0)) are parked:
- * the keeper holds their pidfds without watching them, and the handler's walk
- * at each SIGCHLD reaps them. Each part runs in a process of its own and must
- * end within 30 s:
+/* Children made under zreap's handler are parked: the keeper holds their
+ * pidfds without watching them, and the pass the handler runs at each
+ * SIGCHLD reaps them. Every part runs twice, under zreap_install(0) (the
+ * all-children handler, whose walk finds them) and under
+ * zreap_install(ZREAP_OWN) (where all their children are zfork()'s), each in
+ * a process of its own that must end within 30 s:
  * A. After zreap_uninstall() the keeper watches them again: they are reaped
  *    as they exit, with no call, and zreap_all() reports every exit with its
  *    status.
  * B. After zreap_uninstall() and zreap_install(ZREAP_OWN), a blocking
  *    zwait(-1) gets every exit and then ECHILD.
- * C. With SIGCHLD blocked after zreap_install(0) (no handler runs), a blocking
+ * C. With SIGCHLD blocked after zreap_install() (no handler runs), a blocking
  *    zwait(pid) still returns the child's status and leaves no zombie.
- * D. With SIGCHLD set to SIG_IGN after zreap_install(0) (the kernel reaps),
+ * D. With SIGCHLD set to SIG_IGN after zreap_install() (the kernel reaps),
  *    a blocking zwait(pid) returns -1/ECHILD.
  * E. Their exits do not wake the keeper: its voluntary context switches grow
  *    by far less than one per exit over ROUNDS zfork() + zwait() rounds (by
  *    at least one per exit when it watched their pidfds).
- * F. With SIGCHLD blocked after zreap_install(0), a blocking zwait(-1) still
+ * F. With SIGCHLD blocked after zreap_install(), a blocking zwait(-1) still
  *    gets every exit, of zfork() and of plain fork() children, then ECHILD.
  * G. The same with the program's own SIGCHLD handler (which reaps nothing)
  *    in place of zreap's.
@@ -40,16 +42,19 @@
 #define K 8
 #define ROUNDS 400
 
+/* The flags of every part's zreap_install(): 0 or ZREAP_OWN. */
+static unsigned scope;
 static pid_t kids[K];
 static int release_fd;
 
 /* K children that each wait for the pipe to close, then exit 10 + i: from
- * plain_from on, made by plain fork(), the others by zfork(). */
+ * plain_from on, made by plain fork() (not in the OWN scope, where plain
+ * children are not zreap's), the others by zfork(). */
 static void start_some_plain(int plain_from) {
     int p[2];
     CHECK(pipe2(p, O_CLOEXEC) == 0);
     for (int i = 0; i < K; i++) {
-        kids[i] = i < plain_from ? zfork(NULL) : fork();
+        kids[i] = i < plain_from || scope == ZREAP_OWN ? zfork(NULL) : fork();
         if (kids[i] == 0) {
             char c;
             close(p[1]);
@@ -83,7 +88,7 @@ static void on_exit_cb(pid_t pid, int st, void *ctx) {
 }
 
 static void part_a(void) {
-    CHECK(zreap_install(0) == 0);
+    CHECK(zreap_install(scope) == 0);
     start_children();
     CHECK(zreap_uninstall() == 0);
     close(release_fd);
@@ -113,7 +118,7 @@ static void wait_any_for_all(void) {
 }
 
 static void part_b(void) {
-    CHECK(zreap_install(0) == 0);
+    CHECK(zreap_install(scope) == 0);
     start_children();
     CHECK(zreap_uninstall() == 0);
     CHECK(zreap_install(ZREAP_OWN) == 0);
@@ -122,7 +127,7 @@ static void part_b(void) {
 }
 
 static void part_c(void) {
-    CHECK(zreap_install(0) == 0);
+    CHECK(zreap_install(scope) == 0);
     start_children();
     sigset_t chld;
     sigemptyset(&chld);
@@ -138,7 +143,7 @@ static void part_c(void) {
 }
 
 static void part_d(void) {
-    CHECK(zreap_install(0) == 0);
+    CHECK(zreap_install(scope) == 0);
     start_children();
     CHECK(signal(SIGCHLD, SIG_IGN) != SIG_ERR);
     close(release_fd);
@@ -147,7 +152,7 @@ static void part_d(void) {
 }
 
 static void part_e(void) {
-    CHECK(zreap_install(0) == 0);
+    CHECK(zreap_install(scope) == 0);
     int st = -1;
     pid_t first = zfork(NULL);
     if (first == 0) _exit(0);
@@ -164,7 +169,7 @@ static void part_e(void) {
 }
 
 static void part_f(void) {
-    CHECK(zreap_install(0) == 0);
+    CHECK(zreap_install(scope) == 0);
     start_some_plain(K / 2);
     sigset_t chld;
     sigemptyset(&chld);
@@ -191,7 +196,7 @@ static void program_handler(int sig) {
 }
 
 static void part_g(void) {
-    CHECK(zreap_install(0) == 0);
+    CHECK(zreap_install(scope) == 0);
     start_some_plain(K / 2);
     set_sigchld_handler(program_handler);
     close(release_fd);
@@ -200,7 +205,7 @@ static void part_g(void) {
 }
 
 static void part_h(void) {
-    CHECK(zreap_install(0) == 0);
+    CHECK(zreap_install(scope) == 0);
     start_children();
     CHECK(zreap_uninstall() == 0);
     CHECK(zreap_install(ZREAP_OWN | ZREAP_NO_HANDLER) == 0);
@@ -228,7 +233,7 @@ static void *read_signalfd(void *arg) {
 }
 
 static void part_i(void) {
-    CHECK(zreap_install(0) == 0);
+    CHECK(zreap_install(scope) == 0);
     sigset_t chld = sigchld_only();
     CHECK(sigprocmask(SIG_BLOCK, &chld, NULL) == 0);
     signalfd_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -261,7 +266,7 @@ static void *start_slowly(void *arg) {
 }
 
 static void part_j(void) {
-    CHECK(zreap_install(0) == 0);
+    CHECK(zreap_install(scope) == 0);
     sigset_t chld = sigchld_only();
     CHECK(sigprocmask(SIG_BLOCK, &chld, NULL) == 0);
     start_some_plain(K / 2);
@@ -299,7 +304,7 @@ static void *read_signalfd_blocking(void *arg) {
 }
 
 static void part_k(void) {
-    CHECK(zreap_install(0) == 0);
+    CHECK(zreap_install(scope) == 0);
     sigset_t chld = sigchld_only(), old;
     CHECK(pthread_sigmask(SIG_BLOCK, &chld, &old) == 0);
     signalfd_fd = signalfd(-1, &chld, SFD_CLOEXEC);
@@ -326,7 +331,7 @@ static void part_k(void) {
  * (`take`, which opens the gate by closing `gate_w`) before the child can
  * exit; then a blocking zwait(-1) must find no child left. */
 static void taken_then_wait_any(void (*take)(pid_t, int)) {
-    CHECK(zreap_install(0) == 0);
+    CHECK(zreap_install(scope) == 0);
     int gate[2];
     pid_t a = ctest_zfork_gated(gate, 7);
     take(a, gate[1]);
@@ -379,7 +384,7 @@ static void part_n(void) {
 /* Runs one part in a child process, in a process group of its own with its
  * children; false when it failed or ran 30 s. The group is killed once the
  * part is over, and what it left is reaped here. */
-static int run(const char *name, void (*part)(void)) {
+static int run_in_scope(const char *name, void (*part)(void)) {
     pid_t pid = fork();
     if (pid == 0) {
         setpgid(0, 0);
@@ -391,14 +396,25 @@ static int run(const char *name, void (*part)(void)) {
     int st = -1;
     for (int ms = 0; ms < 30000 && waitpid(pid, &st, WNOHANG) == 0; ms += 10) ctest_sleep_ms(10);
     if (waitpid(pid, &st, WNOHANG) == 0) {
-        fprintf(stderr, "part %s still running after 30 s\n", name);
+        fprintf(stderr, "part %s (scope %u) still running after 30 s\n", name, scope);
         kill(-pid, SIGKILL);
         waitpid(pid, &st, 0);
         return 0;
     }
     kill(-pid, SIGKILL); /* what a failed part left running */
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fprintf(stderr, "part %s failed\n", name);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fprintf(stderr, "part %s (scope %u) failed\n", name, scope);
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* Runs one part in each scope. */
+static int run(const char *name, void (*part)(void)) {
+    int ok = 1;
+    unsigned scopes[] = {0, ZREAP_OWN};
+    for (size_t i = 0; i < sizeof scopes / sizeof scopes[0]; i++) {
+        scope = scopes[i];
+        ok &= run_in_scope(name, part);
+    }
+    return ok;
 }
 
 int main(void) {

@@ -123,9 +123,11 @@ fn system_calls_per_exit() {
     eprintln!("zwait-all: {:.2} system calls, {:.2} walks of the children per exit", all.calls - 2.0, all.walks);
     // The baseline: wait4 alone.
     assert!((0.9..=1.5).contains(&raw), "raw posix_spawn + waitpid: {raw}");
-    // Issue 13's bound, 4: the waiter's own waitid (it reaps the child it
-    // claimed from the keeper), the keeper's epoll_wait and close of its
-    // pidfd, and (with the handler) SIGCHLD's rt_sigreturn.
+    // Issue 13's bound, 4: the waiter's look at the reap fd's registrations
+    // (epoll_wait), its own waitid (it reaps the parked child it claimed),
+    // SIGCHLD's rt_sigreturn (the handler has nothing to do for a claimed
+    // child) and the epoll_wait that takes the child's registration. The
+    // keeper is not woken; it closes the pidfd in a batch.
     assert!(zwait <= 4.5, "zwait(pid) blocking, ZREAP_OWN: {zwait} calls per exit");
     assert!(nowait <= 3.5, "zwait(pid) blocking, no install: {nowait} calls per exit");
     // NO_HANDLER: the reap fd reports the child's pidfd (the keeper holds it

@@ -36,8 +36,8 @@
 //! reap fd reports it, and hand it back with [`release_remote`] for its pidfd
 //! to be closed at the keeper's next wake. It is one made while the reap fd
 //! is in use, in the scope of the library's own children or without a
-//! handler (the program's calls run those passes), or one made under the
-//! all-children handler (a parked child: the handler's passes reap it).
+//! handler (the program's calls run those passes), or else one made under
+//! zreap's handler (a parked child: the handler's passes reap it).
 //!
 //! Signal context: [`kick`] is async-signal-safe (an atomic store and one
 //! send); [`forget_in_child`] is post-fork code (a close and atomic stores).

@@ -15,7 +15,7 @@
 //!   exits, O(1) per exit. A blocking wait for it may claim it and reap it
 //!   itself; while the reap fd is in use and no handler runs, the reap fd
 //!   watches the keeper's pidfd and the program's own calls reap it (a
-//!   "remote" child); under the all-children handler the reap fd watches it
+//!   "remote" child); otherwise under zreap's handler the reap fd watches it
 //!   too, and the handler's passes reap it (a "parked" child, whose exit
 //!   does not wake the keeper). Without the keeper the pidfd stays in the shared
 //!   table, watched by the reap fd. A child without a pidfd (old kernel, fd

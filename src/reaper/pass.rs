@@ -102,9 +102,11 @@ impl State {
     /// Works out [`PASS_WANTED`] from the state. Gate held.
     pub(super) fn publish_pass_wanted(&self) {
         // Remote children are the program's to reap, through the reap fd,
-        // parked ones (made under the all-children handler) the passes'.
+        // parked ones (made under zreap's handler) the passes', but for those
+        // a blocking wait claimed (it reaps its child itself).
         let table = &self.table;
-        let wanted = !self.scope_own() || table.watched > 0 || table.parked_armed > 0 || !table.fallback.is_empty();
+        let parked = table.parked_armed > table.parked_claimed;
+        let wanted = !self.scope_own() || table.watched > 0 || parked || !table.fallback.is_empty();
         PASS_WANTED.store(wanted, SeqCst);
     }
 }
@@ -153,13 +155,15 @@ pub(super) fn sweep(st: &mut State, for_caller: bool) -> bool {
     let live_before = st.table.live;
     // A process made by a raw clone (no fork handlers) runs this handler with
     // its parent's state but without the slots, which forks leave out, and
-    // with its parent's reap fd: it leaves its parent's children alone.
+    // with its parent's reap fd: it leaves its parent's children alone. (A
+    // remote child's slot is inherited: see `Table::share_slots`.)
+    let walks = !st.scope_own();
     // SAFETY: getpid cannot fail.
-    let ours = st.scope_own() || unsafe { libc::getpid() } == st.owner;
+    let ours = (walks || st.table.parked_armed > 0) && unsafe { libc::getpid() } == st.owner;
     if st.table.watched > 0 || st.table.remote_armed > 0 || (ours && st.table.parked_armed > 0) {
         reap_watched(st);
     }
-    if st.scope_own() {
+    if !walks {
         check_fallback(st);
     } else if ours {
         let named = SIGNALLED.swap(0, SeqCst);
@@ -376,7 +380,7 @@ impl State {
     }
 
     /// Hands every parked child to the keeper to watch and reap: the
-    /// all-children handler, whose passes reaped them, is gone. Gate held;
+    /// handler, whose passes reaped them, is gone. Gate held;
     /// ordinary context.
     pub(super) fn unpark_all(&mut self) {
         for idx in self.table.parked_slots() {
@@ -419,15 +423,18 @@ impl State {
 
     /// Registers a new tracked child (`pidfd` taken over). The keeper gets
     /// its pidfd if it can, in one of three ways:
-    /// - parked, under the all-children handler: the reap fd's set watches
-    ///   the pidfd, and the pass that each SIGCHLD runs reaps the child when
-    ///   its registration reports (a foreign wait that took it included); the
-    ///   keeper only holds the pidfd and is not woken by the exit (a keeper
+    /// - parked, under zreap's handler (in the scope of the library's own
+    ///   children, unless the reap fd is in use or the handler can never
+    ///   run): the reap fd's set
+    ///   watches the pidfd, and the pass that each SIGCHLD runs reaps the
+    ///   child when its registration reports (a foreign wait that took it
+    ///   included); the keeper only holds the pidfd and is not woken by the
+    ///   exit (a wake-up costs a context switch on the program's CPU, a keeper
     ///   running on another CPU would slow the program's next fork, and it
     ///   would wait for the gate);
     /// - remote while the reap fd is in use, in the scope of the library's own
     ///   children or without a handler: the program reaps through the reap
-    ///   fd, with no thread in between;
+    ///   fd, with no thread in between (the handler has nothing to do);
     /// - otherwise for the keeper to watch and reap.
     ///
     /// Without the keeper it is watched in the shared table, and without a
@@ -436,8 +443,12 @@ impl State {
     pub(super) fn track(&mut self, pid: pid_t, pidfd: Option<i32>, private: bool) -> u32 {
         let idx = self.table.insert(pid, private);
         let generation = self.table.slot(idx).generation;
-        let parked = !self.scope_own() && self.handler_active();
         let remote = self.fd_wanted && (self.scope_own() || !self.handler_active());
+        // A handler that can never run leaves the passes to the watcher,
+        // which in this scope may wait on a plain child's zombie that is not
+        // the library's to reap: the keeper then reaps tracked ones.
+        let stand_in_may_stall = self.scope_own() && watcher::handler_blocked();
+        let parked = !remote && self.handler_active() && !stand_in_may_stall;
         let give = |st: &mut State, fd| {
             if parked && events::watch_remote(st, fd, idx, generation) {
                 if keeper::give(idx, generation, pid, fd, true) {

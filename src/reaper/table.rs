@@ -57,7 +57,7 @@ pub(super) struct Slot {
     /// child's exit yet (counted in [`Table::remote_armed`], or for a parked
     /// one in [`Table::parked_armed`]).
     pub armed: bool,
-    /// A remote child made under the all-children handler, whose passes read
+    /// A remote child made under zreap's handler, whose passes read
     /// its registration at each SIGCHLD (see `State::track`).
     pub parked: bool,
     /// Bumped each time the slot is given to a new child: with the index, the
@@ -140,6 +140,10 @@ pub(super) struct Table {
     /// Live parked slots whose registration in the reap fd has not reported
     /// their exit yet: the passes read the reap fd's set while there are any.
     pub parked_armed: usize,
+    /// Of those, the ones a blocking wait has claimed ([`Table::claim`]): the
+    /// wait reads its child's registration itself, so a SIGCHLD for them
+    /// alone needs no pass.
+    pub parked_claimed: usize,
     done_head: u32,
     done_tail: u32,
     untracked: VecDeque<Record>,
@@ -159,6 +163,7 @@ impl Table {
             remote: 0,
             remote_armed: 0,
             parked_armed: 0,
+            parked_claimed: 0,
             done_head: NIL,
             done_tail: NIL,
             untracked: VecDeque::new(),
@@ -272,6 +277,18 @@ impl Table {
         }
     }
 
+    /// Marks live kept slot `idx` as claimed by a blocking wait, which reaps
+    /// the child itself.
+    pub fn claim(&mut self, idx: u32) {
+        let slot = &mut self.slots[idx as usize];
+        if !slot.claimed {
+            slot.claimed = true;
+            if slot.parked && slot.armed {
+                self.parked_claimed += 1;
+            }
+        }
+    }
+
     /// Makes live remote slot `idx` the keeper's to watch and reap, as a
     /// kept child: no longer remote or parked. Its registration in the reap
     /// fd, if it reports later, is ignored.
@@ -294,6 +311,9 @@ impl Table {
             slot.armed = false;
             if slot.parked {
                 self.parked_armed -= 1;
+                if slot.claimed {
+                    self.parked_claimed -= 1;
+                }
             } else {
                 self.remote_armed -= 1;
             }
@@ -618,6 +638,7 @@ impl Table {
         self.remote = 0;
         self.remote_armed = 0;
         self.parked_armed = 0;
+        self.parked_claimed = 0;
         self.slots.reset_in_child();
         self.free_head = NIL;
         self.by_pid.reset_in_child();
@@ -692,6 +713,31 @@ mod tests {
         // registration, goes away.
         t.finish(reaped_first, Some(0));
         assert_eq!((t.remote_armed, t.remote), (0, 0));
+    }
+
+    #[test]
+    fn a_claimed_parked_registration_is_counted_apart_until_it_reports_or_its_child_leaves() {
+        let mut t = table();
+        let [reported, reaped, unclaimed] = [5, 6, 7].map(|pid| add(&mut t, pid));
+        for idx in [reported, reaped, unclaimed] {
+            t.set_kept(idx, true);
+            t.arm_parked(idx);
+        }
+        t.claim(reported);
+        t.claim(reaped);
+        t.claim(reaped);
+        assert_eq!((t.parked_armed, t.parked_claimed), (3, 2));
+        // Its event came before its wait reaped it.
+        t.disarm_remote(reported);
+        assert_eq!((t.parked_armed, t.parked_claimed), (2, 1));
+        t.finish(reported, Some(0));
+        // Reaped by its wait before the event: the registration goes too.
+        t.finish(reaped, Some(0));
+        assert_eq!((t.parked_armed, t.parked_claimed), (1, 0));
+        // A claim after the event counts nothing.
+        t.disarm_remote(unclaimed);
+        t.claim(unclaimed);
+        assert_eq!((t.parked_armed, t.parked_claimed), (0, 0));
     }
 
     #[test]

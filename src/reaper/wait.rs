@@ -171,8 +171,8 @@ enum Blocker {
     /// or replaced the handler), and a pass also learns which tracked
     /// children a foreign wait took (their pidfds report it).
     Passes { seen: u32 },
-    /// A parked child (see `State::track`), which only the all-children
-    /// handler's passes reap: as [`Blocker::Recorded`], but for a second at
+    /// A parked child (see `State::track`) under the all-children handler,
+    /// whose passes reap it: as [`Blocker::Recorded`], but for a second at
     /// most, after which the wait looks at the child itself (the program may
     /// have blocked or replaced the handler since).
     Parked { seen: u32 },
@@ -269,7 +269,8 @@ fn waitable(st: &mut State, pid: pid_t, nohang: bool) -> io::Result<Blocker> {
                 && (st.scope_own() || !st.handler_active())
                 && (slot.remote || keeper::claim(idx, slot.generation))
             {
-                st.table.slot_mut(idx).claimed = true;
+                st.table.claim(idx);
+                st.publish_pass_wanted();
                 return Ok(Blocker::Claimed { idx, generation: slot.generation });
             }
             return Ok(Blocker::Recorded { seen });

@@ -82,6 +82,12 @@ pub(super) fn set_handler_blocked(blocked: bool) {
     HANDLER_BLOCKED.store(blocked, SeqCst);
 }
 
+/// Whether the installed handler can never run: this thread runs the passes
+/// in its place.
+pub(super) fn handler_blocked() -> bool {
+    HANDLER_BLOCKED.load(SeqCst)
+}
+
 /// Works out what the watcher must do for the current configuration and
 /// wakes it. Gate held.
 pub(super) fn publish_mode(st: &State) {
