@@ -40,6 +40,10 @@ pub fn install(flags: InstallFlags) -> io::Result<()> {
             if let Some(installed) = st.installed.as_mut() {
                 installed.old_action = Some(replaced);
             }
+            // Children that exited meanwhile sent their SIGCHLD to the
+            // program's disposition: parked ones, which only passes reap,
+            // would stay zombies until the next SIGCHLD.
+            REAPER.request_again();
         }
         return Ok(());
     }
