@@ -84,6 +84,13 @@ static inline int ctest_proc_stat(pid_t pid, char *state, pid_t *ppid) {
     return 0;
 }
 
+/* 1 if `pid` is a zombie (exited, not yet reaped), else 0. */
+static inline int ctest_is_zombie(pid_t pid) {
+    char state = 0;
+    pid_t ppid;
+    return ctest_proc_stat(pid, &state, &ppid) == 0 && state == 'Z';
+}
+
 /* Counts processes whose parent is `parent`; with `only_zombies`, those in state Z. */
 static inline int ctest_count_children(pid_t parent, int only_zombies) {
     DIR *d = opendir("/proc");
