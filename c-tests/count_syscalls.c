@@ -3,6 +3,9 @@
  *
  *   count_syscalls MODE ROUNDS
  *
+ * LIVE children (cat, reading a pipe; started as the rounds' children are)
+ * stay alive throughout, as in a program with other children running: a
+ * SIGCHLD then finds other tracked children that may have exited too.
  * Each round starts a child (cat, reading a pipe) and lets everything settle,
  * then, between two markers (write(-1, "zreap-begin") and write(-1,
  * "zreap-end")), releases the child by closing the pipe, waits for its exit as
@@ -48,20 +51,25 @@ static pid_t zspawn_cat(int stdin_fd) {
     return zspawn("/bin/cat", argv, NULL, &o);
 }
 
+/* A cat reading `stdin_fd`, started as `mode` starts its children. */
+static pid_t start_cat(const char *mode, int stdin_fd) {
+    if (strcmp(mode, "raw") != 0) return zspawn_cat(stdin_fd);
+    char *argv[] = {"cat", NULL};
+    pid_t pid = -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, stdin_fd, 0);
+    CHECK(posix_spawn(&pid, "/bin/cat", &fa, NULL, argv, environ) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+
+#define LIVE 10
+
 static void round_trip(const char *mode) {
     int p[2];
     CHECK(pipe2(p, O_CLOEXEC) == 0);
-    char *argv[] = {"cat", NULL};
-    pid_t pid;
-    if (strcmp(mode, "raw") == 0) {
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, p[0], 0);
-        CHECK(posix_spawn(&pid, "/bin/cat", &fa, NULL, argv, environ) == 0);
-        posix_spawn_file_actions_destroy(&fa);
-    } else {
-        pid = zspawn_cat(p[0]);
-    }
+    pid_t pid = start_cat(mode, p[0]);
     CHECK(pid > 0);
     close(p[0]);
     ctest_sleep_ms(20);
@@ -128,8 +136,22 @@ int main(int argc, char **argv) {
             CHECK(zwait(tracked, &st, 0) == tracked);
         }
     } else {
-        round_trip(mode); /* warm-up, outside the markers' count */
+        int live_pipe[2];
+        CHECK(pipe2(live_pipe, O_CLOEXEC) == 0);
+        pid_t live[LIVE];
+        for (int i = 0; i < LIVE; i++) CHECK((live[i] = start_cat(mode, live_pipe[0])) > 0);
+        close(live_pipe[0]);
+        round_trip(mode); /* warm-up, a window too */
         for (int i = 0; i < rounds; i++) round_trip(mode);
+        close(live_pipe[1]);
+        for (int i = 0; i < LIVE; i++) {
+            int st = -1;
+            if (strcmp(mode, "raw") == 0) {
+                CHECK(waitpid(live[i], &st, 0) == live[i]);
+            } else {
+                CHECK(zwait(live[i], &st, 0) == live[i]);
+            }
+        }
     }
     printf("tids:");
     DIR *d = opendir("/proc/self/task");

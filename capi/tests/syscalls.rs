@@ -123,11 +123,13 @@ fn system_calls_per_exit() {
     eprintln!("zwait-all: {:.2} system calls, {:.2} walks of the children per exit", all.calls - 2.0, all.walks);
     // The baseline: wait4 alone.
     assert!((0.9..=1.5).contains(&raw), "raw posix_spawn + waitpid: {raw}");
-    // Issue 13's bound, 4: the waiter's look at the reap fd's registrations
-    // (epoll_wait), its own waitid (it reaps the parked child it claimed),
-    // SIGCHLD's rt_sigreturn (the handler has nothing to do for a claimed
-    // child) and the epoll_wait that takes the child's registration. The
-    // keeper is not woken; it closes the pidfd in a batch.
+    // Issue 13's bound, 4: the waiter's waitid (it reaps the parked child it
+    // claimed, with no look first), and for SIGCHLD, with other tracked
+    // children alive (LIVE), the handler's pass (getpid, and the epoll_wait
+    // that takes the claimed child's registration with any other exit) and
+    // rt_sigreturn. (With no other child the handler runs no pass and the
+    // waiter takes the registration: 3.) The keeper is not woken; it closes
+    // the pidfd in a batch.
     assert!(zwait <= 4.5, "zwait(pid) blocking, ZREAP_OWN: {zwait} calls per exit");
     assert!(nowait <= 3.5, "zwait(pid) blocking, no install: {nowait} calls per exit");
     // NO_HANDLER: the reap fd reports the child's pidfd (the keeper holds it

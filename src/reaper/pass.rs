@@ -424,14 +424,13 @@ impl State {
     /// Registers a new tracked child (`pidfd` taken over). The keeper gets
     /// its pidfd if it can, in one of three ways:
     /// - parked, under zreap's handler (in the scope of the library's own
-    ///   children, unless the reap fd is in use or the handler can never
-    ///   run): the reap fd's set
-    ///   watches the pidfd, and the pass that each SIGCHLD runs reaps the
-    ///   child when its registration reports (a foreign wait that took it
-    ///   included); the keeper only holds the pidfd and is not woken by the
-    ///   exit (a wake-up costs a context switch on the program's CPU, a keeper
-    ///   running on another CPU would slow the program's next fork, and it
-    ///   would wait for the gate);
+    ///   children only while the reap fd is not in use and the handler can
+    ///   run): the reap fd's set watches the pidfd, and the pass that each
+    ///   SIGCHLD runs reaps the child when its registration reports (a
+    ///   foreign wait that took it included); the keeper only holds the pidfd
+    ///   and is not woken by the exit (a wake-up costs a context switch on the
+    ///   program's CPU, a keeper running on another CPU would slow the
+    ///   program's next fork, and it would wait for the gate);
     /// - remote while the reap fd is in use, in the scope of the library's own
     ///   children or without a handler: the program reaps through the reap
     ///   fd, with no thread in between (the handler has nothing to do);

@@ -109,9 +109,13 @@ fn wait_for(pid: pid_t, nohang: bool) -> io::Result<Option<Exit>> {
             if pid > 0 {
                 // This child alone: without a reaper, waiting for one child
                 // must not sweep the others. A tracked pid is answered from
-                // its tracked slots only.
+                // its tracked slots only. A parked child this wait is about
+                // to claim needs no look first: its waitid returns at once if
+                // it has exited.
                 let untracked_too = !st.scope_own() && st.table.first_public(pid).is_none();
-                st.reap_pid(pid, untracked_too, true);
+                if nohang || !st.parked_to_claim(pid) {
+                    st.reap_pid(pid, untracked_too, true);
+                }
             } else if pass_here || !st.passes_run_alone() || (nohang && !st.table.has_records()) {
                 // With a handler every SIGCHLD runs a pass; a blocking wait
                 // sleeps until one records something.
@@ -287,6 +291,15 @@ fn waitable(st: &mut State, pid: pid_t, nohang: bool) -> io::Result<Blocker> {
 }
 
 impl State {
+    /// Whether the oldest slot of `pid` is a live parked child that a
+    /// blocking wait claims (see [`waitable`]), its registration not
+    /// reported yet.
+    fn parked_to_claim(&self, pid: pid_t) -> bool {
+        let Some(idx) = self.table.first_public(pid) else { return false };
+        let slot = self.table.slot(idx);
+        self.scope_own() && slot.state == SlotState::Live && slot.parked && slot.armed && !slot.claimed
+    }
+
     /// Whether the handler's passes and the keeper reap every child in scope
     /// without the program's calls: a handler is installed, and no remote
     /// child's exit may wait for the reap fd's reader.
