@@ -7,6 +7,13 @@
 //! Post-fork code: [`in_child`] runs in the child of `fork()` and must stay
 //! async-signal-safe, as must every child hook: atomics and raw system calls
 //! only.
+//!
+//! A fork does not copy the parent's mappings of the library's code: the
+//! child faults each page of it in again as it first runs it, and the parent
+//! waiting for that child waits for those faults too. So [`in_child`] and the
+//! child hooks a plain fork runs live in one small section of their own,
+//! `.zreap_fork_child`: the child of a host's `fork()` maps one page of the
+//! library, not one per hook (c-tests/fork_child_faults.c counts them).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -55,6 +62,7 @@ pub(crate) fn set_hooks(concern: Concern, prepare: Option<fn()>, parent: Option<
     }
 }
 
+#[inline(always)]
 fn run(hooks: &[AtomicUsize; CONCERNS], reverse: bool) {
     let mut order = [0, 1, 2];
     if reverse {
@@ -82,6 +90,7 @@ extern "C" fn in_parent() {
 
 /// In the child of `fork()`. Async-signal-safe: it only calls child hooks,
 /// each async-signal-safe.
+#[link_section = ".zreap_fork_child"]
 extern "C" fn in_child() {
     run(&HOOKS.child, false);
 }

@@ -294,6 +294,7 @@ pub fn daemon_ready(code: c_int) -> io::Result<()> {
 /// In a child the daemon forks: close the inherited report socket, so the
 /// caller learns at once if the daemon dies before it is ready.
 /// Async-signal-safe (called from the fork handler).
+#[link_section = ".zreap_fork_child"]
 fn forget_ready_in_child() {
     // Looked at first: a swap writes, and a write copies the page.
     if READY_FD.load(SeqCst) >= 0 {

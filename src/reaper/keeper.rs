@@ -275,6 +275,7 @@ fn unclaim(idx: u32, generation: u32) -> bool {
 /// forked (see `before_fork`), so these are the fds of its keeper, not
 /// numbers its own parent's keeper once had. Post-fork code
 /// (async-signal-safe); reads only, so the page of hot words is not copied.
+#[inline]
 pub(super) fn close_parents_fds_in_child() {
     if TX.load(SeqCst) >= 0 {
         for fd in [TX, EPOLL, BELL] {

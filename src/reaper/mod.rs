@@ -124,13 +124,14 @@ pub(crate) struct State {
 }
 
 /// What the reaper writes around every `fork()` of the process (the gate's
-/// flags, the name of the thread whose fork holds it) and as its waits sleep
-/// and wake, on a page of its own that [`register_fork_hooks`] turns into an
+/// flags, the name of the thread whose fork holds it), at every SIGCHLD (the
+/// child it named) and as its waits sleep and wake, on a page of its own that [`register_fork_hooks`] turns into an
 /// anonymous mapping a fork gives the child zero-filled (`MADV_WIPEONFORK`).
 /// A fork leaves the parent's copy writable, so neither the parent's release
-/// of the gate after a fork nor its wakes cost it a page fault; and all-zero
-/// is what the child needs: a free gate, no fork holder, no sleeper, and a
-/// state still to adopt ([`State::adopt`]). Where the kernel cannot do that
+/// of the gate after a fork, nor the handler's run at its child's exit, nor
+/// its wakes cost it a page fault; and all-zero is what the child needs: a
+/// free gate, no fork holder, no sleeper, no child named, and a state still
+/// to adopt ([`State::adopt`]). Where the kernel cannot do that
 /// (before Linux 4.14), the child's fork handler does it all ([`WIPED`]
 /// false).
 #[repr(C, align(4096))]
@@ -144,6 +145,9 @@ struct ForkPage {
     /// The state behind the gate is this process's: false in the child of a
     /// plain fork until its first use of the library.
     adopted: AtomicBool,
+    /// The child the last SIGCHLD named (see `pass::SIGNALLED`); none in a
+    /// fork's child, which has no children yet.
+    signalled: AtomicI32,
 }
 
 const _: () = assert!(std::mem::size_of::<ForkPage>() == 4096, "the fork page outgrew its page");
@@ -154,6 +158,7 @@ static FORK_PAGE: ForkPage = ForkPage {
     wake: AtomicU32::new(0),
     sleepers: AtomicU32::new(0),
     adopted: AtomicBool::new(false),
+    signalled: AtomicI32::new(0),
 };
 
 /// A fork gives the child [`FORK_PAGE`] zero-filled: its fork handler must
@@ -420,17 +425,30 @@ fn after_fork_parent() {
 /// where the fork page came zero-filled. Async-signal-safe: raw system calls
 /// and clearing of containers that keep their memory; the gate was taken
 /// before the fork, so the state is consistent.
+///
+/// A plain fork's child runs only this much of the library, which it has to
+/// map again page by page: it shares a section with the other fork-child
+/// hooks (see [`crate::atfork`]), and the rest is [`reset_now_in_child`].
+#[link_section = ".zreap_fork_child"]
 fn reset_in_child() {
-    let wiped = WIPED.load(Ordering::SeqCst);
     keeper::close_parents_fds_in_child();
+    // Read only: a plain fork's child writes none of zreap's pages.
+    if !ADOPT_LATER.load(Ordering::SeqCst) || pass::creation_under_way() {
+        reset_now_in_child();
+    }
+}
+
+/// The part of [`reset_in_child`] for the child of a `zfork` (its creation
+/// is this thread's to forget) or of any fork where the state cannot be
+/// adopted later. Async-signal-safe, as that.
+#[cold]
+#[inline(never)]
+fn reset_now_in_child() {
+    let wiped = WIPED.load(Ordering::SeqCst);
+    creation::forget_creation_in_child(wiped);
     if ADOPT_LATER.load(Ordering::SeqCst) {
-        // Read first: a plain fork's child writes none of zreap's pages.
-        if pass::creation_under_way() {
-            creation::forget_creation_in_child(wiped);
-        }
         return;
     }
-    creation::forget_creation_in_child(wiped);
     // SAFETY: the gate was taken before the fork (before_fork or a Creation),
     // or the forking process was a raw clone's copy whose gate no thread of
     // it could let go (before_fork); the child has one thread, this one.

@@ -50,18 +50,20 @@ static CREATING: &AtomicUsize = &super::HOT.pass.creating;
 /// takes it: the all-children pass reaps it by pid before its walk of the
 /// children, so that the walk, which costs O(live children), runs once per
 /// SIGCHLD and not once to find that child and once more to find no other.
-static SIGNALLED: &AtomicI32 = &super::HOT.pass.signalled;
+/// On the fork page, not the hot one: the handler writes it at every
+/// SIGCHLD, in either scope, and a write to the hot page after a fork costs
+/// a copy of it (a host's own `fork()` + `waitpid` paid one each).
+static SIGNALLED: &AtomicI32 = &super::FORK_PAGE.signalled;
 
 /// This module's words on the reaper's page of hot words ([`super::Hot`]).
 pub(super) struct Words {
     pass_wanted: AtomicBool,
     creating: AtomicUsize,
-    signalled: AtomicI32,
 }
 
 impl Words {
     pub(super) const fn new() -> Words {
-        Words { pass_wanted: AtomicBool::new(true), creating: AtomicUsize::new(0), signalled: AtomicI32::new(0) }
+        Words { pass_wanted: AtomicBool::new(true), creating: AtomicUsize::new(0) }
     }
 }
 
@@ -88,6 +90,7 @@ pub(super) fn created() {
 
 /// Whether a thread is creating a tracked child (the fork of a `zfork`, or a
 /// fork made while one was registered). Async-signal-safe; reads only.
+#[inline]
 pub(super) fn creation_under_way() -> bool {
     CREATING.load(SeqCst) > 0
 }

@@ -90,6 +90,7 @@ fn service() -> io::Result<&'static Service> {
 /// is left as is) so the next spawn starts a new one. Async-signal-safe
 /// (post-fork child code: one atomic store, made only when there is a
 /// service to forget, since a write copies the page).
+#[link_section = ".zreap_fork_child"]
 fn forget_service_in_child() {
     if !SERVICE.load(SeqCst).is_null() {
         SERVICE.store(std::ptr::null_mut(), SeqCst);

@@ -36,6 +36,7 @@ use std::sync::atomic::AtomicU32;
 /// # Safety
 /// The arguments are valid for system call `number`.
 #[cfg(target_arch = "x86_64")]
+#[inline]
 pub(crate) unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize, c_int> {
     let ret: isize;
     // SAFETY: the kernel's x86_64 system call convention; it clobbers rcx and
@@ -58,6 +59,7 @@ pub(crate) unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize,
 /// # Safety
 /// The arguments are valid for system call `number`.
 #[cfg(target_arch = "aarch64")]
+#[inline]
 pub(crate) unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize, c_int> {
     let ret: isize;
     // SAFETY: the kernel's aarch64 system call convention. The caller vouches
@@ -92,6 +94,7 @@ pub(crate) unsafe fn syscall6(number: c_long, args: [usize; 6]) -> Result<usize,
 }
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline]
 fn decode(ret: isize) -> Result<usize, c_int> {
     if (-4095..0).contains(&ret) {
         Err(-ret as c_int)

@@ -139,6 +139,7 @@ pub fn pidfd_open(pid: pid_t) -> io::Result<RawFd> {
 
 /// Closes an fd, ignoring errors (used only on fds the library owns).
 /// Async-signal-safe; writes no errno.
+#[inline]
 pub fn close(fd: RawFd) {
     if fd >= 0 {
         // SAFETY: the library owns fd and never uses it after this call.

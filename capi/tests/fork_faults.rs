@@ -1,0 +1,77 @@
+//! Page faults of a host's own `fork()` + `_exit` + `waitpid` while zreap
+//! tracks a child: `c-tests/count_fork_faults.c`, run against the optimized
+//! `libzreap.so` (built here with `cargo build --release -p zreap-capi`),
+//! since only an optimized build lays the code out as shipped.
+//!
+//! - The parent takes no fault more than with a SIGCHLD handler of its own:
+//!   the handler's run at the child's exit writes no page the fork shared.
+//! - The child takes one more: the one page of the library's fork-child
+//!   section (`.zreap_fork_child`), which it maps again to run the hooks.
+//!
+//! Run as uid 65534 when root: a process that can change its credentials
+//! gets the keeper as a pthread, and glibc then takes its multi-threaded
+//! fork path (its locks, and the pages they lie on), whoever made the thread.
+//! Each run compares the least of 40 forks before and after; the smallest
+//! difference of five runs is checked: a process's layout (ASLR) decides
+//! where page boundaries fall, and about one run in ten puts the handler's
+//! deeper stack, or the signal frame, across one more page of it.
+
+use std::os::unix::process::CommandExt as _;
+use std::process::Command;
+use std::time::Duration;
+use zreap_testsupport as support;
+
+/// `(before, after)` for `what` ("parent" or "child") in the program's output.
+fn counts(stdout: &str, what: &str) -> (u64, u64) {
+    let line = stdout.lines().find_map(|l| l.strip_prefix(what)).unwrap_or_else(|| panic!("no {what} line: {stdout}"));
+    let mut numbers = line.split_whitespace().map(|n| n.parse::<u64>().expect("a count"));
+    (numbers.next().expect("before"), numbers.next().expect("after"))
+}
+
+#[test]
+fn a_host_fork_beside_a_tracked_child_costs_the_parent_no_fault_and_the_child_one_page() {
+    let repo = support::repo();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--release", "-p", "zreap-capi"])
+        .current_dir(&repo)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cargo build --release -p zreap-capi failed");
+    // The target directory holds cargo's tmp/ for integration tests.
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("the target directory");
+    let release = target.join("release");
+    assert!(release.join("libzreap.so.0").exists(), "no {}/libzreap.so.0", release.display());
+    let exe = support::build_c("c-tests/count_fork_faults.c");
+    let mut least = [i64::MAX; 2];
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let mut cmd = Command::new(&exe);
+        cmd.env("LD_LIBRARY_PATH", &release).current_dir("/tmp");
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            cmd.uid(65534).gid(65534);
+        }
+        let out = support::run_with_deadline(&mut cmd, Duration::from_secs(60));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "count_fork_faults: {:?}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (k, what) in ["parent", "child"].into_iter().enumerate() {
+            let (before, after) = counts(&stdout, what);
+            least[k] = least[k].min(after as i64 - before as i64);
+            seen.push(format!("{what} {before} -> {after}"));
+        }
+    }
+    let [parent, child] = least;
+    assert!(
+        parent <= 0,
+        "the parent took {parent} more fault(s) per fork with zreap's handler than with its own: {seen:?}"
+    );
+    assert!(
+        child <= 1,
+        "the child took {child} more faults per fork: more than the fork-child section's page: {seen:?}"
+    );
+}
