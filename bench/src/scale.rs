@@ -1031,9 +1031,10 @@ impl Why {
                  {untracked_mt:.1} in a host with a thread of its own; run as root (where zreap's keeper is a \
                  pthread) a single-threaded host's fork also takes glibc's multi-threaded path, but these workers \
                  run as uid 65534, where the keeper is a bare thread that glibc does not count: what zreap adds \
-                 is its fork handlers (their code, which the child maps, and the child's close of the keeper's \
-                 fds; they write only a page a fork does not share) and its SIGCHLD handler's run at each exit \
-                 (its frame on the stack, whose pages the next fork shares)"
+                 is its fork handlers (the one page of their code that the child maps again, and the child's \
+                 close of the keeper's fds; they write only a page a fork does not share) and its SIGCHLD \
+                 handler's run at each exit (the kernel's signal frame on the stack, whose pages the next fork \
+                 shares; the handler writes none of them) and the signal itself"
             ),
             _ => String::new(),
         }
