@@ -30,7 +30,7 @@ use std::io;
 /// ```
 pub fn install(flags: InstallFlags) -> io::Result<()> {
     let mut st = lock();
-    st.ensure_ready()?;
+    st.ensure_ready_for(flags.contains(InstallFlags::OWN))?;
     if let Some(current) = &st.installed {
         if current.flags != flags {
             return Err(io::Error::from_raw_os_error(libc::EBUSY));
@@ -79,6 +79,9 @@ pub fn uninstall() -> io::Result<()> {
         handler::restore(old)?;
     }
     st.installed = None;
+    // The all-children scope again: a pass that runs as the gate is let go
+    // may record an untracked exit.
+    st.table.reserve_buffer();
     st.unpark_all();
     watcher::set_handler_blocked(false);
     watcher::publish_mode(&st);

@@ -386,10 +386,19 @@ impl State {
         }
     }
 
-    /// Creates the eventfd, the epoll set, the spare fd and the untracked
-    /// buffer; in a forked child that left its parent's fds behind, the fds
-    /// alone. Ordinary context only.
+    /// Creates the eventfd, the epoll set and the spare fd (in a forked child
+    /// that left its parent's fds behind, again), and outside `ZREAP_OWN`'s
+    /// scope the untracked buffer. Ordinary context only.
     fn ensure_ready(&mut self) -> io::Result<()> {
+        self.ensure_ready_for(self.scope_own())
+    }
+
+    /// [`State::ensure_ready`] for the scope of the library's own children
+    /// (`own`) or all of them, which records exits of untracked children.
+    fn ensure_ready_for(&mut self, own: bool) -> io::Result<()> {
+        if !own {
+            self.table.reserve_buffer();
+        }
         if self.ready && self.epfd >= 0 {
             return Ok(());
         }
@@ -399,7 +408,6 @@ impl State {
         self.spare_fd = crate::sys::dup_cloexec(efd).unwrap_or(-1);
         // SAFETY: getpid cannot fail.
         self.set_owner(unsafe { libc::getpid() });
-        self.table.reserve_buffer();
         self.ready = true;
         Ok(())
     }

@@ -171,9 +171,13 @@ impl Table {
         }
     }
 
-    /// Reserves the untracked buffer. Ordinary context.
+    /// Reserves the untracked buffer, once: only the all-children scope
+    /// records such exits, and a `ZREAP_OWN` program's forks need not copy a
+    /// mapping of it. Ordinary context.
     pub fn reserve_buffer(&mut self) {
-        self.untracked.reserve_exact(UNTRACKED_CAPACITY);
+        if self.untracked.capacity() < UNTRACKED_CAPACITY {
+            self.untracked.reserve_exact(UNTRACKED_CAPACITY - self.untracked.len());
+        }
     }
 
     /// Makes room for one more slot, so that adding it cannot allocate after
@@ -469,6 +473,13 @@ impl Table {
     /// Records an exit in the bounded buffer of untracked children; returns
     /// whether the oldest was dropped to make room. Async-signal-safe.
     pub fn record_untracked(&mut self, exit: Exit) -> bool {
+        if self.untracked.capacity() < UNTRACKED_CAPACITY {
+            // Never reserved: pushing would allocate. The scopes that record
+            // such exits reserve it first ([`Table::reserve_buffer`]).
+            COUNTERS.add_reaped(1);
+            COUNTERS.add_dropped(1);
+            return true;
+        }
         let dropped = self.untracked.len() >= UNTRACKED_CAPACITY;
         if dropped {
             self.untracked.pop_front();
@@ -767,6 +778,21 @@ mod tests {
         t.finish(b, Some(0));
         assert_eq!(t.take_any().map(|e| e.pid), Some(5));
         assert_eq!(t.take_any().map(|e| e.pid), Some(4));
+    }
+
+    #[test]
+    fn an_unreserved_untracked_buffer_drops_the_exit_rather_than_allocate() {
+        let mut t = Table::new();
+        assert!(t.record_untracked(Exit::from_raw(7, 0)));
+        assert_eq!(t.untracked.capacity(), 0);
+        assert_eq!(t.take_any(), None);
+        t.reserve_buffer();
+        let capacity = t.untracked.capacity();
+        assert!(capacity >= UNTRACKED_CAPACITY);
+        assert!(!t.record_untracked(Exit::from_raw(8, 0)));
+        t.reserve_buffer();
+        assert_eq!(t.untracked.capacity(), capacity, "a second reservation grew the buffer");
+        assert_eq!(t.take_any().map(|e| e.pid), Some(8));
     }
 
     #[test]
