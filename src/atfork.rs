@@ -13,7 +13,8 @@
 //! waiting for that child waits for those faults too. So [`in_child`] and the
 //! child hooks a plain fork runs live in one small section of their own,
 //! `.zreap_fork_child`: the child of a host's `fork()` maps one page of the
-//! library, not one per hook (c-tests/fork_child_faults.c counts them).
+//! library, not one per hook (capi/tests/fork_faults.rs runs
+//! c-tests/count_fork_faults.c, which counts them).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 

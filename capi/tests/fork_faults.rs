@@ -21,6 +21,15 @@ use std::process::Command;
 use std::time::Duration;
 use zreap_testsupport as support;
 
+/// A directory removed when the test ends, whether it passes or not.
+struct RemovedAtEnd(std::path::PathBuf);
+
+impl Drop for RemovedAtEnd {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// `(before, after)` for `what` ("parent" or "child") in the program's output.
 fn counts(stdout: &str, what: &str) -> (u64, u64) {
     let line = stdout.lines().find_map(|l| l.strip_prefix(what)).unwrap_or_else(|| panic!("no {what} line: {stdout}"));
@@ -31,22 +40,55 @@ fn counts(stdout: &str, what: &str) -> (u64, u64) {
 #[test]
 fn a_host_fork_beside_a_tracked_child_costs_the_parent_no_fault_and_the_child_one_page() {
     let repo = support::repo();
+    // The target directory holds cargo's tmp/ for integration tests. Named to
+    // the nested cargo: the outer one may have been given --target-dir, which
+    // is not passed down (CARGO_TARGET_DIR is), and a library left in that
+    // directory's release/ by an earlier run must not be measured instead.
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("the target directory");
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--release", "-p", "zreap-capi"])
+        .args(["build", "--quiet", "--release", "-p", "zreap-capi", "--target-dir"])
+        .arg(target)
+        .env_remove("CARGO_BUILD_TARGET")
         .current_dir(&repo)
         .status()
         .expect("run cargo");
     assert!(status.success(), "cargo build --release -p zreap-capi failed");
-    // The target directory holds cargo's tmp/ for integration tests.
-    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("the target directory");
     let release = target.join("release");
-    assert!(release.join("libzreap.so.0").exists(), "no {}/libzreap.so.0", release.display());
-    let exe = support::build_c("c-tests/count_fork_faults.c");
+    assert!(release.join("libzreap.so").exists(), "no {}/libzreap.so", release.display());
+    // The program and the release library in a directory of their own, which
+    // uid 65534 can reach (a checkout under a 0700 home cannot be), linked
+    // with rpath $ORIGIN and run without LD_LIBRARY_PATH: support::build_c
+    // links against the test's own profile (target/debug) with an rpath to
+    // it, and where the linker writes DT_RPATH (GNU ld without
+    // --enable-new-dtags) that beats LD_LIBRARY_PATH, so the unoptimized
+    // library would be measured.
+    let dir = std::env::temp_dir().join(format!("zreap-fork-faults-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).expect("a directory for the program");
+    let _cleanup = RemovedAtEnd(dir.clone());
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    std::fs::copy(release.join("libzreap.so"), dir.join("libzreap.so.0")).expect("copy the library");
+    std::fs::copy(release.join("libzreap.so"), dir.join("libzreap.so")).expect("copy the library");
+    let exe = dir.join("count_fork_faults");
+    let status = Command::new(support::c_compiler())
+        .args(["-std=gnu11", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
+        .arg(repo.join("include"))
+        .arg("-I")
+        .arg(repo.join("c-tests"))
+        .arg(repo.join("c-tests/count_fork_faults.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg("-L")
+        .arg(&dir)
+        .args(["-Wl,-rpath,$ORIGIN", "-lzreap"])
+        .status()
+        .expect("run the C compiler");
+    assert!(status.success(), "compiling c-tests/count_fork_faults.c failed");
     let mut least = [i64::MAX; 2];
     let mut seen = Vec::new();
     for _ in 0..5 {
         let mut cmd = Command::new(&exe);
-        cmd.env("LD_LIBRARY_PATH", &release).current_dir("/tmp");
+        cmd.env_remove("LD_LIBRARY_PATH").env_remove("LD_PRELOAD").current_dir("/tmp");
         // SAFETY: geteuid cannot fail.
         if unsafe { libc::geteuid() } == 0 {
             cmd.uid(65534).gid(65534);
