@@ -70,6 +70,9 @@ pub fn install(flags: InstallFlags) -> io::Result<()> {
 /// subreaper setting stays.
 pub fn uninstall() -> io::Result<()> {
     let mut st = lock();
+    // The all-children scope comes back: a pass (one that runs as the gate is
+    // let go, too) may record an untracked exit.
+    st.table.reserve_buffer()?;
     if st.fd_wanted && st.handler_active() {
         // Without the handler, the reap fd turns readable for plain children
         // through the watcher, which zreap_fd() did not need to start then.
@@ -79,9 +82,6 @@ pub fn uninstall() -> io::Result<()> {
         handler::restore(old)?;
     }
     st.installed = None;
-    // The all-children scope again: a pass that runs as the gate is let go
-    // may record an untracked exit.
-    st.table.reserve_buffer();
     st.unpark_all();
     watcher::set_handler_blocked(false);
     watcher::publish_mode(&st);

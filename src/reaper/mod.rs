@@ -133,7 +133,8 @@ pub(crate) struct State {
 /// free gate, no fork holder, no sleeper, no child named, and a state still
 /// to adopt ([`State::adopt`]). Where the kernel cannot do that
 /// (before Linux 4.14), the child's fork handler does it all ([`WIPED`]
-/// false).
+/// false) but for the child named, which it leaves: the child's first pass
+/// finds no child of its own under that pid and only wakes its waits.
 #[repr(C, align(4096))]
 struct ForkPage {
     gate: gate::Flags,
@@ -397,7 +398,7 @@ impl State {
     /// (`own`) or all of them, which records exits of untracked children.
     fn ensure_ready_for(&mut self, own: bool) -> io::Result<()> {
         if !own {
-            self.table.reserve_buffer();
+            self.table.reserve_buffer()?;
         }
         if self.ready && self.epfd >= 0 {
             return Ok(());

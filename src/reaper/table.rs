@@ -173,11 +173,14 @@ impl Table {
 
     /// Reserves the untracked buffer, once: only the all-children scope
     /// records such exits, and a `ZREAP_OWN` program's forks need not copy a
-    /// mapping of it. Ordinary context.
-    pub fn reserve_buffer(&mut self) {
+    /// mapping of it. `ENOMEM` when it cannot. Ordinary context.
+    pub fn reserve_buffer(&mut self) -> std::io::Result<()> {
         if self.untracked.capacity() < UNTRACKED_CAPACITY {
-            self.untracked.reserve_exact(UNTRACKED_CAPACITY - self.untracked.len());
+            self.untracked
+                .try_reserve_exact(UNTRACKED_CAPACITY - self.untracked.len())
+                .map_err(|_| std::io::Error::from_raw_os_error(libc::ENOMEM))?;
         }
+        Ok(())
     }
 
     /// Makes room for one more slot, so that adding it cannot allocate after
@@ -667,7 +670,7 @@ mod tests {
 
     fn table() -> Table {
         let mut t = Table::new();
-        t.reserve_buffer();
+        t.reserve_buffer().unwrap();
         t
     }
 
@@ -786,11 +789,11 @@ mod tests {
         assert!(t.record_untracked(Exit::from_raw(7, 0)));
         assert_eq!(t.untracked.capacity(), 0);
         assert_eq!(t.take_any(), None);
-        t.reserve_buffer();
+        t.reserve_buffer().unwrap();
         let capacity = t.untracked.capacity();
         assert!(capacity >= UNTRACKED_CAPACITY);
         assert!(!t.record_untracked(Exit::from_raw(8, 0)));
-        t.reserve_buffer();
+        t.reserve_buffer().unwrap();
         assert_eq!(t.untracked.capacity(), capacity, "a second reservation grew the buffer");
         assert_eq!(t.take_any().map(|e| e.pid), Some(8));
     }
