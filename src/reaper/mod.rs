@@ -125,8 +125,9 @@ pub(crate) struct State {
 
 /// What the reaper writes around every `fork()` of the process (the gate's
 /// flags, the name of the thread whose fork holds it), at every SIGCHLD (the
-/// child it named) and as its waits sleep and wake, on a page of its own that [`register_fork_hooks`] turns into an
-/// anonymous mapping a fork gives the child zero-filled (`MADV_WIPEONFORK`).
+/// child it named) and as its waits sleep and wake, on a page of its own
+/// that [`register_fork_hooks`] turns into an anonymous mapping a fork gives
+/// the child zero-filled (`MADV_WIPEONFORK`).
 /// A fork leaves the parent's copy writable, so neither the parent's release
 /// of the gate after a fork, nor the handler's run at its child's exit, nor
 /// its wakes cost it a page fault; and all-zero is what the child needs: a
@@ -449,7 +450,7 @@ fn reset_in_child() {
 
 /// The part of [`reset_in_child`] for the child of a `zfork` (its creation
 /// is this thread's to forget) or of any fork where the state cannot be
-/// adopted later. Async-signal-safe, as that.
+/// adopted later. Async-signal-safe, as that is.
 #[cold]
 #[inline(never)]
 fn reset_now_in_child() {
