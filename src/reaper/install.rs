@@ -30,11 +30,11 @@ use std::io;
 /// ```
 pub fn install(flags: InstallFlags) -> io::Result<()> {
     let mut st = lock();
+    if st.installed.as_ref().is_some_and(|current| current.flags != flags) {
+        return Err(io::Error::from_raw_os_error(libc::EBUSY));
+    }
     st.ensure_ready_for(flags.contains(InstallFlags::OWN))?;
     if let Some(current) = &st.installed {
-        if current.flags != flags {
-            return Err(io::Error::from_raw_os_error(libc::EBUSY));
-        }
         if current.old_action.is_some() && !handler::is_installed()? {
             let replaced = handler::install()?;
             if let Some(installed) = st.installed.as_mut() {
