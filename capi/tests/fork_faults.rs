@@ -70,20 +70,7 @@ fn a_host_fork_beside_a_tracked_child_costs_the_parent_no_fault_and_the_child_on
     std::fs::copy(release.join("libzreap.so"), dir.join("libzreap.so.0")).expect("copy the library");
     std::fs::copy(release.join("libzreap.so"), dir.join("libzreap.so")).expect("copy the library");
     let exe = dir.join("count_fork_faults");
-    let status = Command::new(support::c_compiler())
-        .args(["-std=gnu11", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
-        .arg(repo.join("include"))
-        .arg("-I")
-        .arg(repo.join("c-tests"))
-        .arg(repo.join("c-tests/count_fork_faults.c"))
-        .arg("-o")
-        .arg(&exe)
-        .arg("-L")
-        .arg(&dir)
-        .args(["-Wl,-rpath,$ORIGIN", "-lzreap"])
-        .status()
-        .expect("run the C compiler");
-    assert!(status.success(), "compiling c-tests/count_fork_faults.c failed");
+    support::compile_c("c-tests/count_fork_faults.c", &exe, &dir, "$ORIGIN", &[]);
     let mut least = [i64::MAX; 2];
     let mut seen = Vec::new();
     for _ in 0..5 {

@@ -60,7 +60,7 @@ fn build_c_variant(src: &str, suffix: &str, flags: &[&str]) -> PathBuf {
     fs::create_dir_all(&out_dir).unwrap();
     let out = out_dir.join(format!("{stem}{suffix}"));
 
-    let inputs = [source.clone(), repo.join("include/zreap.h"), lib_dir.join("libzreap.so")];
+    let inputs = [source, repo.join("include/zreap.h"), lib_dir.join("libzreap.so")];
     let headers = fs::read_dir(repo.join("c-tests"))
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -81,6 +81,16 @@ fn build_c_variant(src: &str, suffix: &str, flags: &[&str]) -> PathBuf {
     static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let build = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = out.with_extension(format!("tmp{}-{build}", std::process::id()));
+    compile_c(src, &tmp, &lib_dir, &lib_dir.display().to_string(), flags);
+    fs::rename(&tmp, &out).unwrap();
+    out
+}
+
+/// Compiles `src` (relative to the repository) into `out`, linked against
+/// the `libzreap.so` in `lib_dir` with `rpath` (a directory, or `$ORIGIN`),
+/// with the C tests' flags and `flags` added. Panics if it fails.
+pub fn compile_c(src: &str, out: &Path, lib_dir: &Path, rpath: &str, flags: &[&str]) {
+    let repo = repo();
     let status = Command::new(c_compiler())
         .args(["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread"])
         .args(flags)
@@ -88,18 +98,16 @@ fn build_c_variant(src: &str, suffix: &str, flags: &[&str]) -> PathBuf {
         .arg(repo.join("include"))
         .arg("-I")
         .arg(repo.join("c-tests"))
-        .arg(&source)
+        .arg(repo.join(src))
         .arg("-o")
-        .arg(&tmp)
+        .arg(out)
         .arg("-L")
-        .arg(&lib_dir)
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg(lib_dir)
+        .arg(format!("-Wl,-rpath,{rpath}"))
         .arg("-lzreap")
         .status()
         .expect("run the C compiler");
     assert!(status.success(), "compiling {src} failed");
-    fs::rename(&tmp, &out).unwrap();
-    out
 }
 
 /// Runs `cmd` to completion, killing it after `limit`. Panics on timeout.
