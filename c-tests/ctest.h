@@ -13,7 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -259,6 +264,39 @@ static inline pid_t ctest_child_exiting(int code) {
         _exit(code);
     }
     return pid;
+}
+
+#if defined(__x86_64__)
+#define CTEST_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define CTEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* From now on, here and in every child, system call `nr` fails with EINVAL
+ * when its argument number `arg` is `value`, as on a kernel without that
+ * feature; every other call is allowed (a seccomp filter). Returns 1 once the
+ * filter is in place, 0 where it cannot be (errno says why). */
+static inline int ctest_refuse_call(int nr, int arg, unsigned long value) {
+#ifdef CTEST_AUDIT_ARCH
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CTEST_AUDIT_ARCH, 0, 5),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (unsigned)(offsetof(struct seccomp_data, args) + 8 * arg)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)value, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog program = {sizeof code / sizeof code[0], code};
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
+#else
+    (void)nr;
+    (void)arg;
+    (void)value;
+    errno = ENOSYS;
+    return 0;
+#endif
 }
 
 #endif

@@ -4,21 +4,40 @@
  * child (so the keeper runs), a _Fork() child makes a child of its own that
  * exits 3: its zwait() gets 3, its stats count only its own child, and its
  * parent's tracked child is not its business (zwait gives ECHILD). The parent
- * still gets its tracked child's exit, and no zombie is left. */
+ * still gets its tracked child's exit, and no zombie is left.
+ *
+ * Then all of it again in a fresh process where madvise(MADV_WIPEONFORK)
+ * fails with EINVAL, as before Linux 4.14: the _Fork() child, whose fork page
+ * is then its parent's copy, still takes the state over at its first use. */
 #include "ctest.h"
+#include <sys/mman.h>
 
 pid_t _Fork(void);
 
-int main(void) {
+/* madvise(MADV_WIPEONFORK) fails with EINVAL from now on, here and in every
+ * child. */
+static int refuse_wipe_on_fork(void) {
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int refused = page != MAP_FAILED && ctest_refuse_call(__NR_madvise, 2, MADV_WIPEONFORK) &&
+                  madvise(page, 4096, MADV_WIPEONFORK) == -1 && errno == EINVAL;
+    if (page != MAP_FAILED)
+        munmap(page, 4096);
+    return refused;
+}
+
+int main(int argc, char **argv) {
     ctest_start();
+    int no_wipe = argc > 1 && strcmp(argv[1], "no-wipe") == 0;
+    if (no_wipe)
+        CHECK(refuse_wipe_on_fork());
     CHECK(zreap_install(0) == 0);
     int hold[2];
     CHECK(pipe2(hold, O_CLOEXEC) == 0);
-    char *argv[] = {"sh", "-c", "read line", NULL};
+    char *sh_argv[] = {"sh", "-c", "read line", NULL};
     zspawn_options opts;
     zspawn_options_init(&opts);
     opts.stdin_fd = hold[0];
-    pid_t tracked = zspawn("/bin/sh", argv, NULL, &opts);
+    pid_t tracked = zspawn("/bin/sh", sh_argv, NULL, &opts);
     CHECK(tracked > 0);
 
     pid_t child = _Fork();
@@ -47,6 +66,16 @@ int main(void) {
     close(hold[1]);
     CHECK(zwait(tracked, &status, 0) == tracked);
     CHECK(WIFEXITED(status));
+    if (!no_wipe) {
+        pid_t again = fork();
+        CHECK(again >= 0);
+        if (again == 0) {
+            execl("/proc/self/exe", argv[0], "no-wipe", (char *)NULL);
+            _exit(127);
+        }
+        CHECK(zwait(again, &status, 0) == again);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
     CHECK(ctest_zombies() == 0);
-    return ctest_finish("reaper_underscore_fork_child");
+    return ctest_finish(no_wipe ? "reaper_underscore_fork_child (no MADV_WIPEONFORK)" : "reaper_underscore_fork_child");
 }

@@ -24,41 +24,14 @@
  * a kernel built without CONFIG_CHECKPOINT_RESTORE: the shim must then take
  * its state over in a fork handler. */
 #include "ctest.h"
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <pthread.h>
-#include <stddef.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-
-#if defined(__x86_64__)
-#define CTEST_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define CTEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#endif
 
 /* prctl(PR_GET_TID_ADDRESS) fails with EINVAL from now on, here and in every
- * child; everything else is allowed. */
+ * child. */
 static int refuse_tid_address(void) {
-#ifdef CTEST_AUDIT_ARCH
-    struct sock_filter code[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CTEST_AUDIT_ARCH, 0, 5),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_prctl, 0, 3),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PR_GET_TID_ADDRESS, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog program = {sizeof code / sizeof code[0], code};
     int *address = NULL;
-    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0 &&
-           prctl(PR_GET_TID_ADDRESS, &address, 0, 0, 0) == -1 && errno == EINVAL;
-#else
-    return 0;
-#endif
+    return ctest_refuse_call(__NR_prctl, 0, PR_GET_TID_ADDRESS) && prctl(PR_GET_TID_ADDRESS, &address, 0, 0, 0) == -1 &&
+           errno == EINVAL;
 }
 
 /* In a child: a wait for any child finds nothing (ECHILD). */

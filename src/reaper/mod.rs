@@ -318,7 +318,10 @@ impl State {
 
     /// [`State::adopt`] without the fds. Async-signal-safe.
     fn adopt_state(&mut self) -> bool {
-        if !ADOPT_LATER.load(Ordering::SeqCst) || FORK_PAGE.adopted.load(Ordering::SeqCst) {
+        if !ADOPT_LATER.load(Ordering::SeqCst) {
+            return self.take_over_unhandled_fork();
+        }
+        if FORK_PAGE.adopted.load(Ordering::SeqCst) {
             return true;
         }
         if crate::sys::bare::tid_address() == Some(0) {
@@ -330,6 +333,30 @@ impl State {
         keeper::forget_in_child();
         self.forget_parents_children();
         FORK_PAGE.adopted.store(true, Ordering::SeqCst);
+        true
+    }
+
+    /// Where the state is not adopted later ([`ADOPT_LATER`] false: no
+    /// `MADV_WIPEONFORK` before Linux 4.14, or no thread-id address), the
+    /// child handler of `fork()` resets it. A child of glibc's `_Fork()` runs
+    /// no fork handlers and still holds its parent's state, whose slots the
+    /// fork left out: it is reset here, at the child's first use of the
+    /// library (c-tests/reaper_underscore_fork_child.c runs with
+    /// `MADV_WIPEONFORK` refused). False in a raw clone's copy (no thread-id
+    /// address), whose state is not its own. Async-signal-safe: `getpid`,
+    /// `prctl` and [`State::forget_parents_children`].
+    fn take_over_unhandled_fork(&mut self) -> bool {
+        if self.owner == 0 || self.owner == crate::sys::bare::getpid() {
+            return true;
+        }
+        if crate::sys::bare::tid_address().is_none_or(|address| address == 0) {
+            return false;
+        }
+        // A creation under way in another thread of the parent is not this
+        // process's; this thread was in _Fork(), not in a creation.
+        pass::forget_creating_in_child();
+        keeper::forget_in_child();
+        self.forget_parents_children();
         true
     }
 
