@@ -44,11 +44,16 @@ fn a_host_fork_beside_a_tracked_child_costs_the_parent_no_fault_and_the_child_on
     // the nested cargo: the outer one may have been given --target-dir, which
     // is not passed down (CARGO_TARGET_DIR is), and a library left in that
     // directory's release/ by an earlier run must not be measured instead.
+    // The library is measured as it ships: flags given to the outer build
+    // (coverage counters, sanitizers) write pages of their own at each fork.
     let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("the target directory");
     let status = Command::new(env!("CARGO"))
         .args(["build", "--quiet", "--release", "-p", "zreap-capi", "--target-dir"])
         .arg(target)
         .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
         .current_dir(&repo)
         .status()
         .expect("run cargo");
