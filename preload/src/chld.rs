@@ -69,7 +69,17 @@ fn wants_ours(action: &libc::sigaction) -> bool {
 /// Does the reaper thread serve this disposition (SIGCHLD at its default, in
 /// the `all` mode or as a subreaper)?
 fn thread_wanted(action: &libc::sigaction) -> bool {
-    action.sa_sigaction == libc::SIG_DFL && action.sa_flags & libc::SA_NOCLDWAIT == 0 && config::reaps_unwaited()
+    left_to_default(action) && config::reaps_unwaited()
+}
+
+/// [`thread_wanted`] in the calling process, whose pid is `me`.
+fn thread_wanted_in(action: &libc::sigaction, me: libc::pid_t) -> bool {
+    left_to_default(action) && config::reaps_unwaited_in(me)
+}
+
+/// SIGCHLD at its default, which leaves zombies.
+fn left_to_default(action: &libc::sigaction) -> bool {
+    action.sa_sigaction == libc::SIG_DFL && action.sa_flags & libc::SA_NOCLDWAIT == 0
 }
 
 /// The kernel-side action for a program disposition.
@@ -405,14 +415,23 @@ static THREAD_IDLE: AtomicBool = AtomicBool::new(false);
 /// kernel (it leaves every exit to them until they leave).
 static THREAD_HELD: AtomicBool = AtomicBool::new(false);
 
-/// Tells this process's reaper thread, if it has one, a child was just
+/// After the program made a child (fork or posix_spawn), in process `me`
+/// (the caller's): starts the reaper thread if the process needs one, and
+/// tells it of the child. Ordinary context.
+pub fn child_made(me: libc::pid_t) {
+    if thread_wanted_in(&program_action(), me) {
+        start_reaper_thread(me);
+        note_new_child(me);
+    }
+}
+
+/// Tells the reaper thread of process `me`, if it has one, a child was just
 /// made. Only a thread asleep for want of children needs waking (otherwise it
 /// waits in waitid or looks again soon, and the wake would cost a system call
 /// per fork). Writes nothing when the flag is set already: after a fork, the
 /// parent's first write to a page costs it a page fault.
-pub fn note_new_child() {
-    let thread_pid = THREAD_PID.load(SeqCst);
-    if thread_pid == 0 || thread_pid != bare::getpid() {
+fn note_new_child(me: libc::pid_t) {
+    if THREAD_PID.load(SeqCst) != me {
         return;
     }
     if !MADE_CHILD.load(SeqCst) {
@@ -430,11 +449,15 @@ pub fn note_new_child() {
 /// process has children, and none runs yet (a process that never makes a
 /// child, like most programs a shell runs, never pays for a thread).
 /// Ordinary context.
-pub fn ensure_reaper_thread() {
-    if !thread_wanted(&program_action()) {
-        return;
+fn ensure_reaper_thread() {
+    if thread_wanted(&program_action()) {
+        start_reaper_thread(bare::getpid());
     }
-    let me = bare::getpid();
+}
+
+/// [`ensure_reaper_thread`] once the thread is known to be wanted, in process
+/// `me` (the caller's).
+fn start_reaper_thread(me: libc::pid_t) {
     let previous = THREAD_PID.load(SeqCst);
     if previous == me {
         return;

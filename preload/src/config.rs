@@ -20,11 +20,26 @@ pub fn active() -> bool {
     MODE.load(SeqCst) != OFF && crate::owner::owned_by(zreap::sys::bare::getpid())
 }
 
+/// [`active`] in the calling process, whose pid the caller has read: `me`.
+/// Async-signal-safe.
+fn active_in(me: libc::pid_t) -> bool {
+    MODE.load(SeqCst) != OFF && crate::owner::owned_by(me)
+}
+
 /// Does the shim reap children whose SIGCHLD disposition is the default
 /// (no program handler)? In `all` mode, and as a subreaper.
 pub fn reaps_unwaited() -> bool {
     // The settings first: active() costs a getpid.
-    (MODE.load(SeqCst) == ALL || SUBREAPER.load(SeqCst)) && active()
+    reaps_any_mode() && active()
+}
+
+/// [`reaps_unwaited`] in the calling process, whose pid is `me`.
+pub fn reaps_unwaited_in(me: libc::pid_t) -> bool {
+    reaps_any_mode() && active_in(me)
+}
+
+fn reaps_any_mode() -> bool {
+    MODE.load(SeqCst) == ALL || SUBREAPER.load(SeqCst)
 }
 
 pub fn pdeathsig() -> libc::c_int {

@@ -204,12 +204,7 @@ extern "C" fn before_fork() {
 /// In the parent after fork() (whoever called it): a child was made.
 extern "C" fn after_fork_in_parent() {
     // A panic (a shim bug) must not unwind into glibc's fork.
-    let _ = std::panic::catch_unwind(|| {
-        if config::active() {
-            chld::ensure_reaper_thread();
-            chld::note_new_child();
-        }
-    });
+    let _ = std::panic::catch_unwind(|| chld::child_made(sys::bare::getpid()));
 }
 
 /// In the child of fork(), registered only when the child needs the shim at
@@ -352,9 +347,8 @@ unsafe fn posix_spawn_impl(
 ) -> c_int {
     // SAFETY: forwarded as given.
     let rc = unsafe { real::posix_spawn(which, pid, path, actions, attrs, argv, envp) };
-    if rc == 0 && config::active() {
-        chld::ensure_reaper_thread();
-        chld::note_new_child();
+    if rc == 0 {
+        chld::child_made(sys::bare::getpid());
     }
     rc
 }

@@ -891,3 +891,34 @@ fn ltrace_under_the_shim_works_as_without_it() {
     );
     println!("ltrace: {} lines alike in each mode", kept.len());
 }
+
+/// The system calls of the traced process's first thread (`strace -c`, no
+/// `-f`: not the shim's reaper thread, not the children) in a run of
+/// bench/forkexec.c with `rounds` of fork + execve(/bin/true) + waitpid.
+fn parent_calls(forkexec: &Path, mode: Shim, rounds: u32, tmp: &TempDir) -> u64 {
+    let report = tmp.path().join(format!("calls-{mode:?}-{rounds}"));
+    let mut cmd = command("strace", mode);
+    cmd.arg("-c").arg("-o").arg(&report).arg(forkexec).arg(rounds.to_string());
+    run_ok(&mut cmd, "strace -c forkexec");
+    let text = fs::read_to_string(&report).expect("strace's report");
+    let total = text.lines().find(|l| l.trim_end().ends_with(" total")).expect("a total line");
+    total.split_whitespace().nth(3).and_then(|n| n.parse().ok()).expect("the total's calls")
+}
+
+#[test]
+fn a_fork_exec_wait_costs_the_parent_at_most_two_system_calls_more_under_reap_all() {
+    require("strace");
+    let forkexec = build_c("bench/forkexec.c");
+    let tmp = TempDir::new("calls");
+    // Per round: the difference between 300 and 100 rounds, start-up aside.
+    let per_round = |mode| {
+        let (few, many) = (parent_calls(&forkexec, mode, 100, &tmp), parent_calls(&forkexec, mode, 300, &tmp));
+        (many - few) as f64 / 200.0
+    };
+    let (off, all) = (per_round(Shim::Off), per_round(Shim::All));
+    println!("system calls per round in the parent: {off:.2} without the shim, {all:.2} under ZREAP_REAP=all");
+    // Two getpid (the fork handler's and the wait's look at whose state it
+    // is), and now and then a futex wake of the reaper thread. It was five
+    // getpid before each caller read the pid once.
+    assert!(all - off <= 2.5, "{all:.2} calls per round under the shim, {off:.2} without");
+}
