@@ -234,7 +234,15 @@ pub(crate) static COUNTERS: &Counters = &HOT.counters;
 /// assert_eq!(zreap::stats(), zreap::Stats::default());
 /// ```
 pub fn stats() -> crate::Stats {
-    if ADOPT_LATER.load(Ordering::SeqCst) && !FORK_PAGE.adopted.load(Ordering::SeqCst) {
+    let to_adopt = if ADOPT_LATER.load(Ordering::SeqCst) {
+        !FORK_PAGE.adopted.load(Ordering::SeqCst)
+    } else {
+        // A _Fork() child's (no fork handler ran) are its parent's until it
+        // takes the state over (State::take_over_unhandled_fork).
+        let owner = owner_pid();
+        owner != 0 && owner != crate::sys::bare::getpid()
+    };
+    if to_adopt {
         // A fork child's counters are still its parent's until it adopts.
         drop(lock());
     }
@@ -352,9 +360,12 @@ impl State {
         if crate::sys::bare::tid_address().is_none_or(|address| address == 0) {
             return false;
         }
-        // A creation under way in another thread of the parent is not this
-        // process's; this thread was in _Fork(), not in a creation.
-        pass::forget_creating_in_child();
+        // The count of creations under way is left alone: this may run inside
+        // this process's own first creation (Creation::begin counts it before
+        // it takes the gate, and a SIGCHLD pass may come in between), whose
+        // end would then take the count below zero and leave the zfork child
+        // of that creation its thread's creation flag. A creation of the
+        // parent's under way at the _Fork() left the gate held anyway.
         keeper::forget_in_child();
         self.forget_parents_children();
         true
