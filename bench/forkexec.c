@@ -1,7 +1,9 @@
 /* The shim benchmark's host program: N times fork + execve(CHILD) + waitpid
  * (CHILD: argv[2], default /bin/true), timed with CLOCK_MONOTONIC. Prints
- * "ns=<elapsed> n=<N> faults=<page faults of the loop, parent and children>"
- * and exits 0, or prints the failure on stderr and exits 1. Compiled at bench time by
+ * "ns=<elapsed> n=<N> faults=<page faults of the loop, parent and children>
+ * maps=<mappings of this process after the loop>" (a fork copies each mapping,
+ * and the child's exec tears each down) and exits 0, or prints the failure on
+ * stderr and exits 1. Compiled at bench time by
  * zreap-bench, then run with and without LD_PRELOAD=libzreap_preload.so.
  * With "thread" as argv[3] it first starts a thread that sleeps throughout:
  * what any second thread costs each fork (the shim's reaper thread is one). */
@@ -72,6 +74,14 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_CHILDREN, &children);
     long long ns = (long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
     long faults = self1.ru_minflt - self0.ru_minflt + children.ru_minflt;
-    printf("ns=%lld n=%ld faults=%ld\n", ns, n, faults);
+    long maps = 0;
+    FILE *list = fopen("/proc/self/maps", "r");
+    if (list) {
+        int c;
+        while ((c = getc(list)) != EOF)
+            maps += c == '\n';
+        fclose(list);
+    }
+    printf("ns=%lld n=%ld faults=%ld maps=%ld\n", ns, n, faults, maps);
     return 0;
 }

@@ -745,7 +745,9 @@ is process-wide):
    Instructions: `valgrind --tool=callgrind` of one `/bin/true` (which loads the preload), and
    of the loop at N and 2N iterations (the difference over N: the parent's user-space
    instructions per child). Wall time and page faults (`getrusage`, the loop's parent and
-   children): the loop with the tiny child, in many short rounds that run every case once in
+   children), and the mappings of the loop's process after it (`/proc/self/maps`: a fork
+   copies each, the child's exec tears each down, so each makes every fork + exec dearer):
+   the loop with the tiny child, in many short rounds that run every case once in
    a rotating order; a ratio is the median over rounds of a case's run against the
    baseline's run of the same round (the machine's speed drifts between rounds, less within
    one), the time shown the median run; run by root, every case

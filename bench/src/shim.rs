@@ -137,6 +137,7 @@ impl Bench {
         let section = format!("5. shim: {iters} × fork+execve(tiny static child)+waitpid in C");
         let mut times: Times = HashMap::new();
         let mut faults: HashMap<&str, Vec<u64>> = HashMap::new();
+        let mut maps: HashMap<&str, u64> = HashMap::new();
         let mut failed: HashMap<&str, String> = HashMap::new();
         if !root {
             failed.insert("all-privileged", "the bench runs as root only".into());
@@ -166,6 +167,9 @@ impl Bench {
                             (Some(ns), Some(n)) => {
                                 times.entry(preload).or_default().push((rep, ns));
                                 faults.entry(preload).or_default().push(n);
+                                if let Some(m) = field("maps=") {
+                                    maps.insert(preload, m);
+                                }
                             }
                             _ => {
                                 failed.insert(preload, format!("unexpected output {text:?}"));
@@ -214,6 +218,19 @@ impl Bench {
             self.rows.push(
                 Row::new(faults_section, &format!("{}{}", label(preload), user(preload)), value)
                     .vs("empty .so", faults_per_child["empty"]),
+            );
+        }
+        // The same in every run of a case: what a fork copies and the child's
+        // exec tears down, which is what `all`'s core and thread add to.
+        let maps_section = "5. shim: mappings of that loop's process (/proc/self/maps after the loop)";
+        for preload in WALL_CASES {
+            let value = match (failed.get(preload), maps.get(preload)) {
+                (None, Some(&m)) => Val::Count(m),
+                _ => Val::Na("not available".into()),
+            };
+            self.rows.push(
+                Row::new(maps_section, &format!("{}{}", label(preload), user(preload)), value)
+                    .vs("empty .so", maps.get("empty").map(|&m| m as f64)),
             );
         }
         let all = match med["all"] {
