@@ -1,17 +1,58 @@
-/* shim_never_reaps.c: forks N children and does not wait for them (SIGCHLD
+/* shim_never_reaps.c: makes N children and does not wait for them (SIGCHLD
  * at its default). Then, once they have all exited, it waits for each one
  * with the wait call named by argv[1] and checks the status, exactly once.
  *
- * Usage: shim_never_reaps waitpid|wait|wait3|wait4|waitid  shim|noshim
+ * Usage: shim_never_reaps waitpid|wait|wait3|wait4|waitid  shim|noshim  [MAKER]
  *   shim:   (ZREAP_REAP=all) no zombie appears while the program never waits
  *   noshim: the N zombies appear (the zombie check itself works)
+ *   MAKER:  how each child is made: fork (the default), vfork (+ execve of
+ *           /bin/sh, as gcc's driver does), clone (glibc's wrapper, no
+ *           CLONE_VM) or _Fork (glibc 2.34's fork without handlers)
  * Child i exits with code 10+i; the last child dies by SIGTERM. */
 #include "ctest.h"
+#include <sched.h>
 #include <sys/resource.h>
 
 #define N 10
 
 static pid_t pids[N];
+
+/* The body of child i: exits 10+i, or the last one dies by SIGTERM. Raw
+ * system calls: a clone child's glibc still holds its parent's thread id. */
+static int child_body(int i) {
+    if (i == N - 1) syscall(SYS_kill, syscall(SYS_getpid), SIGTERM);
+    return 10 + i;
+}
+
+static int clone_child(void *arg) { return child_body((int)(long)arg); }
+
+extern char **environ;
+pid_t _Fork(void);
+
+/* Makes child i with `maker`; returns its pid (the child never returns). */
+static pid_t make_child(const char *maker, int i) {
+    if (strcmp(maker, "vfork") == 0) {
+        char script[64];
+        if (i == N - 1)
+            snprintf(script, sizeof script, "kill -TERM $$");
+        else
+            snprintf(script, sizeof script, "exit %d", 10 + i);
+        char *argv[] = {"sh", "-c", script, NULL};
+        pid_t pid = vfork();
+        if (pid == 0) {
+            execve("/bin/sh", argv, environ);
+            _exit(127);
+        }
+        return pid;
+    }
+    if (strcmp(maker, "clone") == 0) {
+        static char stack[64 * 1024] __attribute__((aligned(16)));
+        return clone(clone_child, stack + sizeof stack, SIGCHLD, (void *)(long)i);
+    }
+    pid_t pid = strcmp(maker, "_Fork") == 0 ? _Fork() : fork();
+    if (pid == 0) _exit(child_body(i));
+    return pid;
+}
 
 static int expected_status_ok(int i, int status) {
     if (i == N - 1) return WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM;
@@ -26,19 +67,16 @@ static int index_of(pid_t pid) {
 
 int main(int argc, char **argv) {
     ctest_start();
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s waitpid|wait|wait3|wait4|waitid shim|noshim\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s waitpid|wait|wait3|wait4|waitid shim|noshim [fork|vfork|clone|_Fork]\n", argv[0]);
         return 2;
     }
     const char *how = argv[1];
     int shim = strcmp(argv[2], "shim") == 0;
+    const char *maker = argc == 4 ? argv[3] : "fork";
 
     for (int i = 0; i < N; i++) {
-        pids[i] = fork();
-        if (pids[i] == 0) {
-            if (i == N - 1) raise(SIGTERM);
-            _exit(10 + i);
-        }
+        pids[i] = make_child(maker, i);
         CHECK(pids[i] > 0);
     }
 

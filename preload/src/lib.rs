@@ -64,6 +64,7 @@ pub struct CoreTable {
     system: unsafe extern "C" fn(CStrPtr) -> c_int,
     posix_spawn: SpawnFn,
     posix_spawnp: SpawnFn,
+    child_made: extern "C" fn(),
 }
 
 type SpawnFn = unsafe extern "C" fn(
@@ -76,7 +77,7 @@ type SpawnFn = unsafe extern "C" fn(
 ) -> c_int;
 
 /// `ZREAP_PRELOAD_CORE_VERSION` in core.h.
-const CORE_VERSION: u32 = 2;
+const CORE_VERSION: u32 = 3;
 /// The `mode` argument of [`zreap_preload_core_start`] that says: read the
 /// environment (`ZREAP_PRELOAD_FROM_ENVIRONMENT`).
 const FROM_ENVIRONMENT: c_int = -1;
@@ -98,6 +99,7 @@ static TABLE: CoreTable = CoreTable {
     system,
     posix_spawn,
     posix_spawnp,
+    child_made: after_child_made,
 };
 
 /// Starts the shim in this process and returns its interposers; the stub
@@ -162,7 +164,7 @@ fn start(mode: c_int) {
     unsafe {
         libc::pthread_atfork(
             pdeathsig.then_some(before_fork as extern "C" fn()),
-            Some(after_fork_in_parent),
+            Some(after_child_made),
             in_child.then_some(in_forked_child as extern "C" fn()),
         )
     };
@@ -201,8 +203,9 @@ extern "C" fn before_fork() {
     }
 }
 
-/// In the parent after fork() (whoever called it): a child was made.
-extern "C" fn after_fork_in_parent() {
+/// In the parent after fork() (whoever called it), and after the stub's
+/// vfork, clone and _Fork, which run no fork handlers: a child was made.
+extern "C" fn after_child_made() {
     // A panic (a shim bug) must not unwind into glibc's fork.
     let _ = std::panic::catch_unwind(|| chld::child_made(sys::bare::getpid()));
 }
@@ -334,7 +337,7 @@ unsafe fn sigset_impl(sig: c_int, handler: libc::sighandler_t) -> libc::sighandl
 // ---------------------------------------------------------- making children
 
 /// posix_spawn(3) and posix_spawnp(3), interposed only to keep the reaper
-/// thread informed, as [`after_fork_in_parent`] does for fork(): the parent
+/// thread informed, as [`after_child_made`] does for fork(): the parent
 /// gets one if it needs it, and it learns there is a child to watch.
 unsafe fn posix_spawn_impl(
     which: &real::Real,

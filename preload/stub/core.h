@@ -12,7 +12,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#define ZREAP_PRELOAD_CORE_VERSION 2u
+#define ZREAP_PRELOAD_CORE_VERSION 3u
 #define ZREAP_PRELOAD_CORE_START "zreap_preload_core_start"
 
 /* The `mode` argument of the start function. */
@@ -40,6 +40,9 @@ struct zreap_preload_core {
                        char *const[], char *const[]);
     int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
                         char *const[], char *const[]);
+    /* In the parent, after a child was made without fork's handlers (vfork,
+     * clone, _Fork): what the core's fork handler does after fork(). */
+    void (*child_made)(void);
 };
 
 /* Starts the core (what a constructor would do) and returns its table, or

@@ -10,8 +10,8 @@
  *   - popen and system, which the core re-implements (glibc's versions wait
  *     with an internal waitpid, which the shim cannot see: a stream opened
  *     before the core loaded would lose its status to the shim);
- *   - with ZREAP_REAP=all, the first child made (fork, posix_spawn), or at
- *     start-up if the process already has children;
+ *   - with ZREAP_REAP=all, the first child made (fork, posix_spawn, vfork,
+ *     clone, _Fork), or at start-up if the process already has children;
  *   - at start-up when ZREAP_PDEATHSIG, ZREAP_SUBREAPER or ZREAP_LOG is set,
  *     or ZREAP_REAP has a value other than handler, all or off.
  *
@@ -32,7 +32,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
@@ -81,6 +83,8 @@ REAL(real_popen, "popen");
 REAL(real_pclose, "pclose");
 REAL(real_system, "system");
 REAL(real_fork, "fork");
+REAL(real_underscore_fork, "_Fork");
+REAL(real_clone, "clone");
 REAL(real_posix_spawn, "posix_spawn");
 REAL(real_posix_spawnp, "posix_spawnp");
 
@@ -435,3 +439,100 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
     return c ? c->posix_spawnp(pid, file, actions, attrs, argv, envp)
              : ((posix_spawn_fn)lookup(&real_posix_spawnp))(pid, file, actions, attrs, argv, envp);
 }
+
+/* ------------------------------------------------ children made without fork's handlers
+ *
+ * vfork, clone and _Fork run no fork handlers, so the core's handler never
+ * hears of their children: in `all` mode a child the program never waits for
+ * would stay a zombie. Each tells the core in the parent, once the call has
+ * returned there; the child runs no shim code. */
+
+typedef int (*clone_fn)(int (*)(void *), void *, int, void *, ...);
+
+/* In the parent, after vfork, clone or _Fork made a child: the core (loaded
+ * now in `all` mode) starts its reaper thread if it needs one and learns of
+ * the child. errno is kept. Called from vfork's assembly below, too. */
+__attribute__((used)) void zreap_stub_child_made(void) {
+    int saved = errno;
+    const struct zreap_preload_core *c = core_for_child();
+    if (c != NULL) {
+        c->child_made();
+    }
+    errno = saved;
+}
+
+EXPORT pid_t _Fork(void) {
+    fork_fn real = (fork_fn)lookup(&real_underscore_fork);
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    pid_t pid = real();
+    if (pid > 0) {
+        zreap_stub_child_made();
+    }
+    return pid;
+}
+
+/* clone(2)'s glibc wrapper: the child runs `fn` on its own stack and never
+ * returns here. The optional arguments are passed on as read (glibc reads
+ * each only when `flags` asks for it). */
+EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...) {
+    va_list rest;
+    va_start(rest, arg);
+    pid_t *parent_tid = va_arg(rest, pid_t *);
+    void *tls = va_arg(rest, void *);
+    pid_t *child_tid = va_arg(rest, pid_t *);
+    va_end(rest);
+    int tid = ((clone_fn)lookup(&real_clone))(fn, stack, flags, arg, parent_tid, tls, child_tid);
+    if (tid > 0 && (flags & CLONE_THREAD) == 0) {
+        zreap_stub_child_made();
+    }
+    return tid;
+}
+
+#if defined(__x86_64__)
+/* vfork's failure: sets errno, returns -1. */
+__attribute__((used)) pid_t zreap_stub_vfork_failed(int error) {
+    errno = error;
+    return -1;
+}
+
+/* vfork(2), as glibc's: the child shares the parent's memory and stack until
+ * it execs or exits, so this function keeps no frame across the call. The
+ * return address is popped into %rdi, which the system call keeps; the child
+ * jumps back through it without writing the stack; the parent pushes it back
+ * and then, with the child gone (exec or exit), calls zreap_stub_child_made. */
+__asm__(".text\n"
+        ".globl vfork\n"
+        ".type vfork, @function\n"
+        ".p2align 4\n"
+        "vfork:\n"
+        "    .cfi_startproc\n"
+        "    endbr64\n"
+        "    popq %rdi\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    .cfi_register %rip, %rdi\n"
+        "    movl $58, %eax\n" /* SYS_vfork */
+        "    syscall\n"
+        "    testq %rax, %rax\n"
+        "    je 2f\n"
+        "    pushq %rdi\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    .cfi_rel_offset %rip, 0\n"
+        "    jl 1f\n"
+        "    pushq %rax\n" /* the child's pid; the stack is 16-byte aligned for the call */
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    call zreap_stub_child_made\n"
+        "    popq %rax\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    ret\n"
+        "1:  negl %eax\n"
+        "    movl %eax, %edi\n"
+        "    jmp zreap_stub_vfork_failed\n"
+        "2:  .cfi_adjust_cfa_offset -8\n"
+        "    .cfi_register %rip, %rdi\n"
+        "    jmpq *%rdi\n"
+        "    .cfi_endproc\n"
+        ".size vfork, .-vfork\n");
+#endif

@@ -336,6 +336,25 @@ fn program_that_never_waits_leaves_no_zombie_under_reap_all() {
     }
 }
 
+/// vfork, glibc's clone wrapper and _Fork run no fork handlers: the stub
+/// tells the core of their children (gcc and Python's subprocess use vfork).
+#[test]
+fn children_made_without_fork_handlers_leave_no_zombie_under_reap_all() {
+    let exe = build_c("c-tests/shim_never_reaps.c");
+    for maker in ["vfork", "clone", "_Fork"] {
+        for call in ["waitpid", "wait"] {
+            run_ok(
+                command(&exe, Shim::All).args([call, "shim", maker]),
+                &format!("shim_never_reaps {call} {maker} under ZREAP_REAP=all"),
+            );
+            run_ok(
+                command(&exe, Shim::Handler).args([call, "noshim", maker]),
+                &format!("shim_never_reaps {call} {maker} under ZREAP_REAP=handler"),
+            );
+        }
+    }
+}
+
 #[test]
 fn popen_pclose_and_system_return_their_statuses() {
     let exe = build_c("c-tests/shim_popen_system.c");
@@ -672,9 +691,11 @@ fn only_the_interposed_libc_functions_are_exported() {
         names.sort();
         names
     };
-    let interposed = [
+    let mut interposed = vec![
+        "_Fork",
         "__sysv_signal",
         "bsd_signal",
+        "clone",
         "fork",
         "pclose",
         "popen",
@@ -691,6 +712,11 @@ fn only_the_interposed_libc_functions_are_exported() {
         "waitid",
         "waitpid",
     ];
+    if cfg!(target_arch = "x86_64") {
+        // In assembly, x86-64 only (see zreap_preload.c).
+        interposed.push("vfork");
+        interposed.sort();
+    }
     assert_eq!(exports(&shim_path()), interposed, "the stub exports its interposers and nothing else");
     let core = profile_dir().join("libzreap_preload_core.so");
     assert_eq!(exports(&core), ["zreap_preload_core_start"], "the core exports its start function alone");
