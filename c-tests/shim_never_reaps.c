@@ -7,9 +7,11 @@
  *   noshim: the N zombies appear (the zombie check itself works)
  *   MAKER:  how each child is made: fork (the default), vfork (+ execve of
  *           /bin/sh, as gcc's driver does), clone (glibc's wrapper, no
- *           CLONE_VM) or _Fork (glibc 2.34's fork without handlers)
+ *           CLONE_VM), _Fork (glibc 2.34's fork without handlers) or forkpty
+ *           (which forks inside libc)
  * Child i exits with code 10+i; the last child dies by SIGTERM. */
 #include "ctest.h"
+#include <pty.h>
 #include <sched.h>
 #include <sys/resource.h>
 
@@ -49,7 +51,15 @@ static pid_t make_child(const char *maker, int i) {
         static char stack[64 * 1024] __attribute__((aligned(16)));
         return clone(clone_child, stack + sizeof stack, SIGCHLD, (void *)(long)i);
     }
-    pid_t pid = strcmp(maker, "_Fork") == 0 ? _Fork() : fork();
+    pid_t pid;
+    if (strcmp(maker, "_Fork") == 0) {
+        pid = _Fork();
+    } else if (strcmp(maker, "forkpty") == 0) {
+        int master; /* left open: the child's terminal stays until the test ends */
+        pid = forkpty(&master, NULL, NULL, NULL);
+    } else {
+        pid = fork();
+    }
     if (pid == 0) _exit(child_body(i));
     return pid;
 }

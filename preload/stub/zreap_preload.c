@@ -31,6 +31,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <pty.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -83,6 +84,7 @@ REAL(real_popen, "popen");
 REAL(real_pclose, "pclose");
 REAL(real_system, "system");
 REAL(real_fork, "fork");
+REAL(real_forkpty, "forkpty");
 REAL(real_underscore_fork, "_Fork");
 REAL(real_clone, "clone");
 REAL(real_posix_spawn, "posix_spawn");
@@ -426,6 +428,13 @@ EXPORT int system(const char *command) {
 EXPORT pid_t fork(void) {
     (void)core_for_child();
     return ((fork_fn)lookup(&real_fork))();
+}
+/* forkpty(3) forks inside libc, through no interposer: the core is loaded
+ * first, for the same fork handler. */
+EXPORT pid_t forkpty(int *master, char *name, const struct termios *termp, const struct winsize *winp) {
+    (void)core_for_child();
+    typedef pid_t (*forkpty_fn)(int *, char *, const struct termios *, const struct winsize *);
+    return ((forkpty_fn)lookup(&real_forkpty))(master, name, termp, winp);
 }
 EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
                        const posix_spawnattr_t *attrs, char *const argv[], char *const envp[]) {

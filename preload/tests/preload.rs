@@ -337,11 +337,12 @@ fn program_that_never_waits_leaves_no_zombie_under_reap_all() {
 }
 
 /// vfork, glibc's clone wrapper and _Fork run no fork handlers: the stub
-/// tells the core of their children (gcc and Python's subprocess use vfork).
+/// tells the core of their children (gcc's driver uses vfork). forkpty forks
+/// inside libc, past the stub's fork.
 #[test]
 fn children_made_without_fork_handlers_leave_no_zombie_under_reap_all() {
     let exe = build_c("c-tests/shim_never_reaps.c");
-    for maker in ["vfork", "clone", "_Fork"] {
+    for maker in ["vfork", "clone", "_Fork", "forkpty"] {
         for call in ["waitpid", "wait"] {
             run_ok(
                 command(&exe, Shim::All).args([call, "shim", maker]),
@@ -697,6 +698,7 @@ fn only_the_interposed_libc_functions_are_exported() {
         "bsd_signal",
         "clone",
         "fork",
+        "forkpty",
         "pclose",
         "popen",
         "posix_spawn",
