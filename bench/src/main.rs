@@ -755,7 +755,10 @@ is process-wide):
    shim's reaper, a bare clone otherwise), and one more `all` case runs as root.
    Make: a generated project of small C files (`cc -O1 -c` each, one link) built with
    `make -s -j2` from clean, with `LD_PRELOAD` and `ZREAP_REAP` set for make and everything
-   it runs; rounds of one build each, ratios paired within a round as above.
+   it runs; rounds of one build each, ratios paired within a round as above. The same
+   build of 8 files once per case under `valgrind --tool=callgrind --trace-children=yes`:
+   the user-space instructions of every process it runs (make, the compiler drivers, cc1,
+   as, ld), added up; repeatable where the build's wall time moves by ±15 % between rounds.
 6. **Memory.** RSS (`/proc/self/statm`) before and after making N live tracked children,
    divided by N (user-space memory only: the kernel's pidfd and epoll entries are not in
    RSS); and RSS before and after `zreap::install` in a fresh process.

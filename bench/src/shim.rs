@@ -1,6 +1,7 @@
 //! Section 5, the shim's cost per process: what `LD_PRELOAD=libzreap_preload.so`
 //! adds over an empty preloaded `.so`, in instructions (callgrind: repeatable
-//! on a shared machine) and in wall time, and in a real `make -j2` build.
+//! on a shared machine) and in wall time, and in a real `make -j2` build (in
+//! wall time, and in instructions of every process it runs).
 
 use super::{median, Bench, Row, Target, Val};
 use std::collections::HashMap;
@@ -67,6 +68,7 @@ impl Bench {
         self.shim_instructions(&tools);
         self.shim_wall(&tools);
         self.shim_make(&tools, tmp);
+        self.shim_make_instructions(&tools, tmp);
     }
 
     /// Instructions (user space, callgrind) of one `/bin/true` start, which
@@ -306,6 +308,56 @@ impl Bench {
             self.rows.push(r);
         }
     }
+
+    /// Instructions (user space, callgrind) of every process of a `make -j2`
+    /// of a small generated C project: make, the compiler drivers, cc1, as
+    /// and ld, without the shim and under it. Repeatable where the wall time
+    /// of a build is not (it moves by ±15 % between rounds on a shared
+    /// machine); the compiler's own work dominates, as in any real build.
+    fn shim_make_instructions(&mut self, tools: &Tools, tmp: &Path) {
+        let files = if self.p.shim_reps < 2 { 2 } else { 8 };
+        let section =
+            format!("5. shim: instructions of make -j2 of {files} generated C files (callgrind, every process)");
+        if !Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success()) {
+            self.rows.push(Row::new(&section, "instructions", Val::Na("not available: no valgrind".into())));
+            return;
+        }
+        let dir = tmp.join("make-project-callgrind");
+        if let Err(e) = generate_project(&dir, files) {
+            self.rows.push(Row::new(&section, "instructions", Val::Na(format!("not available: {e}"))));
+            return;
+        }
+        let modes = ["none", "handler", "all"];
+        let mut counts: HashMap<&str, Result<u64, String>> = HashMap::new();
+        for mode in modes {
+            let clean = Command::new("make").args(["-s", "clean"]).current_dir(&dir).output();
+            if !clean.is_ok_and(|o| o.status.success()) {
+                counts.insert(mode, Err("make clean failed (is make installed?)".into()));
+                continue;
+            }
+            let mut cmd = Command::new("valgrind");
+            cmd.args(["--tool=callgrind", "--trace-children=yes", "--callgrind-out-file=/dev/null"])
+                .args(["make", "-s", "-j2"])
+                .current_dir(&dir);
+            tools.env(&mut cmd, mode);
+            counts.insert(mode, callgrind_total(&mut cmd));
+        }
+        let none = counts.get("none").and_then(|r| r.as_ref().ok()).map(|&v| v as f64);
+        for mode in modes {
+            let value = match &counts[mode] {
+                Ok(v) => Val::Count(*v),
+                Err(e) => {
+                    self.errors.push(format!("make instructions ({mode}): {e}"));
+                    Val::Na("error".into())
+                }
+            };
+            let mut r = Row::new(&section, label(mode), value).vs("no preload", none);
+            if mode != "none" {
+                r = r.target(Target::AtMost(1.03));
+            }
+            self.rows.push(r);
+        }
+    }
 }
 
 fn label(preload: &str) -> &'static str {
@@ -319,16 +371,20 @@ fn label(preload: &str) -> &'static str {
     }
 }
 
-/// Runs a callgrind command and reads "Collected : N" from its stderr.
+/// Runs a callgrind command and adds up the "Collected : N" lines of its
+/// stderr: one per process it traced.
 fn callgrind_total(cmd: &mut Command) -> Result<u64, String> {
     let out = cmd.output().map_err(|e| format!("valgrind: {e}"))?;
     let err = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         return Err(format!("valgrind failed ({}): {}", out.status, err.lines().last().unwrap_or("")));
     }
-    err.lines()
-        .find_map(|l| l.split_once("Collected :").and_then(|(_, n)| n.trim().parse().ok()))
-        .ok_or_else(|| format!("no instruction count in valgrind's output: {err:?}"))
+    let counts: Vec<u64> =
+        err.lines().filter_map(|l| l.split_once("Collected :").and_then(|(_, n)| n.trim().parse().ok())).collect();
+    if counts.is_empty() {
+        return Err(format!("no instruction count in valgrind's output: {err:?}"));
+    }
+    Ok(counts.iter().sum())
 }
 
 /// Per case: (round, nanoseconds) of each run.
