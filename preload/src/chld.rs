@@ -415,7 +415,8 @@ static THREAD_IDLE: AtomicBool = AtomicBool::new(false);
 /// kernel (it leaves every exit to them until they leave).
 static THREAD_HELD: AtomicBool = AtomicBool::new(false);
 
-/// After the program made a child (fork or posix_spawn), in process `me`
+/// After the program made a child (fork, forkpty, posix_spawn, or the stub's
+/// vfork, clone and _Fork), in process `me`
 /// (the caller's): starts the reaper thread if the process needs one, and
 /// tells it of the child. Ordinary context.
 pub fn child_made(me: libc::pid_t) {
@@ -559,8 +560,9 @@ fn reap_forever() -> ! {
                 THREAD_IDLE.store(true, SeqCst);
                 // A child made since the sweep set MADE_CHILD, or saw the
                 // thread idle and bumped CHANGED (the futex then returns at
-                // once). Children made through paths the shim does not see,
-                // such as vfork, wait for the timeout.
+                // once). Children made through paths the shim does not see
+                // (raw clone/clone3/fork system calls, glibc's __fork,
+                // __vfork and __clone, pidfd_spawn) wait for the timeout.
                 if !MADE_CHILD.load(SeqCst) {
                     bare::futex_wait(&CHANGED, changed, Some(1000));
                 }

@@ -10,8 +10,9 @@
  *   - popen and system, which the core re-implements (glibc's versions wait
  *     with an internal waitpid, which the shim cannot see: a stream opened
  *     before the core loaded would lose its status to the shim);
- *   - with ZREAP_REAP=all, the first child made (fork, posix_spawn, vfork,
- *     clone, _Fork), or at start-up if the process already has children;
+ *   - with ZREAP_REAP=all, the first child made (fork, forkpty, posix_spawn,
+ *     vfork, clone, _Fork) or the first signal handler installed, whichever
+ *     comes first, or at start-up if the process already has children;
  *   - at start-up when ZREAP_PDEATHSIG, ZREAP_SUBREAPER or ZREAP_LOG is set,
  *     or ZREAP_REAP has a value other than handler, all or off.
  *
@@ -21,11 +22,11 @@
  * relocations, symbol versions and constructor) cost it 25 k instructions
  * per exec.
  *
- * The core is loaded from ordinary context in practice: only a program whose
- * first SIGCHLD handler, or first child under ZREAP_REAP=all, is made inside
- * a handler of another signal would load it there (dlopen is not
- * async-signal-safe). The libc functions a handler may call through the
- * stub are looked up when the first handler is installed.
+ * The core is loaded from ordinary context: a handler of another signal may
+ * install a SIGCHLD handler or make a child (_Fork is async-signal-safe),
+ * and dlopen is not, so the first handler the program installs looks up the
+ * libc functions a handler may call through the stub and, under
+ * ZREAP_REAP=all, loads the core.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -45,6 +46,10 @@
 #include <unistd.h>
 
 #include "core.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000 /* Linux 5.2; glibc 2.31 names it */
+#endif
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -99,20 +104,28 @@ static void *lookup(struct real *r) {
     return addr;
 }
 
+static const struct zreap_preload_core *need_core(void);
+
 /* Looks up, while the program installs a signal handler, the functions a
  * handler may call through the stub: a handler then never runs dlsym, which
- * is not async-signal-safe. The first handler is installed in ordinary
- * context (no handler of the program can run before), so this is too. */
+ * is not async-signal-safe. Under ZREAP_REAP=all it loads the core too: a
+ * handler that makes the process's first child (_Fork, which glibc and POSIX
+ * make async-signal-safe, or vfork, fork, clone) would otherwise dlopen it
+ * there. The first handler is installed in ordinary context (no handler of
+ * the program can run before), so this is too. */
 static void resolve_for_handlers(void) {
     static int done;
     if (__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
         return;
     }
     int saved = errno;
-    struct real *used_in_handlers[] = {&real_sigaction, &real_wait,  &real_waitpid,
-                                       &real_wait3,     &real_wait4, &real_waitid};
+    struct real *used_in_handlers[] = {&real_sigaction, &real_wait,  &real_waitpid,         &real_wait3,
+                                       &real_wait4,     &real_waitid, &real_underscore_fork, &real_clone};
     for (size_t i = 0; i < sizeof used_in_handlers / sizeof used_in_handlers[0]; i++) {
         lookup(used_in_handlers[i]);
+    }
+    if (mode == STUB_ALL) {
+        (void)need_core();
     }
     errno = saved;
     __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
@@ -338,8 +351,9 @@ typedef int (*posix_spawn_fn)(pid_t *, const char *, const posix_spawn_file_acti
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
     const struct zreap_preload_core *c = loaded_core();
     if (c == NULL && act != NULL && is_handler(act->sa_handler)) {
-        resolve_for_handlers();
-        if (sig == SIGCHLD && (act->sa_flags & SA_NOCLDWAIT) == 0) {
+        resolve_for_handlers(); /* loads the core under ZREAP_REAP=all */
+        c = loaded_core();
+        if (c == NULL && sig == SIGCHLD && (act->sa_flags & SA_NOCLDWAIT) == 0) {
             c = need_core();
         }
     }
@@ -352,8 +366,9 @@ static sighandler_t signal_family(struct real *real, sighandler_t (*in_core)(con
                                   int sig, sighandler_t handler) {
     const struct zreap_preload_core *c = loaded_core();
     if (c == NULL && is_handler(handler)) {
-        resolve_for_handlers();
-        if (sig == SIGCHLD) {
+        resolve_for_handlers(); /* loads the core under ZREAP_REAP=all */
+        c = loaded_core();
+        if (c == NULL && sig == SIGCHLD) {
             c = need_core();
         }
     }
@@ -485,7 +500,10 @@ EXPORT pid_t _Fork(void) {
 
 /* clone(2)'s glibc wrapper: the child runs `fn` on its own stack and never
  * returns here. The optional arguments are passed on as read (glibc reads
- * each only when `flags` asks for it). */
+ * each only when `flags` asks for it). A caller that asks for a pidfd waits
+ * through it (waitid P_PIDFD, which the core cannot answer from its store;
+ * zreap's own zspawn does so with raw system calls): the core is not told of
+ * such a child, so it is not loaded for it. */
 EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...) {
     va_list rest;
     va_start(rest, arg);
@@ -494,7 +512,7 @@ EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...) {
     pid_t *child_tid = va_arg(rest, pid_t *);
     va_end(rest);
     int tid = ((clone_fn)lookup(&real_clone))(fn, stack, flags, arg, parent_tid, tls, child_tid);
-    if (tid > 0 && (flags & CLONE_THREAD) == 0) {
+    if (tid > 0 && (flags & (CLONE_THREAD | CLONE_PIDFD)) == 0) {
         zreap_stub_child_made();
     }
     return tid;
@@ -512,7 +530,7 @@ __attribute__((used)) pid_t zreap_stub_vfork_failed(int error) {
  * return address is popped into %rdi, which the system call keeps; the child
  * jumps back through it without writing the stack; the parent pushes it back
  * and then, with the child gone (exec or exit), calls zreap_stub_child_made. */
-__asm__(".text\n"
+__asm__(".pushsection .text\n"
         ".globl vfork\n"
         ".type vfork, @function\n"
         ".p2align 4\n"
@@ -543,5 +561,6 @@ __asm__(".text\n"
         "    .cfi_register %rip, %rdi\n"
         "    jmpq *%rdi\n"
         "    .cfi_endproc\n"
-        ".size vfork, .-vfork\n");
+        ".size vfork, .-vfork\n"
+        ".popsection\n");
 #endif

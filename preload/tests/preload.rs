@@ -342,7 +342,9 @@ fn program_that_never_waits_leaves_no_zombie_under_reap_all() {
 #[test]
 fn children_made_without_fork_handlers_leave_no_zombie_under_reap_all() {
     let exe = build_c("c-tests/shim_never_reaps.c");
-    for maker in ["vfork", "clone", "_Fork", "forkpty"] {
+    // The stub interposes vfork on x86-64 only (in assembly, see zreap_preload.c).
+    let vfork: &[&str] = if cfg!(target_arch = "x86_64") { &["vfork"] } else { &[] };
+    for &maker in vfork.iter().chain(&["clone", "_Fork", "forkpty"]) {
         for call in ["waitpid", "wait"] {
             run_ok(
                 command(&exe, Shim::All).args([call, "shim", maker]),
