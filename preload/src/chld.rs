@@ -61,20 +61,45 @@ pub fn shim_reaps() -> bool {
 
 /// Does the kernel run the shim's handler for this program disposition? Only
 /// for a program handler: SIG_IGN and SA_NOCLDWAIT leave no zombies, and the
-/// default is served by the reaper thread.
+/// default is served by the reaper thread. Never once the shim stood down.
 fn wants_ours(action: &libc::sigaction) -> bool {
-    action.sa_flags & libc::SA_NOCLDWAIT == 0 && !matches!(action.sa_sigaction, libc::SIG_IGN | libc::SIG_DFL)
+    action.sa_flags & libc::SA_NOCLDWAIT == 0
+        && !matches!(action.sa_sigaction, libc::SIG_IGN | libc::SIG_DFL)
+        && !STOOD_DOWN.load(SeqCst)
 }
 
 /// Does the reaper thread serve this disposition (SIGCHLD at its default, in
-/// the `all` mode or as a subreaper)?
+/// the `all` mode or as a subreaper, and the shim not stood down)?
 fn thread_wanted(action: &libc::sigaction) -> bool {
-    left_to_default(action) && config::reaps_unwaited()
+    left_to_default(action) && !STOOD_DOWN.load(SeqCst) && config::reaps_unwaited()
 }
 
 /// [`thread_wanted`] in the calling process, whose pid is `me`.
 fn thread_wanted_in(action: &libc::sigaction, me: libc::pid_t) -> bool {
-    left_to_default(action) && config::reaps_unwaited_in(me)
+    left_to_default(action) && !STOOD_DOWN.load(SeqCst) && config::reaps_unwaited_in(me)
+}
+
+/// Set for good once zreap's own library manages this process's children
+/// ([`stand_down`]).
+static STOOD_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// Leaves the process's children to zreap's library, which calls this (through
+/// the stub's `zreap_preload_stand_down`) before it installs its handler or
+/// makes its first child: it reaps its children through pidfds and answers
+/// `zwait` from its own records, so a shim that reaped them too would take
+/// their statuses. From here on the kernel runs the program's own SIGCHLD
+/// disposition and the reaper thread reaps nothing; exits the shim stored
+/// before stay deliverable to the program's waits. Ordinary context.
+pub fn stand_down() {
+    if STOOD_DOWN.swap(true, SeqCst) {
+        return;
+    }
+    log::event("standing down: zreap's library manages the children of process", bare::getpid(), None);
+    let current = program_action();
+    // SAFETY: a valid action; puts it in the kernel in place of the shim's
+    // handler (wants_ours is now false) and wakes the reaper thread, which
+    // then finds itself unwanted.
+    unsafe { set_program_action(&current, std::ptr::null_mut()) };
 }
 
 /// SIGCHLD at its default, which leaves zombies.

@@ -65,6 +65,7 @@ pub struct CoreTable {
     posix_spawn: SpawnFn,
     posix_spawnp: SpawnFn,
     child_made: extern "C" fn(),
+    stand_down: extern "C" fn(),
 }
 
 type SpawnFn = unsafe extern "C" fn(
@@ -77,7 +78,7 @@ type SpawnFn = unsafe extern "C" fn(
 ) -> c_int;
 
 /// `ZREAP_PRELOAD_CORE_VERSION` in core.h.
-const CORE_VERSION: u32 = 3;
+const CORE_VERSION: u32 = 4;
 /// The `mode` argument of [`zreap_preload_core_start`] that says: read the
 /// environment (`ZREAP_PRELOAD_FROM_ENVIRONMENT`).
 const FROM_ENVIRONMENT: c_int = -1;
@@ -100,6 +101,7 @@ static TABLE: CoreTable = CoreTable {
     posix_spawn,
     posix_spawnp,
     child_made: after_child_made,
+    stand_down,
 };
 
 /// Starts the shim in this process and returns its interposers; the stub
@@ -208,6 +210,11 @@ extern "C" fn before_fork() {
 extern "C" fn after_child_made() {
     // A panic (a shim bug) must not unwind into glibc's fork.
     let _ = std::panic::catch_unwind(|| chld::child_made(sys::bare::getpid()));
+}
+
+/// zreap's library manages this process's children: see [`chld::stand_down`].
+extern "C" fn stand_down() {
+    let _ = std::panic::catch_unwind(chld::stand_down);
 }
 
 /// In the child of fork(), registered only when the child needs the shim at

@@ -12,7 +12,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#define ZREAP_PRELOAD_CORE_VERSION 3u
+#define ZREAP_PRELOAD_CORE_VERSION 4u
 #define ZREAP_PRELOAD_CORE_START "zreap_preload_core_start"
 
 /* The `mode` argument of the start function. */
@@ -43,6 +43,9 @@ struct zreap_preload_core {
     /* In the parent, after a child was made without fork's handlers (vfork,
      * clone, _Fork): what the core's fork handler does after fork(). */
     void (*child_made)(void);
+    /* zreap's library manages the process's children from now on: the shim
+     * reaps none of them (zreap_preload_stand_down). */
+    void (*stand_down)(void);
 };
 
 /* Starts the core (what a constructor would do) and returns its table, or

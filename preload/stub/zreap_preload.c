@@ -57,6 +57,8 @@
 enum stub_mode { STUB_HANDLER = ZREAP_PRELOAD_HANDLER, STUB_ALL = ZREAP_PRELOAD_ALL, STUB_OFF = -2 };
 
 static int mode = STUB_HANDLER;
+/* Set by zreap_preload_stand_down: zreap's library manages the children. */
+static int stood_down;
 /* The core's entry points once loaded; NULL before (or if it cannot load). */
 static const struct zreap_preload_core *core;
 static pthread_once_t core_once = PTHREAD_ONCE_INIT;
@@ -184,13 +186,19 @@ static void load_core_once(void) {
         say(path, " is not the core this shim was built with", "", "");
         return;
     }
-    __atomic_store_n(&core, loaded, __ATOMIC_RELEASE);
+    __atomic_store_n(&core, loaded, __ATOMIC_SEQ_CST);
+    /* zreap_preload_stand_down sets the flag, then reads `core`: one of the
+     * two sees the other (stand_down may run twice; it does its work once). */
+    if (__atomic_load_n(&stood_down, __ATOMIC_SEQ_CST)) {
+        loaded->stand_down();
+    }
 }
 
-/* The core, loading it first if it is not yet. errno is kept. */
+/* The core, loading it first if it is not yet (never once the shim stood
+ * down: see zreap_preload_stand_down). errno is kept. */
 static const struct zreap_preload_core *need_core(void) {
     const struct zreap_preload_core *c = __atomic_load_n(&core, __ATOMIC_ACQUIRE);
-    if (c != NULL || mode == STUB_OFF) {
+    if (c != NULL || mode == STUB_OFF || __atomic_load_n(&stood_down, __ATOMIC_SEQ_CST)) {
         return c;
     }
     int saved = errno;
@@ -462,6 +470,22 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
     const struct zreap_preload_core *c = core_for_child();
     return c ? c->posix_spawnp(pid, file, actions, attrs, argv, envp)
              : ((posix_spawn_fn)lookup(&real_posix_spawnp))(pid, file, actions, attrs, argv, envp);
+}
+
+/* zreap's library (libzreap, or the Rust crate) calls this, found with
+ * dlsym, at its first use in the process, before it installs its SIGCHLD
+ * handler or makes a child: it reaps its own children through pidfds and
+ * answers zwait from its own records, so the shim leaves the process's
+ * children to it from then on: no core is loaded any more (one being
+ * loaded meanwhile stands down at once). errno is kept. */
+EXPORT void zreap_preload_stand_down(void) {
+    int saved = errno;
+    __atomic_store_n(&stood_down, 1, __ATOMIC_SEQ_CST);
+    const struct zreap_preload_core *c = __atomic_load_n(&core, __ATOMIC_SEQ_CST);
+    if (c != NULL) {
+        c->stand_down();
+    }
+    errno = saved;
 }
 
 /* ------------------------------------------------ children made without fork's handlers

@@ -336,6 +336,20 @@ fn program_that_never_waits_leaves_no_zombie_under_reap_all() {
     }
 }
 
+/// A program that uses zreap's library itself keeps its children's statuses
+/// under the shim: the library has the shim stand down at its first use (the
+/// previous shim took some of them in `handler` mode and most under `all`).
+#[test]
+fn a_program_using_zreap_itself_keeps_its_children_under_the_shim() {
+    let exe = build_c("c-tests/shim_zreap_program.c");
+    for mode in [Shim::Handler, Shim::All] {
+        // No zreap_install; the all-children scope; ZREAP_OWN; each without a handler.
+        for flags in ["-1", "0", "1", "4", "5"] {
+            run_ok(command(&exe, mode).arg(flags), &format!("shim_zreap_program {flags} under {mode:?}"));
+        }
+    }
+}
+
 /// vfork, glibc's clone wrapper and _Fork run no fork handlers: the stub
 /// tells the core of their children (gcc's driver uses vfork). forkpty forks
 /// inside libc, past the stub's fork.
@@ -715,6 +729,7 @@ fn only_the_interposed_libc_functions_are_exported() {
         "wait4",
         "waitid",
         "waitpid",
+        "zreap_preload_stand_down",
     ];
     if cfg!(target_arch = "x86_64") {
         // In assembly, x86-64 only (see zreap_preload.c).

@@ -260,9 +260,10 @@ fn lock() -> GateGuard<'static, State> {
 
 /// Gives the reaper's fork hooks to the atfork owner, once, before the gate
 /// is first taken (never under it); first makes [`FORK_PAGE`] a page a fork
-/// wipes. Other threads wait for that: a gate taken on the page before it is
-/// moved could be copied free. The child of a fork made meanwhile (by a
-/// thread that does not use the library) does it again itself.
+/// wipes, and has zreap's preload shim, if the process runs under it, leave
+/// the children to the library. Other threads wait for that: a gate taken on
+/// the page before it is moved could be copied free. The child of a fork made
+/// meanwhile (by a thread that does not use the library) does it again itself.
 fn register_fork_hooks() {
     /// 0: not yet; DONE: done; else the pid of the process doing it.
     static STEP: AtomicI32 = AtomicI32::new(0);
@@ -282,6 +283,7 @@ fn register_fork_hooks() {
             }
         }
     }
+    stand_down_preload_shim();
     let page = &FORK_PAGE as *const ForkPage as *const u8;
     // SAFETY: FORK_PAGE is page-aligned and one page long, so no other object
     // shares its page, and no thread uses it before STEP is DONE (the gate is
@@ -295,6 +297,35 @@ fn register_fork_hooks() {
     FORK_PAGE.adopted.store(true, Ordering::SeqCst);
     atfork::set_hooks(Concern::Reaper, Some(before_fork), Some(after_fork_parent), Some(reset_in_child));
     STEP.store(DONE, Ordering::Release);
+}
+
+/// Tells zreap's `LD_PRELOAD` shim (`libzreap_preload.so`), if the process
+/// runs under it, that the library manages the children from now on. The
+/// shim would otherwise reap them too (its handler wrapper or its thread) and
+/// take the statuses the library's waits answer from. Nothing without it.
+///
+/// Looked up only where `LD_PRELOAD` names the shim: dlsym allocates the
+/// error message of a symbol it does not find, which the child of a fork
+/// made while another thread allocated must not do (this runs at the first
+/// call in such a child too). getenv takes no lock and allocates nothing.
+fn stand_down_preload_shim() {
+    // SAFETY: a NUL-terminated name.
+    let preload = unsafe { libc::getenv(c"LD_PRELOAD".as_ptr()) };
+    if preload.is_null() {
+        return;
+    }
+    // SAFETY: getenv returned a C string of the environment.
+    let named = unsafe { std::ffi::CStr::from_ptr(preload) }.to_bytes().windows(16).any(|w| w == b"libzreap_preload");
+    if !named {
+        return;
+    }
+    // SAFETY: a NUL-terminated name; RTLD_DEFAULT searches the loaded objects.
+    let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"zreap_preload_stand_down".as_ptr()) };
+    if !symbol.is_null() {
+        // SAFETY: the shim's stub defines it as `void zreap_preload_stand_down(void)`.
+        let stand_down: extern "C" fn() = unsafe { std::mem::transmute(symbol) };
+        stand_down();
+    }
 }
 
 /// In zdaemonize's daemon, once set up: it may start a keeper, as any
