@@ -109,13 +109,7 @@ impl Bench {
         ] {
             let empty = results.get("empty").and_then(|r| r.as_ref().ok()).map(|&v| v as f64);
             for preload in PRELOADS {
-                let value = match &results[preload] {
-                    Ok(v) => Val::Count(*v),
-                    Err(e) => {
-                        self.errors.push(format!("shim instructions ({preload}): {e}"));
-                        Val::Na("error".into())
-                    }
-                };
+                let value = self.counted(&format!("shim instructions ({preload})"), &results[preload]);
                 let mut r = Row::new(section, &format!("{what}: {}", label(preload)), value).vs("empty .so", empty);
                 if target && matches!(preload, "handler" | "all") {
                     r = r.target(Target::AtMost(1.05));
@@ -309,6 +303,17 @@ impl Bench {
         }
     }
 
+    /// A callgrind count as a table value; a failure goes to the run's errors.
+    fn counted(&mut self, what: &str, result: &Result<u64, String>) -> Val {
+        match result {
+            Ok(v) => Val::Count(*v),
+            Err(e) => {
+                self.errors.push(format!("{what}: {e}"));
+                Val::Na("error".into())
+            }
+        }
+    }
+
     /// Instructions (user space, callgrind) of every process of a `make -j2`
     /// of a small generated C project: make, the compiler drivers, cc1, as
     /// and ld, without the shim and under it. Repeatable where the wall time
@@ -344,13 +349,7 @@ impl Bench {
         }
         let none = counts.get("none").and_then(|r| r.as_ref().ok()).map(|&v| v as f64);
         for mode in modes {
-            let value = match &counts[mode] {
-                Ok(v) => Val::Count(*v),
-                Err(e) => {
-                    self.errors.push(format!("make instructions ({mode}): {e}"));
-                    Val::Na("error".into())
-                }
-            };
+            let value = self.counted(&format!("make instructions ({mode})"), &counts[mode]);
             let mut r = Row::new(&section, label(mode), value).vs("no preload", none);
             if mode != "none" {
                 r = r.target(Target::AtMost(1.03));
