@@ -91,7 +91,13 @@ static STOOD_DOWN: AtomicBool = AtomicBool::new(false);
 /// disposition and the reaper thread reaps nothing; exits the shim stored
 /// before stay deliverable to the program's waits. Ordinary context.
 pub fn stand_down() {
-    if STOOD_DOWN.swap(true, SeqCst) {
+    // An inactive shim (ZREAP_REAP=off beside a setting that loaded the core,
+    // a bad ZREAP_* value; a vfork or raw clone child, which shares or copies
+    // its parent's state) never put a handler of its own in the kernel and
+    // kept no record of the program's disposition (SIG_DFL by default): there
+    // is nothing to undo, and "restoring" the record would reset the
+    // program's handler or SIG_IGN to SIG_DFL.
+    if !config::active() || STOOD_DOWN.swap(true, SeqCst) {
         return;
     }
     log::event("standing down: zreap's library manages the children of process", bare::getpid(), None);
@@ -371,6 +377,15 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
     let mut calls = 0usize;
     while calls < crate::store::CAPACITY {
         let Some(mut exited) = next_exited() else { break };
+        // Stood down meanwhile (zreap's library, first used in another
+        // thread while this handler ran): the child found may be one of the
+        // library's, whose status its zwait must get. Read after the waitid
+        // that found the child: while it is still false, the library has made
+        // no child yet (it makes them after stand_down set it), so the child
+        // found is not the library's and is the shim's to store.
+        if STOOD_DOWN.load(SeqCst) {
+            break;
+        }
         // SAFETY: from a successful waitid.
         let pid = unsafe { exited.si_pid() };
         if has_handler {

@@ -150,6 +150,9 @@ static void say(const char *a, const char *b, const char *c, const char *d) {
 /* Loads the core, once: its path is this object's with the file name
  * replaced. On failure it says why on stderr and the shim stays off. */
 static void load_core_once(void) {
+    if (__atomic_load_n(&stood_down, __ATOMIC_SEQ_CST)) {
+        return; /* zreap_preload_stand_down came first: the core is never loaded */
+    }
     Dl_info self;
     if (dladdr((void *)load_core_once, &self) == 0 || self.dli_fname == NULL) {
         say("cannot find its own path", "", "", "");
@@ -481,6 +484,17 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
 EXPORT void zreap_preload_stand_down(void) {
     int saved = errno;
     __atomic_store_n(&stood_down, 1, __ATOMIC_SEQ_CST);
+    /* A load another thread has begun is waited for (pthread_once returns
+     * once it is done), so its core has stood down before the library goes
+     * on: until then the core's fork handler, reaper thread and SIGCHLD
+     * handler would reap the library's children, and its stand_down would
+     * put back the disposition it recorded at start-up over the handler the
+     * library installed meanwhile. A load not begun never starts
+     * (load_core_once returns at once). No allocation: safe as the first
+     * call in a fork child (glibc restarts a once a fork interrupted). */
+    if (mode != STUB_OFF) {
+        pthread_once(&core_once, load_core_once);
+    }
     const struct zreap_preload_core *c = __atomic_load_n(&core, __ATOMIC_SEQ_CST);
     if (c != NULL) {
         c->stand_down();

@@ -350,6 +350,61 @@ fn a_program_using_zreap_itself_keeps_its_children_under_the_shim() {
     }
 }
 
+/// The library stands the shim down while the shim's wrapper runs the
+/// program's SIGCHLD handler in another thread: the wrapper must not take the
+/// child the library makes meanwhile (it did, for the library's NO_HANDLER
+/// scopes, once the handler returned).
+#[test]
+fn the_wrapper_leaves_the_librarys_children_once_stood_down() {
+    let exe = build_c("c-tests/shim_stand_down_in_handler.c");
+    for flags in ["-1", "1", "4", "5"] {
+        run_ok(command(&exe, Shim::Handler).arg(flags), &format!("shim_stand_down_in_handler {flags}"));
+    }
+}
+
+/// Stand-down leaves the program's own SIGCHLD disposition (a handler, or
+/// SIG_IGN) in the kernel, also where the core is loaded but inactive
+/// (ZREAP_REAP=off beside ZREAP_LOG, a bad value): it used to put back the
+/// record such a core never kept, SIG_DFL.
+#[test]
+fn stand_down_keeps_the_programs_disposition() {
+    let exe = build_c("c-tests/shim_stand_down_keeps_disposition.c");
+    let settings: [&[(&str, &str)]; 4] = [
+        &[("ZREAP_REAP", "off"), ("ZREAP_LOG", "stderr")],
+        &[("ZREAP_REAP", "bogus")],
+        &[("ZREAP_REAP", "handler")],
+        &[("ZREAP_REAP", "all")],
+    ];
+    for env in settings {
+        for how in ["handler", "ign"] {
+            let mut cmd = command(&exe, Shim::Handler);
+            cmd.envs(env.iter().copied()).arg(how);
+            run_ok(&mut cmd, &format!("shim_stand_down_keeps_disposition {how} with {env:?}"));
+        }
+    }
+}
+
+/// The same with the shim installed system-wide: named in `/etc/ld.so.preload`
+/// (in a mount namespace of the test's own, on a fresh tmpfs over /etc), not
+/// in `LD_PRELOAD`. Skipped where no mount namespace can be made.
+#[test]
+fn a_program_using_zreap_itself_keeps_its_children_under_a_system_wide_shim() {
+    let exe = build_c("c-tests/shim_zreap_program.c");
+    let probe = Command::new("unshare").args(["-m", "true"]).output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        println!("note: skipped: cannot make a mount namespace (unshare -m): {probe:?}");
+        return;
+    }
+    let script = format!(
+        "mount -t tmpfs none /etc && echo '{}' > /etc/ld.so.preload && exec '{}' 5",
+        shim_path().display(),
+        exe.display()
+    );
+    let mut cmd = command("unshare", Shim::Off);
+    cmd.args(["-m", "sh", "-c", &script]).env("ZREAP_REAP", "all");
+    run_ok(&mut cmd, "shim_zreap_program 5 under a shim in /etc/ld.so.preload");
+}
+
 /// vfork, glibc's clone wrapper and _Fork run no fork handlers: the stub
 /// tells the core of their children (gcc's driver uses vfork). forkpty forks
 /// inside libc, past the stub's fork.

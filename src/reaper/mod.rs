@@ -304,20 +304,25 @@ fn register_fork_hooks() {
 /// shim would otherwise reap them too (its handler wrapper or its thread) and
 /// take the statuses the library's waits answer from. Nothing without it.
 ///
-/// Looked up only where `LD_PRELOAD` names the shim: dlsym allocates the
-/// error message of a symbol it does not find, which the child of a fork
-/// made while another thread allocated must not do (this runs at the first
-/// call in such a child too). getenv takes no lock and allocates nothing.
+/// Looked up only where `LD_PRELOAD` or `/etc/ld.so.preload` names the shim:
+/// dlsym allocates the error message of a symbol it does not find, which the
+/// child of a fork made while another thread allocated must not do (this runs
+/// at the first call in such a child too). getenv, open and read take no lock
+/// and allocate nothing. Not recognised: a renamed shim, one given to
+/// `ld.so --preload`, and `LD_PRELOAD` removed from the environment before.
 fn stand_down_preload_shim() {
+    const SHIM: &[u8] = b"libzreap_preload";
+    let names_shim = |list: &[u8]| list.windows(SHIM.len()).any(|w| w == SHIM);
     // SAFETY: a NUL-terminated name.
     let preload = unsafe { libc::getenv(c"LD_PRELOAD".as_ptr()) };
-    if preload.is_null() {
-        return;
-    }
-    // SAFETY: getenv returned a C string of the environment.
-    let named = unsafe { std::ffi::CStr::from_ptr(preload) }.to_bytes().windows(16).any(|w| w == b"libzreap_preload");
-    if !named {
-        return;
+    // SAFETY: getenv returned NULL or a C string of the environment.
+    let in_environment = !preload.is_null() && names_shim(unsafe { std::ffi::CStr::from_ptr(preload) }.to_bytes());
+    if !in_environment {
+        let mut list = [0u8; 4096];
+        let read = crate::sys::read_head(c"/etc/ld.so.preload", &mut list);
+        if !read.is_ok_and(|n| names_shim(&list[..n])) {
+            return;
+        }
     }
     // SAFETY: a NUL-terminated name; RTLD_DEFAULT searches the loaded objects.
     let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"zreap_preload_stand_down".as_ptr()) };

@@ -18,7 +18,7 @@ mod signals;
 pub use bare::{futex_wait, futex_wake_all};
 pub use fdpass::{private_fd_table, recv_message, send_message, stream_socketpair, Message, Received};
 pub(crate) use mapped::{wipe_on_fork, MappedVec};
-pub use procfs::{parse_stat, proc_start_time, proc_stat, ProcStat};
+pub use procfs::{parse_stat, proc_start_time, proc_stat, read_head, ProcStat};
 pub use signals::{
     arm_pdeathsig, block_all_signals_in_this_thread, reset_all_dispositions, set_raw_sigmask, spawn_pthread,
 };

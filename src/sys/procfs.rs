@@ -28,14 +28,23 @@ pub fn proc_stat(pid: pid_t) -> Result<ProcStat, c_int> {
     path[len..len + 5].copy_from_slice(b"/stat");
     len += 5;
     path[len] = 0;
+    let path = std::ffi::CStr::from_bytes_until_nul(&path).map_err(|_| libc::EINVAL)?;
+    let mut buf = [0u8; 2048];
+    let n = read_head(path, &mut buf)?;
+    parse_stat(&buf[..n]).ok_or(libc::EINVAL)
+}
+
+/// Reads the start of the file at `path` (one read, at most `buf.len()`
+/// bytes) into `buf`; returns how many bytes. Err(errno) when it cannot be
+/// opened or read. Async-signal-safe: open, read and close; no errno written.
+pub fn read_head(path: &std::ffi::CStr, buf: &mut [u8]) -> Result<usize, c_int> {
     let flags = (libc::O_RDONLY | libc::O_CLOEXEC) as usize;
     let open_args = [libc::AT_FDCWD as usize, path.as_ptr() as usize, flags, 0, 0, 0];
     // SAFETY: path is NUL-terminated.
     let fd = unsafe { super::bare::syscall6(libc::SYS_openat, open_args) }? as c_int;
-    let mut buf = [0u8; 2048];
-    let n = super::bare::read(fd, &mut buf);
+    let n = super::bare::read(fd, buf);
     super::close(fd);
-    parse_stat(&buf[..n?]).ok_or(libc::EINVAL)
+    n
 }
 
 /// The start time of process `pid`: [`proc_stat`]'s, with its errors.
