@@ -56,6 +56,16 @@ static int ctest_failures;
     } while (0)
 
 /* Call first in main(): arms the deadline. */
+/* The FLAGS argument of a program run as "NAME FLAGS" (zreap_install's
+ * flags, -1 for no zreap_install); exits 2 with a usage line otherwise. */
+static inline int ctest_flags_arg(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s FLAGS\n", argv[0]);
+        exit(2);
+    }
+    return atoi(argv[1]);
+}
+
 static inline void ctest_start(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     alarm(CTEST_DEADLINE);

@@ -25,11 +25,7 @@ static void *take_signals(void *arg) {
 
 int main(int argc, char **argv) {
     ctest_start();
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s FLAGS\n", argv[0]);
-        return 2;
-    }
-    int flags = atoi(argv[1]);
+    int flags = ctest_flags_arg(argc, argv);
     struct sigaction sa = {0};
     sa.sa_handler = slow_handler;
     sigemptyset(&sa.sa_mask);

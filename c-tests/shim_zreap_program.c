@@ -25,11 +25,7 @@ static pid_t make(int i) {
 
 int main(int argc, char **argv) {
     ctest_start();
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s FLAGS\n", argv[0]);
-        return 2;
-    }
-    int flags = atoi(argv[1]);
+    int flags = ctest_flags_arg(argc, argv);
     pid_t plain = fork();
     if (plain == 0) _exit(3);
     CHECK(plain > 0);
