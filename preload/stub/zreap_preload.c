@@ -189,12 +189,9 @@ static void load_core_once(void) {
         say(path, " is not the core this shim was built with", "", "");
         return;
     }
-    __atomic_store_n(&core, loaded, __ATOMIC_SEQ_CST);
-    /* zreap_preload_stand_down sets the flag, then reads `core`: one of the
-     * two sees the other (stand_down may run twice; it does its work once). */
-    if (__atomic_load_n(&stood_down, __ATOMIC_SEQ_CST)) {
-        loaded->stand_down();
-    }
+    /* zreap_preload_stand_down, if it comes now, waits for this load to end
+     * and then stands this core down itself. */
+    __atomic_store_n(&core, loaded, __ATOMIC_RELEASE);
 }
 
 /* The core, loading it first if it is not yet (never once the shim stood
