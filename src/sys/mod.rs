@@ -128,13 +128,7 @@ pub fn exited_unreaped(pid: pid_t) -> bool {
 
 /// `pidfd_open(pid, 0)`; the fd is close-on-exec.
 pub fn pidfd_open(pid: pid_t) -> io::Result<RawFd> {
-    // SAFETY: pidfd_open takes two integer arguments and returns a new fd or -1.
-    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc as RawFd)
-    }
+    bare::pidfd_open(pid, 0).map_err(io::Error::from_raw_os_error)
 }
 
 /// Closes an fd, ignoring errors (used only on fds the library owns).
