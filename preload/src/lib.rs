@@ -26,6 +26,10 @@
 //! vfork child, which runs in the program's memory, never touches the shim's
 //! state.
 //!
+//! A child the shim reaped still answers a program that waits through pidfds
+//! (`pidfd_open`, `waitid(P_PIDFD)`, `pidfd_send_signal`) as the zombie it
+//! would have been ([`pidfd`]).
+//!
 //! A bad value prints one line on stderr and the shim stays out of the way.
 //! Programs that set SIGCHLD to SIG_IGN, use SA_NOCLDWAIT, block SIGCHLD and
 //! read a signalfd, or use job control keep working as before: the shim only
@@ -36,6 +40,7 @@ mod chld;
 mod config;
 mod log;
 mod owner;
+mod pidfd;
 mod real;
 mod spawn;
 mod store;
@@ -66,6 +71,9 @@ pub struct CoreTable {
     posix_spawnp: SpawnFn,
     child_made: extern "C" fn(),
     stand_down: extern "C" fn(),
+    pidfd_open: unsafe extern "C" fn(pid_t, libc::c_uint) -> c_int,
+    pidfd_send_signal: unsafe extern "C" fn(c_int, c_int, *mut libc::siginfo_t, libc::c_uint) -> c_int,
+    pidfd_made: extern "C" fn(c_int, pid_t),
 }
 
 type SpawnFn = unsafe extern "C" fn(
@@ -78,7 +86,7 @@ type SpawnFn = unsafe extern "C" fn(
 ) -> c_int;
 
 /// `ZREAP_PRELOAD_CORE_VERSION` in core.h.
-const CORE_VERSION: u32 = 4;
+const CORE_VERSION: u32 = 5;
 /// The `mode` argument of [`zreap_preload_core_start`] that says: read the
 /// environment (`ZREAP_PRELOAD_FROM_ENVIRONMENT`).
 const FROM_ENVIRONMENT: c_int = -1;
@@ -102,6 +110,9 @@ static TABLE: CoreTable = CoreTable {
     posix_spawnp,
     child_made: after_child_made,
     stand_down,
+    pidfd_open,
+    pidfd_send_signal,
+    pidfd_made,
 };
 
 /// Starts the shim in this process and returns its interposers; the stub
@@ -215,6 +226,11 @@ extern "C" fn after_child_made() {
 /// zreap's library manages this process's children: see [`chld::stand_down`].
 extern "C" fn stand_down() {
     let _ = std::panic::catch_unwind(chld::stand_down);
+}
+
+/// After glibc's clone made child `pid` with CLONE_PIDFD: its pidfd is known.
+extern "C" fn pidfd_made(pidfd: c_int, pid: pid_t) {
+    let _ = std::panic::catch_unwind(|| pidfd::pidfd_made(pidfd, pid));
 }
 
 /// In the child of fork(), registered only when the child needs the shim at
@@ -375,8 +391,14 @@ macro_rules! interpose {
         /// # Safety
         /// As for the libc function of the same name.
         unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
-            // SAFETY: the caller keeps the libc function's contract, which the body needs.
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { $body })) {
+            let body = || {
+                // Most bodies are unsafe functions: pidfd_open's is not.
+                #[allow(unused_unsafe)]
+                // SAFETY: the caller keeps the libc function's contract, which the body needs.
+                let value = unsafe { $body };
+                value
+            };
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
                 Ok(value) => value,
                 Err(_) => {
                     sys::set_errno(libc::ENOTRECOVERABLE);
@@ -430,3 +452,8 @@ interpose!(/// posix_spawnp(3).
     fn posix_spawnp(pid: *mut pid_t, file: CStrPtr, actions: *const libc::posix_spawn_file_actions_t,
         attrs: *const libc::posix_spawnattr_t, argv: *const *mut libc::c_char, envp: *const *mut libc::c_char) -> c_int =
         posix_spawn_impl(&real::POSIX_SPAWNP, pid, file, actions, attrs, argv, envp); on_panic libc::ENOTRECOVERABLE);
+interpose!(/// pidfd_open(2).
+    fn pidfd_open(pid: pid_t, flags: libc::c_uint) -> c_int = pidfd::pidfd_open_impl(pid, flags); on_panic -1);
+interpose!(/// pidfd_send_signal(2).
+    fn pidfd_send_signal(pidfd: c_int, signal: c_int, info: *mut libc::siginfo_t, flags: libc::c_uint) -> c_int =
+        pidfd::pidfd_send_signal_impl(pidfd, signal, info, flags); on_panic -1);

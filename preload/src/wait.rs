@@ -6,7 +6,7 @@
 use crate::chld;
 use crate::store::{Want, STORE};
 use crate::sys::{errno, set_errno, wstatus_from_siginfo};
-use crate::{config, log, real};
+use crate::{config, log, pidfd, real};
 use libc::{c_int, pid_t};
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -116,8 +116,24 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
     }
 }
 
+/// Takes (or with `peek`, copies) the oldest stored exit `want` accepts into
+/// `info` (which may be NULL). Async-signal-safe.
+fn stored_into(want: Want, peek: bool, info: *mut libc::siginfo_t) -> bool {
+    match STORE.take(want, peek) {
+        Some(found) => {
+            // SAFETY: the program passed a writable siginfo (or NULL).
+            if let Some(out) = unsafe { info.as_mut() } {
+                *out = found;
+            }
+            true
+        }
+        None => false,
+    }
+}
+
 /// waitid(2), interposed: stored exits are returned for WEXITED waits by
-/// P_ALL, P_PID and P_PGID (WNOWAIT leaves them stored).
+/// P_ALL, P_PID and P_PGID (WNOWAIT leaves them stored), and by P_PIDFD for
+/// a pidfd the program opened (see [`pidfd`]).
 ///
 /// # Safety
 /// As for waitid(2).
@@ -127,6 +143,10 @@ pub(crate) unsafe fn waitid_impl(
     info: *mut libc::siginfo_t,
     options: c_int,
 ) -> c_int {
+    if idtype == libc::P_PIDFD && options & libc::WEXITED != 0 && config::active() {
+        // SAFETY: forwarded contract.
+        return unsafe { waitid_pidfd(id as c_int, info, options) };
+    }
     let want = match idtype {
         libc::P_ALL => Some(Want::Any),
         libc::P_PID => Some(Want::Pid(id as pid_t)),
@@ -141,18 +161,7 @@ pub(crate) unsafe fn waitid_impl(
     };
     let saved = errno();
     let peek = options & libc::WNOWAIT != 0;
-    let stored = |info: *mut libc::siginfo_t| -> bool {
-        match STORE.take(want, peek) {
-            Some(found) => {
-                // SAFETY: the program passed a writable siginfo (or NULL).
-                if let Some(out) = unsafe { info.as_mut() } {
-                    *out = found;
-                }
-                true
-            }
-            None => false,
-        }
-    };
+    let stored = |info: *mut libc::siginfo_t| stored_into(want, peek, info);
     if idtype != libc::P_PID && options & libc::WNOHANG == 0 && chld::enter_kernel_wait() {
         let rc = if stored(info) {
             set_errno(saved);
@@ -190,4 +199,22 @@ pub(crate) unsafe fn waitid_impl(
         }
         sleep_for_sigchld(seen);
     }
+}
+
+/// waitid(P_PIDFD): the kernel's answer, unless it no longer has the process
+/// (ECHILD: the shim reaped it) or the fd is a stand-in (EBADF): then the
+/// stored exit of the pid the fd was opened for, exactly once.
+///
+/// # Safety
+/// As for waitid(2).
+unsafe fn waitid_pidfd(pidfd: c_int, info: *mut libc::siginfo_t, options: c_int) -> c_int {
+    let saved = errno();
+    // SAFETY: forwarded as given.
+    let rc = unsafe { real::waitid(libc::P_PIDFD, pidfd as libc::id_t, info, options) };
+    if rc == 0 || !matches!(errno(), libc::ECHILD | libc::EBADF) {
+        return rc;
+    }
+    let Some(pid) = pidfd::pid_of(pidfd) else { return rc };
+    let peek = options & libc::WNOWAIT != 0;
+    look_again(saved, || stored_into(Want::Pid(pid), peek, info).then_some(0)).unwrap_or(-1)
 }

@@ -12,7 +12,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#define ZREAP_PRELOAD_CORE_VERSION 4u
+#define ZREAP_PRELOAD_CORE_VERSION 5u
 #define ZREAP_PRELOAD_CORE_START "zreap_preload_core_start"
 
 /* The `mode` argument of the start function. */
@@ -46,6 +46,12 @@ struct zreap_preload_core {
     /* zreap's library manages the process's children from now on: the shim
      * reaps none of them (zreap_preload_stand_down). */
     void (*stand_down)(void);
+    /* pidfd_open(2) and pidfd_send_signal(2): a child the shim reaped answers
+     * as the zombie it would have been. */
+    int (*pidfd_open)(pid_t, unsigned int);
+    int (*pidfd_send_signal)(int, int, siginfo_t *, unsigned int);
+    /* glibc's clone made child `pid` with CLONE_PIDFD, whose pidfd is `pidfd`. */
+    void (*pidfd_made)(int pidfd, pid_t pid);
 };
 
 /* Starts the core (what a constructor would do) and returns its table, or

@@ -96,6 +96,13 @@ REAL(real_underscore_fork, "_Fork");
 REAL(real_clone, "clone");
 REAL(real_posix_spawn, "posix_spawn");
 REAL(real_posix_spawnp, "posix_spawnp");
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 36))
+#define HAVE_PIDFD_FUNCTIONS 1 /* glibc 2.36 wraps pidfd_open and pidfd_send_signal */
+#include <sys/pidfd.h>
+REAL(real_pidfd_open, "pidfd_open");
+REAL(real_pidfd_send_signal, "pidfd_send_signal");
+#endif
+REAL(real_syscall, "syscall");
 
 static void *lookup(struct real *r) {
     void *addr = __atomic_load_n(&r->addr, __ATOMIC_ACQUIRE);
@@ -121,8 +128,13 @@ static void resolve_for_handlers(void) {
         return;
     }
     int saved = errno;
-    struct real *used_in_handlers[] = {&real_sigaction, &real_wait,  &real_waitpid,         &real_wait3,
-                                       &real_wait4,     &real_waitid, &real_underscore_fork, &real_clone};
+    struct real *used_in_handlers[] = {
+        &real_sigaction, &real_wait,           &real_waitpid, &real_wait3,  &real_wait4,
+        &real_waitid,    &real_underscore_fork, &real_clone,  &real_syscall,
+#ifdef HAVE_PIDFD_FUNCTIONS
+        &real_pidfd_send_signal,
+#endif
+    };
     for (size_t i = 0; i < sizeof used_in_handlers / sizeof used_in_handlers[0]; i++) {
         lookup(used_in_handlers[i]);
     }
@@ -535,9 +547,9 @@ EXPORT pid_t _Fork(void) {
 /* clone(2)'s glibc wrapper: the child runs `fn` on its own stack and never
  * returns here. The optional arguments are passed on as read (glibc reads
  * each only when `flags` asks for it). A caller that asks for a pidfd waits
- * through it (waitid P_PIDFD, which the core cannot answer from its store;
- * zreap's own zspawn does so with raw system calls): the core is not told of
- * such a child, so it is not loaded for it. */
+ * through it: the core is not told of such a child, so it is not loaded for
+ * it, but a loaded core remembers the pidfd, for a waitid(P_PIDFD) after its
+ * reaper thread took the child. */
 EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...) {
     va_list rest;
     va_start(rest, arg);
@@ -548,11 +560,124 @@ EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...) {
     int tid = ((clone_fn)lookup(&real_clone))(fn, stack, flags, arg, parent_tid, tls, child_tid);
     if (tid > 0 && (flags & (CLONE_THREAD | CLONE_PIDFD)) == 0) {
         zreap_stub_child_made();
+    } else if (tid > 0 && (flags & CLONE_THREAD) == 0) {
+        const struct zreap_preload_core *c = loaded_core();
+        if (c != NULL) {
+            int saved = errno;
+            c->pidfd_made(*(int *)parent_tid, tid);
+            errno = saved;
+        }
     }
     return tid;
 }
 
+/* ------------------------------------------------ pidfds of reaped children
+ *
+ * A child the shim reaped is no zombie any more: the kernel answers
+ * pidfd_open and pidfd_send_signal with ESRCH where the zombie would have
+ * been found. The core answers as for the zombie (preload/src/pidfd.rs),
+ * and remembers which pid each pidfd names, for waitid(P_PIDFD). Before the
+ * core is loaded the shim has reaped nothing: the calls go to libc. */
+
+#ifdef HAVE_PIDFD_FUNCTIONS
+typedef int (*pidfd_open_fn)(pid_t, unsigned int);
+typedef int (*pidfd_send_signal_fn)(int, int, siginfo_t *, unsigned int);
+
+EXPORT int pidfd_open(pid_t pid, unsigned int flags) {
+    const struct zreap_preload_core *c = loaded_core();
+    return c ? c->pidfd_open(pid, flags) : ((pidfd_open_fn)lookup(&real_pidfd_open))(pid, flags);
+}
+EXPORT int pidfd_send_signal(int pidfd, int sig, siginfo_t *info, unsigned int flags) {
+    const struct zreap_preload_core *c = loaded_core();
+    return c ? c->pidfd_send_signal(pidfd, sig, info, flags)
+             : ((pidfd_send_signal_fn)lookup(&real_pidfd_send_signal))(pidfd, sig, info, flags);
+}
+#endif
+
 #if defined(__x86_64__)
+/* libc's syscall(), for the assembly below: NULL until looked up. */
+__attribute__((used)) void *zreap_stub_syscall_addr;
+
+/* libc's syscall(), found on first use (and by resolve_for_handlers, before a
+ * handler can call it). errno is kept. */
+__attribute__((used)) void *zreap_stub_syscall_next(void) {
+    int saved = errno;
+    void *next = lookup(&real_syscall);
+    __atomic_store_n(&zreap_stub_syscall_addr, next, __ATOMIC_RELEASE);
+    errno = saved;
+    return next;
+}
+
+/* syscall(SYS_pidfd_open, pid, flags) and syscall(SYS_pidfd_send_signal,
+ * ...): CPython's os.pidfd_open, which asyncio's PidfdChildWatcher calls,
+ * makes the system call so. */
+__attribute__((used)) long zreap_stub_pidfd_syscall(long number, long a, long b, long c, long d) {
+    const struct zreap_preload_core *loaded = loaded_core();
+    if (loaded != NULL) {
+        if (number == SYS_pidfd_open) {
+            return loaded->pidfd_open((pid_t)a, (unsigned int)b);
+        }
+        return loaded->pidfd_send_signal((int)a, (int)b, (siginfo_t *)c, (unsigned int)d);
+    }
+    return ((long (*)(long, ...))zreap_stub_syscall_next())(number, a, b, c, d);
+}
+
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
+/* syscall(3): the two pidfd calls go to zreap_stub_pidfd_syscall; every other
+ * number jumps to libc's syscall with the registers and stack as the caller
+ * left them, so that a clone or vfork made through it returns to its caller
+ * as from libc's (a C function would share its frame with a vfork child). */
+__asm__(".pushsection .text\n"
+        ".globl syscall\n"
+        ".type syscall, @function\n"
+        ".p2align 4\n"
+        "syscall:\n"
+        "    .cfi_startproc\n"
+        "    endbr64\n"
+        "    cmpq $" STRINGIFY(SYS_pidfd_open) ", %rdi\n"
+        "    je zreap_stub_pidfd_syscall\n"
+        "    cmpq $" STRINGIFY(SYS_pidfd_send_signal) ", %rdi\n"
+        "    je zreap_stub_pidfd_syscall\n"
+        "    movq zreap_stub_syscall_addr(%rip), %rax\n"
+        "    testq %rax, %rax\n"
+        "    jz 1f\n"
+        "    jmpq *%rax\n"
+        "1:  pushq %rdi\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    pushq %rsi\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    pushq %rdx\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    pushq %rcx\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    pushq %r8\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    pushq %r9\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    subq $8, %rsp\n" /* 16-byte aligned for the call */
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    call zreap_stub_syscall_next\n"
+        "    addq $8, %rsp\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    popq %r9\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    popq %r8\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    popq %rcx\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    popq %rdx\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    popq %rsi\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    popq %rdi\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    jmpq *%rax\n"
+        "    .cfi_endproc\n"
+        ".size syscall, .-syscall\n"
+        ".popsection\n");
+
 /* vfork's failure: sets errno, returns -1. */
 __attribute__((used)) pid_t zreap_stub_vfork_failed(int error) {
     errno = error;
