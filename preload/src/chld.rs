@@ -591,7 +591,9 @@ fn reap_forever() -> ! {
     loop {
         let changed = CHANGED.load(SeqCst);
         if !thread_wanted(&program_action()) {
-            bare::futex_wait(&CHANGED, changed, Some(1000));
+            // Once stood down for good: nothing will want the thread again.
+            let timeout = if STOOD_DOWN.load(SeqCst) { None } else { Some(1000) };
+            bare::futex_wait(&CHANGED, changed, timeout);
             continue;
         }
         let busy = MADE_CHILD.swap(false, SeqCst);
