@@ -8,7 +8,7 @@ use crate::store::STORE;
 use crate::{config, log, real};
 use libc::{c_int, c_void};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::SeqCst};
 use zreap::sys::bare;
 use zreap::sys::{wstatus_from_siginfo, ErrnoGuard};
 
@@ -336,6 +336,28 @@ pub fn settle() {
     }
 }
 
+/// Counts the shim's reaps; each stored exit records its value from before
+/// the reap. Only ever grows, also in a forked child (no reset: a larger
+/// value there is as good).
+static REAP_CLOCK: AtomicU64 = AtomicU64::new(1);
+
+/// The reap clock now: read before the program makes a child, and given to
+/// [`child_pid_given`] with the child's pid. Async-signal-safe.
+pub fn reap_clock() -> u64 {
+    REAP_CLOCK.load(SeqCst)
+}
+
+/// The program made child `pid` after reading `clock` from [`reap_clock`]:
+/// the stored exits of older processes that had that pid no longer answer a
+/// wait, `pidfd_open` or `kill` for the pid (without the shim, their zombies
+/// would have kept the pid from being given out). An exit whose reap began
+/// after `clock` may be this child's own, and is kept. Async-signal-safe.
+pub fn child_pid_given(pid: libc::pid_t, clock: u64) {
+    if pid > 0 {
+        STORE.supersede(pid, clock);
+    }
+}
+
 fn reap_into_store_now(pid: libc::pid_t, what: &str) {
     // Only an exit is taken: a ptrace stop waiting for the tracer is left alone.
     let peek = bare::waitid_info(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
@@ -344,9 +366,11 @@ fn reap_into_store_now(pid: libc::pid_t, what: &str) {
     }
     // A zombie child's process group is still there until it is reaped.
     let pgid = bare::getpgid(pid);
+    // Read before the reap frees the pid: see [`child_pid_given`].
+    let reaped = REAP_CLOCK.fetch_add(1, SeqCst);
     if let Ok(Some(info)) = bare::waitid_info(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOHANG) {
         log::event(what, pid, Some(wstatus_from_siginfo(&info)));
-        if let Some(dropped) = STORE.put(&info, pgid) {
+        if let Some(dropped) = STORE.put(&info, pgid, reaped) {
             log::event("dropped the stored exit of", dropped, None);
         }
     }

@@ -74,6 +74,9 @@ pub struct CoreTable {
     pidfd_open: unsafe extern "C" fn(pid_t, libc::c_uint) -> c_int,
     pidfd_send_signal: unsafe extern "C" fn(c_int, c_int, *mut libc::siginfo_t, libc::c_uint) -> c_int,
     pidfd_made: extern "C" fn(c_int, pid_t),
+    reap_clock: extern "C" fn() -> u64,
+    child_pid_given: extern "C" fn(pid_t, u64),
+    kill: unsafe extern "C" fn(pid_t, c_int) -> c_int,
 }
 
 type SpawnFn = unsafe extern "C" fn(
@@ -86,7 +89,7 @@ type SpawnFn = unsafe extern "C" fn(
 ) -> c_int;
 
 /// `ZREAP_PRELOAD_CORE_VERSION` in core.h.
-const CORE_VERSION: u32 = 5;
+const CORE_VERSION: u32 = 6;
 /// The `mode` argument of [`zreap_preload_core_start`] that says: read the
 /// environment (`ZREAP_PRELOAD_FROM_ENVIRONMENT`).
 const FROM_ENVIRONMENT: c_int = -1;
@@ -113,6 +116,9 @@ static TABLE: CoreTable = CoreTable {
     pidfd_open,
     pidfd_send_signal,
     pidfd_made,
+    reap_clock,
+    child_pid_given,
+    kill,
 };
 
 /// Starts the shim in this process and returns its interposers; the stub
@@ -226,6 +232,18 @@ extern "C" fn after_child_made() {
 /// zreap's library manages this process's children: see [`chld::stand_down`].
 extern "C" fn stand_down() {
     let _ = std::panic::catch_unwind(chld::stand_down);
+}
+
+/// The reap clock, read before the stub's fork, forkpty, vfork, clone or _Fork
+/// makes a child: see [`chld::child_pid_given`]. Async-signal-safe.
+extern "C" fn reap_clock() -> u64 {
+    chld::reap_clock()
+}
+
+/// After the stub's fork, forkpty, vfork, clone or _Fork made child `pid`:
+/// see [`chld::child_pid_given`]. Async-signal-safe.
+extern "C" fn child_pid_given(pid: pid_t, clock: u64) {
+    chld::child_pid_given(pid, clock);
 }
 
 /// After glibc's clone made child `pid` with CLONE_PIDFD: its pidfd is known.
@@ -371,10 +389,15 @@ unsafe fn posix_spawn_impl(
     argv: *const *mut libc::c_char,
     envp: *const *mut libc::c_char,
 ) -> c_int {
+    let clock = chld::reap_clock();
     // SAFETY: forwarded as given.
     let rc = unsafe { real::posix_spawn(which, pid, path, actions, attrs, argv, envp) };
     if rc == 0 {
         chld::child_made(sys::bare::getpid());
+        // SAFETY: posix_spawn succeeded; pid is NULL or holds the child's pid.
+        if let Some(&child) = unsafe { pid.as_ref() } {
+            chld::child_pid_given(child, clock);
+        }
     }
     rc
 }
@@ -457,3 +480,5 @@ interpose!(/// pidfd_open(2).
 interpose!(/// pidfd_send_signal(2).
     fn pidfd_send_signal(pidfd: c_int, signal: c_int, info: *mut libc::siginfo_t, flags: libc::c_uint) -> c_int =
         pidfd::pidfd_send_signal_impl(pidfd, signal, info, flags); on_panic -1);
+interpose!(/// kill(2).
+    fn kill(pid: pid_t, signal: c_int) -> c_int = pidfd::kill_impl(pid, signal); on_panic -1);

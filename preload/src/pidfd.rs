@@ -194,3 +194,22 @@ pub unsafe fn pidfd_send_signal_impl(pidfd: c_int, signal: c_int, info: *mut lib
         }
     }
 }
+
+/// kill(2), interposed: a pid whose exit the shim stored (and no newer
+/// child of the program has) accepts a signal and returns 0, as the zombie
+/// would have: the process that has the pid now, if any, is not the
+/// program's child, and without the shim could not have had it.
+/// Async-signal-safe.
+pub fn kill_impl(pid: pid_t, signal: c_int) -> c_int {
+    if pid > 0 && (0..=libc::SIGRTMAX()).contains(&signal) && config::active() && exit_stored(pid) {
+        log::event("kept a signal from the pid of the stored exit of", pid, None);
+        return 0;
+    }
+    match bare::kill(pid, signal) {
+        Ok(()) => 0,
+        Err(e) => {
+            set_errno(e);
+            -1
+        }
+    }
+}

@@ -100,6 +100,10 @@ struct Entry<A: Atomics> {
     pid: A::I32,
     pgid: A::I32,
     seq: A::U64,
+    /// The reap clock (see [`Store::put`]) when the reap began.
+    reaped: A::U64,
+    /// 1 once a newer child was given this pid ([`Store::supersede`]).
+    stale: A::U32,
     info: A::Info,
 }
 
@@ -114,6 +118,8 @@ impl Entry<Std> {
             pid: AtomicI32::new(0),
             pgid: AtomicI32::new(0),
             seq: AtomicU64::new(0),
+            reaped: AtomicU64::new(0),
+            stale: AtomicU32::new(0),
             // SAFETY: siginfo_t is plain data; all-zero is a valid value.
             info: UnsafeCell::new(unsafe { std::mem::zeroed() }),
         }
@@ -130,7 +136,8 @@ pub struct Store<A: Atomics = Std, const N: usize = CAPACITY> {
     next_seq: A::U64,
 }
 
-/// Which exits a wait call accepts.
+/// Which exits a wait call accepts. `Pid` accepts only the newest process
+/// that had the pid: not an exit [`Store::supersede`] marked stale.
 #[derive(Clone, Copy)]
 pub enum Want {
     Any,
@@ -167,9 +174,11 @@ impl<A: Atomics, const N: usize> Store<A, N> {
         self.count.load(SeqCst) == 0
     }
 
-    /// Keeps an exit. When full, drops the oldest and returns its pid.
-    /// Async-signal-safe.
-    pub fn put(&self, info: &libc::siginfo_t, pgid: libc::pid_t) -> Option<libc::pid_t> {
+    /// Keeps an exit, whose reap began at `reaped` on a clock that counts
+    /// the shim's reaps (taken before the reap, so before the kernel could
+    /// give the pid to another process). When full, drops the oldest and
+    /// returns its pid. Async-signal-safe.
+    pub fn put(&self, info: &libc::siginfo_t, pgid: libc::pid_t, reaped: u64) -> Option<libc::pid_t> {
         let mut dropped = None;
         loop {
             let free = self
@@ -182,6 +191,8 @@ impl<A: Atomics, const N: usize> Store<A, N> {
                 // SAFETY: si_pid is valid for a SIGCHLD siginfo.
                 entry.pid.store(unsafe { info.si_pid() }, SeqCst);
                 entry.pgid.store(pgid, SeqCst);
+                entry.reaped.store(reaped, SeqCst);
+                entry.stale.store(0, SeqCst);
                 entry.seq.store(self.next_seq.fetch_add(1, SeqCst), SeqCst);
                 // SAFETY: state WRITING gives this thread sole access to info.
                 unsafe { entry.info.write(info) };
@@ -211,22 +222,25 @@ impl<A: Atomics, const N: usize> Store<A, N> {
     }
 
     fn take_oldest(&self, want: Want, remove: bool) -> Option<libc::siginfo_t> {
+        let fresh_only = matches!(want, Want::Pid(_));
+        let wanted = |e: &Entry<A>| {
+            want.accepts(e.pid.load(SeqCst), e.pgid.load(SeqCst)) && !(fresh_only && e.stale.load(SeqCst) != 0)
+        };
         loop {
             let (oldest, seq) = self.entries[..self.high.load(SeqCst)]
                 .iter()
                 .filter_map(|e| {
                     // seq first: an exit put here after this load has another seq.
                     let seq = e.seq.load(SeqCst);
-                    let wanted = e.state.load(SeqCst) == FULL && want.accepts(e.pid.load(SeqCst), e.pgid.load(SeqCst));
-                    wanted.then_some((e, seq))
+                    (e.state.load(SeqCst) == FULL && wanted(e)).then_some((e, seq))
                 })
                 .min_by_key(|&(_, seq)| seq)?;
             if oldest.state.compare_exchange(FULL, TAKING, SeqCst, SeqCst).is_err() {
                 continue;
             }
-            if oldest.seq.load(SeqCst) != seq {
-                // Taken and refilled since the scan: another exit, maybe not
-                // one `want` accepts.
+            if oldest.seq.load(SeqCst) != seq || !wanted(oldest) {
+                // Taken and refilled since the scan (another exit, maybe not
+                // one `want` accepts), or marked stale meanwhile.
                 oldest.state.store(FULL, SeqCst);
                 continue;
             }
@@ -239,6 +253,26 @@ impl<A: Atomics, const N: usize> Store<A, N> {
                 oldest.state.store(FULL, SeqCst);
             }
             return Some(info);
+        }
+    }
+
+    /// A new child of the program got `pid`: every stored exit of that pid
+    /// whose reap began before `created` (the reap clock read before the
+    /// child was made) belonged to an older process, and is left to waits
+    /// for any child or a process group from now on. Async-signal-safe.
+    pub fn supersede(&self, pid: libc::pid_t, created: u64) {
+        if self.is_empty() {
+            return;
+        }
+        for e in &self.entries[..self.high.load(SeqCst)] {
+            if e.pid.load(SeqCst) != pid || e.state.compare_exchange(FULL, TAKING, SeqCst, SeqCst).is_err() {
+                continue;
+            }
+            // TAKING: no other thread reads or changes the entry meanwhile.
+            if e.pid.load(SeqCst) == pid && e.reaped.load(SeqCst) < created {
+                e.stale.store(1, SeqCst);
+            }
+            e.state.store(FULL, SeqCst);
         }
     }
 
@@ -346,6 +380,8 @@ mod loom_model {
             pid: AtomicI32::new(0),
             pgid: AtomicI32::new(0),
             seq: AtomicU64::new(0),
+            reaped: AtomicU64::new(0),
+            stale: AtomicU32::new(0),
             // SAFETY: siginfo_t is plain data; all-zero is a valid value.
             info: UnsafeCell::new(unsafe { std::mem::zeroed() }),
         };
@@ -397,7 +433,7 @@ mod loom_model {
     }
 
     fn put(store: &Shared, exit: Exit) {
-        assert_eq!(store.0.put(&siginfo(exit), exit.0), None, "nothing is dropped below capacity");
+        assert_eq!(store.0.put(&siginfo(exit), exit.0, 0), None, "nothing is dropped below capacity");
     }
 
     fn take(store: &Shared, want: Want) -> Option<Exit> {
@@ -464,6 +500,30 @@ mod loom_model {
             let threads =
                 vec![consumer(&store, Want::Pid(5)), consumer(&store, Want::Pid(5)), producer(&store, (7, 2))];
             check_exactly_once(&store, threads, &[(5, 1), (7, 2)]);
+        });
+    }
+
+    /// A newer child takes the pid while a wait for that pid and a wait for
+    /// any child run: the stale exit is delivered exactly once, and never to
+    /// the pid's wait once marked.
+    #[test]
+    fn loom_store_superseded_exit() {
+        model(3, || {
+            let store = shared();
+            put(&store, (5, 1));
+            let marker = {
+                let store = store.clone();
+                thread::spawn(move || {
+                    store.0.supersede(5, 1);
+                    None
+                })
+            };
+            let threads = vec![marker, consumer(&store, Want::Pid(5)), consumer(&store, Want::Any)];
+            check_exactly_once(&store, threads, &[(5, 1)]);
+            put(&store, (5, 2));
+            store.0.supersede(5, 1);
+            assert_eq!(take(&store, Want::Pid(5)), None, "a superseded exit answered a wait for its pid");
+            assert_eq!(take(&store, Want::Any), Some((5, 2)));
         });
     }
 

@@ -7,12 +7,13 @@
 #define ZREAP_PRELOAD_CORE_H
 
 #include <signal.h>
+#include <stdint.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#define ZREAP_PRELOAD_CORE_VERSION 5u
+#define ZREAP_PRELOAD_CORE_VERSION 6u
 #define ZREAP_PRELOAD_CORE_START "zreap_preload_core_start"
 
 /* The `mode` argument of the start function. */
@@ -52,6 +53,14 @@ struct zreap_preload_core {
     int (*pidfd_send_signal)(int, int, siginfo_t *, unsigned int);
     /* glibc's clone made child `pid` with CLONE_PIDFD, whose pidfd is `pidfd`. */
     void (*pidfd_made)(int pidfd, pid_t pid);
+    /* Read before the stub makes a child (fork, forkpty, vfork, clone, _Fork)
+     * and given back with the child's pid: exits the shim stored of older
+     * processes that had the pid answer no wait, pidfd_open or kill for it. */
+    uint64_t (*reap_clock)(void);
+    void (*child_pid_given)(pid_t pid, uint64_t clock);
+    /* kill(2): a pid whose exit the shim stored accepts a signal (returns 0),
+     * as its zombie would have. */
+    int (*kill)(pid_t, int);
 };
 
 /* Starts the core (what a constructor would do) and returns its table, or

@@ -103,6 +103,7 @@ REAL(real_pidfd_open, "pidfd_open");
 REAL(real_pidfd_send_signal, "pidfd_send_signal");
 #endif
 REAL(real_syscall, "syscall");
+REAL(real_kill, "kill");
 
 static void *lookup(struct real *r) {
     void *addr = __atomic_load_n(&r->addr, __ATOMIC_ACQUIRE);
@@ -130,7 +131,7 @@ static void resolve_for_handlers(void) {
     int saved = errno;
     struct real *used_in_handlers[] = {
         &real_sigaction, &real_wait,           &real_waitpid, &real_wait3,  &real_wait4,
-        &real_waitid,    &real_underscore_fork, &real_clone,  &real_syscall,
+        &real_waitid,    &real_underscore_fork, &real_clone,  &real_syscall, &real_kill,
 #ifdef HAVE_PIDFD_FUNCTIONS
         &real_pidfd_send_signal,
 #endif
@@ -457,19 +458,34 @@ EXPORT int system(const char *command) {
     const struct zreap_preload_core *c = need_core();
     return c ? c->system(command) : ((system_fn)lookup(&real_system))(command);
 }
+/* The reap clock before a child is made: see child_made_now. 0 while no
+ * core is loaded (it has stored no exit then). */
+static uint64_t clock_before_child(const struct zreap_preload_core *c) { return c ? c->reap_clock() : 0; }
+
 /* libc's fork itself, once the core is loaded where it must see every child:
  * the core learns of each child from its fork handler in the parent, and the
- * child runs no shim code on its way to exec. */
+ * child runs no shim code on its way to exec. The parent then tells the core
+ * the child's pid (child_pid_given). */
 EXPORT pid_t fork(void) {
-    (void)core_for_child();
-    return ((fork_fn)lookup(&real_fork))();
+    const struct zreap_preload_core *c = core_for_child();
+    uint64_t clock = clock_before_child(c);
+    pid_t pid = ((fork_fn)lookup(&real_fork))();
+    if (pid > 0 && c != NULL) {
+        c->child_pid_given(pid, clock);
+    }
+    return pid;
 }
 /* forkpty(3) forks inside libc, through no interposer: the core is loaded
  * first, for the same fork handler. */
 EXPORT pid_t forkpty(int *master, char *name, const struct termios *termp, const struct winsize *winp) {
-    (void)core_for_child();
+    const struct zreap_preload_core *c = core_for_child();
+    uint64_t clock = clock_before_child(c);
     typedef pid_t (*forkpty_fn)(int *, char *, const struct termios *, const struct winsize *);
-    return ((forkpty_fn)lookup(&real_forkpty))(master, name, termp, winp);
+    pid_t pid = ((forkpty_fn)lookup(&real_forkpty))(master, name, termp, winp);
+    if (pid > 0 && c != NULL) {
+        c->child_pid_given(pid, clock);
+    }
+    return pid;
 }
 EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
                        const posix_spawnattr_t *attrs, char *const argv[], char *const envp[]) {
@@ -482,6 +498,14 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
     const struct zreap_preload_core *c = core_for_child();
     return c ? c->posix_spawnp(pid, file, actions, attrs, argv, envp)
              : ((posix_spawn_fn)lookup(&real_posix_spawnp))(pid, file, actions, attrs, argv, envp);
+}
+
+typedef int (*kill_fn)(pid_t, int);
+/* kill(2): the core keeps a signal for a child whose exit it stored from the
+ * process that may have its pid now (see reap_clock in core.h). */
+EXPORT int kill(pid_t pid, int sig) {
+    const struct zreap_preload_core *c = loaded_core();
+    return c ? c->kill(pid, sig) : ((kill_fn)lookup(&real_kill))(pid, sig);
 }
 
 /* zreap's library (libzreap, or the Rust crate) calls this, found with
@@ -520,14 +544,21 @@ EXPORT void zreap_preload_stand_down(void) {
 
 typedef int (*clone_fn)(int (*)(void *), void *, int, void *, ...);
 
-/* In the parent, after vfork, clone or _Fork made a child: the core (loaded
- * now in `all` mode) starts its reaper thread if it needs one and learns of
- * the child. errno is kept. Called from vfork's assembly below, too. */
-__attribute__((used)) void zreap_stub_child_made(void) {
+/* The reap clock before vfork, clone or _Fork makes a child, from the core
+ * if it is loaded (0 otherwise: it has stored no exit). Called from vfork's
+ * assembly below, too. */
+__attribute__((used)) uint64_t zreap_stub_child_clock(void) { return clock_before_child(loaded_core()); }
+
+/* In the parent, after vfork, clone or _Fork made child `pid` (the reap clock
+ * read before was `clock`): the core (loaded now in `all` mode) starts its
+ * reaper thread if it needs one and learns of the child. errno is kept.
+ * Called from vfork's assembly below, too. */
+__attribute__((used)) void zreap_stub_child_made(pid_t pid, uint64_t clock) {
     int saved = errno;
     const struct zreap_preload_core *c = core_for_child();
     if (c != NULL) {
         c->child_made();
+        c->child_pid_given(pid, clock);
     }
     errno = saved;
 }
@@ -536,9 +567,10 @@ __attribute__((used)) void zreap_stub_child_made(void) {
  * a weak reference must not find one that fails. */
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
 EXPORT pid_t _Fork(void) {
+    uint64_t clock = zreap_stub_child_clock();
     pid_t pid = ((fork_fn)lookup(&real_underscore_fork))();
     if (pid > 0) {
-        zreap_stub_child_made();
+        zreap_stub_child_made(pid, clock);
     }
     return pid;
 }
@@ -557,13 +589,15 @@ EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...) {
     void *tls = va_arg(rest, void *);
     pid_t *child_tid = va_arg(rest, pid_t *);
     va_end(rest);
+    uint64_t clock = (flags & CLONE_THREAD) == 0 ? zreap_stub_child_clock() : 0;
     int tid = ((clone_fn)lookup(&real_clone))(fn, stack, flags, arg, parent_tid, tls, child_tid);
     if (tid > 0 && (flags & (CLONE_THREAD | CLONE_PIDFD)) == 0) {
-        zreap_stub_child_made();
+        zreap_stub_child_made(tid, clock);
     } else if (tid > 0 && (flags & CLONE_THREAD) == 0) {
         const struct zreap_preload_core *c = loaded_core();
         if (c != NULL) {
             int saved = errno;
+            c->child_pid_given(tid, clock);
             c->pidfd_made(*(int *)parent_tid, tid);
             errno = saved;
         }
@@ -688,7 +722,8 @@ __attribute__((used)) pid_t zreap_stub_vfork_failed(int error) {
  * it execs or exits, so this function keeps no frame across the call. The
  * return address is popped into %rdi, which the system call keeps; the child
  * jumps back through it without writing the stack; the parent pushes it back
- * and then, with the child gone (exec or exit), calls zreap_stub_child_made. */
+ * and then, with the child gone (exec or exit), calls zreap_stub_child_made
+ * with the child's pid and the reap clock read before, kept in %rsi. */
 __asm__(".pushsection .text\n"
         ".globl vfork\n"
         ".type vfork, @function\n"
@@ -696,6 +731,12 @@ __asm__(".pushsection .text\n"
         "vfork:\n"
         "    .cfi_startproc\n"
         "    endbr64\n"
+        "    subq $8, %rsp\n" /* 16-byte aligned for the call */
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    call zreap_stub_child_clock\n"
+        "    addq $8, %rsp\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    movq %rax, %rsi\n" /* the reap clock, which the system call keeps */
         "    popq %rdi\n"
         "    .cfi_adjust_cfa_offset -8\n"
         "    .cfi_register %rip, %rdi\n"
@@ -709,6 +750,7 @@ __asm__(".pushsection .text\n"
         "    jl 1f\n"
         "    pushq %rax\n" /* the child's pid; the stack is 16-byte aligned for the call */
         "    .cfi_adjust_cfa_offset 8\n"
+        "    movl %eax, %edi\n"
         "    call zreap_stub_child_made\n"
         "    popq %rax\n"
         "    .cfi_adjust_cfa_offset -8\n"

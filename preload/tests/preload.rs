@@ -441,6 +441,29 @@ fn pidfd_waits_find_the_children_the_shim_reaped() {
     run_ok(command(&exe, Shim::Handler).arg("noshim"), "shim_pidfd under ZREAP_REAP=handler");
 }
 
+/// A pid the shim freed by reaping may be given out again, which the child's
+/// zombie would have prevented: a newer child with that pid gets its own
+/// answers (waitpid, pidfd_open, kill), not the stored exit of the older one,
+/// and a signal for the older one never reaches a stranger that has the pid.
+/// The reuse is forced in a pid namespace of the test's own (ns_last_pid).
+/// The previous shim failed 5 checks with every maker.
+#[test]
+fn a_pid_the_shim_freed_answers_for_its_newest_owner() {
+    let exe = build_c("c-tests/shim_pid_reuse.c");
+    let namespace = ["--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--mount-proc"];
+    let probe = Command::new("unshare").args(namespace).arg("true").output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        println!("note: skipped: cannot make a user and pid namespace (unshare): {probe:?}");
+        return;
+    }
+    let vfork: &[&str] = if cfg!(target_arch = "x86_64") { &["vfork"] } else { &[] };
+    for &maker in ["fork", "posix_spawn", "clone", "_Fork"].iter().chain(vfork) {
+        let mut cmd = command("unshare", Shim::All);
+        cmd.args(namespace).arg(&exe).arg(maker);
+        run_ok(&mut cmd, &format!("shim_pid_reuse {maker} under ZREAP_REAP=all"));
+    }
+}
+
 #[test]
 fn popen_pclose_and_system_return_their_statuses() {
     let exe = build_c("c-tests/shim_popen_system.c");
@@ -784,6 +807,7 @@ fn only_the_interposed_libc_functions_are_exported() {
         "clone",
         "fork",
         "forkpty",
+        "kill",
         "pclose",
         "pidfd_open",
         "pidfd_send_signal",

@@ -191,10 +191,15 @@ pub unsafe fn pidfd_send_signal(
     unsafe { syscall6(libc::SYS_pidfd_send_signal, args) }.map(|_| ())
 }
 
+/// kill(2). Async-signal-safe.
+pub fn kill(pid: libc::pid_t, signal: c_int) -> Result<(), c_int> {
+    // SAFETY: kill takes a pid and a signal number.
+    unsafe { syscall6(libc::SYS_kill, [pid as usize, signal as usize, 0, 0, 0, 0]) }.map(|_| ())
+}
+
 /// Sends `signal` to this process (kill(getpid(), signal)). Async-signal-safe.
 pub fn signal_this_process(signal: c_int) {
-    // SAFETY: kill takes a pid and a signal number.
-    let _ = unsafe { syscall6(libc::SYS_kill, [getpid() as usize, signal as usize, 0, 0, 0, 0]) };
+    let _ = kill(getpid(), signal);
 }
 
 /// sched_yield(2). Async-signal-safe.
