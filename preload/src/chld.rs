@@ -8,7 +8,7 @@ use crate::store::STORE;
 use crate::{config, log, real};
 use libc::{c_int, c_void};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use zreap::sys::bare;
 use zreap::sys::{wstatus_from_siginfo, ErrnoGuard};
 
@@ -261,9 +261,29 @@ fn next_exited() -> Option<libc::siginfo_t> {
 /// Reaps `pid` if it is still a zombie and keeps its exit for the program's
 /// next wait call. Async-signal-safe.
 fn reap_into_store(pid: libc::pid_t, what: &str) {
+    // Registered before IN_FLIGHT is raised and cleared after it is lowered:
+    // a handler of another signal that interrupts this reap in this thread
+    // finds it in settle() and does not wait for it (it cannot end before
+    // that handler returns).
+    let me = this_thread();
+    let slot = HANDLER_REAPS.iter().find(|s| s.compare_exchange(0, me, SeqCst, SeqCst).is_ok());
     IN_FLIGHT.fetch_add(1, SeqCst);
     reap_into_store_now(pid, what);
     IN_FLIGHT.fetch_sub(1, SeqCst);
+    if let Some(slot) = slot {
+        slot.store(0, SeqCst);
+    }
+}
+
+/// The threads (pthread_self) whose shim handler is reaping into the store
+/// right now; 0: a free slot.
+static HANDLER_REAPS: [AtomicUsize; 16] = [const { AtomicUsize::new(0) }; 16];
+
+/// The calling thread, as pthread_self (no system call). Async-signal-safe.
+/// Never called on the bare reaper thread.
+fn this_thread() -> usize {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() as usize }
 }
 
 /// Reaps between the kernel and the store: a wait that finds a child gone
@@ -325,12 +345,26 @@ pub fn forget_other_threads() {
     if THREAD_HELD.load(SeqCst) {
         THREAD_HELD.store(false, SeqCst);
     }
+    for slot in &HANDLER_REAPS {
+        if slot.load(SeqCst) != 0 {
+            slot.store(0, SeqCst);
+        }
+    }
 }
 
-/// Waits until no reap is between the kernel and the store. Async-signal-safe;
-/// never called from the shim's own handler, so it cannot wait for itself.
+/// Waits until no reap is between the kernel and the store. Async-signal-safe.
+/// Never called from the shim's own handler, but it may be from a handler of
+/// another signal that interrupted that handler's reap in this thread: that
+/// reap cannot end until this returns, so it is not waited for.
 pub fn settle() {
+    if IN_FLIGHT.load(SeqCst) == 0 {
+        return;
+    }
+    let me = this_thread();
     while IN_FLIGHT.load(SeqCst) != 0 {
+        if HANDLER_REAPS.iter().any(|s| s.load(SeqCst) == me) {
+            return;
+        }
         // SAFETY: sched_yield has no arguments.
         unsafe { libc::sched_yield() };
     }

@@ -115,6 +115,9 @@ static void *lookup(struct real *r) {
 }
 
 static const struct zreap_preload_core *need_core(void);
+#if defined(__x86_64__)
+void *zreap_stub_syscall_next(void);
+#endif
 
 /* Looks up, while the program installs a signal handler, the functions a
  * handler may call through the stub: a handler then never runs dlsym, which
@@ -202,6 +205,15 @@ static void load_core_once(void) {
         say(path, " is not the core this shim was built with", "", "");
         return;
     }
+    /* Once the core is loaded, sigaction and the signal() family go to it and
+     * resolve_for_handlers is never called: what a handler may still call
+     * through the stub itself is looked up here, in ordinary context (a
+     * handler's first syscall() would otherwise run dlsym). */
+    lookup(&real_underscore_fork);
+    lookup(&real_clone);
+#if defined(__x86_64__)
+    (void)zreap_stub_syscall_next();
+#endif
     /* zreap_preload_stand_down, if it comes now, waits for this load to end
      * and then stands this core down itself. */
     __atomic_store_n(&core, loaded, __ATOMIC_RELEASE);
@@ -662,7 +674,9 @@ __attribute__((used)) long zreap_stub_pidfd_syscall(long number, long a, long b,
 /* syscall(3): the two pidfd calls go to zreap_stub_pidfd_syscall; every other
  * number jumps to libc's syscall with the registers and stack as the caller
  * left them, so that a clone or vfork made through it returns to its caller
- * as from libc's (a C function would share its frame with a vfork child). */
+ * as from libc's (a C function would share its frame with a vfork child).
+ * %al included (a variadic callee reads it: how many vector registers hold
+ * arguments): the jump goes through %r11, which no argument uses. */
 __asm__(".pushsection .text\n"
         ".globl syscall\n"
         ".type syscall, @function\n"
@@ -674,11 +688,13 @@ __asm__(".pushsection .text\n"
         "    je zreap_stub_pidfd_syscall\n"
         "    cmpq $" STRINGIFY(SYS_pidfd_send_signal) ", %rdi\n"
         "    je zreap_stub_pidfd_syscall\n"
-        "    movq zreap_stub_syscall_addr(%rip), %rax\n"
-        "    testq %rax, %rax\n"
+        "    movq zreap_stub_syscall_addr(%rip), %r11\n"
+        "    testq %r11, %r11\n"
         "    jz 1f\n"
-        "    jmpq *%rax\n"
-        "1:  pushq %rdi\n"
+        "    jmpq *%r11\n"
+        "1:  pushq %rax\n"
+        "    .cfi_adjust_cfa_offset 8\n"
+        "    pushq %rdi\n"
         "    .cfi_adjust_cfa_offset 8\n"
         "    pushq %rsi\n"
         "    .cfi_adjust_cfa_offset 8\n"
@@ -688,13 +704,10 @@ __asm__(".pushsection .text\n"
         "    .cfi_adjust_cfa_offset 8\n"
         "    pushq %r8\n"
         "    .cfi_adjust_cfa_offset 8\n"
-        "    pushq %r9\n"
-        "    .cfi_adjust_cfa_offset 8\n"
-        "    subq $8, %rsp\n" /* 16-byte aligned for the call */
+        "    pushq %r9\n" /* seven pushes: 16-byte aligned for the call */
         "    .cfi_adjust_cfa_offset 8\n"
         "    call zreap_stub_syscall_next\n"
-        "    addq $8, %rsp\n"
-        "    .cfi_adjust_cfa_offset -8\n"
+        "    movq %rax, %r11\n"
         "    popq %r9\n"
         "    .cfi_adjust_cfa_offset -8\n"
         "    popq %r8\n"
@@ -707,7 +720,9 @@ __asm__(".pushsection .text\n"
         "    .cfi_adjust_cfa_offset -8\n"
         "    popq %rdi\n"
         "    .cfi_adjust_cfa_offset -8\n"
-        "    jmpq *%rax\n"
+        "    popq %rax\n"
+        "    .cfi_adjust_cfa_offset -8\n"
+        "    jmpq *%r11\n"
         "    .cfi_endproc\n"
         ".size syscall, .-syscall\n"
         ".popsection\n");
