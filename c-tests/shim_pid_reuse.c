@@ -15,7 +15,12 @@
  *            42, and A's 13 goes to a wait for any child.
  * stranger:  child A exits 13 and the shim reaps it; a grandchild gets A's
  *            pid. kill(pid, SIGTERM) must not reach it (A's zombie would have
- *            taken the signal); waitpid(pid) still returns A's 13. */
+ *            taken the signal); waitpid(pid) still returns A's 13.
+ * old-pidfd: a pidfd kept after its child A was waited for, and a pidfd of a
+ *            grandchild G; then children the shim reaps get A's and G's pids.
+ *            waitid(P_PIDFD) on the old pidfds says ECHILD and takes nothing
+ *            (it returned the newer child's status, which waitpid then
+ *            lacked). */
 #include "ctest.h"
 #include "ctest_pid.h"
 
@@ -146,6 +151,68 @@ static void stranger(void) {
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* A child made by `fork` that exits `code` at once, with the pid `pid`;
+ * returns once the shim has reaped it. */
+static void reaped_child_with_pid(pid_t pid, int code) {
+    CHECK(ctest_next_pid_is(pid) == 0);
+    pid_t got = fork();
+    if (got == 0) _exit(code);
+    CHECK(got == pid);
+    char state;
+    pid_t ppid;
+    WAIT_UNTIL(ctest_proc_stat(pid, &state, &ppid) == -1, 10000);
+    ctest_sleep_ms(50);
+}
+
+static void old_pidfd(void) {
+    /* A pidfd of a child that was waited for. */
+    pid_t waited = fork();
+    if (waited == 0) _exit(3);
+    int waited_fd = pidfd_open(waited, 0);
+    CHECK(waited_fd >= 0);
+    int st = -1;
+    CHECK(waitpid(waited, &st, 0) == waited);
+    reaped_child_with_pid(waited, 44);
+    siginfo_t info = {0};
+    CHECK_ERR(waitid(P_PIDFD, waited_fd, &info, WEXITED | WNOHANG), ECHILD);
+    CHECK_ERR(pidfd_send_signal(waited_fd, 0, NULL, 0), ESRCH);
+    CHECK(waitpid(waited, &st, WNOHANG) == waited);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 44);
+    close(waited_fd);
+    /* A pidfd of a grandchild. */
+    int report[2], release[2];
+    CHECK(pipe2(report, O_CLOEXEC) == 0);
+    CHECK(pipe2(release, O_CLOEXEC) == 0);
+    pid_t helper = fork();
+    if (helper == 0) {
+        pid_t grandchild = fork();
+        if (grandchild == 0) {
+            char byte;
+            while (read(release[0], &byte, 1) == -1 && errno == EINTR) {
+            }
+            _exit(0);
+        }
+        if (write(report[1], &grandchild, sizeof grandchild) != sizeof grandchild) _exit(3);
+        waitpid(grandchild, NULL, 0);
+        _exit(0);
+    }
+    pid_t grandchild = -1;
+    CHECK(read(report[0], &grandchild, sizeof grandchild) == sizeof grandchild);
+    int grandchild_fd = pidfd_open(grandchild, 0);
+    CHECK(grandchild_fd >= 0);
+    CHECK(write(release[1], "x", 1) == 1);
+    close(report[0]);
+    close(report[1]);
+    close(release[0]);
+    close(release[1]);
+    CHECK(waitpid(helper, &st, 0) == helper);
+    reaped_child_with_pid(grandchild, 55);
+    CHECK_ERR(waitid(P_PIDFD, grandchild_fd, &info, WEXITED | WNOHANG), ECHILD);
+    CHECK(waitpid(grandchild, &st, WNOHANG) == grandchild);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 55);
+    close(grandchild_fd);
+}
+
 int main(int argc, char **argv) {
     ctest_start();
     ctest_leave_ns_init();
@@ -159,5 +226,6 @@ int main(int argc, char **argv) {
     }
     new_child(argv[1]);
     stranger();
+    old_pidfd();
     return ctest_finish("shim_pid_reuse");
 }

@@ -24,27 +24,45 @@
 //! against the fd's inode, which tells pipes apart and, from Linux 6.9
 //! (pidfs), pidfds too. A pidfd got another way (`dup`, `SCM_RIGHTS`,
 //! `pidfd_getfd`, a raw `clone3`) is not known and gets the kernel's answers.
+//! Only pidfds of the process's own children are remembered.
 //!
-//! Signal context: [`pid_of`] is async-signal-safe (atomics and `fstat`), as
-//! the waits that call it are.
+//! Pid reuse: a zombie keeps its pid, but a child the shim reaped frees it
+//! while its exit is stored, so the kernel may give the pid to another
+//! process before the program waits. The stored exit answers for the pid
+//! until a newer child of the program's own gets it (see
+//! `chld::child_pid_given`), and each record keeps the store's sequence
+//! number from which an exit of its pid is the one of the process its pidfd
+//! names ([`Record::floor`]); once a wait returned that exit ([`delivered`]),
+//! the record answers as for a reaped process.
+//!
+//! Signal context: [`stored_want`] and [`delivered`] are async-signal-safe
+//! (atomics and `fstat`), as the waits that call them are.
 
 use crate::store::{Want, STORE};
 use crate::sys::{errno, set_errno};
 use crate::{chld, config, log};
 use libc::{c_int, c_uint, pid_t};
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use zreap::sys::bare;
 
-/// One pidfd the program opened: its fd number, the pid it names, and the
-/// inode behind the fd when it was opened. `version` is odd while the record
-/// is rewritten.
+/// One pidfd the program opened: its fd number, the pid it names, the first
+/// store sequence number an exit of its process can have, and the inode
+/// behind the fd when it was opened. `version` is odd while the record is
+/// rewritten.
 struct Record {
     version: AtomicU32,
     fd: AtomicI32,
     pid: AtomicI32,
+    /// Exits of `pid` stored with a lower sequence number are of earlier
+    /// processes that had the pid; [`DELIVERED`] once a wait returned the
+    /// exit of this one.
+    floor: AtomicU64,
     dev: AtomicU64,
     ino: AtomicU64,
 }
+
+/// [`Record::floor`] of a process whose exit a wait returned.
+const DELIVERED: u64 = u64::MAX;
 
 /// How many pidfds the shim remembers; past that, the oldest record is
 /// reused. In .bss: untouched pages cost no memory.
@@ -55,6 +73,7 @@ static RECORDS: [Record; CAPACITY] = [const {
         version: AtomicU32::new(0),
         fd: AtomicI32::new(-1),
         pid: AtomicI32::new(0),
+        floor: AtomicU64::new(DELIVERED),
         dev: AtomicU64::new(0),
         ino: AtomicU64::new(0),
     }
@@ -62,6 +81,10 @@ static RECORDS: [Record; CAPACITY] = [const {
 
 /// The next record to reuse when `fd` has none.
 static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Set once a record was written: waits of a program that never opened a
+/// pidfd skip [`delivered`]'s scan.
+static USED: AtomicBool = AtomicBool::new(false);
 
 /// `PIDFD_NONBLOCK` and `PIDFD_THREAD` (Linux 6.9): the flags pidfd_open takes.
 const PIDFD_FLAGS: c_uint = (libc::O_NONBLOCK | libc::O_EXCL) as c_uint;
@@ -77,74 +100,139 @@ fn identity(fd: c_int) -> Option<(u64, u64)> {
     ok.then_some((st.st_dev, st.st_ino))
 }
 
-/// Remembers that `fd`, just opened, names `pid`. Ordinary context.
-fn remember(fd: c_int, pid: pid_t) {
+/// Rewrites `record` with `write` unless another thread (or an interrupted
+/// call in this one) is rewriting it or has since `version`.
+fn rewrite(record: &Record, version: u32, write: impl FnOnce(&Record)) -> bool {
+    if version % 2 == 1 || record.version.compare_exchange(version, version + 1, SeqCst, SeqCst).is_err() {
+        return false;
+    }
+    write(record);
+    record.version.store(version + 2, SeqCst);
+    true
+}
+
+/// Remembers that `fd`, just opened, names `pid`, whose exit is the first
+/// stored from sequence number `floor`. Ordinary context.
+fn remember(fd: c_int, pid: pid_t, floor: u64) {
     let Some((dev, ino)) = identity(fd) else { return };
     let record = RECORDS
         .iter()
         .find(|r| r.fd.load(SeqCst) == fd)
         .unwrap_or_else(|| &RECORDS[NEXT.fetch_add(1, SeqCst) % CAPACITY]);
+    if !USED.load(SeqCst) {
+        USED.store(true, SeqCst);
+    }
     // Another thread may rewrite the same record: the one that makes the
     // version odd first writes, the other gives up (its fd stays unknown).
-    let version = record.version.load(SeqCst);
-    if version % 2 == 1 || record.version.compare_exchange(version, version + 1, SeqCst, SeqCst).is_err() {
-        return;
+    rewrite(record, record.version.load(SeqCst), |r| {
+        r.fd.store(fd, SeqCst);
+        r.pid.store(pid, SeqCst);
+        r.floor.store(floor, SeqCst);
+        r.dev.store(dev, SeqCst);
+        r.ino.store(ino, SeqCst);
+    });
+}
+
+/// The floor of a pidfd the kernel just made for `pid`, `before` being the
+/// store's next sequence number read (after [`chld::settle`]) before it was
+/// made; None when `pid` is no child of this process (nothing the shim
+/// stores is its exit). Ordinary context.
+fn floor_for(pid: pid_t, before: u64) -> Option<u64> {
+    let now = STORE.next_seq();
+    let options = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
+    match bare::waitid_info(libc::P_PID, pid as libc::id_t, options) {
+        // A child not reaped yet: if the shim stores its exit, after `now`.
+        Ok(_) => Some(now),
+        // No child, or reaped since the pidfd was made: by the shim (its
+        // exit is then the newest of the pid stored) or by a wait.
+        Err(libc::ECHILD) => {
+            chld::settle();
+            STORE.newest_seq(pid).filter(|&seq| seq >= before)
+        }
+        Err(_) => None,
     }
-    record.fd.store(fd, SeqCst);
-    record.pid.store(pid, SeqCst);
-    record.dev.store(dev, SeqCst);
-    record.ino.store(ino, SeqCst);
-    record.version.store(version + 2, SeqCst);
 }
 
 /// glibc's clone made child `pid` with CLONE_PIDFD, whose pidfd is `pidfd`.
 pub fn pidfd_made(pidfd: c_int, pid: pid_t) {
     if config::active() {
-        remember(pidfd, pid);
+        if let Some(floor) = floor_for(pid, 0) {
+            remember(pidfd, pid, floor);
+        }
     }
 }
 
-/// The pid that `fd` was opened for, if the program opened it with
-/// `pidfd_open` (or got a stand-in) and it still names that file.
-/// Async-signal-safe.
-pub fn pid_of(fd: c_int) -> Option<pid_t> {
+/// The pid that `fd` was opened for and its record's floor, if the program
+/// opened it with `pidfd_open` (or got a stand-in) and it still names that
+/// file. Async-signal-safe.
+fn named_by(fd: c_int) -> Option<(pid_t, u64)> {
     let here = identity(fd)?;
     RECORDS.iter().find_map(|r| {
         let version = r.version.load(SeqCst);
         let found = (version % 2 == 0 && r.fd.load(SeqCst) == fd)
-            .then(|| (r.pid.load(SeqCst), (r.dev.load(SeqCst), r.ino.load(SeqCst))));
-        found.filter(|&(_, opened)| opened == here && r.version.load(SeqCst) == version).map(|(pid, _)| pid)
+            .then(|| (r.pid.load(SeqCst), r.floor.load(SeqCst), (r.dev.load(SeqCst), r.ino.load(SeqCst))));
+        found
+            .filter(|&(_, _, opened)| opened == here && r.version.load(SeqCst) == version)
+            .map(|(pid, floor, _)| (pid, floor))
     })
 }
 
-/// Does the store hold an exit of `pid` that no wait has taken yet?
-/// Async-signal-safe.
-pub fn exit_stored(pid: pid_t) -> bool {
-    STORE.take(Want::Pid(pid), true).is_some()
+/// What a wait on pidfd `fd` takes from the store, if the shim knows the
+/// process it names. Async-signal-safe.
+pub fn stored_want(fd: c_int) -> Option<Want> {
+    named_by(fd).map(|(pid, floor)| Want::PidSince(pid, floor))
 }
 
-/// pidfd_open(2), interposed: a stand-in for a child whose exit the shim
-/// stored, else the kernel's pidfd, remembered.
+/// A wait returned an exit of `pid`: from the store, stored with sequence
+/// number `seq`, or from the kernel (None). The pidfds of that process now
+/// answer as for a reaped one. Async-signal-safe.
+pub fn delivered(pid: pid_t, seq: Option<u64>) {
+    if !USED.load(SeqCst) {
+        return;
+    }
+    for r in &RECORDS {
+        let version = r.version.load(SeqCst);
+        let floor = r.floor.load(SeqCst);
+        // A record opened after that exit names a later process.
+        if r.pid.load(SeqCst) != pid || floor == DELIVERED || seq.is_some_and(|seq| seq < floor) {
+            continue;
+        }
+        rewrite(r, version, |r| r.floor.store(DELIVERED, SeqCst));
+    }
+}
+
+/// pidfd_open(2), interposed: the kernel's pidfd, remembered, or a stand-in
+/// for a child whose exit the shim stored.
 pub fn pidfd_open_impl(pid: pid_t, flags: c_uint) -> c_int {
     let emulated = pid > 0 && flags & !PIDFD_FLAGS == 0 && config::active();
-    if emulated && exit_stored(pid) {
-        return stand_in(pid, flags);
+    // The store first: the child's zombie would have kept its pid, so a
+    // process that has the pid now is not the child meant (a newer child of
+    // the program's own has superseded the exit: see chld::child_pid_given).
+    if let Some(seq) = emulated.then(|| stored_seq(pid)).flatten() {
+        return stand_in(pid, flags, seq);
     }
+    let before = if emulated {
+        chld::settle();
+        STORE.next_seq()
+    } else {
+        0
+    };
     match bare::pidfd_open(pid, flags) {
         Ok(fd) => {
-            if emulated {
-                remember(fd, pid);
+            if let Some(floor) = emulated.then(|| floor_for(pid, before)).flatten() {
+                remember(fd, pid, floor);
             }
             fd
         }
         Err(libc::ESRCH) if emulated => {
-            // Reaped by the shim between the look above and the call?
+            // Reaped by the shim since the look above?
             chld::settle();
-            if exit_stored(pid) {
-                stand_in(pid, flags)
-            } else {
-                set_errno(libc::ESRCH);
-                -1
+            match stored_seq(pid) {
+                Some(seq) => stand_in(pid, flags, seq),
+                None => {
+                    set_errno(libc::ESRCH);
+                    -1
+                }
             }
         }
         Err(e) => {
@@ -154,8 +242,15 @@ pub fn pidfd_open_impl(pid: pid_t, flags: c_uint) -> c_int {
     }
 }
 
-/// A readable fd that stands for the zombie `pid` would have been.
-fn stand_in(pid: pid_t, flags: c_uint) -> c_int {
+/// The sequence number of the stored exit a wait for `pid` would take.
+/// Async-signal-safe.
+fn stored_seq(pid: pid_t) -> Option<u64> {
+    STORE.take_with_seq(Want::Pid(pid), true).map(|(_, seq)| seq)
+}
+
+/// A readable fd that stands for the zombie `pid` would have been, whose
+/// exit was stored with sequence number `seq`.
+fn stand_in(pid: pid_t, flags: c_uint, seq: u64) -> c_int {
     let mut ends = [-1; 2];
     let nonblock = if flags & libc::O_NONBLOCK as c_uint != 0 { libc::O_NONBLOCK } else { 0 };
     // SAFETY: ends has room for the two fds.
@@ -167,7 +262,7 @@ fn stand_in(pid: pid_t, flags: c_uint) -> c_int {
     // SAFETY: the write end is this function's; only the read end is handed out.
     unsafe { libc::close(ends[1]) };
     set_errno(saved);
-    remember(ends[0], pid);
+    remember(ends[0], pid, seq);
     log::event("opened a stand-in pidfd for", pid, None);
     ends[0]
 }
@@ -185,14 +280,25 @@ pub unsafe fn pidfd_send_signal_impl(pidfd: c_int, signal: c_int, info: *mut lib
             let gone = matches!(e, libc::ESRCH | libc::EBADF) && flags == 0 && (0..=libc::SIGRTMAX()).contains(&signal);
             if gone && config::active() {
                 chld::settle();
-                if pid_of(pidfd).is_some_and(exit_stored) {
-                    return 0;
+                if let Some(want) = stored_want(pidfd) {
+                    if STORE.take(want, true).is_some() {
+                        return 0;
+                    }
+                    // A stand-in whose exit a wait took: as a reaped process's pidfd.
+                    set_errno(libc::ESRCH);
+                    return -1;
                 }
             }
             set_errno(e);
             -1
         }
     }
+}
+
+/// Does the store hold an exit of `pid` that a wait for the pid would take
+/// (not one of an older process that had the pid)? Async-signal-safe.
+fn exit_stored(pid: pid_t) -> bool {
+    stored_seq(pid).is_some()
 }
 
 /// kill(2), interposed: a pid whose exit the shim stored (and no newer

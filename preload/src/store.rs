@@ -143,15 +143,24 @@ pub enum Want {
     Any,
     Pid(libc::pid_t),
     Group(libc::pid_t),
+    /// An exit of this pid stored with a sequence number at least this (a
+    /// later process with the same pid: see `pidfd`). Stale exits too: a
+    /// pidfd names its own process, superseded or not.
+    PidSince(libc::pid_t, u64),
 }
 
 impl Want {
     pub fn accepts(self, pid: libc::pid_t, pgid: libc::pid_t) -> bool {
         match self {
             Want::Any => true,
-            Want::Pid(p) => p == pid,
+            Want::Pid(p) | Want::PidSince(p, _) => p == pid,
             Want::Group(g) => g == pgid,
         }
+    }
+
+    /// [`Want::accepts`], for an entry stored with sequence number `seq`.
+    fn accepts_entry(self, pid: libc::pid_t, pgid: libc::pid_t, seq: u64) -> bool {
+        self.accepts(pid, pgid) && !matches!(self, Want::PidSince(_, floor) if seq < floor)
     }
 }
 
@@ -203,7 +212,7 @@ impl<A: Atomics, const N: usize> Store<A, N> {
                 return dropped;
             }
             match self.take_oldest(Want::Any, true) {
-                Some(old) => {
+                Some((old, _)) => {
                     // SAFETY: a stored SIGCHLD siginfo.
                     dropped = Some(unsafe { old.si_pid() });
                 }
@@ -215,16 +224,40 @@ impl<A: Atomics, const N: usize> Store<A, N> {
     /// Takes (or with `peek`, copies) the oldest exit that `want` accepts.
     /// Async-signal-safe.
     pub fn take(&self, want: Want, peek: bool) -> Option<libc::siginfo_t> {
+        self.take_with_seq(want, peek).map(|(info, _)| info)
+    }
+
+    /// [`Store::take`], with the sequence number the exit was stored with.
+    /// Async-signal-safe.
+    pub fn take_with_seq(&self, want: Want, peek: bool) -> Option<(libc::siginfo_t, u64)> {
         if self.is_empty() {
             return None;
         }
         self.take_oldest(want, !peek)
     }
 
-    fn take_oldest(&self, want: Want, remove: bool) -> Option<libc::siginfo_t> {
+    /// The sequence number the next exit stored will have (exits stored
+    /// before this call have lower ones).
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.load(SeqCst)
+    }
+
+    /// The sequence number of the newest exit of `pid` stored.
+    pub fn newest_seq(&self, pid: libc::pid_t) -> Option<u64> {
+        self.entries[..self.high.load(SeqCst)]
+            .iter()
+            .filter_map(|e| {
+                let seq = e.seq.load(SeqCst);
+                (e.state.load(SeqCst) == FULL && e.pid.load(SeqCst) == pid && e.seq.load(SeqCst) == seq).then_some(seq)
+            })
+            .max()
+    }
+
+    fn take_oldest(&self, want: Want, remove: bool) -> Option<(libc::siginfo_t, u64)> {
         let fresh_only = matches!(want, Want::Pid(_));
-        let wanted = |e: &Entry<A>| {
-            want.accepts(e.pid.load(SeqCst), e.pgid.load(SeqCst)) && !(fresh_only && e.stale.load(SeqCst) != 0)
+        let wanted = |e: &Entry<A>, seq: u64| {
+            want.accepts_entry(e.pid.load(SeqCst), e.pgid.load(SeqCst), seq)
+                && !(fresh_only && e.stale.load(SeqCst) != 0)
         };
         loop {
             let (oldest, seq) = self.entries[..self.high.load(SeqCst)]
@@ -232,13 +265,13 @@ impl<A: Atomics, const N: usize> Store<A, N> {
                 .filter_map(|e| {
                     // seq first: an exit put here after this load has another seq.
                     let seq = e.seq.load(SeqCst);
-                    (e.state.load(SeqCst) == FULL && wanted(e)).then_some((e, seq))
+                    (e.state.load(SeqCst) == FULL && wanted(e, seq)).then_some((e, seq))
                 })
                 .min_by_key(|&(_, seq)| seq)?;
             if oldest.state.compare_exchange(FULL, TAKING, SeqCst, SeqCst).is_err() {
                 continue;
             }
-            if oldest.seq.load(SeqCst) != seq || !wanted(oldest) {
+            if oldest.seq.load(SeqCst) != seq || !wanted(oldest, seq) {
                 // Taken and refilled since the scan (another exit, maybe not
                 // one `want` accepts), or marked stale meanwhile.
                 oldest.state.store(FULL, SeqCst);
@@ -252,7 +285,7 @@ impl<A: Atomics, const N: usize> Store<A, N> {
             } else {
                 oldest.state.store(FULL, SeqCst);
             }
-            return Some(info);
+            return Some((info, seq));
         }
     }
 

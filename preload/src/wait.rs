@@ -33,9 +33,10 @@ fn look_again<T>(saved: c_int, look: impl FnOnce() -> Option<T>) -> Option<T> {
 }
 
 fn from_store(want: Want, status: *mut c_int, usage: *mut libc::rusage) -> Option<pid_t> {
-    let info = STORE.take(want, false)?;
+    let (info, seq) = STORE.take_with_seq(want, false)?;
     // SAFETY: a stored SIGCHLD siginfo.
     let pid = unsafe { info.si_pid() };
+    pidfd::delivered(pid, Some(seq));
     let wstatus = wstatus_from_siginfo(&info);
     // SAFETY: the program passed NULL or writable pointers.
     unsafe {
@@ -48,6 +49,38 @@ fn from_store(want: Want, status: *mut c_int, usage: *mut libc::rusage) -> Optio
     }
     log::event("returned the stored exit of", pid, Some(wstatus));
     Some(pid)
+}
+
+/// After the kernel's wait4 returned `got`: an exit (not a stop or a
+/// continue) makes the pidfds of that child answer as for a reaped process.
+/// Async-signal-safe.
+fn kernel_reaped(got: pid_t, status: *const c_int, options: c_int) {
+    if got <= 0 {
+        return;
+    }
+    // SAFETY: the program passed NULL or a pointer the kernel just wrote.
+    let exited = match unsafe { status.as_ref() } {
+        Some(&s) => libc::WIFEXITED(s) || libc::WIFSIGNALED(s),
+        None => options & (libc::WUNTRACED | libc::WCONTINUED) == 0,
+    };
+    if exited {
+        pidfd::delivered(got, None);
+    }
+}
+
+/// [`kernel_reaped`] after the kernel's waitid returned 0.
+fn kernel_waited(info: *const libc::siginfo_t, options: c_int) {
+    if options & libc::WNOWAIT != 0 {
+        return;
+    }
+    // SAFETY: the program passed NULL or a siginfo the kernel just wrote.
+    if let Some(info) = unsafe { info.as_ref() } {
+        // SAFETY: waitid filled a SIGCHLD siginfo (si_pid 0: nothing changed).
+        let pid = unsafe { info.si_pid() };
+        if pid > 0 && matches!(info.si_code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED) {
+            pidfd::delivered(pid, None);
+        }
+    }
 }
 
 /// Sleeps until the shim's handler ran again (or 100 ms passed).
@@ -70,6 +103,7 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
     if let Some((child, _)) = chld::fanout_child().filter(|&(c, g)| want.accepts(c, g)) {
         // SAFETY: forwarded pointers; WNOHANG: the child has exited.
         let got = unsafe { real::wait4(child, status, options | libc::WNOHANG, usage) };
+        kernel_reaped(got, status, options);
         if got == child {
             set_errno(saved);
             return got;
@@ -81,8 +115,12 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
                 set_errno(saved);
                 got
             }
-            // SAFETY: forwarded as given.
-            None => unsafe { real::wait4(pid, status, options, usage) },
+            None => {
+                // SAFETY: forwarded as given.
+                let got = unsafe { real::wait4(pid, status, options, usage) };
+                kernel_reaped(got, status, options);
+                got
+            }
         };
         chld::leave_kernel_wait();
         if got == -1 && errno() == libc::ECHILD {
@@ -105,6 +143,7 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
         let options_now = if blocking_is_exact { options } else { options | libc::WNOHANG };
         // SAFETY: forwarded as given.
         let got = unsafe { real::wait4(pid, status, options_now, usage) };
+        kernel_reaped(got, status, options);
         if got == -1 && errno() == libc::ECHILD {
             // The shim may have reaped the child between the two looks.
             return look_again(saved, || from_store(want, status, usage)).unwrap_or(-1);
@@ -119,8 +158,12 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
 /// Takes (or with `peek`, copies) the oldest stored exit `want` accepts into
 /// `info` (which may be NULL). Async-signal-safe.
 fn stored_into(want: Want, peek: bool, info: *mut libc::siginfo_t) -> bool {
-    match STORE.take(want, peek) {
-        Some(found) => {
+    match STORE.take_with_seq(want, peek) {
+        Some((found, seq)) => {
+            if !peek {
+                // SAFETY: a stored SIGCHLD siginfo.
+                pidfd::delivered(unsafe { found.si_pid() }, Some(seq));
+            }
             // SAFETY: the program passed a writable siginfo (or NULL).
             if let Some(out) = unsafe { info.as_mut() } {
                 *out = found;
@@ -168,7 +211,11 @@ pub(crate) unsafe fn waitid_impl(
             0
         } else {
             // SAFETY: forwarded as given.
-            unsafe { real::waitid(idtype, id, info, options) }
+            let rc = unsafe { real::waitid(idtype, id, info, options) };
+            if rc == 0 {
+                kernel_waited(info, options);
+            }
+            rc
         };
         chld::leave_kernel_wait();
         if rc == -1 && errno() == libc::ECHILD {
@@ -189,6 +236,9 @@ pub(crate) unsafe fn waitid_impl(
         let options_now = if blocking_is_exact { options } else { options | libc::WNOHANG };
         // SAFETY: forwarded as given.
         let rc = unsafe { real::waitid(idtype, id, info, options_now) };
+        if rc == 0 {
+            kernel_waited(info, options);
+        }
         if rc == -1 && errno() == libc::ECHILD {
             return look_again(saved, || stored(info).then_some(0)).unwrap_or(-1);
         }
@@ -211,10 +261,14 @@ unsafe fn waitid_pidfd(pidfd: c_int, info: *mut libc::siginfo_t, options: c_int)
     let saved = errno();
     // SAFETY: forwarded as given.
     let rc = unsafe { real::waitid(libc::P_PIDFD, pidfd as libc::id_t, info, options) };
-    if rc == 0 || !matches!(errno(), libc::ECHILD | libc::EBADF) {
+    if rc == 0 {
+        kernel_waited(info, options);
         return rc;
     }
-    let Some(pid) = pidfd::pid_of(pidfd) else { return rc };
+    if !matches!(errno(), libc::ECHILD | libc::EBADF) {
+        return rc;
+    }
+    let Some(want) = pidfd::stored_want(pidfd) else { return rc };
     let peek = options & libc::WNOWAIT != 0;
-    look_again(saved, || stored_into(Want::Pid(pid), peek, info).then_some(0)).unwrap_or(-1)
+    look_again(saved, || stored_into(want, peek, info).then_some(0)).unwrap_or(-1)
 }

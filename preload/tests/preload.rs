@@ -444,9 +444,12 @@ fn pidfd_waits_find_the_children_the_shim_reaped() {
 /// A pid the shim freed by reaping may be given out again, which the child's
 /// zombie would have prevented: a newer child with that pid gets its own
 /// answers (waitpid, pidfd_open, kill), not the stored exit of the older one,
-/// and a signal for the older one never reaches a stranger that has the pid.
-/// The reuse is forced in a pid namespace of the test's own (ns_last_pid).
-/// The previous shim failed 5 checks with every maker.
+/// and a signal for the older one never reaches a stranger that has the pid;
+/// an old pidfd (of a child waited for, or of a grandchild) never takes the
+/// exit of a newer child that got its pid. The reuse is forced in a pid
+/// namespace of the test's own (ns_last_pid). The shim before these fixes
+/// failed 5 checks with every maker (new child, stranger), and then 6 (old
+/// pidfds).
 #[test]
 fn a_pid_the_shim_freed_answers_for_its_newest_owner() {
     let exe = build_c("c-tests/shim_pid_reuse.c");
