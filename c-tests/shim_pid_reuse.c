@@ -16,6 +16,10 @@
  * stranger:  child A exits 13 and the shim reaps it; a grandchild gets A's
  *            pid. kill(pid, SIGTERM) must not reach it (A's zombie would have
  *            taken the signal); waitpid(pid) still returns A's 13.
+ * unseen:    child A exits 13 and the shim reaps it; child B, made by a raw
+ *            clone system call (which the shim does not see), gets A's pid:
+ *            kill(pid, SIGTERM) reaches B (the kernel has a child with the
+ *            pid, so the stored exit is an older process's).
  * old-pidfd: a pidfd kept after its child A was waited for, and a pidfd of a
  *            grandchild G; then children the shim reaps get A's and G's pids.
  *            waitid(P_PIDFD) on the old pidfds says ECHILD and takes nothing
@@ -151,6 +155,30 @@ static void stranger(void) {
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+static void unseen(void) {
+    pid_t old = reaped_child(13);
+    CHECK(ctest_next_pid_is(old) == 0);
+    long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    if (pid == 0) {
+        for (;;) syscall(SYS_pause);
+    }
+    CHECK(pid == old);
+    CHECK(kill((pid_t)pid, SIGTERM) == 0);
+    char state = 0;
+    pid_t ppid;
+    WAIT_UNTIL(ctest_proc_stat((pid_t)pid, &state, &ppid) == -1 || state == 'Z', 5000);
+    CHECK(ctest_proc_stat((pid_t)pid, &state, &ppid) == -1 || state == 'Z');
+    syscall(SYS_kill, pid, SIGKILL); /* if the signal was kept from it */
+    int exited = 0, killed = 0;
+    for (int i = 0; i < 2; i++) {
+        int st = -1;
+        CHECK(wait(&st) == old);
+        exited += WIFEXITED(st) && WEXITSTATUS(st) == 13;
+        killed += WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM;
+    }
+    CHECK(exited == 1 && killed == 1);
+}
+
 /* A child made by `fork` that exits `code` at once, with the pid `pid`;
  * returns once the shim has reaped it. */
 static void reaped_child_with_pid(pid_t pid, int code) {
@@ -226,6 +254,7 @@ int main(int argc, char **argv) {
     }
     new_child(argv[1]);
     stranger();
+    unseen();
     old_pidfd();
     return ctest_finish("shim_pid_reuse");
 }

@@ -385,11 +385,35 @@ pub fn reap_clock() -> u64 {
 /// the stored exits of older processes that had that pid no longer answer a
 /// wait, `pidfd_open` or `kill` for the pid (without the shim, their zombies
 /// would have kept the pid from being given out). An exit whose reap began
-/// after `clock` may be this child's own, and is kept. Async-signal-safe.
+/// after `clock` is this child's own only if the kernel no longer has the
+/// child: a reap that began after `clock` may also have freed the pid of an
+/// older process while the kernel was making this child (a fork copying a
+/// large address space, glibc's fork handlers, a SIGCHLD handler that ran
+/// in this very thread before the fork system call restarted).
+/// Async-signal-safe; keeps errno.
 pub fn child_pid_given(pid: libc::pid_t, clock: u64) {
-    if pid > 0 {
-        STORE.supersede(pid, clock);
+    if pid > 0 && STORE.supersede(pid, clock) && !supersede_if_newer_child(pid) {
+        // The child was reaped already: its own exit is the newest kept.
+        STORE.supersede_all_but_newest(pid, clock);
     }
+}
+
+/// If the kernel has a child `pid` now, the exits of `pid` stored before
+/// this look are of older processes that had the pid: they no longer answer
+/// a wait, `pidfd_open` or `kill` for it. Returns whether it has the child.
+/// Also covers a child made by a path the stub does not see (raw `clone`,
+/// `clone3` or `fork` system calls, `pidfd_spawn`, glibc's internal forks).
+/// Async-signal-safe; keeps errno.
+pub fn supersede_if_newer_child(pid: libc::pid_t) -> bool {
+    // Exits stored from here on may be the child's own (it may exit and be
+    // reaped right after the look).
+    let bound = STORE.next_seq();
+    let options = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
+    let has_child = bare::waitid_info(libc::P_PID, pid as libc::id_t, options).is_ok();
+    if has_child {
+        STORE.supersede_below(pid, bound);
+    }
+    has_child
 }
 
 fn reap_into_store_now(pid: libc::pid_t, what: &str) {
@@ -407,6 +431,10 @@ fn reap_into_store_now(pid: libc::pid_t, what: &str) {
         if let Some(dropped) = STORE.put(&info, pgid, reaped) {
             log::event("dropped the stored exit of", dropped, None);
         }
+        // A child made while this exit was between the kernel and the store
+        // may have got its pid, and its maker's child_pid_given did not find
+        // the exit: the kernel having a child with the pid now says so.
+        supersede_if_newer_child(pid);
     }
 }
 

@@ -208,8 +208,12 @@ pub fn pidfd_open_impl(pid: pid_t, flags: c_uint) -> c_int {
     // The store first: the child's zombie would have kept its pid, so a
     // process that has the pid now is not the child meant (a newer child of
     // the program's own has superseded the exit: see chld::child_pid_given).
+    // A child of the program's own that has the pid now, made by a path the
+    // stub does not see, is newer than the stored exit.
     if let Some(seq) = emulated.then(|| stored_seq(pid)).flatten() {
-        return stand_in(pid, flags, seq);
+        if !chld::supersede_if_newer_child(pid) {
+            return stand_in(pid, flags, seq);
+        }
     }
     let before = if emulated {
         chld::settle();
@@ -296,9 +300,11 @@ pub unsafe fn pidfd_send_signal_impl(pidfd: c_int, signal: c_int, info: *mut lib
 }
 
 /// Does the store hold an exit of `pid` that a wait for the pid would take
-/// (not one of an older process that had the pid)? Async-signal-safe.
+/// (not one of an older process that had the pid), and no child of the
+/// program has the pid now (one made by a path the stub does not see)?
+/// Async-signal-safe.
 fn exit_stored(pid: pid_t) -> bool {
-    stored_seq(pid).is_some()
+    stored_seq(pid).is_some() && !chld::supersede_if_newer_child(pid)
 }
 
 /// kill(2), interposed: a pid whose exit the shim stored (and no newer
@@ -307,7 +313,9 @@ fn exit_stored(pid: pid_t) -> bool {
 /// program's child, and without the shim could not have had it.
 /// Async-signal-safe.
 pub fn kill_impl(pid: pid_t, signal: c_int) -> c_int {
-    if pid > 0 && (0..=libc::SIGRTMAX()).contains(&signal) && config::active() && exit_stored(pid) {
+    // The store's emptiness first: config::active() makes a system call.
+    let stored = pid > 0 && !STORE.is_empty() && (0..=libc::SIGRTMAX()).contains(&signal);
+    if stored && config::active() && exit_stored(pid) {
         log::event("kept a signal from the pid of the stored exit of", pid, None);
         return 0;
     }

@@ -102,8 +102,11 @@ struct Entry<A: Atomics> {
     seq: A::U64,
     /// The reap clock (see [`Store::put`]) when the reap began.
     reaped: A::U64,
-    /// 1 once a newer child was given this pid ([`Store::supersede`]).
-    stale: A::U32,
+    /// One more than the sequence number of the exit marked stale here: a
+    /// newer child was given its pid ([`Store::supersede`]). Marks only ever
+    /// grow (an entry's refills have higher sequence numbers), so a mark
+    /// needs no hold on the entry and a late one never hides a newer exit.
+    stale: A::U64,
     info: A::Info,
 }
 
@@ -119,7 +122,7 @@ impl Entry<Std> {
             pgid: AtomicI32::new(0),
             seq: AtomicU64::new(0),
             reaped: AtomicU64::new(0),
-            stale: AtomicU32::new(0),
+            stale: AtomicU64::new(0),
             // SAFETY: siginfo_t is plain data; all-zero is a valid value.
             info: UnsafeCell::new(unsafe { std::mem::zeroed() }),
         }
@@ -201,7 +204,6 @@ impl<A: Atomics, const N: usize> Store<A, N> {
                 entry.pid.store(unsafe { info.si_pid() }, SeqCst);
                 entry.pgid.store(pgid, SeqCst);
                 entry.reaped.store(reaped, SeqCst);
-                entry.stale.store(0, SeqCst);
                 entry.seq.store(self.next_seq.fetch_add(1, SeqCst), SeqCst);
                 // SAFETY: state WRITING gives this thread sole access to info.
                 unsafe { entry.info.write(info) };
@@ -257,7 +259,7 @@ impl<A: Atomics, const N: usize> Store<A, N> {
         let fresh_only = matches!(want, Want::Pid(_));
         let wanted = |e: &Entry<A>, seq: u64| {
             want.accepts_entry(e.pid.load(SeqCst), e.pgid.load(SeqCst), seq)
-                && !(fresh_only && e.stale.load(SeqCst) != 0)
+                && !(fresh_only && e.stale.load(SeqCst) == seq + 1)
         };
         loop {
             let (oldest, seq) = self.entries[..self.high.load(SeqCst)]
@@ -292,21 +294,71 @@ impl<A: Atomics, const N: usize> Store<A, N> {
     /// A new child of the program got `pid`: every stored exit of that pid
     /// whose reap began before `created` (the reap clock read before the
     /// child was made) belonged to an older process, and is left to waits
-    /// for any child or a process group from now on. Async-signal-safe.
-    pub fn supersede(&self, pid: libc::pid_t, created: u64) {
-        if self.is_empty() {
-            return;
+    /// for any child or a process group from now on. Returns true if it
+    /// kept an exit of `pid` whose reap began at `created` or later: the
+    /// child's own, or an older process's that the kernel freed while the
+    /// child was being made (see [`Store::supersede_below`]).
+    /// Async-signal-safe.
+    pub fn supersede(&self, pid: libc::pid_t, created: u64) -> bool {
+        self.mark_stale(pid, |reaped, _| reaped < created)
+    }
+
+    /// Marks stale every exit of `pid` stored with a sequence number below
+    /// `bound`: the kernel had a child with that pid after they were stored,
+    /// a newer process. Async-signal-safe.
+    pub fn supersede_below(&self, pid: libc::pid_t, bound: u64) {
+        self.mark_stale(pid, |_, seq| seq < bound);
+    }
+
+    /// After [`Store::supersede`] kept exits of `pid` and the kernel no longer
+    /// has the new child: of the exits of `pid` whose reap began at
+    /// `created` or later, only the one whose reap began last can be the
+    /// child's own (its reap began once it existed, after the older
+    /// process's reap had freed the pid); the others are marked stale.
+    /// Async-signal-safe.
+    pub fn supersede_all_but_newest(&self, pid: libc::pid_t, created: u64) {
+        let newest = std::cell::Cell::new(None);
+        self.mark_stale(pid, |reaped, _| {
+            if reaped >= created && newest.get().is_none_or(|n| reaped > n) {
+                newest.set(Some(reaped));
+            }
+            false
+        });
+        if let Some(newest) = newest.get() {
+            self.mark_stale(pid, |reaped, _| reaped >= created && reaped < newest);
         }
+    }
+
+    /// Marks stale the exits of `pid` that `stale(reaped, seq)` says are of
+    /// an older process; true if it kept one. Holds no entry (a peek or take
+    /// in another thread, or in the code this call interrupted, never makes
+    /// it skip one): it reads an entry's fields between two looks at its
+    /// state and sequence number, which a refill changes.
+    fn mark_stale(&self, pid: libc::pid_t, stale: impl Fn(u64, u64) -> bool) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let held = |e: &Entry<A>| matches!(e.state.load(SeqCst), FULL | TAKING);
+        let mut kept = false;
         for e in &self.entries[..self.high.load(SeqCst)] {
-            if e.pid.load(SeqCst) != pid || e.state.compare_exchange(FULL, TAKING, SeqCst, SeqCst).is_err() {
+            if e.pid.load(SeqCst) != pid {
                 continue;
             }
-            // TAKING: no other thread reads or changes the entry meanwhile.
-            if e.pid.load(SeqCst) == pid && e.reaped.load(SeqCst) < created {
-                e.stale.store(1, SeqCst);
+            let seq = e.seq.load(SeqCst);
+            if !held(e) {
+                continue;
             }
-            e.state.store(FULL, SeqCst);
+            let (owner, reaped) = (e.pid.load(SeqCst), e.reaped.load(SeqCst));
+            if !held(e) || e.seq.load(SeqCst) != seq || owner != pid {
+                continue;
+            }
+            if stale(reaped, seq) {
+                e.stale.fetch_max(seq + 1, SeqCst);
+            } else {
+                kept = true;
+            }
         }
+        kept
     }
 
     /// Forgets everything (in a forked child: these were the parent's
@@ -414,7 +466,7 @@ mod loom_model {
             pgid: AtomicI32::new(0),
             seq: AtomicU64::new(0),
             reaped: AtomicU64::new(0),
-            stale: AtomicU32::new(0),
+            stale: AtomicU64::new(0),
             // SAFETY: siginfo_t is plain data; all-zero is a valid value.
             info: UnsafeCell::new(unsafe { std::mem::zeroed() }),
         };
@@ -557,6 +609,29 @@ mod loom_model {
             store.0.supersede(5, 1);
             assert_eq!(take(&store, Want::Pid(5)), None, "a superseded exit answered a wait for its pid");
             assert_eq!(take(&store, Want::Any), Some((5, 2)));
+        });
+    }
+
+    /// A newer child takes the pid while another thread peeks at the exit
+    /// (a kill(), pidfd_open() or WNOWAIT wait holds the entry for a
+    /// moment): the exit is marked stale all the same.
+    #[test]
+    fn loom_store_supersede_beside_a_peek() {
+        model(3, || {
+            let store = shared();
+            put(&store, (5, 1));
+            let peeker = {
+                let store = store.clone();
+                thread::spawn(move || store.0.take(Want::Pid(5), true).map(|info| exit_of(&info)))
+            };
+            store.0.supersede(5, 1);
+            let _ = peeker.join().unwrap();
+            assert_eq!(
+                store.0.take(Want::Pid(5), true).map(|info| exit_of(&info)),
+                None,
+                "a peek hid the exit from supersede"
+            );
+            assert_eq!(take(&store, Want::Any), Some((5, 1)));
         });
     }
 
