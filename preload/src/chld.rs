@@ -13,21 +13,25 @@ use zreap::sys::bare;
 use zreap::sys::{wstatus_from_siginfo, ErrnoGuard};
 
 /// The SIGCHLD disposition the program asked for (what it gets back from
-/// sigaction), behind a sequence lock: the handler reads it without waiting.
+/// sigaction): two copies and a version, whose low bit says which copy is
+/// current. A writer fills the other copy, then bumps the version, so the
+/// current copy is always whole: the handler reads it without waiting, and a
+/// child forked in the middle of a write starts with the old one.
 struct ProgramAction {
-    seq: AtomicU32,
-    action: UnsafeCell<libc::sigaction>,
+    version: AtomicU32,
+    copies: [UnsafeCell<libc::sigaction>; 2],
 }
 
-// SAFETY: writers are serialised by WRITER and bump `seq` around each write;
-// readers retry until they read an even, unchanged `seq`.
+// SAFETY: writers are serialised by WRITER and write only the copy that is not
+// current; readers retry when the version moved while they read.
 unsafe impl Sync for ProgramAction {}
 
 static PROGRAM: ProgramAction = ProgramAction {
-    seq: AtomicU32::new(0),
+    version: AtomicU32::new(0),
     // SAFETY: all-zero is SIG_DFL with no flags and an empty mask.
-    action: UnsafeCell::new(unsafe { std::mem::zeroed() }),
+    copies: [UnsafeCell::new(unsafe { std::mem::zeroed() }), UnsafeCell::new(unsafe { std::mem::zeroed() })],
 };
+/// Held while a thread changes the disposition (the kernel's and the record).
 static WRITER: AtomicBool = AtomicBool::new(false);
 
 /// Whether the shim's handler is what the kernel runs for SIGCHLD.
@@ -36,21 +40,24 @@ static OURS_INSTALLED: AtomicBool = AtomicBool::new(false);
 /// Bumped after each run of the shim's handler; blocking waits sleep on it.
 pub static WAKE: AtomicU32 = AtomicU32::new(0);
 
-/// The program's disposition. Async-signal-safe (a writer in this very
-/// thread cannot be interrupted: writers block SIGCHLD).
+/// The program's disposition. Async-signal-safe, and never waits for a
+/// writer.
 pub fn program_action() -> libc::sigaction {
     loop {
-        let before = PROGRAM.seq.load(SeqCst);
-        if before % 2 == 1 {
-            std::hint::spin_loop();
-            continue;
-        }
-        // SAFETY: a racing write is detected by the sequence check below.
-        let action = unsafe { std::ptr::read_volatile(PROGRAM.action.get()) };
-        if PROGRAM.seq.load(SeqCst) == before {
+        let version = PROGRAM.version.load(SeqCst);
+        // SAFETY: the current copy is not written until the version has moved
+        // on, which the check below detects.
+        let action = unsafe { std::ptr::read_volatile(PROGRAM.copies[current_copy(version)].get()) };
+        if PROGRAM.version.load(SeqCst) == version {
             return action;
         }
+        std::hint::spin_loop();
     }
+}
+
+/// Which of the two copies `version` makes current.
+fn current_copy(version: u32) -> usize {
+    (version & 1) as usize
 }
 
 /// True while the shim may reap a child at any moment (its handler or its
@@ -172,11 +179,14 @@ pub unsafe fn set_program_action(act: *const libc::sigaction, old: *mut libc::si
     result
 }
 
+/// Publishes a new program disposition. Only with WRITER held.
 fn write_program_action(action: &libc::sigaction) {
-    PROGRAM.seq.fetch_add(1, SeqCst);
-    // SAFETY: the sequence is odd: readers retry; WRITER excludes other writers.
-    unsafe { std::ptr::write_volatile(PROGRAM.action.get(), *action) };
-    PROGRAM.seq.fetch_add(1, SeqCst);
+    let version = PROGRAM.version.load(SeqCst);
+    let next = version.wrapping_add(1);
+    // SAFETY: this copy is not current, and WRITER excludes other writers;
+    // a reader still on it from before the last bump retries.
+    unsafe { std::ptr::write_volatile(PROGRAM.copies[current_copy(next)].get(), *action) };
+    PROGRAM.version.store(next, SeqCst);
 }
 
 /// At start-up: take over SIGCHLD if the inherited disposition needs it (the
@@ -350,6 +360,24 @@ pub fn forget_other_threads() {
             slot.store(0, SeqCst);
         }
     }
+    if WRITER.load(SeqCst) {
+        forget_parent_writer();
+    }
+}
+
+/// In a child forked while another thread of its parent changed the SIGCHLD
+/// disposition: that thread is not here to finish. The record holds the old
+/// disposition or the new one, whole; the kernel is set to match it, so the
+/// child starts as if the fork came before or after that change.
+/// Async-signal-safe.
+#[cold]
+fn forget_parent_writer() {
+    let action = program_action();
+    let kernel = kernel_action(&action);
+    // SAFETY: sigaction is async-signal-safe; kernel is a valid action.
+    unsafe { real::sigaction(libc::SIGCHLD, &kernel, std::ptr::null_mut()) };
+    OURS_INSTALLED.store(wants_ours(&action), SeqCst);
+    WRITER.store(false, SeqCst);
 }
 
 /// Waits until no reap is between the kernel and the store. Async-signal-safe.

@@ -477,6 +477,23 @@ fn a_nested_handler_never_waits_for_the_reap_it_interrupted() {
     run_ok(&mut command(&exe, Shim::Handler), "shim_nested_handler under ZREAP_REAP=handler");
 }
 
+/// A fork while another thread changes the SIGCHLD disposition: the child
+/// starts with the old disposition or the new one, whole, and can change it;
+/// the parent's waitpid gets the child's status. The previous shim failed
+/// three ways: the child inherited the record half-written and locked by the
+/// thread that was changing it, and hung in its first sigaction(SIGCHLD)
+/// (every run, in each mode); a child forked while that thread loaded the
+/// core crashed in it (2 runs in 120); and a waitpid that went to the kernel
+/// before the core loaded answered ECHILD once the core's handler reaped the
+/// child (2 runs in 120).
+#[test]
+fn a_child_forked_beside_a_sigaction_starts_with_a_whole_disposition() {
+    let exe = build_c("c-tests/shim_fork_beside_sigaction.c");
+    for mode in MODES {
+        run_ok(&mut command(&exe, mode), &format!("shim_fork_beside_sigaction {mode:?}"));
+    }
+}
+
 #[test]
 fn popen_pclose_and_system_return_their_statuses() {
     let exe = build_c("c-tests/shim_popen_system.c");
