@@ -163,14 +163,14 @@ static void say(const char *a, const char *b, const char *c, const char *d) {
     }
 }
 
-/* Loads the core, once: its path is this object's with the file name
- * replaced. On failure it says why on stderr and the shim stays off. */
-static void load_core_once(void) {
-    if (__atomic_load_n(&stood_down, __ATOMIC_SEQ_CST)) {
-        return; /* zreap_preload_stand_down came first: the core is never loaded */
-    }
+/* The thread loading the core, while it does; 0 otherwise. */
+static pid_t loading_thread;
+
+/* Loads the core: its path is this object's with the file name replaced. On
+ * failure it says why on stderr and the shim stays off. */
+static void load_core(void) {
     Dl_info self;
-    if (dladdr((void *)load_core_once, &self) == 0 || self.dli_fname == NULL) {
+    if (dladdr((void *)load_core, &self) == 0 || self.dli_fname == NULL) {
         say("cannot find its own path", "", "", "");
         return;
     }
@@ -219,6 +219,16 @@ static void load_core_once(void) {
     __atomic_store_n(&core, loaded, __ATOMIC_RELEASE);
 }
 
+/* Loads the core, once (through core_once). */
+static void load_core_once(void) {
+    if (__atomic_load_n(&stood_down, __ATOMIC_SEQ_CST)) {
+        return; /* zreap_preload_stand_down came first: the core is never loaded */
+    }
+    __atomic_store_n(&loading_thread, gettid(), __ATOMIC_SEQ_CST);
+    load_core();
+    __atomic_store_n(&loading_thread, 0, __ATOMIC_SEQ_CST);
+}
+
 /* The core, loading it first if it is not yet (never once the shim stood
  * down: see zreap_preload_stand_down). errno is kept. */
 static const struct zreap_preload_core *need_core(void) {
@@ -239,6 +249,21 @@ static const struct zreap_preload_core *loaded_core(void) { return __atomic_load
  * child, so it is loaded now. */
 static const struct zreap_preload_core *core_for_child(void) {
     return mode == STUB_ALL ? need_core() : loaded_core();
+}
+
+/* The core for fork() and forkpty(): as core_for_child, and a load another
+ * thread is in the middle of is waited for. A child forked halfway through
+ * it would start with the core half set up, and load it again from that
+ * copy: its first sigaction(SIGCHLD) crashed. */
+static const struct zreap_preload_core *core_for_fork(void) {
+    const struct zreap_preload_core *c = core_for_child();
+    if (c == NULL) {
+        pid_t loader = __atomic_load_n(&loading_thread, __ATOMIC_SEQ_CST);
+        if (loader != 0 && loader != gettid()) {
+            c = need_core();
+        }
+    }
+    return c;
 }
 
 /* Is this disposition a handler function? For SIGCHLD only a handler needs
@@ -437,25 +462,63 @@ EXPORT sighandler_t sigset(int sig, sighandler_t handler) {
     return signal_family(&real_sigset, core_sigset, sig, handler);
 }
 
+/* A wait that went to libc because no core was loaded, and found no child:
+ * if another thread loaded the core meanwhile, the core's SIGCHLD handler may
+ * have reaped the child into its store while this wait sat in the kernel.
+ * Returns the core, which then answers the wait; NULL otherwise. */
+static const struct zreap_preload_core *core_loaded_during_wait(long rc) {
+    return rc == -1 && errno == ECHILD ? loaded_core() : NULL;
+}
+
 EXPORT pid_t wait(int *status) {
     const struct zreap_preload_core *c = loaded_core();
-    return c ? c->wait(status) : ((wait_fn)lookup(&real_wait))(status);
+    if (c == NULL) {
+        pid_t got = ((wait_fn)lookup(&real_wait))(status);
+        if ((c = core_loaded_during_wait(got)) == NULL) {
+            return got;
+        }
+    }
+    return c->wait(status);
 }
 EXPORT pid_t waitpid(pid_t pid, int *status, int options) {
     const struct zreap_preload_core *c = loaded_core();
-    return c ? c->waitpid(pid, status, options) : ((waitpid_fn)lookup(&real_waitpid))(pid, status, options);
+    if (c == NULL) {
+        pid_t got = ((waitpid_fn)lookup(&real_waitpid))(pid, status, options);
+        if ((c = core_loaded_during_wait(got)) == NULL) {
+            return got;
+        }
+    }
+    return c->waitpid(pid, status, options);
 }
 EXPORT pid_t wait3(int *status, int options, struct rusage *usage) {
     const struct zreap_preload_core *c = loaded_core();
-    return c ? c->wait3(status, options, usage) : ((wait3_fn)lookup(&real_wait3))(status, options, usage);
+    if (c == NULL) {
+        pid_t got = ((wait3_fn)lookup(&real_wait3))(status, options, usage);
+        if ((c = core_loaded_during_wait(got)) == NULL) {
+            return got;
+        }
+    }
+    return c->wait3(status, options, usage);
 }
 EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *usage) {
     const struct zreap_preload_core *c = loaded_core();
-    return c ? c->wait4(pid, status, options, usage) : ((wait4_fn)lookup(&real_wait4))(pid, status, options, usage);
+    if (c == NULL) {
+        pid_t got = ((wait4_fn)lookup(&real_wait4))(pid, status, options, usage);
+        if ((c = core_loaded_during_wait(got)) == NULL) {
+            return got;
+        }
+    }
+    return c->wait4(pid, status, options, usage);
 }
 EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options) {
     const struct zreap_preload_core *c = loaded_core();
-    return c ? c->waitid(idtype, id, info, options) : ((waitid_fn)lookup(&real_waitid))(idtype, id, info, options);
+    if (c == NULL) {
+        int rc = ((waitid_fn)lookup(&real_waitid))(idtype, id, info, options);
+        if ((c = core_loaded_during_wait(rc)) == NULL) {
+            return rc;
+        }
+    }
+    return c->waitid(idtype, id, info, options);
 }
 
 EXPORT FILE *popen(const char *command, const char *type) {
@@ -479,7 +542,7 @@ static uint64_t clock_before_child(const struct zreap_preload_core *c) { return 
  * child runs no shim code on its way to exec. The parent then tells the core
  * the child's pid (child_pid_given). */
 EXPORT pid_t fork(void) {
-    const struct zreap_preload_core *c = core_for_child();
+    const struct zreap_preload_core *c = core_for_fork();
     uint64_t clock = clock_before_child(c);
     pid_t pid = ((fork_fn)lookup(&real_fork))();
     if (pid > 0 && c != NULL) {
@@ -490,7 +553,7 @@ EXPORT pid_t fork(void) {
 /* forkpty(3) forks inside libc, through no interposer: the core is loaded
  * first, for the same fork handler. */
 EXPORT pid_t forkpty(int *master, char *name, const struct termios *termp, const struct winsize *winp) {
-    const struct zreap_preload_core *c = core_for_child();
+    const struct zreap_preload_core *c = core_for_fork();
     uint64_t clock = clock_before_child(c);
     typedef pid_t (*forkpty_fn)(int *, char *, const struct termios *, const struct winsize *);
     pid_t pid = ((forkpty_fn)lookup(&real_forkpty))(master, name, termp, winp);
