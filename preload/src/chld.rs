@@ -576,8 +576,35 @@ static THREAD_HELD: AtomicBool = AtomicBool::new(false);
 pub fn child_made(me: libc::pid_t) {
     if thread_wanted_in(&program_action(), me) {
         start_reaper_thread(me);
-        note_new_child(me);
+        if THREAD_PID.load(SeqCst) == me {
+            note_new_child(me);
+        } else {
+            sweep_in_this_thread();
+        }
     }
+}
+
+/// Where the reaper thread cannot start (RLIMIT_NPROC reached: the thread
+/// counts as a process), the thread that makes a child reaps the exited ones
+/// into the store, each time it makes one. glibc runs the fork handlers also
+/// after a fork that failed, so a program at its limit that retries a fork
+/// finds the slots of its exited children free. Signals are blocked
+/// meanwhile: a handler of the program's that waited would otherwise wait
+/// for these reaps (see [`settle`]). Ordinary context.
+#[cold]
+fn sweep_in_this_thread() {
+    // SAFETY: zeroed sigsets are valid; sigfillset and pthread_sigmask only
+    // write them and this thread's mask.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut saved: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut saved);
+    }
+    let _ = sweep();
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut()) };
 }
 
 /// Tells the reaper thread of process `me`, if it has one, a child was just

@@ -494,6 +494,24 @@ fn a_child_forked_beside_a_sigaction_starts_with_a_whole_disposition() {
     }
 }
 
+/// A program at its RLIMIT_NPROC that never waits: the shim's reaper thread
+/// cannot start there, so the thread that forks reaps the exited children
+/// itself, and a fork retried after EAGAIN succeeds. Without the shim (and
+/// with the previous one) the first child's zombie held the last slot: 1
+/// child made of 40. Needs root (to take a user id of its own).
+#[test]
+fn a_program_at_its_process_limit_keeps_forking_under_reap_all() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("note: skipped: needs root to run the program under a user id of its own");
+        return;
+    }
+    let exe = build_c("c-tests/shim_nproc.c");
+    let out = run_ok(&mut command(&exe, Shim::Off), "shim_nproc without the shim");
+    assert!(stdout(&out).contains("made 1\n"), "the check cannot fail: {}", stdout(&out));
+    run_ok(command(&exe, Shim::All).arg("all"), "shim_nproc under ZREAP_REAP=all");
+}
+
 #[test]
 fn popen_pclose_and_system_return_their_statuses() {
     let exe = build_c("c-tests/shim_popen_system.c");
