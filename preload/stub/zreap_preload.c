@@ -163,8 +163,23 @@ static void say(const char *a, const char *b, const char *c, const char *d) {
     }
 }
 
-/* The thread loading the core, while it does; 0 otherwise. */
-static pid_t loading_thread;
+/* The thread loading the core, while it does (this_thread); 0 otherwise. */
+static uintptr_t loading_thread;
+
+/* The calling thread: glibc's pthread_self, the thread pointer, read without
+ * a call into libc (each libc function the stub imports costs every
+ * process's start a symbol lookup: 370 instructions for pthread_self). */
+static uintptr_t this_thread(void) {
+#if defined(__x86_64__)
+    uintptr_t self;
+    __asm__("mov %%fs:0, %0" : "=r"(self));
+    return self;
+#elif defined(__aarch64__)
+    return (uintptr_t)__builtin_thread_pointer();
+#else
+    return (uintptr_t)pthread_self();
+#endif
+}
 
 /* Loads the core: its path is this object's with the file name replaced. On
  * failure it says why on stderr and the shim stays off. */
@@ -224,7 +239,7 @@ static void load_core_once(void) {
     if (__atomic_load_n(&stood_down, __ATOMIC_SEQ_CST)) {
         return; /* zreap_preload_stand_down came first: the core is never loaded */
     }
-    __atomic_store_n(&loading_thread, gettid(), __ATOMIC_SEQ_CST);
+    __atomic_store_n(&loading_thread, this_thread(), __ATOMIC_SEQ_CST);
     load_core();
     __atomic_store_n(&loading_thread, 0, __ATOMIC_SEQ_CST);
 }
@@ -258,8 +273,8 @@ static const struct zreap_preload_core *core_for_child(void) {
 static const struct zreap_preload_core *core_for_fork(void) {
     const struct zreap_preload_core *c = core_for_child();
     if (c == NULL) {
-        pid_t loader = __atomic_load_n(&loading_thread, __ATOMIC_SEQ_CST);
-        if (loader != 0 && loader != gettid()) {
+        uintptr_t loader = __atomic_load_n(&loading_thread, __ATOMIC_SEQ_CST);
+        if (loader != 0 && loader != this_thread()) {
             c = need_core();
         }
     }
