@@ -31,6 +31,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pty.h>
 #include <pthread.h>
@@ -61,7 +62,15 @@ static int mode = STUB_HANDLER;
 static int stood_down;
 /* The core's entry points once loaded; NULL before (or if it cannot load). */
 static const struct zreap_preload_core *core;
-static pthread_once_t core_once = PTHREAD_ONCE_INIT;
+/* How many times the core may be tried: a load that fails for want of a file
+ * descriptor (the program at its RLIMIT_NOFILE) is tried again at the next
+ * call that needs the core, each attempt through a once of its own. */
+#define LOAD_ATTEMPTS 8
+static pthread_once_t core_once[LOAD_ATTEMPTS] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
+                                                 PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
+                                                 PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+/* The attempt the next load is, an index into core_once. */
+static unsigned load_attempt;
 /* The working directory at start-up, when LD_PRELOAD names this object by a
  * relative path (the program may change directory before the core loads). */
 static char start_dir[PATH_MAX];
@@ -181,13 +190,29 @@ static uintptr_t this_thread(void) {
 #endif
 }
 
-/* Loads the core: its path is this object's with the file name replaced. On
- * failure it says why on stderr and the shim stays off. */
-static void load_core(void) {
+/* Would opening `path` fail for want of a file descriptor or memory, as
+ * for a program at its RLIMIT_NOFILE? Looked up libc's syscall(): each libc
+ * function the stub imports costs every process's start. */
+static int no_fd_for(const char *path) {
+    typedef long (*syscall_fn)(long, ...);
+    syscall_fn sys = (syscall_fn)lookup(&real_syscall);
+    long fd = sys(SYS_openat, (long)AT_FDCWD, path, (long)(O_RDONLY | O_CLOEXEC));
+    if (fd >= 0) {
+        sys(SYS_close, fd);
+        return 0;
+    }
+    return errno == EMFILE || errno == ENFILE || errno == ENOMEM;
+}
+
+/* Loads the core: its path is this object's with the file name replaced.
+ * Returns 1 when it could not for want of a file descriptor and `may_retry`:
+ * the next call that needs the core tries again. On other failures it says
+ * why on stderr and the shim stays off. */
+static int load_core(int may_retry) {
     Dl_info self;
     if (dladdr((void *)load_core, &self) == 0 || self.dli_fname == NULL) {
         say("cannot find its own path", "", "", "");
-        return;
+        return 0;
     }
     static const char core_name[] = "libzreap_preload_core.so";
     char path[PATH_MAX];
@@ -196,7 +221,7 @@ static void load_core(void) {
     size_t prefix_len = self.dli_fname[0] == '/' ? 0 : strlen(start_dir);
     if (prefix_len + 1 + dir_len + sizeof core_name > sizeof path) {
         say("path too long: ", self.dli_fname, "", "");
-        return;
+        return 0;
     }
     size_t at = 0;
     if (prefix_len > 0) {
@@ -211,14 +236,17 @@ static void load_core(void) {
     void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (handle == NULL) {
         const char *why = dlerror();
+        if (may_retry && no_fd_for(path)) {
+            return 1;
+        }
         say("cannot load ", path, ": ", why ? why : "unknown error");
-        return;
+        return 0;
     }
     zreap_preload_core_start_fn start = (zreap_preload_core_start_fn)dlsym(handle, ZREAP_PRELOAD_CORE_START);
     const struct zreap_preload_core *loaded = start ? start(next_symbol, mode) : NULL;
     if (loaded == NULL || loaded->version != ZREAP_PRELOAD_CORE_VERSION) {
         say(path, " is not the core this shim was built with", "", "");
-        return;
+        return 0;
     }
     /* Once the core is loaded, sigaction and the signal() family go to it and
      * resolve_for_handlers is never called: what a handler may still call
@@ -232,16 +260,29 @@ static void load_core(void) {
     /* zreap_preload_stand_down, if it comes now, waits for this load to end
      * and then stands this core down itself. */
     __atomic_store_n(&core, loaded, __ATOMIC_RELEASE);
+    return 0;
 }
 
-/* Loads the core, once (through core_once). */
+/* Loads the core, as attempt load_attempt (through its once). Attempts run
+ * one after the other: the next one's once is used only once this one has
+ * moved load_attempt on. */
 static void load_core_once(void) {
     if (__atomic_load_n(&stood_down, __ATOMIC_SEQ_CST)) {
         return; /* zreap_preload_stand_down came first: the core is never loaded */
     }
+    unsigned attempt = __atomic_load_n(&load_attempt, __ATOMIC_SEQ_CST);
     __atomic_store_n(&loading_thread, this_thread(), __ATOMIC_SEQ_CST);
-    load_core();
+    int again = load_core(attempt + 1 < LOAD_ATTEMPTS);
     __atomic_store_n(&loading_thread, 0, __ATOMIC_SEQ_CST);
+    if (again) {
+        __atomic_store_n(&load_attempt, attempt + 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+/* Runs the current attempt to load the core, or waits for it if another
+ * thread runs it; returns at once if it is over. */
+static void load_core_now(void) {
+    pthread_once(&core_once[__atomic_load_n(&load_attempt, __ATOMIC_SEQ_CST)], load_core_once);
 }
 
 /* The core, loading it first if it is not yet (never once the shim stood
@@ -252,7 +293,7 @@ static const struct zreap_preload_core *need_core(void) {
         return c;
     }
     int saved = errno;
-    pthread_once(&core_once, load_core_once);
+    load_core_now();
     errno = saved;
     return __atomic_load_n(&core, __ATOMIC_ACQUIRE);
 }
@@ -616,7 +657,7 @@ EXPORT void zreap_preload_stand_down(void) {
      * (load_core_once returns at once). No allocation: safe as the first
      * call in a fork child (glibc restarts a once a fork interrupted). */
     if (mode != STUB_OFF) {
-        pthread_once(&core_once, load_core_once);
+        load_core_now();
     }
     const struct zreap_preload_core *c = __atomic_load_n(&core, __ATOMIC_SEQ_CST);
     if (c != NULL) {

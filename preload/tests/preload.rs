@@ -512,6 +512,19 @@ fn a_program_at_its_process_limit_keeps_forking_under_reap_all() {
     run_ok(command(&exe, Shim::All).arg("all"), "shim_nproc under ZREAP_REAP=all");
 }
 
+/// A program at its RLIMIT_NOFILE when the shim first needs its core (under
+/// `all`, at the first fork): the load, which takes a file descriptor, is
+/// tried again at the next fork instead of leaving the shim off for good.
+/// The previous stub said it could not load the core and left all 6
+/// children zombies.
+#[test]
+fn a_core_load_that_found_no_free_fd_is_tried_again() {
+    let exe = build_c("c-tests/shim_nofile.c");
+    run_ok(&mut command(&exe, Shim::Off), "shim_nofile without the shim");
+    let out = run_ok(command(&exe, Shim::All).arg("all"), "shim_nofile under ZREAP_REAP=all");
+    assert!(!stderr(&out).contains("zreap_preload"), "the shim spoke: {}", stderr(&out));
+}
+
 #[test]
 fn popen_pclose_and_system_return_their_statuses() {
     let exe = build_c("c-tests/shim_popen_system.c");
