@@ -8,7 +8,10 @@ use crate::store::STORE;
 use crate::{config, log, real};
 use libc::{c_int, c_void};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{
+    fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Release,
+    Ordering::SeqCst,
+};
 use zreap::sys::bare;
 use zreap::sys::{wstatus_from_siginfo, ErrnoGuard};
 
@@ -31,8 +34,12 @@ static PROGRAM: ProgramAction = ProgramAction {
     // SAFETY: all-zero is SIG_DFL with no flags and an empty mask.
     copies: [UnsafeCell::new(unsafe { std::mem::zeroed() }), UnsafeCell::new(unsafe { std::mem::zeroed() })],
 };
-/// Held while a thread changes the disposition (the kernel's and the record).
-static WRITER: AtomicBool = AtomicBool::new(false);
+/// The thread (pthread_self) changing the disposition (the kernel's and the
+/// record) right now; 0: none. A forked child tells by it whether the writer
+/// was another thread of its parent (gone: the child finishes for it) or its
+/// own thread, interrupted by a signal handler that forked (it finishes the
+/// change itself once the handler returns).
+static WRITER: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether the shim's handler is what the kernel runs for SIGCHLD.
 static OURS_INSTALLED: AtomicBool = AtomicBool::new(false);
@@ -48,6 +55,9 @@ pub fn program_action() -> libc::sigaction {
         // SAFETY: the current copy is not written until the version has moved
         // on, which the check below detects.
         let action = unsafe { std::ptr::read_volatile(PROGRAM.copies[current_copy(version)].get()) };
+        // The copy is read before the version is looked at again (pairs with
+        // the writer's fence).
+        fence(Acquire);
         if PROGRAM.version.load(SeqCst) == version {
             return action;
         }
@@ -137,6 +147,16 @@ fn kernel_action(action: &libc::sigaction) -> libc::sigaction {
 /// # Safety
 /// `act` and `old` are NULL or valid.
 pub unsafe fn set_program_action(act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+    if act.is_null() {
+        // A query needs no lock (the record is read without waiting): a
+        // signal handler may query while its thread is changing the
+        // disposition, which would otherwise wait for itself for ever.
+        // SAFETY: old is NULL or writable, per the contract.
+        if let Some(out) = unsafe { old.as_mut() } {
+            *out = program_action();
+        }
+        return 0;
+    }
     let mut block: libc::sigset_t = unsafe { std::mem::zeroed() };
     let mut saved: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: valid sigsets; blocks SIGCHLD in this thread so the handler
@@ -146,7 +166,8 @@ pub unsafe fn set_program_action(act: *const libc::sigaction, old: *mut libc::si
         libc::sigaddset(&mut block, libc::SIGCHLD);
         libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut saved);
     }
-    while WRITER.compare_exchange(false, true, SeqCst, SeqCst).is_err() {
+    let me = this_thread();
+    while WRITER.compare_exchange(0, me, SeqCst, SeqCst).is_err() {
         std::thread::yield_now();
     }
     let previous = program_action();
@@ -166,7 +187,7 @@ pub unsafe fn set_program_action(act: *const libc::sigaction, old: *mut libc::si
             rc
         }
     };
-    WRITER.store(false, SeqCst);
+    WRITER.store(0, SeqCst);
     // SAFETY: restores this thread's mask.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut()) };
     ensure_reaper_thread();
@@ -183,6 +204,9 @@ pub unsafe fn set_program_action(act: *const libc::sigaction, old: *mut libc::si
 fn write_program_action(action: &libc::sigaction) {
     let version = PROGRAM.version.load(SeqCst);
     let next = version.wrapping_add(1);
+    // A reader that sees any of the writes below also sees the version that
+    // made this copy the other one (pairs with the reader's fence).
+    fence(Release);
     // SAFETY: this copy is not current, and WRITER excludes other writers;
     // a reader still on it from before the last bump retries.
     unsafe { std::ptr::write_volatile(PROGRAM.copies[current_copy(next)].get(), *action) };
@@ -360,7 +384,11 @@ pub fn forget_other_threads() {
             slot.store(0, SeqCst);
         }
     }
-    if WRITER.load(SeqCst) {
+    // Held by this very thread: a signal handler forked in the middle of its
+    // change, which goes on when the handler returns. Setting the kernel to
+    // the record now would undo a kernel change whose record comes after.
+    let writer = WRITER.load(SeqCst);
+    if writer != 0 && writer != this_thread() {
         forget_parent_writer();
     }
 }
@@ -377,7 +405,7 @@ fn forget_parent_writer() {
     // SAFETY: sigaction is async-signal-safe; kernel is a valid action.
     unsafe { real::sigaction(libc::SIGCHLD, &kernel, std::ptr::null_mut()) };
     OURS_INSTALLED.store(wants_ours(&action), SeqCst);
-    WRITER.store(false, SeqCst);
+    WRITER.store(0, SeqCst);
 }
 
 /// Waits until no reap is between the kernel and the store. Async-signal-safe.
@@ -488,6 +516,10 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
         }
         return;
     }
+    // A one-shot handler is reset before it runs, as the kernel does: a
+    // handler that installs itself again (System V style) keeps it.
+    let one_shot = has_handler && action.sa_flags & libc::SA_RESETHAND != 0;
+    let mut reset = false;
     let mut calls = 0usize;
     while calls < crate::store::CAPACITY {
         let Some(mut exited) = next_exited() else { break };
@@ -508,6 +540,10 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
             // A zombie child's process group is still there until it is reaped.
             FANOUT_PGID.store(bare::getpgid(pid), SeqCst);
             FANOUT_PID.store(pid, SeqCst);
+            if one_shot && !reset {
+                reset = true;
+                reset_one_shot(&action);
+            }
             call_program(&action, sig, &mut exited, context);
             FANOUT_PID.store(0, SeqCst);
             calls += 1;
@@ -527,27 +563,32 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
     let already_delivered = !info.is_null()
         && matches!(unsafe { (*info).si_code }, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED)
         && was_fanned(unsafe { (*info).si_pid() });
+    if one_shot && !reset {
+        reset_one_shot(&action);
+    }
     if has_handler && calls == 0 && !already_delivered {
         call_program(&action, sig, info, context);
     }
-    if has_handler
-        && action.sa_flags & libc::SA_RESETHAND != 0
-        && WRITER.compare_exchange(false, true, SeqCst, SeqCst).is_ok()
-    {
-        // One-shot handler: the program's disposition is now the default
-        // (unless another thread is setting a new one right now).
-        let mut dfl = action;
-        dfl.sa_sigaction = libc::SIG_DFL;
-        dfl.sa_flags &= !libc::SA_RESETHAND;
-        write_program_action(&dfl);
-        let kernel = kernel_action(&dfl);
-        // SAFETY: sigaction is async-signal-safe; kernel is valid.
-        unsafe { real::sigaction(libc::SIGCHLD, &kernel, std::ptr::null_mut()) };
-        OURS_INSTALLED.store(wants_ours(&dfl), SeqCst);
-        WRITER.store(false, SeqCst);
-    }
     WAKE.fetch_add(1, SeqCst);
     bare::futex_wake_all(&WAKE);
+}
+
+/// A one-shot handler (SA_RESETHAND) is about to run: the program's
+/// disposition is now the default (unless another thread is setting a new
+/// one right now). Async-signal-safe.
+fn reset_one_shot(action: &libc::sigaction) {
+    if WRITER.compare_exchange(0, this_thread(), SeqCst, SeqCst).is_err() {
+        return;
+    }
+    let mut dfl = *action;
+    dfl.sa_sigaction = libc::SIG_DFL;
+    dfl.sa_flags &= !libc::SA_RESETHAND;
+    write_program_action(&dfl);
+    let kernel = kernel_action(&dfl);
+    // SAFETY: sigaction is async-signal-safe; kernel is valid.
+    unsafe { real::sigaction(libc::SIGCHLD, &kernel, std::ptr::null_mut()) };
+    OURS_INSTALLED.store(wants_ours(&dfl), SeqCst);
+    WRITER.store(0, SeqCst);
 }
 
 // ---------------------------------------------------------- the reaper thread
