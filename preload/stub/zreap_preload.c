@@ -174,6 +174,25 @@ static void say(const char *a, const char *b, const char *c, const char *d) {
 
 /* The thread loading the core, while it does (this_thread); 0 otherwise. */
 static uintptr_t loading_thread;
+/* The process loading it (valid while loading_thread is not 0). */
+static pid_t loading_pid;
+
+/* getpid(2), made directly: each libc function the stub imports costs every
+ * process's start a symbol lookup. Async-signal-safe. */
+static pid_t raw_getpid(void) {
+#if defined(__x86_64__)
+    long rc;
+    __asm__ volatile("syscall" : "=a"(rc) : "0"((long)SYS_getpid) : "rcx", "r11", "memory");
+    return (pid_t)rc;
+#elif defined(__aarch64__)
+    register long x8 __asm__("x8") = SYS_getpid;
+    register long x0 __asm__("x0");
+    __asm__ volatile("svc 0" : "=r"(x0) : "r"(x8) : "memory");
+    return (pid_t)x0;
+#else
+    return getpid();
+#endif
+}
 
 /* The calling thread: glibc's pthread_self, the thread pointer, read without
  * a call into libc (each libc function the stub imports costs every
@@ -271,9 +290,19 @@ static void load_core_once(void) {
         return; /* zreap_preload_stand_down came first: the core is never loaded */
     }
     unsigned attempt = __atomic_load_n(&load_attempt, __ATOMIC_SEQ_CST);
+    /* Every signal blocked on this thread while it loads: a handler of the
+     * program's that forked in the middle of the dynamic linker's work would
+     * leave its child to go on with it, reading the core's file through the
+     * parent's very file offset (the raw call: see no_fd_for). */
+    typedef long (*syscall_fn)(long, ...);
+    syscall_fn sys = (syscall_fn)lookup(&real_syscall);
+    uint64_t all = ~(uint64_t)0, saved = 0;
+    sys(SYS_rt_sigprocmask, (long)SIG_SETMASK, &all, &saved, (long)sizeof all);
+    __atomic_store_n(&loading_pid, raw_getpid(), __ATOMIC_SEQ_CST);
     __atomic_store_n(&loading_thread, this_thread(), __ATOMIC_SEQ_CST);
     int again = load_core(attempt + 1 < LOAD_ATTEMPTS);
     __atomic_store_n(&loading_thread, 0, __ATOMIC_SEQ_CST);
+    sys(SYS_rt_sigprocmask, (long)SIG_SETMASK, &saved, NULL, (long)sizeof saved);
     if (again) {
         __atomic_store_n(&load_attempt, attempt + 1, __ATOMIC_SEQ_CST);
     }
@@ -285,6 +314,17 @@ static void load_core_now(void) {
     pthread_once(&core_once[__atomic_load_n(&load_attempt, __ATOMIC_SEQ_CST)], load_core_once);
 }
 
+/* Was this process made by a fork, _Fork or clone while its parent (or an
+ * ancestor) was loading the core? Its copy of the dynamic linker's state has
+ * the core half loaded (a dlopen again crashed in it), and its copy of the
+ * once is in progress: pthread_once would load again (fork restarts it) or
+ * wait for ever (_Fork and clone do not). The shim stays off in it. A system
+ * call only while a load is in flight or cut. */
+static int load_cut_by_fork(void) {
+    return __atomic_load_n(&loading_thread, __ATOMIC_SEQ_CST) != 0 &&
+           __atomic_load_n(&loading_pid, __ATOMIC_SEQ_CST) != raw_getpid();
+}
+
 /* The core, loading it first if it is not yet (never once the shim stood
  * down: see zreap_preload_stand_down). errno is kept. */
 static const struct zreap_preload_core *need_core(void) {
@@ -293,6 +333,15 @@ static const struct zreap_preload_core *need_core(void) {
         return c;
     }
     int saved = errno;
+    if (load_cut_by_fork()) {
+        static int said;
+        if (!said) {
+            said = 1;
+            say("forked while its parent loaded the core", "", "", "");
+        }
+        errno = saved;
+        return NULL;
+    }
     load_core_now();
     errno = saved;
     return __atomic_load_n(&core, __ATOMIC_ACQUIRE);
@@ -529,50 +578,60 @@ static const struct zreap_preload_core *core_loaded_during_wait(long rc) {
 EXPORT pid_t wait(int *status) {
     const struct zreap_preload_core *c = loaded_core();
     if (c == NULL) {
+        int saved = errno;
         pid_t got = ((wait_fn)lookup(&real_wait))(status);
         if ((c = core_loaded_during_wait(got)) == NULL) {
             return got;
         }
+        errno = saved; /* the core puts it back on success */
     }
     return c->wait(status);
 }
 EXPORT pid_t waitpid(pid_t pid, int *status, int options) {
     const struct zreap_preload_core *c = loaded_core();
     if (c == NULL) {
+        int saved = errno;
         pid_t got = ((waitpid_fn)lookup(&real_waitpid))(pid, status, options);
         if ((c = core_loaded_during_wait(got)) == NULL) {
             return got;
         }
+        errno = saved; /* the core puts it back on success */
     }
     return c->waitpid(pid, status, options);
 }
 EXPORT pid_t wait3(int *status, int options, struct rusage *usage) {
     const struct zreap_preload_core *c = loaded_core();
     if (c == NULL) {
+        int saved = errno;
         pid_t got = ((wait3_fn)lookup(&real_wait3))(status, options, usage);
         if ((c = core_loaded_during_wait(got)) == NULL) {
             return got;
         }
+        errno = saved; /* the core puts it back on success */
     }
     return c->wait3(status, options, usage);
 }
 EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *usage) {
     const struct zreap_preload_core *c = loaded_core();
     if (c == NULL) {
+        int saved = errno;
         pid_t got = ((wait4_fn)lookup(&real_wait4))(pid, status, options, usage);
         if ((c = core_loaded_during_wait(got)) == NULL) {
             return got;
         }
+        errno = saved; /* the core puts it back on success */
     }
     return c->wait4(pid, status, options, usage);
 }
 EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options) {
     const struct zreap_preload_core *c = loaded_core();
     if (c == NULL) {
+        int saved = errno;
         int rc = ((waitid_fn)lookup(&real_waitid))(idtype, id, info, options);
         if ((c = core_loaded_during_wait(rc)) == NULL) {
             return rc;
         }
+        errno = saved; /* the core puts it back on success */
     }
     return c->waitid(idtype, id, info, options);
 }
@@ -656,7 +715,7 @@ EXPORT void zreap_preload_stand_down(void) {
      * library installed meanwhile. A load not begun never starts
      * (load_core_once returns at once). No allocation: safe as the first
      * call in a fork child (glibc restarts a once a fork interrupted). */
-    if (mode != STUB_OFF) {
+    if (mode != STUB_OFF && !load_cut_by_fork()) {
         load_core_now();
     }
     const struct zreap_preload_core *c = __atomic_load_n(&core, __ATOMIC_SEQ_CST);
