@@ -16,7 +16,8 @@
  *                  is in fork()'s prepare handlers (which sleep US µs): the
  *                  child must run the shim or none, never a half-loaded one.
  *   _Fork          _Fork children made while another thread loads the core:
- *                  their own fork() must return.
+ *                  their first SIGCHLD handler (which needs the core) must be
+ *                  installed, not wait for a load that is not theirs.
  *   errno          a waitpid that went to the kernel before the core loaded,
  *                  answered by the core: a success keeps errno.
  */
@@ -201,9 +202,13 @@ static void fork_in_prepare(void) {
 }
 
 static void underscore_fork(void) {
-    pid_t first = fork(); /* libc's fork is looked up before the race */
-    if (first == 0) _exit(0);
-    CHECK(waitpid(first, NULL, 0) == first);
+    /* The stub's lookups are made before the race (the first handler of any
+     * signal makes them): a _Fork child of a threaded process may call only
+     * async-signal-safe functions, and a dlsym there could wait for a lock
+     * the loading thread holds. */
+    struct sigaction usr2 = {0};
+    usr2.sa_handler = on_chld;
+    CHECK(sigaction(SIGUSR2, &usr2, NULL) == 0);
     pthread_t loader;
     CHECK(pthread_create(&loader, NULL, load_core, NULL) == 0);
     atomic_store(&go, 1);
@@ -213,10 +218,12 @@ static void underscore_fork(void) {
     while (!atomic_load(&loaded) && made < 2000) {
         pid_t child = _Fork();
         if (child == 0) {
+            /* sigaction is async-signal-safe, and a SIGCHLD handler needs the
+             * shim's core: its load is in flight in this process's copy. */
             alarm(5);
-            pid_t grandchild = fork();
-            if (grandchild == 0) _exit(0);
-            _exit(grandchild > 0 && waitpid(grandchild, NULL, 0) == grandchild ? 0 : 3);
+            struct sigaction sa = {0};
+            sa.sa_handler = on_chld;
+            _exit(sigaction(SIGCHLD, &sa, NULL) == 0 ? 0 : 3);
         }
         CHECK(child > 0);
         if (child < 0) break;

@@ -172,9 +172,10 @@ static void say(const char *a, const char *b, const char *c, const char *d) {
     }
 }
 
-/* The thread loading the core, while it does (this_thread); 0 otherwise. */
-static uintptr_t loading_thread;
-/* The process loading it (valid while loading_thread is not 0). */
+/* Threads inside load_core_now (running a load or waiting for one), and
+ * the process they belong to (each writes its own pid first): a process that
+ * finds the count above 0 and another pid there was forked during a load. */
+static int loads_in_flight;
 static pid_t loading_pid;
 
 /* getpid(2), made directly: each libc function the stub imports costs every
@@ -191,21 +192,6 @@ static pid_t raw_getpid(void) {
     return (pid_t)x0;
 #else
     return getpid();
-#endif
-}
-
-/* The calling thread: glibc's pthread_self, the thread pointer, read without
- * a call into libc (each libc function the stub imports costs every
- * process's start a symbol lookup: 370 instructions for pthread_self). */
-static uintptr_t this_thread(void) {
-#if defined(__x86_64__)
-    uintptr_t self;
-    __asm__("mov %%fs:0, %0" : "=r"(self));
-    return self;
-#elif defined(__aarch64__)
-    return (uintptr_t)__builtin_thread_pointer();
-#else
-    return (uintptr_t)pthread_self();
 #endif
 }
 
@@ -290,38 +276,41 @@ static void load_core_once(void) {
         return; /* zreap_preload_stand_down came first: the core is never loaded */
     }
     unsigned attempt = __atomic_load_n(&load_attempt, __ATOMIC_SEQ_CST);
-    /* Every signal blocked on this thread while it loads: a handler of the
-     * program's that forked in the middle of the dynamic linker's work would
-     * leave its child to go on with it, reading the core's file through the
-     * parent's very file offset (the raw call: see no_fd_for). */
-    typedef long (*syscall_fn)(long, ...);
-    syscall_fn sys = (syscall_fn)lookup(&real_syscall);
-    uint64_t all = ~(uint64_t)0, saved = 0;
-    sys(SYS_rt_sigprocmask, (long)SIG_SETMASK, &all, &saved, (long)sizeof all);
-    __atomic_store_n(&loading_pid, raw_getpid(), __ATOMIC_SEQ_CST);
-    __atomic_store_n(&loading_thread, this_thread(), __ATOMIC_SEQ_CST);
-    int again = load_core(attempt + 1 < LOAD_ATTEMPTS);
-    __atomic_store_n(&loading_thread, 0, __ATOMIC_SEQ_CST);
-    sys(SYS_rt_sigprocmask, (long)SIG_SETMASK, &saved, NULL, (long)sizeof saved);
-    if (again) {
+    if (load_core(attempt + 1 < LOAD_ATTEMPTS)) {
         __atomic_store_n(&load_attempt, attempt + 1, __ATOMIC_SEQ_CST);
     }
 }
 
 /* Runs the current attempt to load the core, or waits for it if another
- * thread runs it; returns at once if it is over. */
+ * thread runs it; returns at once if it is over.
+ *
+ * Every signal is blocked on the thread meanwhile (all but glibc's own two,
+ * 32 and 33, as pthread_sigmask would: setuid() in another thread waits
+ * until every thread has taken SIGSETXID). A handler of the program's that
+ * forked on a thread in the middle of the dynamic linker's work would leave
+ * its child to go on with it, reading the core's file through the parent's
+ * file offset; one that forked on a thread about to run the load would wait
+ * in fork() for that very load. The raw call: see no_fd_for. */
 static void load_core_now(void) {
+    typedef long (*syscall_fn)(long, ...);
+    syscall_fn sys = (syscall_fn)lookup(&real_syscall);
+    uint64_t all = ~(uint64_t)0 & ~((uint64_t)3 << 31), saved = 0;
+    sys(SYS_rt_sigprocmask, (long)SIG_SETMASK, &all, &saved, (long)sizeof all);
+    __atomic_store_n(&loading_pid, raw_getpid(), __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&loads_in_flight, 1, __ATOMIC_SEQ_CST);
     pthread_once(&core_once[__atomic_load_n(&load_attempt, __ATOMIC_SEQ_CST)], load_core_once);
+    __atomic_sub_fetch(&loads_in_flight, 1, __ATOMIC_SEQ_CST);
+    sys(SYS_rt_sigprocmask, (long)SIG_SETMASK, &saved, NULL, (long)sizeof saved);
 }
 
 /* Was this process made by a fork, _Fork or clone while its parent (or an
- * ancestor) was loading the core? Its copy of the dynamic linker's state has
- * the core half loaded (a dlopen again crashed in it), and its copy of the
- * once is in progress: pthread_once would load again (fork restarts it) or
- * wait for ever (_Fork and clone do not). The shim stays off in it. A system
- * call only while a load is in flight or cut. */
+ * ancestor) was loading the core? Its copy of the dynamic linker's state may
+ * have the core half loaded (a dlopen again crashed in it), and its copy of
+ * the once be in progress: pthread_once would load again (fork restarts it)
+ * or wait for ever (_Fork and clone do not). The shim stays off in it. A
+ * system call only while a load is in flight or cut. */
 static int load_cut_by_fork(void) {
-    return __atomic_load_n(&loading_thread, __ATOMIC_SEQ_CST) != 0 &&
+    return __atomic_load_n(&loads_in_flight, __ATOMIC_SEQ_CST) != 0 &&
            __atomic_load_n(&loading_pid, __ATOMIC_SEQ_CST) != raw_getpid();
 }
 
@@ -357,16 +346,13 @@ static const struct zreap_preload_core *core_for_child(void) {
 }
 
 /* The core for fork() and forkpty(): as core_for_child, and a load another
- * thread is in the middle of is waited for. A child forked halfway through
- * it would start with the core half set up, and load it again from that
- * copy: its first sigaction(SIGCHLD) crashed. */
+ * thread is in the middle of is waited for (no thread forks inside its own
+ * load: see load_core_now). A child forked halfway through it would start
+ * with the core half set up, and the shim off (load_cut_by_fork). */
 static const struct zreap_preload_core *core_for_fork(void) {
     const struct zreap_preload_core *c = core_for_child();
-    if (c == NULL) {
-        uintptr_t loader = __atomic_load_n(&loading_thread, __ATOMIC_SEQ_CST);
-        if (loader != 0 && loader != this_thread()) {
-            c = need_core();
-        }
+    if (c == NULL && __atomic_load_n(&loads_in_flight, __ATOMIC_SEQ_CST) != 0) {
+        c = need_core();
     }
     return c;
 }
