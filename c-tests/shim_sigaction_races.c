@@ -67,10 +67,10 @@ static void *pester(void *unused) {
     return NULL;
 }
 
-/* Flips SIGCHLD between on_chld and the default `rounds` times while another
- * thread sends SIGUSR1 (handled by `on_usr1`) to this one; stops early when
- * `*done` is set. Returns the number of flips made. */
-static long flip_pestered(void (*on_usr1)(int), long rounds, volatile sig_atomic_t *done) {
+/* Flips SIGCHLD between on_chld and the default while another thread sends
+ * SIGUSR1 (handled by `on_usr1`) to this one, until `after_flip(i)` (called
+ * after flip i, which set the handler when i is even) returns nonzero. */
+static void flip_pestered(void (*on_usr1)(int), int (*after_flip)(long)) {
     main_thread = pthread_self();
     struct sigaction usr1 = {0}, handler = {0}, dfl = {0};
     usr1.sa_handler = on_usr1;
@@ -81,11 +81,12 @@ static long flip_pestered(void (*on_usr1)(int), long rounds, volatile sig_atomic
     dfl.sa_handler = SIG_DFL;
     pthread_t pesterer;
     CHECK(pthread_create(&pesterer, NULL, pester, NULL) == 0);
-    long i = 0;
-    for (; i < rounds && !(done && *done); i++) sigaction(SIGCHLD, (i & 1) ? &dfl : &handler, NULL);
+    for (long i = 0;; i++) {
+        sigaction(SIGCHLD, (i & 1) ? &dfl : &handler, NULL);
+        if (after_flip(i)) break;
+    }
     atomic_store(&stop_pestering, 1);
     CHECK(pthread_join(pesterer, NULL) == 0);
-    return i;
 }
 
 static void query_usr1(int sig) {
@@ -94,11 +95,13 @@ static void query_usr1(int sig) {
     sigaction(SIGCHLD, NULL, &now);
 }
 
-static void query(void) { CHECK(flip_pestered(query_usr1, 20000, NULL) == 20000); }
+static int after_20000(long i) { return i + 1 == 20000; }
+
+static void query(void) { flip_pestered(query_usr1, after_20000); }
 
 /* fork-in-handler: the first child made by a SIGUSR1 handler takes the
  * shim's state over (its waitpid) inside the handler, then goes back to the
- * interrupted sigaction; the loop then checks it and exits. */
+ * interrupted sigaction; after that flip it checks itself and exits. */
 static volatile sig_atomic_t in_child, forks, bad_children;
 
 static void fork_usr1(int sig) {
@@ -136,23 +139,13 @@ static int child_consistent(int last_handler) {
     return says_handler == runs_handler && says_handler == last_handler;
 }
 
+static int child_done_or_300_forks(long i) {
+    if (in_child) _exit(child_consistent(!(i & 1)) ? 0 : 1);
+    return forks >= 300;
+}
+
 static void fork_in_handler(void) {
-    main_thread = pthread_self();
-    struct sigaction usr1 = {0}, handler = {0}, dfl = {0};
-    usr1.sa_handler = fork_usr1;
-    usr1.sa_flags = SA_RESTART;
-    CHECK(sigaction(SIGUSR1, &usr1, NULL) == 0);
-    handler.sa_handler = on_chld;
-    handler.sa_flags = SA_RESTART;
-    dfl.sa_handler = SIG_DFL;
-    pthread_t pesterer;
-    CHECK(pthread_create(&pesterer, NULL, pester, NULL) == 0);
-    for (long i = 0; forks < 300; i++) {
-        sigaction(SIGCHLD, (i & 1) ? &dfl : &handler, NULL);
-        if (in_child) _exit(child_consistent(!(i & 1)) ? 0 : 1);
-    }
-    atomic_store(&stop_pestering, 1);
-    CHECK(pthread_join(pesterer, NULL) == 0);
+    flip_pestered(fork_usr1, child_done_or_300_forks);
     CHECK(bad_children == 0);
 }
 

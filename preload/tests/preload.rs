@@ -533,8 +533,9 @@ fn a_core_load_that_found_no_free_fd_is_tried_again() {
 /// thread was inside sigaction(SIGCHLD) could end with the kernel running
 /// another disposition than sigaction reported, or hang when that thread was
 /// loading the core; a child forked while another thread loaded the core
-/// crashed (3 runs in 10) or, made by _Fork, hung in its own fork() (every
-/// run); a waitpid answered by the core after it loaded kept errno only by
+/// crashed (3 runs in 10) or, made by _Fork, hung installing its first
+/// SIGCHLD handler (4 runs in 10); a waitpid answered by the core after it
+/// loaded kept errno only by
 /// luck (1 run in 10 changed it). Races that are not certain in one run are
 /// run several times.
 #[test]
