@@ -634,18 +634,7 @@ pub fn child_made(me: libc::pid_t) {
 /// for these reaps (see [`settle`]). Ordinary context.
 #[cold]
 fn sweep_in_this_thread() {
-    // SAFETY: zeroed sigsets are valid; sigfillset and pthread_sigmask only
-    // write them and this thread's mask.
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    let mut saved: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut saved);
-    }
-    let _ = sweep();
-    // SAFETY: restores the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut()) };
+    zreap::sys::with_all_signals_blocked(sweep);
 }
 
 /// Tells the reaper thread of process `me`, if it has one, a child was just

@@ -76,23 +76,15 @@ fn take_over(me: libc::pid_t) -> bool {
     if !AT_FIRST_CALL.load(SeqCst) || !made_by_fork_or_thread() {
         return false;
     }
-    // SAFETY: zeroed sigsets are valid; sigfillset and pthread_sigmask only
-    // write them and this thread's mask (both async-signal-safe).
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    let mut saved: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above. With signals blocked no handler on this thread can
-    // wait below for this thread's own take-over.
-    unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut saved);
-    }
-    let taker = TAKER.load(SeqCst);
-    if taker != me && TAKER.compare_exchange(taker, me, SeqCst, SeqCst).is_ok() {
-        forget_parent_state();
-        OWNER.store(me, SeqCst);
-    }
-    // SAFETY: restores the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut()) };
+    // With signals blocked no handler on this thread can wait below for this
+    // thread's own take-over.
+    zreap::sys::with_all_signals_blocked(|| {
+        let taker = TAKER.load(SeqCst);
+        if taker != me && TAKER.compare_exchange(taker, me, SeqCst, SeqCst).is_ok() {
+            forget_parent_state();
+            OWNER.store(me, SeqCst);
+        }
+    });
     // Another thread of this process took it: wait until it is done.
     while OWNER.load(SeqCst) != me {
         bare::sched_yield();

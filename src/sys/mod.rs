@@ -21,6 +21,7 @@ pub(crate) use mapped::{wipe_on_fork, MappedVec};
 pub use procfs::{parse_stat, proc_start_time, proc_stat, read_head, ProcStat};
 pub use signals::{
     arm_pdeathsig, block_all_signals_in_this_thread, reset_all_dispositions, set_raw_sigmask, spawn_pthread,
+    with_all_signals_blocked,
 };
 
 use libc::{c_int, pid_t};

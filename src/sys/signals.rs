@@ -76,6 +76,38 @@ pub fn block_all_signals_in_this_thread() {
     }
 }
 
+/// Runs `f` with every signal blocked in the calling thread (glibc's
+/// internal ones excepted, as `pthread_sigmask` keeps them), then puts the
+/// thread's mask back: no handler on this thread runs in the middle of `f`.
+/// Async-signal-safe if `f` is.
+///
+/// ```
+/// let got = zreap::sys::with_all_signals_blocked(|| 7);
+/// assert_eq!(got, 7);
+/// ```
+pub fn with_all_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
+    /// Puts the saved mask back, also if `f` unwinds.
+    struct Restore(libc::sigset_t);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: a mask pthread_sigmask saved; changes this thread only.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+        }
+    }
+    // SAFETY: zeroed sigsets are valid; sigfillset and pthread_sigmask only
+    // write them and this thread's mask (both async-signal-safe).
+    let restore = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut saved: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut saved);
+        Restore(saved)
+    };
+    let result = f();
+    drop(restore);
+    result
+}
+
 /// Starts `entry` on a detached pthread with a stack of `stack_size` bytes and
 /// every signal but glibc's own blocked (so that `setuid()` in the host
 /// reaches it).
