@@ -71,6 +71,8 @@ static pthread_once_t core_once[LOAD_ATTEMPTS] = {PTHREAD_ONCE_INIT, PTHREAD_ONC
                                                  PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
 /* The attempt the next load is, an index into core_once. */
 static unsigned load_attempt;
+/* Set when a load failed for good: later calls go straight to libc. */
+static int load_failed;
 /* The working directory at start-up, when LD_PRELOAD names this object by a
  * relative path (the program may change directory before the core loads). */
 static char start_dir[PATH_MAX];
@@ -195,12 +197,16 @@ static pid_t raw_getpid(void) {
 #endif
 }
 
+/* libc's syscall(), looked up, for the system calls the stub makes while it
+ * loads the core: each libc function the stub imports costs every process's
+ * start a symbol lookup. */
+typedef long (*syscall_fn)(long, ...);
+static syscall_fn libc_syscall(void) { return (syscall_fn)lookup(&real_syscall); }
+
 /* Would opening `path` fail for want of a file descriptor or memory, as
- * for a program at its RLIMIT_NOFILE? Looked up libc's syscall(): each libc
- * function the stub imports costs every process's start. */
+ * for a program at its RLIMIT_NOFILE? */
 static int no_fd_for(const char *path) {
-    typedef long (*syscall_fn)(long, ...);
-    syscall_fn sys = (syscall_fn)lookup(&real_syscall);
+    syscall_fn sys = libc_syscall();
     long fd = sys(SYS_openat, (long)AT_FDCWD, path, (long)(O_RDONLY | O_CLOEXEC));
     if (fd >= 0) {
         sys(SYS_close, fd);
@@ -278,6 +284,8 @@ static void load_core_once(void) {
     unsigned attempt = __atomic_load_n(&load_attempt, __ATOMIC_SEQ_CST);
     if (load_core(attempt + 1 < LOAD_ATTEMPTS)) {
         __atomic_store_n(&load_attempt, attempt + 1, __ATOMIC_SEQ_CST);
+    } else if (__atomic_load_n(&core, __ATOMIC_SEQ_CST) == NULL) {
+        __atomic_store_n(&load_failed, 1, __ATOMIC_SEQ_CST);
     }
 }
 
@@ -290,10 +298,9 @@ static void load_core_once(void) {
  * forked on a thread in the middle of the dynamic linker's work would leave
  * its child to go on with it, reading the core's file through the parent's
  * file offset; one that forked on a thread about to run the load would wait
- * in fork() for that very load. The raw call: see no_fd_for. */
+ * in fork() for that very load. */
 static void load_core_now(void) {
-    typedef long (*syscall_fn)(long, ...);
-    syscall_fn sys = (syscall_fn)lookup(&real_syscall);
+    syscall_fn sys = libc_syscall();
     uint64_t all = ~(uint64_t)0 & ~((uint64_t)3 << 31), saved = 0;
     sys(SYS_rt_sigprocmask, (long)SIG_SETMASK, &all, &saved, (long)sizeof all);
     __atomic_store_n(&loading_pid, raw_getpid(), __ATOMIC_SEQ_CST);
@@ -318,7 +325,8 @@ static int load_cut_by_fork(void) {
  * down: see zreap_preload_stand_down). errno is kept. */
 static const struct zreap_preload_core *need_core(void) {
     const struct zreap_preload_core *c = __atomic_load_n(&core, __ATOMIC_ACQUIRE);
-    if (c != NULL || mode == STUB_OFF || __atomic_load_n(&stood_down, __ATOMIC_SEQ_CST)) {
+    if (c != NULL || mode == STUB_OFF || __atomic_load_n(&stood_down, __ATOMIC_SEQ_CST) ||
+        __atomic_load_n(&load_failed, __ATOMIC_SEQ_CST)) {
         return c;
     }
     int saved = errno;
