@@ -9,6 +9,10 @@
  *   query          a SIGUSR1 handler asks for SIGCHLD's disposition while its
  *                  thread is inside sigaction(SIGCHLD): it must not wait for
  *                  its own thread.
+ *   set-in-handler  a SIGUSR1 handler installs a SIGCHLD handler while its
+ *                  thread is inside sigaction(SIGCHLD): it must not wait for
+ *                  its own thread, and the kernel must end running what
+ *                  sigaction reports.
  *   fork-in-handler  a SIGUSR1 handler forks while its thread is inside
  *                  sigaction(SIGCHLD); the child must end with the kernel
  *                  running what sigaction says, the disposition last set.
@@ -99,6 +103,42 @@ static int after_20000(long i) { return i + 1 == 20000; }
 
 static void query(void) { flip_pestered(query_usr1, after_20000); }
 
+/* Does the kernel run a handler for SIGCHLD exactly when sigaction reports
+ * on_chld? */
+static int kernel_runs_what_sigaction_says(void) {
+    struct sigaction record;
+    if (sigaction(SIGCHLD, NULL, &record) != 0) return 0;
+    struct {
+        void *handler;
+        unsigned long flags;
+        void *restorer;
+        unsigned long mask;
+    } kernel;
+    if (syscall(SYS_rt_sigaction, SIGCHLD, NULL, &kernel, 8) != 0) return 0;
+    int says_handler = record.sa_handler == on_chld;
+    int runs_handler = kernel.handler != (void *)SIG_DFL && kernel.handler != (void *)SIG_IGN;
+    return says_handler == runs_handler;
+}
+
+/* set-in-handler */
+static volatile sig_atomic_t sets_in_handler;
+
+static void set_usr1(int sig) {
+    (void)sig;
+    int saved = errno;
+    struct sigaction handler = {0};
+    handler.sa_handler = on_chld;
+    handler.sa_flags = SA_RESTART;
+    if (sigaction(SIGCHLD, &handler, NULL) == 0) sets_in_handler++;
+    errno = saved;
+}
+
+static void set_in_handler(void) {
+    flip_pestered(set_usr1, after_20000);
+    CHECK(sets_in_handler > 0);
+    CHECK(kernel_runs_what_sigaction_says());
+}
+
 /* fork-in-handler: the first child made by a SIGUSR1 handler takes the
  * shim's state over (its waitpid) inside the handler, then goes back to the
  * interrupted sigaction; after that flip it checks itself and exits. */
@@ -122,21 +162,12 @@ static void fork_usr1(int sig) {
     errno = saved;
 }
 
-/* In the child: does the kernel run what sigaction reports, and is that the
+/* In the child: is the kernel consistent with sigaction, and is that the
  * disposition the flip before this check set (`last_handler`)? */
 static int child_consistent(int last_handler) {
     struct sigaction record;
     if (sigaction(SIGCHLD, NULL, &record) != 0) return 0;
-    struct {
-        void *handler;
-        unsigned long flags;
-        void *restorer;
-        unsigned long mask;
-    } kernel;
-    if (syscall(SYS_rt_sigaction, SIGCHLD, NULL, &kernel, 8) != 0) return 0;
-    int says_handler = record.sa_handler == on_chld;
-    int runs_handler = kernel.handler != (void *)SIG_DFL && kernel.handler != (void *)SIG_IGN;
-    return says_handler == runs_handler && says_handler == last_handler;
+    return kernel_runs_what_sigaction_says() && (record.sa_handler == on_chld) == last_handler;
 }
 
 static int child_done_or_300_forks(long i) {
@@ -274,6 +305,7 @@ int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "";
     if (strcmp(what, "oneshot") == 0) oneshot();
     else if (strcmp(what, "query") == 0) query();
+    else if (strcmp(what, "set-in-handler") == 0) set_in_handler();
     else if (strcmp(what, "fork-in-handler") == 0) fork_in_handler();
     else if (strcmp(what, "fork-in-prepare") == 0 && argc > 2) {
         prepare_us = atol(argv[2]);
@@ -282,7 +314,7 @@ int main(int argc, char **argv) {
     else if (strcmp(what, "_Fork") == 0) underscore_fork();
     else if (strcmp(what, "errno") == 0) errno_kept();
     else {
-        fprintf(stderr, "usage: %s oneshot|query|fork-in-handler|fork-in-prepare MICROSECONDS|_Fork|errno\n", argv[0]);
+        fprintf(stderr, "usage: %s oneshot|query|set-in-handler|fork-in-handler|fork-in-prepare MICROSECONDS|_Fork|errno\n", argv[0]);
         return 2;
     }
     while (waitpid(-1, NULL, WNOHANG) > 0) {

@@ -25,7 +25,7 @@ struct ProgramAction {
     copies: [UnsafeCell<libc::sigaction>; 2],
 }
 
-// SAFETY: writers are serialised by WRITER and write only the copy that is not
+// SAFETY: writers are serialised by CHANGING and write only the copy that is not
 // current; readers retry when the version moved while they read.
 unsafe impl Sync for ProgramAction {}
 
@@ -34,12 +34,12 @@ static PROGRAM: ProgramAction = ProgramAction {
     // SAFETY: all-zero is SIG_DFL with no flags and an empty mask.
     copies: [UnsafeCell::new(unsafe { std::mem::zeroed() }), UnsafeCell::new(unsafe { std::mem::zeroed() })],
 };
-/// The thread (pthread_self) changing the disposition (the kernel's and the
-/// record) right now; 0: none. A forked child tells by it whether the writer
-/// was another thread of its parent (gone: the child finishes for it) or its
-/// own thread, interrupted by a signal handler that forked (it finishes the
-/// change itself once the handler returns).
-static WRITER: AtomicUsize = AtomicUsize::new(0);
+/// Set while a thread changes the disposition (the kernel's and the record),
+/// with every signal blocked in it: no handler runs on that thread meanwhile,
+/// so whoever finds it set waits for another thread, which finishes soon; a
+/// forked child that finds it set knows the writer is not in the child and
+/// finishes for it.
+static CHANGING: AtomicBool = AtomicBool::new(false);
 
 /// Whether the shim's handler is what the kernel runs for SIGCHLD.
 static OURS_INSTALLED: AtomicBool = AtomicBool::new(false);
@@ -157,39 +157,29 @@ pub unsafe fn set_program_action(act: *const libc::sigaction, old: *mut libc::si
         }
         return 0;
     }
-    let mut block: libc::sigset_t = unsafe { std::mem::zeroed() };
-    let mut saved: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: valid sigsets; blocks SIGCHLD in this thread so the handler
-    // cannot interrupt a write of the program's action here.
-    unsafe {
-        libc::sigemptyset(&mut block);
-        libc::sigaddset(&mut block, libc::SIGCHLD);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut saved);
-    }
-    let me = this_thread();
-    while WRITER.compare_exchange(0, me, SeqCst, SeqCst).is_err() {
-        std::thread::yield_now();
-    }
-    let previous = program_action();
-    // SAFETY: act is NULL or valid, per the contract.
-    let result = match unsafe { act.as_ref() } {
-        None => 0,
-        Some(new) => {
-            let kernel = kernel_action(new);
-            // SAFETY: kernel is a valid action.
-            let rc = unsafe { real::sigaction(libc::SIGCHLD, &kernel, std::ptr::null_mut()) };
-            if rc == 0 {
-                write_program_action(new);
-                OURS_INSTALLED.store(wants_ours(new), SeqCst);
-                CHANGED.fetch_add(1, SeqCst);
-                bare::futex_wake_all(&CHANGED);
-            }
-            rc
+    // Every signal is blocked while this thread holds CHANGING: a handler that
+    // ran here in the meantime and set SIGCHLD (or reset a one-shot one, or
+    // forked) would wait for its own thread for ever, or act on a half-made
+    // change.
+    let (previous, result) = zreap::sys::with_all_signals_blocked(|| {
+        while CHANGING.compare_exchange(false, true, SeqCst, SeqCst).is_err() {
+            std::thread::yield_now();
         }
-    };
-    WRITER.store(0, SeqCst);
-    // SAFETY: restores this thread's mask.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut()) };
+        let previous = program_action();
+        // SAFETY: act is not NULL, checked above, and valid per the contract.
+        let new = unsafe { &*act };
+        let kernel = kernel_action(new);
+        // SAFETY: kernel is a valid action.
+        let rc = unsafe { real::sigaction(libc::SIGCHLD, &kernel, std::ptr::null_mut()) };
+        if rc == 0 {
+            write_program_action(new);
+            OURS_INSTALLED.store(wants_ours(new), SeqCst);
+            CHANGED.fetch_add(1, SeqCst);
+            bare::futex_wake_all(&CHANGED);
+        }
+        CHANGING.store(false, SeqCst);
+        (previous, rc)
+    });
     ensure_reaper_thread();
     if result == 0 {
         // SAFETY: old is NULL or writable, per the contract.
@@ -200,14 +190,14 @@ pub unsafe fn set_program_action(act: *const libc::sigaction, old: *mut libc::si
     result
 }
 
-/// Publishes a new program disposition. Only with WRITER held.
+/// Publishes a new program disposition. Only with CHANGING held.
 fn write_program_action(action: &libc::sigaction) {
     let version = PROGRAM.version.load(SeqCst);
     let next = version.wrapping_add(1);
     // A reader that sees any of the writes below also sees the version that
     // made this copy the other one (pairs with the reader's fence).
     fence(Release);
-    // SAFETY: this copy is not current, and WRITER excludes other writers;
+    // SAFETY: this copy is not current, and CHANGING excludes other writers;
     // a reader still on it from before the last bump retries.
     unsafe { std::ptr::write_volatile(PROGRAM.copies[current_copy(next)].get(), *action) };
     PROGRAM.version.store(next, SeqCst);
@@ -384,11 +374,7 @@ pub fn forget_other_threads() {
             slot.store(0, SeqCst);
         }
     }
-    // Held by this very thread: a signal handler forked in the middle of its
-    // change, which goes on when the handler returns. Setting the kernel to
-    // the record now would undo a kernel change whose record comes after.
-    let writer = WRITER.load(SeqCst);
-    if writer != 0 && writer != this_thread() {
+    if CHANGING.load(SeqCst) {
         forget_parent_writer();
     }
 }
@@ -405,7 +391,7 @@ fn forget_parent_writer() {
     // SAFETY: sigaction is async-signal-safe; kernel is a valid action.
     unsafe { real::sigaction(libc::SIGCHLD, &kernel, std::ptr::null_mut()) };
     OURS_INSTALLED.store(wants_ours(&action), SeqCst);
-    WRITER.store(0, SeqCst);
+    CHANGING.store(false, SeqCst);
 }
 
 /// Waits until no reap is between the kernel and the store. Async-signal-safe.
@@ -577,18 +563,21 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
 /// disposition is now the default (unless another thread is setting a new
 /// one right now). Async-signal-safe.
 fn reset_one_shot(action: &libc::sigaction) {
-    if WRITER.compare_exchange(0, this_thread(), SeqCst, SeqCst).is_err() {
-        return;
-    }
-    let mut dfl = *action;
-    dfl.sa_sigaction = libc::SIG_DFL;
-    dfl.sa_flags &= !libc::SA_RESETHAND;
-    write_program_action(&dfl);
-    let kernel = kernel_action(&dfl);
-    // SAFETY: sigaction is async-signal-safe; kernel is valid.
-    unsafe { real::sigaction(libc::SIGCHLD, &kernel, std::ptr::null_mut()) };
-    OURS_INSTALLED.store(wants_ours(&dfl), SeqCst);
-    WRITER.store(0, SeqCst);
+    // All signals blocked while CHANGING is held, as in set_program_action.
+    zreap::sys::with_all_signals_blocked(|| {
+        if CHANGING.compare_exchange(false, true, SeqCst, SeqCst).is_err() {
+            return;
+        }
+        let mut dfl = *action;
+        dfl.sa_sigaction = libc::SIG_DFL;
+        dfl.sa_flags &= !libc::SA_RESETHAND;
+        write_program_action(&dfl);
+        let kernel = kernel_action(&dfl);
+        // SAFETY: sigaction is async-signal-safe; kernel is valid.
+        unsafe { real::sigaction(libc::SIGCHLD, &kernel, std::ptr::null_mut()) };
+        OURS_INSTALLED.store(wants_ours(&dfl), SeqCst);
+        CHANGING.store(false, SeqCst);
+    });
 }
 
 // ---------------------------------------------------------- the reaper thread

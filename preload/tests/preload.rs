@@ -529,19 +529,21 @@ fn a_core_load_that_found_no_free_fd_is_tried_again() {
 /// else happens at the same moment (see c-tests/shim_sigaction_races.c). Before
 /// a review's fixes: a one-shot handler that installed itself again lost the
 /// re-install (1 call of 3); a handler that queried SIGCHLD while its thread
-/// was inside sigaction(SIGCHLD) hung; a child forked by a handler while its
+/// was inside sigaction(SIGCHLD) hung, and one that set it hung in every run,
+/// in both modes, until the shim blocked every signal while it changes the
+/// disposition; a child forked by a handler while its
 /// thread was inside sigaction(SIGCHLD) could end with the kernel running
 /// another disposition than sigaction reported, or hang when that thread was
 /// loading the core; a child forked while another thread loaded the core
 /// crashed (3 runs in 10) or, made by _Fork, hung installing its first
 /// SIGCHLD handler (4 runs in 10); a waitpid answered by the core after it
-/// loaded kept errno only by
-/// luck (1 run in 10 changed it). Races that are not certain in one run are
-/// run several times.
+/// loaded kept errno only by luck (1 run in 10 changed it). Races that are not
+/// certain in one run are run several times.
 #[test]
 fn sigchld_changes_beside_forks_handlers_and_a_core_load() {
     let exe = build_c("c-tests/shim_sigaction_races.c");
-    let mut cases: Vec<Vec<String>> = ["oneshot", "query"].iter().map(|c| vec![c.to_string()]).collect();
+    let mut cases: Vec<Vec<String>> =
+        ["oneshot", "query", "set-in-handler"].iter().map(|c| vec![c.to_string()]).collect();
     for _ in 0..3 {
         cases.extend([vec!["fork-in-handler".into()], vec!["_Fork".into()], vec!["errno".into()]]);
         for us in ["20", "40", "60"] {
@@ -555,6 +557,7 @@ fn sigchld_changes_beside_forks_handlers_and_a_core_load() {
             &format!("shim_sigaction_races {args:?} under ZREAP_REAP=handler"),
         );
     }
+    run_ok(command(&exe, Shim::All).arg("set-in-handler"), "shim_sigaction_races set-in-handler under ZREAP_REAP=all");
 }
 
 #[test]
