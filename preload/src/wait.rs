@@ -16,9 +16,30 @@ fn want_for_pid(pid: pid_t) -> Want {
         -1 => Want::Any,
         // SAFETY: getpgrp cannot fail.
         0 => Want::Group(unsafe { libc::getpgrp() }),
-        p if p < -1 => Want::Group(-p),
+        p if p < -1 => Want::Group(p.wrapping_neg()),
         p => Want::Pid(p),
     }
+}
+
+/// The options wait4(2) accepts; any other bit is EINVAL.
+const WAIT4_OPTIONS: c_int =
+    libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED | libc::__WNOTHREAD | libc::__WCLONE | libc::__WALL;
+/// The options waitid(2) accepts; any other bit is EINVAL.
+const WAITID_OPTIONS: c_int = libc::WNOHANG
+    | libc::WNOWAIT
+    | libc::WEXITED
+    | libc::WSTOPPED
+    | libc::WCONTINUED
+    | libc::__WNOTHREAD
+    | libc::__WCLONE
+    | libc::__WALL;
+
+/// May a wait with these options be answered from the store? Not when the
+/// kernel would reject them (EINVAL), nor when they select "clone" children
+/// only (`__WCLONE` without `__WALL`): the shim stores only children whose
+/// exit signal is SIGCHLD, which such a wait never accepts.
+fn store_may_answer(options: c_int, valid: c_int) -> bool {
+    options & !valid == 0 && options & (libc::__WCLONE | libc::__WALL) != libc::__WCLONE
 }
 
 /// A stored exit for a wait4-style call, written out. Async-signal-safe.
@@ -83,9 +104,31 @@ fn kernel_waited(info: *const libc::siginfo_t, options: c_int) {
     }
 }
 
-/// Sleeps until the shim's handler ran again (or 100 ms passed).
-fn sleep_for_sigchld(seen: u32) {
-    zreap::sys::bare::futex_wait(&chld::WAKE, seen, Some(100));
+/// Sleeps until the shim's handler ran again, for a blocking wait that polls
+/// the kernel (`stops`: it takes stops or continues too, which with
+/// `SA_NOCLDSTOP` send no SIGCHLD). Returns false where the kernel's own wait
+/// would end with EINTR: a signal handler without `SA_RESTART` ran (the caller
+/// looks once more, then fails with EINTR); after one with it the sleep goes
+/// on, as the kernel's wait would. Where no SIGCHLD handler may tell of a
+/// change (stops, children that signal their parent otherwise, SIGCHLD
+/// blocked in this thread) it looks again every 100 ms instead, and ends only
+/// for a wake or a change.
+fn sleep_for_sigchld(seen: u32, stops: bool, options: c_int) -> bool {
+    if stops || options & (libc::__WALL | libc::__WCLONE) != 0 || sigchld_blocked_here() {
+        zreap::sys::bare::futex_wait(&chld::WAKE, seen, Some(100));
+        return true;
+    }
+    zreap::sys::bare::futex_wait_restartable(&chld::WAKE, seen)
+}
+
+/// Is SIGCHLD blocked in the calling thread? Async-signal-safe.
+fn sigchld_blocked_here() -> bool {
+    // SAFETY: an all-zero sigset_t is valid; the query changes no mask.
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) == 0
+            && libc::sigismember(&mask, libc::SIGCHLD) == 1
+    }
 }
 
 /// wait, waitpid, wait3 and wait4, interposed: all are this call.
@@ -93,7 +136,8 @@ fn sleep_for_sigchld(seen: u32) {
 /// # Safety
 /// `status` and `usage` are NULL or writable.
 pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
-    if !config::active() {
+    // INT_MIN: the kernel's ESRCH (its negation names no group).
+    if !config::active() || pid == pid_t::MIN || !store_may_answer(options, WAIT4_OPTIONS) {
         // SAFETY: forwarded as given.
         return unsafe { real::wait4(pid, status, options, usage) };
     }
@@ -131,6 +175,7 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
         }
         return got;
     }
+    let mut interrupted = false;
     loop {
         let seen = chld::WAKE.load(SeqCst);
         if let Some(got) = from_store(want, status, usage) {
@@ -151,7 +196,12 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
         if got != 0 || blocking_is_exact || options & libc::WNOHANG != 0 {
             return got;
         }
-        sleep_for_sigchld(seen);
+        if interrupted {
+            set_errno(libc::EINTR);
+            return -1;
+        }
+        let stops = options & (libc::WUNTRACED | libc::WCONTINUED) != 0;
+        interrupted = !sleep_for_sigchld(seen, stops, options);
     }
 }
 
@@ -197,7 +247,8 @@ pub(crate) unsafe fn waitid_impl(
         libc::P_PGID => Some(Want::Group(id as pid_t)),
         _ => None,
     };
-    let want = want.filter(|_| config::active() && options & libc::WEXITED != 0);
+    let want =
+        want.filter(|_| config::active() && options & libc::WEXITED != 0 && store_may_answer(options, WAITID_OPTIONS));
     let Some(want) = want else {
         // SAFETY: forwarded as given.
         return unsafe { real::waitid(idtype, id, info, options) };
@@ -226,6 +277,11 @@ pub(crate) unsafe fn waitid_impl(
         }
         return rc;
     }
+    // A NULL infop is allowed; a poll made for a blocking wait still needs
+    // one, to tell "nothing changed" from a child that did.
+    // SAFETY: siginfo_t is plain data; all-zero is a valid value.
+    let mut scratch: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let mut interrupted = false;
     loop {
         let seen = chld::WAKE.load(SeqCst);
         if stored(info) {
@@ -234,20 +290,26 @@ pub(crate) unsafe fn waitid_impl(
         }
         let blocking_is_exact = idtype == libc::P_PID || !chld::shim_reaps();
         let options_now = if blocking_is_exact { options } else { options | libc::WNOHANG };
-        // SAFETY: forwarded as given.
-        let rc = unsafe { real::waitid(idtype, id, info, options_now) };
+        let polled_into = if info.is_null() && options_now != options { &mut scratch as *mut _ } else { info };
+        // SAFETY: forwarded as given (or a local siginfo in place of NULL).
+        let rc = unsafe { real::waitid(idtype, id, polled_into, options_now) };
         if rc == 0 {
-            kernel_waited(info, options);
+            kernel_waited(polled_into, options);
         }
         if rc == -1 && errno() == libc::ECHILD {
             return look_again(saved, || stored(info).then_some(0)).unwrap_or(-1);
         }
         // SAFETY: waitid succeeded: si_pid is 0 when nothing changed state (WNOHANG).
-        let nothing = rc == 0 && !info.is_null() && unsafe { (*info).si_pid() } == 0;
+        let nothing = rc == 0 && !polled_into.is_null() && unsafe { (*polled_into).si_pid() } == 0;
         if rc != 0 || !nothing || blocking_is_exact || options & libc::WNOHANG != 0 {
             return rc;
         }
-        sleep_for_sigchld(seen);
+        if interrupted {
+            set_errno(libc::EINTR);
+            return -1;
+        }
+        let stops = options & (libc::WSTOPPED | libc::WCONTINUED) != 0;
+        interrupted = !sleep_for_sigchld(seen, stops, options);
     }
 }
 

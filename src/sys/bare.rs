@@ -138,6 +138,18 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout_ms: Option<u64>) {
     let _ = unsafe { syscall6(libc::SYS_futex, [word.as_ptr() as usize, op, expected as usize, timeout_ptr, 0, 0]) };
 }
 
+/// Waits on a futex word while it still holds `expected`, with no time limit,
+/// and restarts as a blocking system call does: after a signal handler
+/// installed with `SA_RESTART` the kernel goes on waiting, after one without
+/// it the wait ends. Returns false in that last case (EINTR), true on a wake
+/// or a changed value. Async-signal-safe.
+pub fn futex_wait_restartable(word: &AtomicU32, expected: u32) -> bool {
+    let op = (libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG) as usize;
+    // SAFETY: word is a valid aligned u32 for the call; no timeout.
+    let result = unsafe { syscall6(libc::SYS_futex, [word.as_ptr() as usize, op, expected as usize, 0, 0, 0]) };
+    result != Err(libc::EINTR)
+}
+
 /// Wakes every waiter on a futex word. Async-signal-safe.
 pub fn futex_wake_all(word: &AtomicU32) {
     let op = (libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG) as usize;
