@@ -4,7 +4,7 @@
 //! thread instead of a handler (a handler would make poll, select, sleep and
 //! other calls fail with EINTR where the default never does).
 
-use crate::store::STORE;
+use crate::store::{StoredExit, STORE};
 use crate::{config, log, real};
 use libc::{c_int, c_void};
 use std::cell::UnsafeCell;
@@ -277,9 +277,59 @@ fn is_exit(info: &libc::siginfo_t) -> bool {
 
 /// The first waitable child, left waitable (WNOWAIT), if it has exited
 /// (a ptrace stop ahead of it hides the rest until the tracer takes it).
+/// Where `signal`, the siginfo the kernel passed the handler, is that child's
+/// exit, a copy of it: it alone has the child's own CPU times. Otherwise
+/// waitid's siginfo, which has none, with si_utime and si_stime set from the
+/// child's resource usage (which also counts the descendants it waited for).
 /// Async-signal-safe.
-fn next_exited() -> Option<libc::siginfo_t> {
-    bare::waitid_info(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT).ok().flatten().filter(is_exit)
+fn next_exited(signal: *const libc::siginfo_t) -> Option<libc::siginfo_t> {
+    let (mut info, usage) = bare::waitid_usage(libc::P_ALL, 0, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+        .ok()
+        .flatten()
+        .filter(|(info, _)| is_exit(info))?;
+    // SAFETY: the kernel passes NULL or a valid siginfo; si_pid is valid for
+    // the exits is_exit accepts.
+    if let Some(signal) = unsafe { signal.as_ref() }.filter(|s| is_exit(s)) {
+        if unsafe { signal.si_pid() == info.si_pid() } {
+            return Some(*signal);
+        }
+    }
+    set_child_times(&mut info, &usage);
+    Some(info)
+}
+
+/// Sets a SIGCHLD siginfo's si_utime and si_stime, in clock ticks, to the
+/// user and system CPU times of `usage`. Async-signal-safe.
+fn set_child_times(info: &mut libc::siginfo_t, usage: &libc::rusage) {
+    /// The kernel's layout of a SIGCHLD siginfo's first fields.
+    #[repr(C)]
+    struct Chld {
+        signo: c_int,
+        errno: c_int,
+        code: c_int,
+        #[cfg(target_pointer_width = "64")]
+        pad: c_int,
+        pid: libc::pid_t,
+        uid: libc::uid_t,
+        status: c_int,
+        utime: libc::clock_t,
+        stime: libc::clock_t,
+    }
+    const _: () = assert!(std::mem::size_of::<Chld>() <= std::mem::size_of::<libc::siginfo_t>());
+    // SAFETY: getauxval reads the auxiliary vector the kernel gave the
+    // process; no lock, no allocation.
+    let hz = match unsafe { libc::getauxval(libc::AT_CLKTCK) } {
+        0 => 100,
+        hz => hz as i64,
+    };
+    let ticks = |t: &libc::timeval| (t.tv_sec * hz + t.tv_usec * hz / 1_000_000) as libc::clock_t;
+    let chld = (info as *mut libc::siginfo_t).cast::<Chld>();
+    // SAFETY: Chld fits in siginfo_t (checked above) and has its layout for
+    // SIGCHLD; info is a valid, writable siginfo.
+    unsafe {
+        (*chld).utime = ticks(&usage.ru_utime);
+        (*chld).stime = ticks(&usage.ru_stime);
+    }
 }
 
 /// Reaps `pid` if it is still a zombie and keeps its exit for the program's
@@ -468,9 +518,9 @@ fn reap_into_store_now(pid: libc::pid_t, what: &str) {
     let pgid = bare::getpgid(pid);
     // Read before the reap frees the pid: see [`child_pid_given`].
     let reaped = REAP_CLOCK.fetch_add(1, SeqCst);
-    if let Ok(Some(info)) = bare::waitid_info(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOHANG) {
+    if let Ok(Some((info, usage))) = bare::waitid_usage(libc::P_PID, pid as libc::id_t, libc::WEXITED | libc::WNOHANG) {
         log::event(what, pid, Some(wstatus_from_siginfo(&info)));
-        if let Some(dropped) = STORE.put(&info, pgid, reaped) {
+        if let Some(dropped) = STORE.put(&StoredExit { info, usage }, pgid, reaped) {
             log::event("dropped the stored exit of", dropped, None);
         }
         // A child made while this exit was between the kernel and the store
@@ -508,7 +558,7 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
     let mut reset = false;
     let mut calls = 0usize;
     while calls < crate::store::CAPACITY {
-        let Some(mut exited) = next_exited() else { break };
+        let Some(mut exited) = next_exited(info) else { break };
         // Stood down meanwhile (zreap's library, first used in another
         // thread while this handler ran): the child found may be one of the
         // library's, whose status its zwait must get. Read after the waitid
@@ -800,4 +850,25 @@ extern "C" fn reaper_on_bare_thread(_: *mut c_void) -> c_int {
 /// The reaper on a pthread, which glibc's `setuid` and friends keep in step.
 extern "C" fn reaper_on_pthread(_: *mut c_void) -> *mut c_void {
     reap_forever()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_child_times;
+
+    #[test]
+    fn child_times_land_where_libc_reads_them() {
+        // SAFETY: siginfo_t and rusage are plain data; all-zero is valid.
+        let (mut info, mut usage): (libc::siginfo_t, libc::rusage) = unsafe { std::mem::zeroed() };
+        usage.ru_utime = libc::timeval { tv_sec: 2, tv_usec: 500_000 };
+        usage.ru_stime = libc::timeval { tv_sec: 0, tv_usec: 30_000 };
+        set_child_times(&mut info, &usage);
+        // SAFETY: getauxval reads the auxiliary vector.
+        let hz = unsafe { libc::getauxval(libc::AT_CLKTCK) } as libc::clock_t;
+        // SAFETY: a siginfo laid out for SIGCHLD.
+        let (utime, stime) = unsafe { (info.si_utime(), info.si_stime()) };
+        assert_eq!((utime, stime), (hz * 5 / 2, hz * 3 / 100));
+        // SAFETY: as above.
+        assert_eq!(unsafe { (info.si_pid(), info.si_status()) }, (0, 0), "nothing else written");
+    }
 }

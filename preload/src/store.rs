@@ -26,14 +26,22 @@ pub trait Atomic<V>: Sync {
     fn fetch_max(&self, value: V, order: Ordering) -> V;
 }
 
+/// An exit the shim reaped: the child's siginfo, and its resource usage for
+/// `wait3`/`wait4`.
+#[derive(Clone, Copy)]
+pub struct StoredExit {
+    pub info: libc::siginfo_t,
+    pub usage: libc::rusage,
+}
+
 /// Where an entry keeps its exit.
-pub trait InfoCell {
+pub trait ExitCell {
     /// # Safety
     /// The caller has sole access to the cell (its entry is WRITING).
-    unsafe fn write(&self, info: &libc::siginfo_t);
+    unsafe fn write(&self, exit: &StoredExit);
     /// # Safety
     /// No one writes the cell meanwhile (its entry is TAKING).
-    unsafe fn read(&self) -> libc::siginfo_t;
+    unsafe fn read(&self) -> StoredExit;
 }
 
 /// The atomics a store is made of: std's in the shim, loom's in the model
@@ -43,7 +51,7 @@ pub trait Atomics {
     type I32: Atomic<i32>;
     type U64: Atomic<u64>;
     type Usize: Atomic<usize>;
-    type Info: InfoCell;
+    type Exit: ExitCell;
 }
 
 macro_rules! atomic {
@@ -81,15 +89,15 @@ impl Atomics for Std {
     type I32 = AtomicI32;
     type U64 = AtomicU64;
     type Usize = AtomicUsize;
-    type Info = UnsafeCell<libc::siginfo_t>;
+    type Exit = UnsafeCell<StoredExit>;
 }
 
-impl InfoCell for UnsafeCell<libc::siginfo_t> {
-    unsafe fn write(&self, info: &libc::siginfo_t) {
+impl ExitCell for UnsafeCell<StoredExit> {
+    unsafe fn write(&self, exit: &StoredExit) {
         // SAFETY: the caller has sole access, per this function's contract.
-        unsafe { *self.get() = *info };
+        unsafe { *self.get() = *exit };
     }
-    unsafe fn read(&self) -> libc::siginfo_t {
+    unsafe fn read(&self) -> StoredExit {
         // SAFETY: no one writes meanwhile, per this function's contract.
         unsafe { *self.get() }
     }
@@ -107,10 +115,10 @@ struct Entry<A: Atomics> {
     /// grow (an entry's refills have higher sequence numbers), so a mark
     /// needs no hold on the entry and a late one never hides a newer exit.
     stale: A::U64,
-    info: A::Info,
+    exit: A::Exit,
 }
 
-// SAFETY: `info` is only written in state WRITING and read in state TAKING,
+// SAFETY: `exit` is only written in state WRITING and read in state TAKING,
 // each held by one thread at a time through compare-and-swap.
 unsafe impl<A: Atomics> Sync for Entry<A> {}
 
@@ -123,8 +131,8 @@ impl Entry<Std> {
             seq: AtomicU64::new(0),
             reaped: AtomicU64::new(0),
             stale: AtomicU64::new(0),
-            // SAFETY: siginfo_t is plain data; all-zero is a valid value.
-            info: UnsafeCell::new(unsafe { std::mem::zeroed() }),
+            // SAFETY: siginfo_t and rusage are plain data; all-zero is valid.
+            exit: UnsafeCell::new(unsafe { std::mem::zeroed() }),
         }
     }
 }
@@ -190,7 +198,7 @@ impl<A: Atomics, const N: usize> Store<A, N> {
     /// the shim's reaps (taken before the reap, so before the kernel could
     /// give the pid to another process). When full, drops the oldest and
     /// returns its pid. Async-signal-safe.
-    pub fn put(&self, info: &libc::siginfo_t, pgid: libc::pid_t, reaped: u64) -> Option<libc::pid_t> {
+    pub fn put(&self, exit: &StoredExit, pgid: libc::pid_t, reaped: u64) -> Option<libc::pid_t> {
         let mut dropped = None;
         loop {
             let free = self
@@ -201,12 +209,12 @@ impl<A: Atomics, const N: usize> Store<A, N> {
             if let Some((index, entry)) = free {
                 self.high.fetch_max(index + 1, SeqCst);
                 // SAFETY: si_pid is valid for a SIGCHLD siginfo.
-                entry.pid.store(unsafe { info.si_pid() }, SeqCst);
+                entry.pid.store(unsafe { exit.info.si_pid() }, SeqCst);
                 entry.pgid.store(pgid, SeqCst);
                 entry.reaped.store(reaped, SeqCst);
                 entry.seq.store(self.next_seq.fetch_add(1, SeqCst), SeqCst);
-                // SAFETY: state WRITING gives this thread sole access to info.
-                unsafe { entry.info.write(info) };
+                // SAFETY: state WRITING gives this thread sole access to exit.
+                unsafe { entry.exit.write(exit) };
                 // Counted before it is FULL, so count never falls below the
                 // number of FULL entries and is_empty() never hides one.
                 self.count.fetch_add(1, SeqCst);
@@ -216,7 +224,7 @@ impl<A: Atomics, const N: usize> Store<A, N> {
             match self.take_oldest(Want::Any, true) {
                 Some((old, _)) => {
                     // SAFETY: a stored SIGCHLD siginfo.
-                    dropped = Some(unsafe { old.si_pid() });
+                    dropped = Some(unsafe { old.info.si_pid() });
                 }
                 None => return dropped,
             }
@@ -225,13 +233,13 @@ impl<A: Atomics, const N: usize> Store<A, N> {
 
     /// Takes (or with `peek`, copies) the oldest exit that `want` accepts.
     /// Async-signal-safe.
-    pub fn take(&self, want: Want, peek: bool) -> Option<libc::siginfo_t> {
-        self.take_with_seq(want, peek).map(|(info, _)| info)
+    pub fn take(&self, want: Want, peek: bool) -> Option<StoredExit> {
+        self.take_with_seq(want, peek).map(|(exit, _)| exit)
     }
 
     /// [`Store::take`], with the sequence number the exit was stored with.
     /// Async-signal-safe.
-    pub fn take_with_seq(&self, want: Want, peek: bool) -> Option<(libc::siginfo_t, u64)> {
+    pub fn take_with_seq(&self, want: Want, peek: bool) -> Option<(StoredExit, u64)> {
         if self.is_empty() {
             return None;
         }
@@ -255,7 +263,7 @@ impl<A: Atomics, const N: usize> Store<A, N> {
             .max()
     }
 
-    fn take_oldest(&self, want: Want, remove: bool) -> Option<(libc::siginfo_t, u64)> {
+    fn take_oldest(&self, want: Want, remove: bool) -> Option<(StoredExit, u64)> {
         let fresh_only = matches!(want, Want::Pid(_));
         let wanted = |e: &Entry<A>, seq: u64| {
             want.accepts_entry(e.pid.load(SeqCst), e.pgid.load(SeqCst), seq)
@@ -279,15 +287,15 @@ impl<A: Atomics, const N: usize> Store<A, N> {
                 oldest.state.store(FULL, SeqCst);
                 continue;
             }
-            // SAFETY: state TAKING gives this thread sole access to info.
-            let info = unsafe { oldest.info.read() };
+            // SAFETY: state TAKING gives this thread sole access to exit.
+            let exit = unsafe { oldest.exit.read() };
             if remove {
                 self.count.fetch_sub(1, SeqCst);
                 oldest.state.store(EMPTY, SeqCst);
             } else {
                 oldest.state.store(FULL, SeqCst);
             }
-            return Some((info, seq));
+            return Some((exit, seq));
         }
     }
 
@@ -381,7 +389,7 @@ impl<A: Atomics, const N: usize> Store<A, N> {
 /// cell in a store of two entries; producers and consumers as threads.
 #[cfg(all(test, zreap_loom))]
 mod loom_model {
-    use super::{Atomic, Atomics, Entry, InfoCell, Store, Want, EMPTY};
+    use super::{Atomic, Atomics, Entry, ExitCell, Store, StoredExit, Want, EMPTY};
     use loom::cell::UnsafeCell;
     use loom::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, AtomicUsize};
     use loom::sync::Arc;
@@ -439,15 +447,15 @@ mod loom_model {
         type I32 = AtomicI32;
         type U64 = AtomicU64;
         type Usize = AtomicUsize;
-        type Info = UnsafeCell<libc::siginfo_t>;
+        type Exit = UnsafeCell<StoredExit>;
     }
 
-    impl InfoCell for UnsafeCell<libc::siginfo_t> {
-        unsafe fn write(&self, info: &libc::siginfo_t) {
+    impl ExitCell for UnsafeCell<StoredExit> {
+        unsafe fn write(&self, exit: &StoredExit) {
             // SAFETY: the caller has sole access; loom checks it.
-            self.with_mut(|p| unsafe { *p = *info });
+            self.with_mut(|p| unsafe { *p = *exit });
         }
-        unsafe fn read(&self) -> libc::siginfo_t {
+        unsafe fn read(&self) -> StoredExit {
             // SAFETY: no one writes meanwhile; loom checks it.
             self.with(|p| unsafe { *p })
         }
@@ -456,7 +464,7 @@ mod loom_model {
     /// A store shared by the model's threads.
     struct Shared(Store<Loom, 2>);
 
-    // SAFETY: siginfo_t's pointers are plain data here; the store itself is Sync.
+    // SAFETY: siginfo_t's and rusage's fields are plain data here; the store itself is Sync.
     unsafe impl Send for Shared {}
 
     fn shared() -> Arc<Shared> {
@@ -467,8 +475,8 @@ mod loom_model {
             seq: AtomicU64::new(0),
             reaped: AtomicU64::new(0),
             stale: AtomicU64::new(0),
-            // SAFETY: siginfo_t is plain data; all-zero is a valid value.
-            info: UnsafeCell::new(unsafe { std::mem::zeroed() }),
+            // SAFETY: siginfo_t and rusage are plain data; all-zero is valid.
+            exit: UnsafeCell::new(unsafe { std::mem::zeroed() }),
         };
         Arc::new(Shared(Store {
             entries: std::array::from_fn(|_| entry()),
@@ -481,8 +489,9 @@ mod loom_model {
     /// An exit: (pid, status). The status tells exits of one pid apart.
     type Exit = (i32, i32);
 
-    /// The SIGCHLD siginfo of `exit` (the kernel's layout of its first fields).
-    fn siginfo((pid, status): Exit) -> libc::siginfo_t {
+    /// `exit` as stored: its SIGCHLD siginfo (the kernel's layout of its
+    /// first fields), no resource usage.
+    fn stored((pid, status): Exit) -> StoredExit {
         #[repr(C)]
         struct Chld {
             signo: i32,
@@ -508,21 +517,23 @@ mod loom_model {
         };
         // SAFETY: Chld is smaller than siginfo_t and info is writable.
         unsafe { std::ptr::write(&mut info as *mut libc::siginfo_t as *mut Chld, chld) };
-        assert_eq!(exit_of(&info), (pid, status));
-        info
+        // SAFETY: rusage is plain data; all-zero is a valid value.
+        let stored = StoredExit { info, usage: unsafe { std::mem::zeroed() } };
+        assert_eq!(exit_of(&stored), (pid, status));
+        stored
     }
 
-    fn exit_of(info: &libc::siginfo_t) -> Exit {
+    fn exit_of(stored: &StoredExit) -> Exit {
         // SAFETY: a SIGCHLD siginfo.
-        unsafe { (info.si_pid(), info.si_status()) }
+        unsafe { (stored.info.si_pid(), stored.info.si_status()) }
     }
 
     fn put(store: &Shared, exit: Exit) {
-        assert_eq!(store.0.put(&siginfo(exit), exit.0, 0), None, "nothing is dropped below capacity");
+        assert_eq!(store.0.put(&stored(exit), exit.0, 0), None, "nothing is dropped below capacity");
     }
 
     fn take(store: &Shared, want: Want) -> Option<Exit> {
-        let exit = store.0.take(want, false).map(|info| exit_of(&info));
+        let exit = store.0.take(want, false).map(|stored| exit_of(&stored));
         if let Some((pid, _)) = exit {
             assert!(want.accepts(pid, pid), "a wait got an exit it did not ask for");
         }
@@ -622,12 +633,12 @@ mod loom_model {
             put(&store, (5, 1));
             let peeker = {
                 let store = store.clone();
-                thread::spawn(move || store.0.take(Want::Pid(5), true).map(|info| exit_of(&info)))
+                thread::spawn(move || store.0.take(Want::Pid(5), true).map(|stored| exit_of(&stored)))
             };
             store.0.supersede(5, 1);
             let _ = peeker.join().unwrap();
             assert_eq!(
-                store.0.take(Want::Pid(5), true).map(|info| exit_of(&info)),
+                store.0.take(Want::Pid(5), true).map(|stored| exit_of(&stored)),
                 None,
                 "a peek hid the exit from supersede"
             );

@@ -54,18 +54,18 @@ fn look_again<T>(saved: c_int, look: impl FnOnce() -> Option<T>) -> Option<T> {
 }
 
 fn from_store(want: Want, status: *mut c_int, usage: *mut libc::rusage) -> Option<pid_t> {
-    let (info, seq) = STORE.take_with_seq(want, false)?;
+    let (exit, seq) = STORE.take_with_seq(want, false)?;
     // SAFETY: a stored SIGCHLD siginfo.
-    let pid = unsafe { info.si_pid() };
+    let pid = unsafe { exit.info.si_pid() };
     pidfd::delivered(pid, Some(seq));
-    let wstatus = wstatus_from_siginfo(&info);
+    let wstatus = wstatus_from_siginfo(&exit.info);
     // SAFETY: the program passed NULL or writable pointers.
     unsafe {
         if let Some(s) = status.as_mut() {
             *s = wstatus;
         }
         if let Some(u) = usage.as_mut() {
-            *u = std::mem::zeroed();
+            *u = exit.usage;
         }
     }
     log::event("returned the stored exit of", pid, Some(wstatus));
@@ -212,11 +212,11 @@ fn stored_into(want: Want, peek: bool, info: *mut libc::siginfo_t) -> bool {
         Some((found, seq)) => {
             if !peek {
                 // SAFETY: a stored SIGCHLD siginfo.
-                pidfd::delivered(unsafe { found.si_pid() }, Some(seq));
+                pidfd::delivered(unsafe { found.info.si_pid() }, Some(seq));
             }
             // SAFETY: the program passed a writable siginfo (or NULL).
             if let Some(out) = unsafe { info.as_mut() } {
-                *out = found;
+                *out = found.info;
             }
             true
         }

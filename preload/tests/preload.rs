@@ -573,6 +573,24 @@ fn popen_pclose_and_system_return_their_statuses() {
     }
 }
 
+/// The wait calls give what the kernel gives, also for exits the shim
+/// reaped first (see c-tests/shim_wait_semantics.c), with a SIGCHLD handler
+/// and at the default. Before a review's fixes, under the shim: options the
+/// kernel refuses returned the stored exit and used it up; __WCLONE got an
+/// ordinary child; waitpid(INT_MIN) panicked in the shim; waitid with a NULL
+/// infop returned at once without waiting; a wait cut by a handler without
+/// SA_RESTART never failed with EINTR (and one cut by a child's stop hung);
+/// wait3/wait4 reported no CPU time, nor did SIGCHLD's siginfo.
+#[test]
+fn waits_give_the_kernels_answers() {
+    let exe = build_c("c-tests/shim_wait_semantics.c");
+    for mode in MODES {
+        for disposition in ["handler", "default"] {
+            run_ok(command(&exe, mode).arg(disposition), &format!("shim_wait_semantics {disposition} {mode:?}"));
+        }
+    }
+}
+
 #[test]
 fn signalfd_program_behaves_as_without_the_shim() {
     let exe = build_c("c-tests/shim_signalfd.c");

@@ -110,11 +110,42 @@ const BARE_THREADS: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch
 /// None when nothing changed state (WNOHANG); Err(errno) on failure.
 /// Async-signal-safe.
 pub fn waitid_info(idtype: libc::idtype_t, id: libc::id_t, options: c_int) -> Result<Option<libc::siginfo_t>, c_int> {
+    waitid_into(idtype, id, options, std::ptr::null_mut())
+}
+
+/// [`waitid_info`], with the child's resource usage beside its siginfo: what
+/// `wait4` reports (the child's own and that of the descendants it waited
+/// for), also with WNOWAIT. Async-signal-safe.
+pub fn waitid_usage(
+    idtype: libc::idtype_t,
+    id: libc::id_t,
+    options: c_int,
+) -> Result<Option<(libc::siginfo_t, libc::rusage)>, c_int> {
+    // SAFETY: rusage is plain data; all-zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    Ok(waitid_into(idtype, id, options, &mut usage)?.map(|info| (info, usage)))
+}
+
+/// The raw waitid, whose fifth argument is the child's rusage (NULL: none).
+fn waitid_into(
+    idtype: libc::idtype_t,
+    id: libc::id_t,
+    options: c_int,
+    usage: *mut libc::rusage,
+) -> Result<Option<libc::siginfo_t>, c_int> {
     loop {
         // SAFETY: siginfo_t is plain data; all-zero is a valid value.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let args = [idtype as usize, id as usize, &mut info as *mut libc::siginfo_t as usize, options as usize, 0, 0];
-        // SAFETY: info is a valid, writable siginfo_t; the rusage argument is NULL.
+        let args = [
+            idtype as usize,
+            id as usize,
+            &mut info as *mut libc::siginfo_t as usize,
+            options as usize,
+            usage as usize,
+            0,
+        ];
+        // SAFETY: info is a valid, writable siginfo_t; usage is NULL or a
+        // writable rusage.
         match unsafe { syscall6(libc::SYS_waitid, args) } {
             Err(libc::EINTR) => continue,
             Err(errno) => return Err(errno),
