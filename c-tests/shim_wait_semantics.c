@@ -14,13 +14,15 @@
  *              has no SA_RESTART fails with EINTR; with SA_RESTART it goes
  *              on and returns the child; and with a SIGCHLD handler without
  *              SA_RESTART, a child's stop (which the wait does not accept)
- *              cuts it with EINTR.
+ *              cuts it with EINTR; a wait for any child goes on when
+ *              another thread sets SIGCHLD back to its default meanwhile.
  *   rusage     wait4 and wait3 report the CPU time of a child that burnt
  *              some, and SIGCHLD's siginfo does too (si_utime + si_stime).
  */
 #include "ctest.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -137,12 +139,32 @@ static void cut_by_stop(void) {
     waits_for(pid, 6);
 }
 
+static void *set_default_soon(void *unused) {
+    (void)unused;
+    ctest_sleep_ms(150);
+    set_handler(SIGCHLD, SIG_DFL, 0);
+    return NULL;
+}
+
+static void handler_removed(void) {
+    set_handler(SIGCHLD, no_op, SA_RESTART);
+    pid_t pid = sleeping_child(400, 7);
+    pthread_t setter;
+    CHECK(pthread_create(&setter, NULL, set_default_soon, NULL) == 0);
+    int status = -1;
+    CHECK(waitpid(-1, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+    CHECK(pthread_join(setter, NULL) == 0);
+    set_sigchld();
+}
+
 static void eintr(void) {
     for (int by_waitid = 0; by_waitid < 2; by_waitid++) {
         cut_by_alarm(0, by_waitid);
         cut_by_alarm(1, by_waitid);
     }
     cut_by_stop();
+    handler_removed();
 }
 
 static long long cpu_ms(const struct rusage *usage) {

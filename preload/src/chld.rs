@@ -176,6 +176,10 @@ pub unsafe fn set_program_action(act: *const libc::sigaction, old: *mut libc::si
             OURS_INSTALLED.store(wants_ours(new), SeqCst);
             CHANGED.fetch_add(1, SeqCst);
             bare::futex_wake_all(&CHANGED);
+            // A wait polling for the shim's handler looks again: with it
+            // gone, the kernel's own wait is the exact one.
+            WAKE.fetch_add(1, SeqCst);
+            bare::futex_wake_all(&WAKE);
         }
         CHANGING.store(false, SeqCst);
         (previous, rc)
