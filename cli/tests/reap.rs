@@ -633,3 +633,25 @@ fn an_ignored_signal_held_back_does_not_interrupt_epoll_wait() {
     p.stdin.as_mut().unwrap().write_all(b"x").unwrap();
     assert_eq!(p.result(), "result epoll_wait 1 0 rt 0 0");
 }
+
+#[test]
+fn a_signal_that_ends_zreap_mid_reap_waits_until_the_parent_is_restored() {
+    let mut p = Parent::start("read", 2000);
+    wait_state(p.pid, "S");
+    let mut z = Reaping::start(p.pid);
+    z.reaped(&p, 1);
+    // SAFETY: kill on zreap's pid.
+    assert_eq!(unsafe { libc::kill(z.child.id() as i32, libc::SIGUSR1) }, 0);
+    let out = z.output();
+    let (stdout, stderr) = text(&out);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGUSR1), "{stdout}\n{stderr}");
+    // It finished and said so first.
+    check_reaped(&p, &stdout);
+    assert_eq!(zombies_of(p.pid), Vec::<i32>::new());
+    assert_eq!(status_line(p.pid, "TracerPid"), "TracerPid:\t0");
+    // The parent's read() goes on as before.
+    p.assert_silent(Duration::from_millis(300));
+    p.stdin.as_mut().unwrap().write_all(b"x").unwrap();
+    assert_eq!(p.result(), "result read 1 0 rt 0 0");
+}
