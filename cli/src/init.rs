@@ -164,6 +164,14 @@ fn inherited_fds() -> Vec<RawFd> {
 struct Exec {
     candidates: Vec<CString>,
     argv: Vec<CString>,
+    /// `/bin/sh` and its argv for a candidate that is a script without
+    /// `#!`, as execvp(3) runs it: `/bin/sh`, the candidate (set in the
+    /// child), CMD's arguments, NULL.
+    sh: CString,
+    sh_argv: Vec<*const libc::c_char>,
+    /// fd 0 is the controlling terminal of a session the init leads (a
+    /// container's init): `--setsid` may take it from that session.
+    take_tty: bool,
     env: Vec<CString>,
     /// Index in `env` of `LISTEN_PID`, and the buffer its value is written
     /// to in the child: `LISTEN_PID=` and room for the digits and NUL.
@@ -201,7 +209,15 @@ impl Exec {
                 env.push(cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat())?);
             }
         }
-        Ok(Exec { candidates, argv, env, listen_pid })
+        let sh = cstr(b"/bin/sh")?;
+        let sh_argv = [sh.as_ptr(), std::ptr::null()]
+            .into_iter()
+            .chain(argv[1..].iter().map(|a| a.as_ptr()))
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        // SAFETY: tcgetsid on fd 0; it fails unless fd 0 is our controlling terminal.
+        let take_tty = unsafe { libc::tcgetsid(0) } == me;
+        Ok(Exec { candidates, argv, sh, sh_argv, take_tty, env, listen_pid })
     }
 }
 
@@ -239,11 +255,13 @@ fn child(
     match mode {
         Mode::Setsid => {
             // Take the terminal the init had as controlling terminal (fails
-            // harmlessly without one). When it is the controlling terminal of
-            // the init's session, only a process with CAP_SYS_ADMIN may take
-            // it over (argument 1).
+            // harmlessly without one, or when it is another session's). When
+            // it is the controlling terminal of the session the init leads,
+            // only a process with CAP_SYS_ADMIN may take it over (argument
+            // 1); never from a session the init does not lead: the caller's
+            // shell would lose its terminal.
             // SAFETY: an ioctl on fd 0 with an integer argument.
-            if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
+            if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 && exec.take_tty {
                 // SAFETY: as above.
                 unsafe { libc::ioctl(0, libc::TIOCSCTTY, 1) };
             }
@@ -270,14 +288,32 @@ fn child(
     }
     // SAFETY: a valid set; this thread is the whole process now.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &inherited.mask, std::ptr::null_mut()) };
+    // execvp(3)'s search: the next candidate after these errors, the error
+    // at once after any other; EACCES is reported if any candidate gave it.
     let mut errno = libc::ENOENT;
     for path in &exec.candidates {
         // SAFETY: NUL-terminated path, argv and envp arrays prepared before the fork.
         unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
         // SAFETY: reading errno.
-        let e = unsafe { *libc::__errno_location() };
-        if e != libc::ENOENT && e != libc::ENOTDIR && errno != libc::EACCES {
-            errno = e;
+        let mut e = unsafe { *libc::__errno_location() };
+        if e == libc::ENOEXEC {
+            exec.sh_argv[1] = path.as_ptr();
+            // SAFETY: as above; sh_argv was prepared before the fork.
+            unsafe { libc::execve(exec.sh.as_ptr(), exec.sh_argv.as_ptr(), envp.as_ptr()) };
+            // SAFETY: reading errno.
+            e = unsafe { *libc::__errno_location() };
+        }
+        match e {
+            libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {
+                if errno != libc::EACCES {
+                    errno = e;
+                }
+            }
+            libc::EACCES => errno = e,
+            _ => {
+                errno = e;
+                break;
+            }
         }
     }
     let bytes = errno.to_ne_bytes();

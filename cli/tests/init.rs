@@ -639,3 +639,69 @@ fn a_fault_in_the_init_is_not_forwarded() {
     reap_pids(&cmd);
     assert!(alive, "CMD did not survive the init's fault: it was forwarded a signal");
 }
+
+/// A fresh directory for one test's files.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("zreap-init-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_script_without_shebang_runs_with_sh_and_the_path_search_stops_as_execvp_does() {
+    use std::os::unix::fs::PermissionsExt;
+    become_subreaper();
+    let dir = scratch("enoexec");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for d in [&a, &b] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let script = a.join("prog");
+    std::fs::write(&script, "echo \"sh ran $0 $1\"; exit 5\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = init_out(&["--reap", "off", "--", script.to_str().unwrap(), "x"]);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("sh ran {} x\n", script.display()));
+    // Found through PATH, under each personality.
+    for name in ["tini", "dumb-init"] {
+        let out = run_with_deadline(Command::new(persona(name)).args(["prog", "y"]).env("PATH", &a), LIMIT);
+        assert_eq!(out.status.code(), Some(5), "{name}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("sh ran {} y\n", script.display()), "{name}");
+    }
+    // A symbolic link loop first in PATH ends the search (ELOOP), as in execvp.
+    std::os::unix::fs::symlink("prog", b.join("prog")).unwrap();
+    let path = format!("{}:{}", b.display(), a.display());
+    let out = run_with_deadline(Command::new(zreap()).args(["init", "--reap", "off", "--", "prog"]).env("PATH", path), LIMIT);
+    assert_eq!(out.status.code(), Some(126), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Too many levels of symbolic links"), "{out:?}");
+    assert!(out.stdout.is_empty(), "the search went on past the loop: {out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A shell leads a session on a pty and runs an init in `--setsid` mode from
+/// it (as a child, or as the leader of a session of its own without a
+/// controlling terminal): the shell keeps its terminal. As root the init
+/// could take it (TIOCSCTTY with argument 1).
+#[test]
+fn setsid_mode_leaves_the_callers_terminal_alone() {
+    let dumb = persona("dumb-init");
+    let zreap = zreap();
+    let (z, d) = (zreap.to_str().unwrap(), dumb.to_str().unwrap());
+    let runs: [&[&str]; 4] = [
+        &[z, "init", "--reap", "off", "--setsid", "--", "true"],
+        &[d, "true"],
+        &["setsid", "-w", z, "init", "--reap", "off", "--setsid", "--", "true"],
+        &["setsid", "-w", d, "true"],
+    ];
+    for run in runs {
+        let mut args = vec!["-c", "\"$@\"; echo \"rc $? tty $(ps -o tty= -p $$)\"", "sh"];
+        args.extend_from_slice(run);
+        let mut pty = Pty::spawn(std::path::Path::new("sh"), &args);
+        assert_eq!(pty.wait().and_then(|s| s.code()), Some(0), "{run:?}: {:?}", pty.output());
+        let out = pty.output();
+        assert!(out.contains("rc 0 tty pts/"), "{run:?}: the shell lost its terminal: {out:?}");
+    }
+    let _ = std::fs::remove_dir_all(dumb.parent().unwrap());
+}
+
