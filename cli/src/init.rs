@@ -47,6 +47,8 @@ pub struct InitConfig {
     pub remap: Vec<i32>,
     /// Signal rewrites (from, to); to = 0 drops.
     pub rewrite: Vec<(i32, i32)>,
+    /// The exit code when CMD cannot be executed, from the errno.
+    pub exec_failure: fn(i32) -> i32,
     /// On CMD's exit, TERM then KILL to what is left of its group or session.
     pub kill_group: bool,
     pub grace: Duration,
@@ -58,7 +60,7 @@ pub struct InitConfig {
 
 impl InitConfig {
     /// The defaults of every peer: no rewrite, remap or kill of leftovers, a
-    /// 5 s grace, quiet.
+    /// shell's exec failure codes, a 5 s grace, quiet.
     pub fn new(name: &str, mode: Mode, cmd: Vec<OsString>) -> InitConfig {
         InitConfig {
             name: name.into(),
@@ -67,12 +69,22 @@ impl InitConfig {
             parent_death: None,
             remap: Vec::new(),
             rewrite: Vec::new(),
+            exec_failure: shell_exec_failure,
             kill_group: false,
             grace: Duration::from_secs(5),
             warn_reaped: false,
             verbose: 0,
             cmd,
         }
+    }
+}
+
+/// A shell's exit code for a command it cannot execute: 127 not found, 126 otherwise.
+pub fn shell_exec_failure(errno: i32) -> i32 {
+    if errno == libc::ENOENT {
+        127
+    } else {
+        126
     }
 }
 
@@ -598,8 +610,7 @@ fn start(cfg: &InitConfig, inherited: &Inherited) -> Result<i32, (std::io::Error
     if n == 4 {
         let errno = i32::from_ne_bytes(buf);
         let _ = zreap::wait(pid);
-        let code = if errno == libc::ENOENT { 127 } else { 126 };
-        return Err((std::io::Error::from_raw_os_error(errno), code));
+        return Err((std::io::Error::from_raw_os_error(errno), (cfg.exec_failure)(errno)));
     }
     Ok(pid)
 }

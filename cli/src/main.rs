@@ -217,6 +217,7 @@ fn main() {
                     name: "zreap init".into(),
                     mode,
                     env,
+                    exec_failure: init::shell_exec_failure,
                     parent_death: pdeathsig,
                     remap,
                     rewrite: rewrites,

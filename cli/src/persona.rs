@@ -90,6 +90,12 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> Option<i32> {
             }
             InitConfig {
                 parent_death: t.pdeathsig,
+                // tini: 127 not found, 126 not permitted, 1 otherwise.
+                exec_failure: |errno| match errno {
+                    libc::ENOENT => 127,
+                    libc::EACCES => 126,
+                    _ => 1,
+                },
                 remap: t.remap,
                 warn_reaped: t.warn,
                 verbose,
@@ -108,6 +114,8 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> Option<i32> {
             InitConfig {
                 rewrite,
                 verbose,
+                // dumb-init's child exits 2 when execvp fails.
+                exec_failure: |_| 2,
                 ..InitConfig::new("[dumb-init]", if setsid { Mode::Setsid } else { Mode::Single }, d.cmd)
             }
         }

@@ -437,9 +437,11 @@ read -r line <&"${COPROC[0]}"; echo "$line $COPROC_PID""#;
     assert!(got, "CMD never got the init's parent-death signal: {out:?}");
 }
 
-/// A symlink named `name` to zreap, in a fresh directory.
+/// A symlink named `name` to zreap, in a fresh directory of its own.
 fn persona(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("zreap-persona-{}-{name}", std::process::id()));
+    static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("zreap-persona-{}-{n}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let link = dir.join(name);
     let _ = std::fs::remove_file(&link);
@@ -665,7 +667,9 @@ fn a_script_without_shebang_runs_with_sh_and_the_path_search_stops_as_execvp_doe
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("sh ran {} x\n", script.display()));
     // Found through PATH, under each personality.
     for name in ["tini", "dumb-init"] {
-        let out = run_with_deadline(Command::new(persona(name)).args(["prog", "y"]).env("PATH", &a), LIMIT);
+        let peer = persona(name);
+        let out = run_with_deadline(Command::new(&peer).args(["prog", "y"]).env("PATH", &a), LIMIT);
+        let _ = std::fs::remove_dir_all(peer.parent().unwrap());
         assert_eq!(out.status.code(), Some(5), "{name}: {out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("sh ran {} y\n", script.display()), "{name}");
     }
@@ -703,5 +707,34 @@ fn setsid_mode_leaves_the_callers_terminal_alone() {
         assert!(out.contains("rc 0 tty pts/"), "{run:?}: the shell lost its terminal: {out:?}");
     }
     let _ = std::fs::remove_dir_all(dumb.parent().unwrap());
+}
+
+#[test]
+fn exec_failures_exit_as_the_peers_do() {
+    become_subreaper();
+    let dir = scratch("execfail");
+    let looping = dir.join("loop");
+    std::os::unix::fs::symlink("loop", &looping).unwrap();
+    let looping = looping.to_str().unwrap();
+    let missing = "/nonexistent/cmd";
+    let code = |prog: &std::path::Path, args: &[&str]| run_with_deadline(Command::new(prog).args(args), LIMIT).status.code();
+    // zreap init: 127 not found, 126 otherwise (as a shell).
+    assert_eq!(code(&zreap(), &["init", "--reap", "off", "--", missing]), Some(127));
+    assert_eq!(code(&zreap(), &["init", "--reap", "off", "--", looping]), Some(126));
+    // tini: 127 not found, 126 not permitted, 1 otherwise.
+    let tini = persona("tini");
+    assert_eq!(code(&tini, &["--", missing]), Some(127));
+    assert_eq!(code(&tini, &["--", "/"]), Some(126));
+    assert_eq!(code(&tini, &["--", looping]), Some(1));
+    // dumb-init: 2 whatever the error.
+    let dumb = persona("dumb-init");
+    for cmd in [missing, "/", looping] {
+        assert_eq!(code(&dumb, &[cmd]), Some(2), "dumb-init {cmd}");
+        assert_eq!(code(&dumb, &["-c", cmd]), Some(2), "dumb-init -c {cmd}");
+    }
+    for p in [tini, dumb] {
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
