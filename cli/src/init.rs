@@ -45,7 +45,7 @@ pub struct InitConfig {
     pub parent_death: Option<Signal>,
     /// CMD exit codes reported as 0.
     pub remap: Vec<i32>,
-    /// Signal rewrites (from, to); to = 0 drops.
+    /// Signal rewrites (from, to); to = 0 drops; the last for a signal wins.
     pub rewrite: Vec<(i32, i32)>,
     /// The exit code when CMD cannot be executed, from the errno.
     pub exec_failure: fn(i32) -> i32,
@@ -59,8 +59,9 @@ pub struct InitConfig {
 }
 
 impl InitConfig {
-    /// The defaults of every peer: no rewrite, remap or kill of leftovers, a
-    /// shell's exec failure codes, a 5 s grace, quiet.
+    /// The defaults of every peer: the job-control rewrites of `mode`, no
+    /// remap or kill of leftovers, a shell's exec failure codes, a 5 s
+    /// grace, quiet.
     pub fn new(name: &str, mode: Mode, cmd: Vec<OsString>) -> InitConfig {
         InitConfig {
             name: name.into(),
@@ -68,7 +69,7 @@ impl InitConfig {
             env: Vec::new(),
             parent_death: None,
             remap: Vec::new(),
-            rewrite: Vec::new(),
+            rewrite: job_control_rewrites(mode),
             exec_failure: shell_exec_failure,
             kill_group: false,
             grace: Duration::from_secs(5),
@@ -76,6 +77,17 @@ impl InitConfig {
             verbose: 0,
             cmd,
         }
+    }
+}
+
+/// The rewrites of TSTP, TTIN and TTOU in `mode`. `Setsid`: forwarded as
+/// STOP (dumb-init). `Child`, `Group`: TTIN and TTOU dropped, as tini and
+/// catatonit ignore them.
+pub fn job_control_rewrites(mode: Mode) -> Vec<(i32, i32)> {
+    match mode {
+        Mode::Setsid => [libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN].map(|s| (s, libc::SIGSTOP)).to_vec(),
+        Mode::Child | Mode::Group => vec![(libc::SIGTTIN, 0), (libc::SIGTTOU, 0)],
+        Mode::Single => Vec::new(),
     }
 }
 
@@ -395,12 +407,27 @@ impl Loop<'_> {
         }
     }
 
-    /// Forwards (or drops) one signal read from the signalfd.
+    /// Forwards (or drops) one signal read from the signalfd; in `Setsid`
+    /// and `Single` modes TSTP, TTIN and TTOU suspend the init too, as
+    /// dumb-init does in both its modes: a shell waiting for the init sees
+    /// the job stop. SIGCONT resumes it.
     fn forward(&self, sig: i32, code: i32) {
-        let cfg = self.cfg;
         if sig == libc::SIGCHLD {
             return;
         }
+        self.send(sig, code);
+        if matches!(self.cfg.mode, Mode::Setsid | Mode::Single)
+            && [libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN].contains(&sig)
+        {
+            self.debug(1, || "suspending self".into());
+            // SAFETY: stopping ourselves.
+            unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
+        }
+    }
+
+    /// Sends one signal on to CMD or its group, rewritten, unless dropped.
+    fn send(&self, sig: i32, code: i32) {
+        let cfg = self.cfg;
         let terminal = [libc::SIGINT, libc::SIGQUIT, libc::SIGTSTP, libc::SIGWINCH].contains(&sig);
         if cfg.mode == Mode::Single && code == libc::SI_KERNEL && terminal {
             self.debug(1, || format!("not forwarding SIG{}: the terminal sent it to CMD too", name(sig)));
@@ -418,12 +445,6 @@ impl Loop<'_> {
         self.debug(1, || format!("forwarding SIG{} as SIG{} to {target}", name(sig), name(to)));
         // SAFETY: kill with a pid or group of ours and a valid signal.
         unsafe { libc::kill(target, to) };
-        if cfg.mode == Mode::Setsid && [libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN].contains(&sig) {
-            // dumb-init's job control: suspend ourselves too, resumed by SIGCONT.
-            self.debug(1, || "suspending self".into());
-            // SAFETY: stopping ourselves.
-            unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
-        }
     }
 
     /// Serves signals and exits until CMD has ended (or, paused, until

@@ -105,10 +105,8 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> Option<i32> {
         "dumb-init" => {
             let d: DumbInit = parse(args);
             let setsid = !d.single_child && std::env::var("DUMB_INIT_SETSID").map_or(true, |v| v != "0");
-            let mut rewrite = Vec::new();
-            if setsid {
-                rewrite.extend([libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN].map(|s| (s, libc::SIGSTOP)));
-            }
+            let mode = if setsid { Mode::Setsid } else { Mode::Single };
+            let mut rewrite = init::job_control_rewrites(mode);
             rewrite.extend(d.rewrite);
             let verbose = u8::from(d.verbose || std::env::var("DUMB_INIT_DEBUG").is_ok_and(|v| v == "1"));
             InitConfig {
@@ -116,7 +114,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> Option<i32> {
                 verbose,
                 // dumb-init's child exits 2 when execvp fails.
                 exec_failure: |_| 2,
-                ..InitConfig::new("[dumb-init]", if setsid { Mode::Setsid } else { Mode::Single }, d.cmd)
+                ..InitConfig::new("[dumb-init]", mode, d.cmd)
             }
         }
         "catatonit" => {

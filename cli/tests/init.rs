@@ -676,7 +676,8 @@ fn a_script_without_shebang_runs_with_sh_and_the_path_search_stops_as_execvp_doe
     // A symbolic link loop first in PATH ends the search (ELOOP), as in execvp.
     std::os::unix::fs::symlink("prog", b.join("prog")).unwrap();
     let path = format!("{}:{}", b.display(), a.display());
-    let out = run_with_deadline(Command::new(zreap()).args(["init", "--reap", "off", "--", "prog"]).env("PATH", path), LIMIT);
+    let out =
+        run_with_deadline(Command::new(zreap()).args(["init", "--reap", "off", "--", "prog"]).env("PATH", path), LIMIT);
     assert_eq!(out.status.code(), Some(126), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Too many levels of symbolic links"), "{out:?}");
     assert!(out.stdout.is_empty(), "the search went on past the loop: {out:?}");
@@ -717,7 +718,8 @@ fn exec_failures_exit_as_the_peers_do() {
     std::os::unix::fs::symlink("loop", &looping).unwrap();
     let looping = looping.to_str().unwrap();
     let missing = "/nonexistent/cmd";
-    let code = |prog: &std::path::Path, args: &[&str]| run_with_deadline(Command::new(prog).args(args), LIMIT).status.code();
+    let code =
+        |prog: &std::path::Path, args: &[&str]| run_with_deadline(Command::new(prog).args(args), LIMIT).status.code();
     // zreap init: 127 not found, 126 otherwise (as a shell).
     assert_eq!(code(&zreap(), &["init", "--reap", "off", "--", missing]), Some(127));
     assert_eq!(code(&zreap(), &["init", "--reap", "off", "--", looping]), Some(126));
@@ -738,3 +740,83 @@ fn exec_failures_exit_as_the_peers_do() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `sh -c` CMD that reports TTIN and TTOU and exits 0 on SIGRTMIN+1.
+fn job_control_reporter() -> String {
+    format!(
+        "trap 'echo got TTIN' TTIN; trap 'echo got TTOU' TTOU; trap 'exit 0' {}; echo started; \
+         while :; do sleep 0.05; done",
+        libc::SIGRTMIN() + 1
+    )
+}
+
+/// tini (and zreap's own default and `-g`) ignore TTIN and TTOU sent to the
+/// init, as tini and catatonit do; the rest is forwarded.
+#[test]
+fn tini_modes_do_not_forward_ttin_and_ttou() {
+    become_subreaper();
+    let tini = persona("tini");
+    let zreap = zreap();
+    let runs: [(&std::path::Path, &[&str]); 3] = [
+        (&zreap, &["init", "--reap", "off", "--"]),
+        (&zreap, &["init", "--reap", "off", "-g", "--"]),
+        (&tini, &["--"]),
+    ];
+    for (prog, args) in runs {
+        let mut child = Command::new(prog)
+            .args(args)
+            .args(["sh", "-c", &job_control_reporter()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 8];
+        stdout.read_exact(&mut first).unwrap();
+        for sig in [libc::SIGTTIN, libc::SIGTTOU, libc::SIGRTMIN() + 1] {
+            // SAFETY: signal our own child.
+            unsafe { libc::kill(child.id() as i32, sig) };
+        }
+        let status = wait_or_kill(&mut child, LIMIT);
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{args:?}: {rest:?}");
+        assert_eq!(rest, "", "{args:?}: TTIN or TTOU forwarded");
+    }
+    let _ = std::fs::remove_dir_all(tini.parent().unwrap());
+}
+
+/// dumb-init suspends itself on TSTP, TTIN and TTOU in single-child mode
+/// too: a shell waiting for the init sees the job stop.
+#[test]
+fn single_mode_job_control_suspends_the_init() {
+    become_subreaper();
+    let dumb = persona("dumb-init");
+    let zreap = zreap();
+    let runs: [(&std::path::Path, &[&str]); 2] =
+        [(&zreap, &["init", "--reap", "off", "--single", "--"]), (&dumb, &["-c"])];
+    for (prog, args) in runs {
+        for sig in [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
+            let mut child = Command::new(prog)
+                .args(args)
+                .args(["sh", "-c", "echo started $$; exec sleep 30"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let line = common::first_line(child.stdout.take().unwrap(), LIMIT).unwrap_or_default();
+            let cmd: i32 = line.trim().strip_prefix("started ").and_then(|p| p.parse().ok()).expect("started PID");
+            let init = child.id() as i32;
+            // SAFETY: signal our own child.
+            unsafe { libc::kill(init, sig) };
+            await_state(init, 'T');
+            await_state(cmd, 'T');
+            // SAFETY: as above.
+            unsafe { libc::kill(init, libc::SIGCONT) };
+            await_state(cmd, 'S');
+            // SAFETY: as above.
+            unsafe { libc::kill(init, libc::SIGTERM) };
+            assert_eq!(wait_or_kill(&mut child, LIMIT).and_then(|s| s.code()), Some(143), "{args:?} {sig}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dumb.parent().unwrap());
+}
