@@ -45,8 +45,10 @@ pub struct InitConfig {
     pub parent_death: Option<Signal>,
     /// CMD exit codes reported as 0.
     pub remap: Vec<i32>,
-    /// Signal rewrites (from, to); to = 0 drops.
+    /// Signal rewrites (from, to); to = 0 drops; the last for a signal wins.
     pub rewrite: Vec<(i32, i32)>,
+    /// The exit code when CMD cannot be executed, from the errno.
+    pub exec_failure: fn(i32) -> i32,
     /// On CMD's exit, TERM then KILL to what is left of its group or session.
     pub kill_group: bool,
     pub grace: Duration,
@@ -57,8 +59,9 @@ pub struct InitConfig {
 }
 
 impl InitConfig {
-    /// The defaults of every peer: no rewrite, remap or kill of leftovers, a
-    /// 5 s grace, quiet.
+    /// The defaults of every peer: the job-control rewrites of `mode`, no
+    /// remap or kill of leftovers, a shell's exec failure codes, a 5 s
+    /// grace, quiet.
     pub fn new(name: &str, mode: Mode, cmd: Vec<OsString>) -> InitConfig {
         InitConfig {
             name: name.into(),
@@ -66,13 +69,34 @@ impl InitConfig {
             env: Vec::new(),
             parent_death: None,
             remap: Vec::new(),
-            rewrite: Vec::new(),
+            rewrite: job_control_rewrites(mode),
+            exec_failure: shell_exec_failure,
             kill_group: false,
             grace: Duration::from_secs(5),
             warn_reaped: false,
             verbose: 0,
             cmd,
         }
+    }
+}
+
+/// The rewrites of TSTP, TTIN and TTOU in `mode`. `Setsid`: forwarded as
+/// STOP (dumb-init). `Child`, `Group`: TTIN and TTOU dropped, as tini and
+/// catatonit ignore them.
+pub fn job_control_rewrites(mode: Mode) -> Vec<(i32, i32)> {
+    match mode {
+        Mode::Setsid => [libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN].map(|s| (s, libc::SIGSTOP)).to_vec(),
+        Mode::Child | Mode::Group => vec![(libc::SIGTTIN, 0), (libc::SIGTTOU, 0)],
+        Mode::Single => Vec::new(),
+    }
+}
+
+/// A shell's exit code for a command it cannot execute: 127 not found, 126 otherwise.
+pub fn shell_exec_failure(errno: i32) -> i32 {
+    if errno == libc::ENOENT {
+        127
+    } else {
+        126
     }
 }
 
@@ -164,6 +188,14 @@ fn inherited_fds() -> Vec<RawFd> {
 struct Exec {
     candidates: Vec<CString>,
     argv: Vec<CString>,
+    /// `/bin/sh` and its argv for a candidate that is a script without
+    /// `#!`, as execvp(3) runs it: `/bin/sh`, the candidate (set in the
+    /// child), CMD's arguments, NULL.
+    sh: CString,
+    sh_argv: Vec<*const libc::c_char>,
+    /// fd 0 is the controlling terminal of a session the init leads (a
+    /// container's init): `--setsid` may take it from that session.
+    take_tty: bool,
     env: Vec<CString>,
     /// Index in `env` of `LISTEN_PID`, and the buffer its value is written
     /// to in the child: `LISTEN_PID=` and room for the digits and NUL.
@@ -201,7 +233,15 @@ impl Exec {
                 env.push(cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat())?);
             }
         }
-        Ok(Exec { candidates, argv, env, listen_pid })
+        let sh = cstr(b"/bin/sh")?;
+        let sh_argv = [sh.as_ptr(), std::ptr::null()]
+            .into_iter()
+            .chain(argv[1..].iter().map(|a| a.as_ptr()))
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        // SAFETY: tcgetsid on fd 0; it fails unless fd 0 is our controlling terminal.
+        let take_tty = unsafe { libc::tcgetsid(0) } == me;
+        Ok(Exec { candidates, argv, sh, sh_argv, take_tty, env, listen_pid })
     }
 }
 
@@ -239,11 +279,13 @@ fn child(
     match mode {
         Mode::Setsid => {
             // Take the terminal the init had as controlling terminal (fails
-            // harmlessly without one). When it is the controlling terminal of
-            // the init's session, only a process with CAP_SYS_ADMIN may take
-            // it over (argument 1).
+            // harmlessly without one, or when it is another session's). When
+            // it is the controlling terminal of the session the init leads,
+            // only a process with CAP_SYS_ADMIN may take it over (argument
+            // 1); never from a session the init does not lead: the caller's
+            // shell would lose its terminal.
             // SAFETY: an ioctl on fd 0 with an integer argument.
-            if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
+            if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 && exec.take_tty {
                 // SAFETY: as above.
                 unsafe { libc::ioctl(0, libc::TIOCSCTTY, 1) };
             }
@@ -270,14 +312,32 @@ fn child(
     }
     // SAFETY: a valid set; this thread is the whole process now.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &inherited.mask, std::ptr::null_mut()) };
+    // execvp(3)'s search: the next candidate after these errors, the error
+    // at once after any other; EACCES is reported if any candidate gave it.
     let mut errno = libc::ENOENT;
     for path in &exec.candidates {
         // SAFETY: NUL-terminated path, argv and envp arrays prepared before the fork.
         unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
         // SAFETY: reading errno.
-        let e = unsafe { *libc::__errno_location() };
-        if e != libc::ENOENT && e != libc::ENOTDIR && errno != libc::EACCES {
-            errno = e;
+        let mut e = unsafe { *libc::__errno_location() };
+        if e == libc::ENOEXEC {
+            exec.sh_argv[1] = path.as_ptr();
+            // SAFETY: as above; sh_argv was prepared before the fork.
+            unsafe { libc::execve(exec.sh.as_ptr(), exec.sh_argv.as_ptr(), envp.as_ptr()) };
+            // SAFETY: reading errno.
+            e = unsafe { *libc::__errno_location() };
+        }
+        match e {
+            libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {
+                if errno != libc::EACCES {
+                    errno = e;
+                }
+            }
+            libc::EACCES => errno = e,
+            _ => {
+                errno = e;
+                break;
+            }
         }
     }
     let bytes = errno.to_ne_bytes();
@@ -347,12 +407,27 @@ impl Loop<'_> {
         }
     }
 
-    /// Forwards (or drops) one signal read from the signalfd.
+    /// Forwards (or drops) one signal read from the signalfd; in `Setsid`
+    /// and `Single` modes TSTP, TTIN and TTOU suspend the init too, as
+    /// dumb-init does in both its modes: a shell waiting for the init sees
+    /// the job stop. SIGCONT resumes it.
     fn forward(&self, sig: i32, code: i32) {
-        let cfg = self.cfg;
         if sig == libc::SIGCHLD {
             return;
         }
+        self.send(sig, code);
+        if matches!(self.cfg.mode, Mode::Setsid | Mode::Single)
+            && [libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN].contains(&sig)
+        {
+            self.debug(1, || "suspending self".into());
+            // SAFETY: stopping ourselves.
+            unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
+        }
+    }
+
+    /// Sends one signal on to CMD or its group, rewritten, unless dropped.
+    fn send(&self, sig: i32, code: i32) {
+        let cfg = self.cfg;
         let terminal = [libc::SIGINT, libc::SIGQUIT, libc::SIGTSTP, libc::SIGWINCH].contains(&sig);
         if cfg.mode == Mode::Single && code == libc::SI_KERNEL && terminal {
             self.debug(1, || format!("not forwarding SIG{}: the terminal sent it to CMD too", name(sig)));
@@ -370,12 +445,6 @@ impl Loop<'_> {
         self.debug(1, || format!("forwarding SIG{} as SIG{} to {target}", name(sig), name(to)));
         // SAFETY: kill with a pid or group of ours and a valid signal.
         unsafe { libc::kill(target, to) };
-        if cfg.mode == Mode::Setsid && [libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN].contains(&sig) {
-            // dumb-init's job control: suspend ourselves too, resumed by SIGCONT.
-            self.debug(1, || "suspending self".into());
-            // SAFETY: stopping ourselves.
-            unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
-        }
     }
 
     /// Serves signals and exits until CMD has ended (or, paused, until
@@ -562,8 +631,7 @@ fn start(cfg: &InitConfig, inherited: &Inherited) -> Result<i32, (std::io::Error
     if n == 4 {
         let errno = i32::from_ne_bytes(buf);
         let _ = zreap::wait(pid);
-        let code = if errno == libc::ENOENT { 127 } else { 126 };
-        return Err((std::io::Error::from_raw_os_error(errno), code));
+        return Err((std::io::Error::from_raw_os_error(errno), (cfg.exec_failure)(errno)));
     }
     Ok(pid)
 }

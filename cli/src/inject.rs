@@ -82,7 +82,7 @@ mod arch {
     /// The registers to restore. A call that answered the interrupt with
     /// EINTR instead of a restart code (epoll_wait, sigtimedwait: ptrace(2),
     /// BUGS) is restarted the way the kernel restarts the others, when
-    /// `restart_eintr` (no signal is waiting to be delivered).
+    /// `restart_eintr` (no signal waiting to be delivered would interrupt it).
     pub fn restored(saved: &Regs, restart_eintr: bool) -> Regs {
         let mut r = *saved;
         if restart_eintr && (r.orig_rax as i64) >= 0 && r.rax as i64 == -(libc::EINTR as i64) {
@@ -282,13 +282,28 @@ fn find_syscall_insn(pid: i32) -> Result<u64, Error> {
     Err(Error::Failed("no system-call instruction in its executable mappings".to_string()))
 }
 
-/// Whether thread `tid` of `pid` has a signal pending that it does not block.
-fn signal_deliverable(pid: i32, tid: i32) -> bool {
+/// Bit of signal `sig` in the `Sig*` masks of /proc.
+fn bit(sig: i32) -> u64 {
+    1u64.checked_shl((sig - 1) as u32).unwrap_or(0)
+}
+
+/// Whether a signal pending for thread `tid` of `pid` and not blocked, or one
+/// of `held`, would interrupt a blocking call once delivered: one with a
+/// handler, or whose default action stops or ends the process. Ignored
+/// signals (SIG_IGN, or SIG_DFL for CHLD, CONT, URG, WINCH) would not: the
+/// kernel discards them at once for a thread nobody traces.
+fn signal_interrupts(pid: i32, tid: i32, held: &[libc::siginfo_t]) -> bool {
     let Ok(text) = crate::procfs::read(std::path::Path::new(&format!("/proc/{pid}/task/{tid}/status"))) else {
         return true;
     };
     let st = crate::procfs::parse_status(&text);
-    (st.sig_pnd.unwrap_or(0) | st.shd_pnd.unwrap_or(0)) & !st.sig_blk.unwrap_or(0) != 0
+    let pending = (st.sig_pnd.unwrap_or(0) | st.shd_pnd.unwrap_or(0)) & !st.sig_blk.unwrap_or(0);
+    let held = held.iter().fold(0, |m, si| m | bit(si.si_signo));
+    let caught = st.sig_cgt.unwrap_or(0);
+    let ignored_by_default =
+        [libc::SIGCHLD, libc::SIGCONT, libc::SIGURG, libc::SIGWINCH].iter().fold(0, |m, &s| m | bit(s));
+    let ignored = st.sig_ign.unwrap_or(0) | (ignored_by_default & !caught);
+    (pending | held) & !ignored != 0
 }
 
 /// Whether thread `tid` of `pid` has exited: gone, or a zombie (`Z`/`X`)
@@ -377,17 +392,25 @@ impl Tracee {
         if !self.dirty {
             return ptrace::detach(tid, None).map(|()| 0).map_err(sys("PTRACE_DETACH"));
         }
-        let deliverable = signal_deliverable(self.pid, tid.as_raw());
-        let regs = arch::restored(&self.saved, self.restart_eintr && self.held.is_empty() && !deliverable);
+        let interrupts = signal_interrupts(self.pid, tid.as_raw(), &self.held);
+        let regs = arch::restored(&self.saved, self.restart_eintr && !interrupts);
         ptrace::setregs(tid, regs).map_err(sys("PTRACE_SETREGS"))?;
         arch::forget_syscall(tid).map_err(sys("PTRACE_SETREGSET"))?;
-        // Queue the held signals again; each is caught at its delivery stop
-        // below and given its original siginfo.
-        for si in &self.held {
+        // Queue the held signals again, one at a time: a standard signal
+        // queued while one of its number is pending is discarded, so the next
+        // is queued only once the previous one is at its delivery stop (taken
+        // off the queue). Each gets its original siginfo there.
+        let pid = self.pid;
+        let requeue = |si: &libc::siginfo_t| {
             // SAFETY: tgkill with integer arguments.
-            if unsafe { libc::syscall(libc::SYS_tgkill, self.pid, tid.as_raw(), si.si_signo) } < 0 {
-                return Err(sys("tgkill")(Errno::last()));
+            if unsafe { libc::syscall(libc::SYS_tgkill, pid, tid.as_raw(), si.si_signo) } < 0 {
+                Err(sys("tgkill")(Errno::last()))
+            } else {
+                Ok(())
             }
+        };
+        if let Some(si) = self.held.first() {
+            requeue(si)?;
         }
         // Back into the signal path with the saved registers: the kernel
         // restarts an interrupted call when the thread leaves it.
@@ -396,8 +419,12 @@ impl Tracee {
         loop {
             let sig = match wait_stop(tid)? {
                 Stop::Signal(sig) => {
-                    if let Some(i) = self.held.iter().position(|si| si.si_signo == sig) {
-                        ptrace::setsiginfo(tid, &self.held.remove(i)).map_err(sys("PTRACE_SETSIGINFO"))?;
+                    if self.held.first().is_some_and(|si| si.si_signo == sig) {
+                        let si = self.held.remove(0);
+                        ptrace::setsiginfo(tid, &si).map_err(sys("PTRACE_SETSIGINFO"))?;
+                        if let Some(next) = self.held.first() {
+                            requeue(next)?;
+                        }
                     }
                     sig
                 }

@@ -105,7 +105,7 @@ enum Cmd {
         /// CMD in its own process group; signals go to the whole group.
         #[arg(short = 'g', long, conflicts_with_all = ["setsid", "single"])]
         group: bool,
-        /// CMD stays in the init's process group; signals go to CMD only.
+        /// CMD stays in the init's process group; signals go to CMD only; TSTP, TTOU and TTIN suspend the init too.
         #[arg(long, conflicts_with = "setsid")]
         single: bool,
         /// CMD in a new session with the init's terminal; signals go to its group; TSTP, TTOU and TTIN are forwarded as STOP and suspend the init too.
@@ -200,11 +200,8 @@ fn main() {
             } else {
                 init::Mode::Child
             };
-            let mut rewrites = Vec::new();
-            if setsid {
-                // dumb-init's job control defaults; later -r wins.
-                rewrites.extend([libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN].map(|s| (s, libc::SIGSTOP)));
-            }
+            // The job-control defaults of the mode; later -r wins.
+            let mut rewrites = init::job_control_rewrites(mode);
             rewrites.extend(rewrite);
             let shim = match reap {
                 InitReap::Off => Ok(Vec::new()),
@@ -217,6 +214,7 @@ fn main() {
                     name: "zreap init".into(),
                     mode,
                     env,
+                    exec_failure: init::shell_exec_failure,
                     parent_death: pdeathsig,
                     remap,
                     rewrite: rewrites,

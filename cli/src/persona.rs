@@ -90,6 +90,12 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> Option<i32> {
             }
             InitConfig {
                 parent_death: t.pdeathsig,
+                // tini: 127 not found, 126 not permitted, 1 otherwise.
+                exec_failure: |errno| match errno {
+                    libc::ENOENT => 127,
+                    libc::EACCES => 126,
+                    _ => 1,
+                },
                 remap: t.remap,
                 warn_reaped: t.warn,
                 verbose,
@@ -99,16 +105,16 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> Option<i32> {
         "dumb-init" => {
             let d: DumbInit = parse(args);
             let setsid = !d.single_child && std::env::var("DUMB_INIT_SETSID").map_or(true, |v| v != "0");
-            let mut rewrite = Vec::new();
-            if setsid {
-                rewrite.extend([libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN].map(|s| (s, libc::SIGSTOP)));
-            }
+            let mode = if setsid { Mode::Setsid } else { Mode::Single };
+            let mut rewrite = init::job_control_rewrites(mode);
             rewrite.extend(d.rewrite);
             let verbose = u8::from(d.verbose || std::env::var("DUMB_INIT_DEBUG").is_ok_and(|v| v == "1"));
             InitConfig {
                 rewrite,
                 verbose,
-                ..InitConfig::new("[dumb-init]", if setsid { Mode::Setsid } else { Mode::Single }, d.cmd)
+                // dumb-init's child exits 2 when execvp fails.
+                exec_failure: |_| 2,
+                ..InitConfig::new("[dumb-init]", mode, d.cmd)
             }
         }
         "catatonit" => {

@@ -7,7 +7,7 @@
 use crate::inject::{self, Tracee};
 use crate::procfs::{self, ReadError, Stat, Status};
 use crate::ps;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigSet, SigmaskHow};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Instant;
@@ -215,13 +215,11 @@ pub fn run(cfg: ReapConfig) -> i32 {
         return i32::from(remaining(&requested) > 0);
     }
 
-    // No termination by these signals while the parent runs injected code;
-    // SIGCHLD reports its stops.
-    let mut held = SigSet::empty();
-    for s in [Signal::SIGCHLD, Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
-        held.add(s);
-    }
-    let old_mask = match held.thread_swap_mask(SigmaskHow::SIG_BLOCK) {
+    // Every signal blocked: the default action of any (USR1, ALRM, ...)
+    // would end zreap and detach the parent with injected registers. The
+    // mask comes back once the outcome is printed, so a signal that came
+    // meanwhile acts after that. SIGCHLD reports the parent's stops.
+    let old_mask = match SigSet::all().thread_swap_mask(SigmaskHow::SIG_BLOCK) {
         Ok(m) => m,
         Err(e) => return fail(1, format!("pthread_sigmask: {e}")),
     };
@@ -259,7 +257,6 @@ pub fn run(cfg: ReapConfig) -> i32 {
         }
     }
     let elapsed = started.elapsed();
-    let _ = old_mask.thread_set_mask();
 
     let mut reaped = 0;
     for (z, outcome) in &outcomes {
@@ -300,5 +297,8 @@ pub fn run(cfg: ReapConfig) -> i32 {
         ),
         Some(inject::Error::Failed(why)) => eprintln!("zreap reap: {name}: {why}"),
     }
-    i32::from(remaining(&requested) > 0)
+    let code = i32::from(remaining(&requested) > 0);
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let _ = old_mask.thread_set_mask();
+    code
 }

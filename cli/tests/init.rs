@@ -437,9 +437,11 @@ read -r line <&"${COPROC[0]}"; echo "$line $COPROC_PID""#;
     assert!(got, "CMD never got the init's parent-death signal: {out:?}");
 }
 
-/// A symlink named `name` to zreap, in a fresh directory.
+/// A symlink named `name` to zreap, in a fresh directory of its own.
 fn persona(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("zreap-persona-{}-{name}", std::process::id()));
+    static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("zreap-persona-{}-{n}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let link = dir.join(name);
     let _ = std::fs::remove_file(&link);
@@ -638,4 +640,183 @@ fn a_fault_in_the_init_is_not_forwarded() {
     unsafe { libc::kill(cmd[0], libc::SIGKILL) };
     reap_pids(&cmd);
     assert!(alive, "CMD did not survive the init's fault: it was forwarded a signal");
+}
+
+/// A fresh directory for one test's files.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("zreap-init-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_script_without_shebang_runs_with_sh_and_the_path_search_stops_as_execvp_does() {
+    use std::os::unix::fs::PermissionsExt;
+    become_subreaper();
+    let dir = scratch("enoexec");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for d in [&a, &b] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let script = a.join("prog");
+    std::fs::write(&script, "echo \"sh ran $0 $1\"; exit 5\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = init_out(&["--reap", "off", "--", script.to_str().unwrap(), "x"]);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("sh ran {} x\n", script.display()));
+    // Found through PATH, under each personality.
+    for name in ["tini", "dumb-init"] {
+        let peer = persona(name);
+        let out = run_with_deadline(Command::new(&peer).args(["prog", "y"]).env("PATH", &a), LIMIT);
+        let _ = std::fs::remove_dir_all(peer.parent().unwrap());
+        assert_eq!(out.status.code(), Some(5), "{name}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("sh ran {} y\n", script.display()), "{name}");
+    }
+    // A symbolic link loop first in PATH ends the search (ELOOP), as in execvp.
+    std::os::unix::fs::symlink("prog", b.join("prog")).unwrap();
+    let path = format!("{}:{}", b.display(), a.display());
+    let out =
+        run_with_deadline(Command::new(zreap()).args(["init", "--reap", "off", "--", "prog"]).env("PATH", path), LIMIT);
+    assert_eq!(out.status.code(), Some(126), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Too many levels of symbolic links"), "{out:?}");
+    assert!(out.stdout.is_empty(), "the search went on past the loop: {out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A shell leads a session on a pty and runs an init in `--setsid` mode from
+/// it (as a child, or as the leader of a session of its own without a
+/// controlling terminal): the shell keeps its terminal. As root the init
+/// could take it (TIOCSCTTY with argument 1).
+#[test]
+fn setsid_mode_leaves_the_callers_terminal_alone() {
+    let dumb = persona("dumb-init");
+    let zreap = zreap();
+    let (z, d) = (zreap.to_str().unwrap(), dumb.to_str().unwrap());
+    let runs: [&[&str]; 4] = [
+        &[z, "init", "--reap", "off", "--setsid", "--", "true"],
+        &[d, "true"],
+        &["setsid", "-w", z, "init", "--reap", "off", "--setsid", "--", "true"],
+        &["setsid", "-w", d, "true"],
+    ];
+    for run in runs {
+        let mut args = vec!["-c", "\"$@\"; echo \"rc $? tty $(ps -o tty= -p $$)\"", "sh"];
+        args.extend_from_slice(run);
+        let mut pty = Pty::spawn(std::path::Path::new("sh"), &args);
+        assert_eq!(pty.wait().and_then(|s| s.code()), Some(0), "{run:?}: {:?}", pty.output());
+        let out = pty.output();
+        assert!(out.contains("rc 0 tty pts/"), "{run:?}: the shell lost its terminal: {out:?}");
+    }
+    let _ = std::fs::remove_dir_all(dumb.parent().unwrap());
+}
+
+#[test]
+fn exec_failures_exit_as_the_peers_do() {
+    become_subreaper();
+    let dir = scratch("execfail");
+    let looping = dir.join("loop");
+    std::os::unix::fs::symlink("loop", &looping).unwrap();
+    let looping = looping.to_str().unwrap();
+    let missing = "/nonexistent/cmd";
+    let code =
+        |prog: &std::path::Path, args: &[&str]| run_with_deadline(Command::new(prog).args(args), LIMIT).status.code();
+    // zreap init: 127 not found, 126 otherwise (as a shell).
+    assert_eq!(code(&zreap(), &["init", "--reap", "off", "--", missing]), Some(127));
+    assert_eq!(code(&zreap(), &["init", "--reap", "off", "--", looping]), Some(126));
+    // tini: 127 not found, 126 not permitted, 1 otherwise.
+    let tini = persona("tini");
+    assert_eq!(code(&tini, &["--", missing]), Some(127));
+    assert_eq!(code(&tini, &["--", "/"]), Some(126));
+    assert_eq!(code(&tini, &["--", looping]), Some(1));
+    // dumb-init: 2 whatever the error.
+    let dumb = persona("dumb-init");
+    for cmd in [missing, "/", looping] {
+        assert_eq!(code(&dumb, &[cmd]), Some(2), "dumb-init {cmd}");
+        assert_eq!(code(&dumb, &["-c", cmd]), Some(2), "dumb-init -c {cmd}");
+    }
+    for p in [tini, dumb] {
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `sh -c` CMD that reports TTIN and TTOU and exits 0 on SIGRTMIN+1.
+fn job_control_reporter() -> String {
+    format!(
+        "trap 'echo got TTIN' TTIN; trap 'echo got TTOU' TTOU; trap 'exit 0' {}; echo started; \
+         while :; do sleep 0.05; done",
+        libc::SIGRTMIN() + 1
+    )
+}
+
+/// tini (and zreap's own default and `-g`) ignore TTIN and TTOU sent to the
+/// init, as tini and catatonit do; the rest is forwarded.
+#[test]
+fn tini_modes_do_not_forward_ttin_and_ttou() {
+    become_subreaper();
+    let tini = persona("tini");
+    let zreap = zreap();
+    let runs: [(&std::path::Path, &[&str]); 3] = [
+        (&zreap, &["init", "--reap", "off", "--"]),
+        (&zreap, &["init", "--reap", "off", "-g", "--"]),
+        (&tini, &["--"]),
+    ];
+    for (prog, args) in runs {
+        let mut child = Command::new(prog)
+            .args(args)
+            .args(["sh", "-c", &job_control_reporter()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 8];
+        stdout.read_exact(&mut first).unwrap();
+        for sig in [libc::SIGTTIN, libc::SIGTTOU, libc::SIGRTMIN() + 1] {
+            // SAFETY: signal our own child.
+            unsafe { libc::kill(child.id() as i32, sig) };
+        }
+        let status = wait_or_kill(&mut child, LIMIT);
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{args:?}: {rest:?}");
+        assert_eq!(rest, "", "{args:?}: TTIN or TTOU forwarded");
+    }
+    let _ = std::fs::remove_dir_all(tini.parent().unwrap());
+}
+
+/// dumb-init suspends itself on TSTP, TTIN and TTOU in single-child mode
+/// too: a shell waiting for the init sees the job stop.
+#[test]
+fn single_mode_job_control_suspends_the_init() {
+    become_subreaper();
+    let dumb = persona("dumb-init");
+    let zreap = zreap();
+    let runs: [(&std::path::Path, &[&str]); 2] =
+        [(&zreap, &["init", "--reap", "off", "--single", "--"]), (&dumb, &["-c"])];
+    for (prog, args) in runs {
+        for sig in [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
+            let mut child = Command::new(prog)
+                .args(args)
+                .args(["sh", "-c", "echo started $$; exec sleep 30"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let line = common::first_line(child.stdout.take().unwrap(), LIMIT).unwrap_or_default();
+            let cmd: i32 = line.trim().strip_prefix("started ").and_then(|p| p.parse().ok()).expect("started PID");
+            let init = child.id() as i32;
+            // SAFETY: signal our own child.
+            unsafe { libc::kill(init, sig) };
+            await_state(init, 'T');
+            await_state(cmd, 'T');
+            // SAFETY: as above.
+            unsafe { libc::kill(init, libc::SIGCONT) };
+            await_state(cmd, 'S');
+            // SAFETY: as above.
+            unsafe { libc::kill(init, libc::SIGTERM) };
+            assert_eq!(wait_or_kill(&mut child, LIMIT).and_then(|s| s.code()), Some(143), "{args:?} {sig}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dumb.parent().unwrap());
 }

@@ -524,3 +524,134 @@ fn stopped_parent_forced_keeps_its_registers_and_stays_stopped() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
     assert_eq!(p.result(), "result pause -1 4 1 rt 0 0");
 }
+
+/// A running `zreap reap --pid PID`, its output read as it comes; dropping
+/// it kills and reaps it.
+struct Reaping {
+    child: Child,
+    out: Option<std::thread::JoinHandle<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl Reaping {
+    fn start(pid: i32) -> Reaping {
+        let mut child = Command::new(zreap())
+            .args(["reap", "--pid", &pid.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let out = std::thread::spawn(move || {
+            use std::io::Read;
+            let err = std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = stderr.read_to_end(&mut v);
+                v
+            });
+            let mut v = Vec::new();
+            let _ = stdout.read_to_end(&mut v);
+            (v, err.join().unwrap())
+        });
+        Reaping { child, out: Some(out) }
+    }
+
+    /// Waits until zreap has reaped `k` or more of `p`'s zombies; fails if
+    /// it had none left to reap then (or exited), as the signal sent next
+    /// would no longer come while the parent runs injected calls.
+    fn reaped(&mut self, p: &Parent, k: usize) -> usize {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let gone = p.kids.iter().filter(|(kid, _)| std::fs::metadata(format!("/proc/{kid}")).is_err()).count();
+            assert!(gone < p.kids.len(), "zreap reaped every zombie before the test could signal");
+            if gone >= k {
+                return gone;
+            }
+            assert!(self.child.try_wait().unwrap().is_none(), "zreap exited early");
+            assert!(Instant::now() < deadline, "zreap reaped {gone} zombies, not {k}");
+        }
+    }
+
+    fn output(mut self) -> Output {
+        let deadline = Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "zreap reap did not finish");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let (stdout, stderr) = self.out.take().unwrap().join().unwrap();
+        Output { status, stdout, stderr }
+    }
+}
+
+impl Drop for Reaping {
+    fn drop(&mut self) {
+        kill_tree(&mut self.child);
+    }
+}
+
+/// Sends `sig` to `pid` while zreap runs its injected calls, and waits until
+/// two more zombies are gone: the parent has stopped for the signal since,
+/// and zreap holds it back.
+fn send_held(z: &mut Reaping, p: &Parent, sig: i32) {
+    let before = z.reaped(p, 1);
+    // SAFETY: kill on the helper's pid.
+    assert_eq!(unsafe { libc::kill(p.pid, sig) }, 0);
+    z.reaped(p, before + 2);
+}
+
+#[test]
+fn two_held_signals_of_one_number_are_both_delivered() {
+    let p = Parent::start("pause", 2000);
+    wait_state(p.pid, "S");
+    let mut z = Reaping::start(p.pid);
+    send_held(&mut z, &p, libc::SIGUSR1);
+    send_held(&mut z, &p, libc::SIGUSR1);
+    let out = z.output();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(stderr, "", "{stdout}");
+    assert!(stdout.contains(&format!("2 signal(s) came while {} ran the injected calls", p.pid)), "{stdout}");
+    check_reaped(&p, &stdout);
+    // Both ran the handler; pause() returned for them.
+    assert_eq!(p.result(), "result pause -1 4 2 rt 0 0");
+}
+
+#[test]
+fn an_ignored_signal_held_back_does_not_interrupt_epoll_wait() {
+    let mut p = Parent::start("epoll", 2000);
+    wait_state(p.pid, "S");
+    let mut z = Reaping::start(p.pid);
+    // SIGWINCH: no handler, ignored by default.
+    send_held(&mut z, &p, libc::SIGWINCH);
+    let out = z.output();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("1 signal(s) came while {} ran the injected calls", p.pid)), "{stdout}");
+    p.assert_silent(Duration::from_millis(300));
+    p.stdin.as_mut().unwrap().write_all(b"x").unwrap();
+    assert_eq!(p.result(), "result epoll_wait 1 0 rt 0 0");
+}
+
+#[test]
+fn a_signal_that_ends_zreap_mid_reap_waits_until_the_parent_is_restored() {
+    let mut p = Parent::start("read", 2000);
+    wait_state(p.pid, "S");
+    let mut z = Reaping::start(p.pid);
+    z.reaped(&p, 1);
+    // SAFETY: kill on zreap's pid.
+    assert_eq!(unsafe { libc::kill(z.child.id() as i32, libc::SIGUSR1) }, 0);
+    let out = z.output();
+    let (stdout, stderr) = text(&out);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGUSR1), "{stdout}\n{stderr}");
+    // It finished and said so first.
+    check_reaped(&p, &stdout);
+    assert_eq!(zombies_of(p.pid), Vec::<i32>::new());
+    assert_eq!(status_line(p.pid, "TracerPid"), "TracerPid:\t0");
+    // The parent's read() goes on as before.
+    p.assert_silent(Duration::from_millis(300));
+    p.stdin.as_mut().unwrap().write_all(b"x").unwrap();
+    assert_eq!(p.result(), "result read 1 0 rt 0 0");
+}

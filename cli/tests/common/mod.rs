@@ -48,7 +48,10 @@ pub fn build_helper(name: &str) -> PathBuf {
     if std::fs::metadata(&out).and_then(|m| m.modified()).is_ok_and(|t| t >= newest) {
         return out;
     }
-    let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+    // One name per build: tests running in parallel may build the same helper.
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = out.with_extension(format!("tmp{}.{n}", std::process::id()));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let status = Command::new(cc)
         .args(["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread"])
