@@ -120,7 +120,10 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> Option<i32> {
         "catatonit" => {
             let c: Catatonit = parse(args);
             let cmd = if c.pause { Vec::new() } else { c.cmd };
-            InitConfig::new("catatonit", if c.group { Mode::Group } else { Mode::Child }, cmd)
+            let mut cfg = InitConfig::new("catatonit", if c.group { Mode::Group } else { Mode::Child }, cmd);
+            // catatonit ignores TSTP as well as TTIN and TTOU.
+            cfg.rewrite.push((libc::SIGTSTP, 0));
+            cfg
         }
         _ => return None,
     };

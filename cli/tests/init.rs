@@ -740,28 +740,31 @@ fn exec_failures_exit_as_the_peers_do() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `sh -c` CMD that reports TTIN and TTOU and exits 0 on SIGRTMIN+1.
+/// `sh -c` CMD that reports TTIN, TTOU and TSTP and exits 0 on SIGRTMIN+1.
 fn job_control_reporter() -> String {
     format!(
-        "trap 'echo got TTIN' TTIN; trap 'echo got TTOU' TTOU; trap 'exit 0' {}; echo started; \
-         while :; do sleep 0.05; done",
+        "trap 'echo got TTIN' TTIN; trap 'echo got TTOU' TTOU; trap 'echo got TSTP' TSTP; \
+         trap 'exit 0' {}; echo started; while :; do sleep 0.05; done",
         libc::SIGRTMIN() + 1
     )
 }
 
 /// tini (and zreap's own default and `-g`) ignore TTIN and TTOU sent to the
-/// init, as tini and catatonit do; the rest is forwarded.
+/// init, as tini does; catatonit TSTP too; the rest is forwarded.
 #[test]
 fn tini_modes_do_not_forward_ttin_and_ttou() {
     become_subreaper();
     let tini = persona("tini");
+    let catatonit = persona("catatonit");
     let zreap = zreap();
-    let runs: [(&std::path::Path, &[&str]); 3] = [
-        (&zreap, &["init", "--reap", "off", "--"]),
-        (&zreap, &["init", "--reap", "off", "-g", "--"]),
-        (&tini, &["--"]),
+    let tty_io = [libc::SIGTTIN, libc::SIGTTOU];
+    let runs: [(&std::path::Path, &[&str], &[i32]); 4] = [
+        (&zreap, &["init", "--reap", "off", "--"], &tty_io),
+        (&zreap, &["init", "--reap", "off", "-g", "--"], &tty_io),
+        (&tini, &["--"], &tty_io),
+        (&catatonit, &["--"], &[libc::SIGTTIN, libc::SIGTTOU, libc::SIGTSTP]),
     ];
-    for (prog, args) in runs {
+    for (prog, args, dropped) in runs {
         let mut child = Command::new(prog)
             .args(args)
             .args(["sh", "-c", &job_control_reporter()])
@@ -772,7 +775,7 @@ fn tini_modes_do_not_forward_ttin_and_ttou() {
         let mut stdout = child.stdout.take().unwrap();
         let mut first = [0u8; 8];
         stdout.read_exact(&mut first).unwrap();
-        for sig in [libc::SIGTTIN, libc::SIGTTOU, libc::SIGRTMIN() + 1] {
+        for &sig in dropped.iter().chain(&[libc::SIGRTMIN() + 1]) {
             // SAFETY: signal our own child.
             unsafe { libc::kill(child.id() as i32, sig) };
         }
@@ -780,9 +783,11 @@ fn tini_modes_do_not_forward_ttin_and_ttou() {
         let mut rest = String::new();
         stdout.read_to_string(&mut rest).unwrap();
         assert_eq!(status.and_then(|s| s.code()), Some(0), "{args:?}: {rest:?}");
-        assert_eq!(rest, "", "{args:?}: TTIN or TTOU forwarded");
+        assert_eq!(rest, "", "{prog:?} {args:?}: a job-control signal forwarded");
     }
-    let _ = std::fs::remove_dir_all(tini.parent().unwrap());
+    for p in [tini, catatonit] {
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
 }
 
 /// dumb-init suspends itself on TSTP, TTIN and TTOU in single-child mode
