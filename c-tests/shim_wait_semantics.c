@@ -3,7 +3,10 @@
  * and without the shim). Run as "shim_wait_semantics DISPOSITION", where
  * DISPOSITION is `handler` (a no-op SIGCHLD handler with SA_RESTART: under
  * ZREAP_REAP=handler the shim reaps what the handler leaves) or `default`
- * (under ZREAP_REAP=all the shim's thread reaps).
+ * (under ZREAP_REAP=all the shim's thread reaps). A second argument
+ * `no-futex-waitv` refuses that system call (as a kernel before 5.16 or a
+ * seccomp filter would): the shim's waits then fall back to a timed sleep,
+ * which cannot tell EINTR apart, so the EINTR checks are left out.
  *
  *   options    options the kernel refuses give EINVAL, and leave the exit
  *              for the next wait; waitpid(INT_MIN) gives ESRCH; __WCLONE
@@ -14,8 +17,14 @@
  *              has no SA_RESTART fails with EINTR; with SA_RESTART it goes
  *              on and returns the child; and with a SIGCHLD handler without
  *              SA_RESTART, a child's stop (which the wait does not accept)
- *              cuts it with EINTR; a wait for any child goes on when
- *              another thread sets SIGCHLD back to its default meanwhile.
+ *              cuts it with EINTR, also a wait that takes stops
+ *              (WUNTRACED); a wait for any child goes on when another
+ *              thread sets SIGCHLD back to its default meanwhile.
+ *   unannounced  a child becomes waitable with no run of a SIGCHLD
+ *              handler, and the wait must still see it: a tracee's ptrace
+ *              stop under SA_NOCLDSTOP; a SIGCHLD that another thread took
+ *              with sigwait; a one-shot handler's reset while a wait for a
+ *              process group sleeps.
  *   rusage     wait4 and wait3 report the CPU time of a child that burnt
  *              some, and SIGCHLD's siginfo does too (si_utime + si_stime).
  */
@@ -23,6 +32,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -105,17 +115,24 @@ static void null_info(void) {
     CHECK_ERR(waitpid(pid, NULL, WNOHANG), ECHILD);
 }
 
-static void cut_by_alarm(int restart, int by_waitid) {
+/* Whether a wait cut by a handler without SA_RESTART fails with EINTR here. */
+static int eintr_exact = 1;
+
+static void cut_by_alarm(int restart, int by_waitid, int stops) {
     set_handler(SIGALRM, no_op, restart ? SA_RESTART : 0);
     pid_t pid = sleeping_child(600, 5);
     ualarm(150000, 0);
     int status = -1;
     siginfo_t info;
     errno = 0;
-    long got = by_waitid ? (waitid(P_ALL, 0, &info, WEXITED) == 0 ? info.si_pid : -1) : waitpid(-1, &status, 0);
+    long got = by_waitid ? (waitid(P_ALL, 0, &info, WEXITED | (stops ? WSTOPPED : 0)) == 0 ? info.si_pid : -1)
+                         : waitpid(-1, &status, stops ? WUNTRACED : 0);
     int err = errno;
     if (restart) {
         CHECK(got == pid);
+    } else if (!eintr_exact) {
+        CHECK(got == pid || (got == -1 && err == EINTR));
+        if (got == -1) waits_for(pid, 5);
     } else {
         CHECK(got == -1 && err == EINTR);
         waits_for(pid, 5);
@@ -132,8 +149,14 @@ static void cut_by_stop(void) {
         _exit(6);
     }
     CHECK(pid > 0);
-    errno = 0;
-    CHECK(waitpid(-1, NULL, 0) == -1 && errno == EINTR);
+    if (eintr_exact) {
+        errno = 0;
+        CHECK(waitpid(-1, NULL, 0) == -1 && errno == EINTR);
+    } else {
+        char state = 0;
+        pid_t ppid;
+        WAIT_UNTIL(ctest_proc_stat(pid, &state, &ppid) == 0 && state == 'T', 5000);
+    }
     set_sigchld(); /* the continue below would cut the next wait too */
     CHECK(kill(pid, SIGCONT) == 0);
     waits_for(pid, 6);
@@ -160,11 +183,88 @@ static void handler_removed(void) {
 
 static void eintr(void) {
     for (int by_waitid = 0; by_waitid < 2; by_waitid++) {
-        cut_by_alarm(0, by_waitid);
-        cut_by_alarm(1, by_waitid);
+        for (int stops = 0; stops < 2; stops++) {
+            cut_by_alarm(0, by_waitid, stops);
+            cut_by_alarm(1, by_waitid, stops);
+        }
     }
     cut_by_stop();
     handler_removed();
+}
+
+static void tracee_stop(void) {
+    set_handler(SIGCHLD, no_op, SA_RESTART | SA_NOCLDSTOP);
+    pid_t pid = fork();
+    if (pid == 0) {
+        ptrace(PTRACE_TRACEME, 0, NULL, NULL);
+        ctest_sleep_ms(150);
+        raise(SIGSTOP);
+        _exit(7);
+    }
+    CHECK(pid > 0);
+    int status = -1;
+    CHECK(waitpid(-1, &status, 0) == pid);
+    CHECK(WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP);
+    CHECK(ptrace(PTRACE_CONT, pid, NULL, NULL) == 0);
+    waits_for(pid, 7);
+    set_sigchld();
+}
+
+static volatile pid_t sigwaited_child;
+
+static void *fork_then_sigwait(void *unused) {
+    (void)unused;
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &chld, NULL);
+    sigwaited_child = sleeping_child(150, 8);
+    int sig = 0;
+    sigwait(&chld, &sig);
+    return NULL;
+}
+
+static void sigwait_thread(void) {
+    set_handler(SIGCHLD, no_op, SA_RESTART);
+    pthread_t helper;
+    sigwaited_child = 0;
+    CHECK(pthread_create(&helper, NULL, fork_then_sigwait, NULL) == 0);
+    WAIT_UNTIL(sigwaited_child != 0, 5000);
+    int status = -1;
+    pid_t got = waitpid(-1, &status, 0);
+    CHECK(pthread_join(helper, NULL) == 0);
+    CHECK(got == sigwaited_child && WIFEXITED(status) && WEXITSTATUS(status) == 8);
+    set_sigchld();
+}
+
+/* A child in a process group of its own, exiting after `ms`. */
+static pid_t grouped_child(long ms, int code) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        ctest_sleep_ms(ms);
+        _exit(code);
+    }
+    CHECK(pid > 0);
+    setpgid(pid, pid);
+    return pid;
+}
+
+static void one_shot_reset(void) {
+    set_handler(SIGCHLD, no_op, SA_RESTART | SA_RESETHAND);
+    pid_t first = grouped_child(150, 1);
+    pid_t second = grouped_child(400, 2);
+    int status = -1;
+    CHECK(waitpid(-second, &status, 0) == second);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    waits_for(first, 1);
+    set_sigchld();
+}
+
+static void unannounced(void) {
+    tracee_stop();
+    sigwait_thread();
+    one_shot_reset();
 }
 
 static long long cpu_ms(const struct rusage *usage) {
@@ -222,15 +322,23 @@ static void rusage(void) {
 
 int main(int argc, char **argv) {
     ctest_start();
-    if (argc != 2 || (strcmp(argv[1], "handler") != 0 && strcmp(argv[1], "default") != 0)) {
-        fprintf(stderr, "usage: %s handler|default\n", argv[0]);
+    int usage = argc < 2 || argc > 3 || (strcmp(argv[1], "handler") != 0 && strcmp(argv[1], "default") != 0) ||
+                (argc == 3 && strcmp(argv[2], "no-futex-waitv") != 0);
+    if (usage) {
+        fprintf(stderr, "usage: %s handler|default [no-futex-waitv]\n", argv[0]);
         return 2;
     }
     with_handler = strcmp(argv[1], "handler") == 0;
+    if (argc == 3) {
+        /* The shim always waits on one futex: refuse exactly that. */
+        CHECK(ctest_refuse_call(SYS_futex_waitv, 1, 1));
+        eintr_exact = 0;
+    }
     set_sigchld();
     options();
     null_info();
     eintr();
+    unannounced();
     rusage();
     CHECK(ctest_zombies() == 0);
     return ctest_finish("shim_wait_semantics");

@@ -105,29 +105,24 @@ fn kernel_waited(info: *const libc::siginfo_t, options: c_int) {
 }
 
 /// Sleeps until the shim's handler ran again, for a blocking wait that polls
-/// the kernel (`stops`: it takes stops or continues too, which with
-/// `SA_NOCLDSTOP` send no SIGCHLD). Returns false where the kernel's own wait
-/// would end with EINTR: a signal handler without `SA_RESTART` ran (the caller
-/// looks once more, then fails with EINTR); after one with it the sleep goes
-/// on, as the kernel's wait would. Where no SIGCHLD handler may tell of a
-/// change (stops, children that signal their parent otherwise, SIGCHLD
-/// blocked in this thread) it looks again every 100 ms instead, and ends only
-/// for a wake or a change.
-fn sleep_for_sigchld(seen: u32, stops: bool, options: c_int) -> bool {
-    if stops || options & (libc::__WALL | libc::__WCLONE) != 0 || sigchld_blocked_here() {
-        zreap::sys::bare::futex_wait(&chld::WAKE, seen, Some(100));
-        return true;
-    }
-    zreap::sys::bare::futex_wait_restartable(&chld::WAKE, seen)
-}
-
-/// Is SIGCHLD blocked in the calling thread? Async-signal-safe.
-fn sigchld_blocked_here() -> bool {
-    // SAFETY: an all-zero sigset_t is valid; the query changes no mask.
-    unsafe {
-        let mut mask: libc::sigset_t = std::mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) == 0
-            && libc::sigismember(&mask, libc::SIGCHLD) == 1
+/// the kernel, or 100 ms passed: a child may become waitable, or the wait's
+/// answer change, with no run of the shim's handler (a tracee's ptrace stop
+/// under SA_NOCLDSTOP, a SIGCHLD that sigwait or a signalfd took in another
+/// thread, a disposition changed behind the shim's back by sigignore or a raw
+/// rt_sigaction, stops asked for, clone children, SIGCHLD blocked here).
+/// Returns false where the kernel's own wait would end with EINTR: a signal
+/// handler without `SA_RESTART` ran (the caller looks once more, then fails
+/// with EINTR); after one with it the sleep goes on, as the kernel's wait
+/// would. Where the kernel has no futex_waitv, the sleep is the timed futex
+/// of before (EINTR is then lost, but nothing hangs).
+fn sleep_for_sigchld(seen: u32) -> bool {
+    match zreap::sys::bare::futex_wait_restartable_for(&chld::WAKE, seen, 100) {
+        zreap::sys::bare::Slept::Interrupted => false,
+        zreap::sys::bare::Slept::Done => true,
+        zreap::sys::bare::Slept::Unsupported => {
+            zreap::sys::bare::futex_wait(&chld::WAKE, seen, Some(100));
+            true
+        }
     }
 }
 
@@ -153,38 +148,42 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
             return got;
         }
     }
-    if pid <= 0 && options & libc::WNOHANG == 0 && chld::enter_kernel_wait() {
-        let got = match from_store(want, status, usage) {
-            Some(got) => {
-                set_errno(saved);
-                got
-            }
-            None => {
-                // SAFETY: forwarded as given.
-                let got = unsafe { real::wait4(pid, status, options, usage) };
-                kernel_reaped(got, status, options);
-                got
-            }
-        };
-        chld::leave_kernel_wait();
-        if got == -1 && errno() == libc::ECHILD {
-            // A handler installed meanwhile may have stored an exit.
-            if let Some(got) = look_again(saved, || from_store(want, status, usage)) {
-                return got;
-            }
-        }
-        return got;
-    }
     let mut interrupted = false;
     loop {
+        // No shim handler (any more): the kernel's own blocking wait, which
+        // the reaper thread leaves every exit to. Not after a handler without
+        // SA_RESTART cut the wait: that ends it with EINTR.
+        if !interrupted && pid <= 0 && options & libc::WNOHANG == 0 && chld::enter_kernel_wait() {
+            let got = match from_store(want, status, usage) {
+                Some(got) => {
+                    set_errno(saved);
+                    got
+                }
+                None => {
+                    // SAFETY: forwarded as given.
+                    let got = unsafe { real::wait4(pid, status, options, usage) };
+                    kernel_reaped(got, status, options);
+                    got
+                }
+            };
+            chld::leave_kernel_wait();
+            if got == -1 && errno() == libc::ECHILD {
+                // A handler installed meanwhile may have stored an exit.
+                if let Some(got) = look_again(saved, || from_store(want, status, usage)) {
+                    return got;
+                }
+            }
+            return got;
+        }
         let seen = chld::WAKE.load(SeqCst);
         if let Some(got) = from_store(want, status, usage) {
             set_errno(saved);
             return got;
         }
         // A specific child, or no shim handler or thread that could take a
-        // child meanwhile: the kernel's own blocking wait is exact.
-        let blocking_is_exact = pid > 0 || !chld::shim_reaps();
+        // child meanwhile: the kernel's own blocking wait is exact. After a
+        // handler without SA_RESTART cut the wait: one last look only.
+        let blocking_is_exact = !interrupted && (pid > 0 || !chld::shim_reaps());
         let options_now = if blocking_is_exact { options } else { options | libc::WNOHANG };
         // SAFETY: forwarded as given.
         let got = unsafe { real::wait4(pid, status, options_now, usage) };
@@ -200,8 +199,7 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
             set_errno(libc::EINTR);
             return -1;
         }
-        let stops = options & (libc::WUNTRACED | libc::WCONTINUED) != 0;
-        interrupted = !sleep_for_sigchld(seen, stops, options);
+        interrupted = !sleep_for_sigchld(seen);
     }
 }
 
@@ -256,39 +254,40 @@ pub(crate) unsafe fn waitid_impl(
     let saved = errno();
     let peek = options & libc::WNOWAIT != 0;
     let stored = |info: *mut libc::siginfo_t| stored_into(want, peek, info);
-    if idtype != libc::P_PID && options & libc::WNOHANG == 0 && chld::enter_kernel_wait() {
-        let rc = if stored(info) {
-            set_errno(saved);
-            0
-        } else {
-            // SAFETY: forwarded as given.
-            let rc = unsafe { real::waitid(idtype, id, info, options) };
-            if rc == 0 {
-                kernel_waited(info, options);
-            }
-            rc
-        };
-        chld::leave_kernel_wait();
-        if rc == -1 && errno() == libc::ECHILD {
-            // A handler installed meanwhile may have stored an exit.
-            if let Some(found) = look_again(saved, || stored(info).then_some(0)) {
-                return found;
-            }
-        }
-        return rc;
-    }
     // A NULL infop is allowed; a poll made for a blocking wait still needs
     // one, to tell "nothing changed" from a child that did.
     // SAFETY: siginfo_t is plain data; all-zero is a valid value.
     let mut scratch: libc::siginfo_t = unsafe { std::mem::zeroed() };
     let mut interrupted = false;
     loop {
+        // As in wait4_body.
+        if !interrupted && idtype != libc::P_PID && options & libc::WNOHANG == 0 && chld::enter_kernel_wait() {
+            let rc = if stored(info) {
+                set_errno(saved);
+                0
+            } else {
+                // SAFETY: forwarded as given.
+                let rc = unsafe { real::waitid(idtype, id, info, options) };
+                if rc == 0 {
+                    kernel_waited(info, options);
+                }
+                rc
+            };
+            chld::leave_kernel_wait();
+            if rc == -1 && errno() == libc::ECHILD {
+                // A handler installed meanwhile may have stored an exit.
+                if let Some(found) = look_again(saved, || stored(info).then_some(0)) {
+                    return found;
+                }
+            }
+            return rc;
+        }
         let seen = chld::WAKE.load(SeqCst);
         if stored(info) {
             set_errno(saved);
             return 0;
         }
-        let blocking_is_exact = idtype == libc::P_PID || !chld::shim_reaps();
+        let blocking_is_exact = !interrupted && (idtype == libc::P_PID || !chld::shim_reaps());
         let options_now = if blocking_is_exact { options } else { options | libc::WNOHANG };
         let polled_into = if info.is_null() && options_now != options { &mut scratch as *mut _ } else { info };
         // SAFETY: forwarded as given (or a local siginfo in place of NULL).
@@ -308,8 +307,7 @@ pub(crate) unsafe fn waitid_impl(
             set_errno(libc::EINTR);
             return -1;
         }
-        let stops = options & (libc::WSTOPPED | libc::WCONTINUED) != 0;
-        interrupted = !sleep_for_sigchld(seen, stops, options);
+        interrupted = !sleep_for_sigchld(seen);
     }
 }
 

@@ -580,7 +580,11 @@ fn popen_pclose_and_system_return_their_statuses() {
 /// ordinary child; waitpid(INT_MIN) panicked in the shim; waitid with a NULL
 /// infop returned at once without waiting; a wait cut by a handler without
 /// SA_RESTART never failed with EINTR (and one cut by a child's stop hung);
-/// wait3/wait4 reported no CPU time, nor did SIGCHLD's siginfo.
+/// wait3/wait4 reported no CPU time, nor did SIGCHLD's siginfo. A second
+/// review's cases, where no SIGCHLD handler announces the change (a tracee's
+/// stop under SA_NOCLDSTOP, a SIGCHLD taken by sigwait, a one-shot handler's
+/// reset under `all`), hung with an untimed sleep; they run also with
+/// futex_waitv refused, as on kernels before 5.16.
 #[test]
 fn waits_give_the_kernels_answers() {
     let exe = build_c("c-tests/shim_wait_semantics.c");
@@ -588,6 +592,12 @@ fn waits_give_the_kernels_answers() {
         for disposition in ["handler", "default"] {
             run_ok(command(&exe, mode).arg(disposition), &format!("shim_wait_semantics {disposition} {mode:?}"));
         }
+    }
+    for mode in [Shim::Handler, Shim::All] {
+        run_ok(
+            command(&exe, mode).args(["handler", "no-futex-waitv"]),
+            &format!("shim_wait_semantics handler no-futex-waitv {mode:?}"),
+        );
     }
 }
 

@@ -169,16 +169,62 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout_ms: Option<u64>) {
     let _ = unsafe { syscall6(libc::SYS_futex, [word.as_ptr() as usize, op, expected as usize, timeout_ptr, 0, 0]) };
 }
 
-/// Waits on a futex word while it still holds `expected`, with no time limit,
-/// and restarts as a blocking system call does: after a signal handler
-/// installed with `SA_RESTART` the kernel goes on waiting, after one without
-/// it the wait ends. Returns false in that last case (EINTR), true on a wake
-/// or a changed value. Async-signal-safe.
-pub fn futex_wait_restartable(word: &AtomicU32, expected: u32) -> bool {
-    let op = (libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG) as usize;
-    // SAFETY: word is a valid aligned u32 for the call; no timeout.
-    let result = unsafe { syscall6(libc::SYS_futex, [word.as_ptr() as usize, op, expected as usize, 0, 0, 0]) };
-    result != Err(libc::EINTR)
+/// How [`futex_wait_restartable_for`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slept {
+    /// A wake, a changed value or the end of the time given.
+    Done,
+    /// A signal handler without `SA_RESTART` ran (EINTR).
+    Interrupted,
+    /// The kernel has no `futex_waitv` (before Linux 5.16), or a seccomp
+    /// filter refuses it.
+    Unsupported,
+}
+
+/// Waits on a futex word while it still holds `expected`, for at most
+/// `timeout_ms`, and restarts as a blocking system call does: `futex_waitv`
+/// takes an absolute deadline, so the kernel restarts it (-ERESTARTSYS) after
+/// a handler installed with `SA_RESTART` and ends it with EINTR after one
+/// without, where `futex` with a timeout ends with EINTR after any handler.
+/// Async-signal-safe.
+pub fn futex_wait_restartable_for(word: &AtomicU32, expected: u32, timeout_ms: u64) -> Slept {
+    /// struct futex_waitv (linux/futex.h).
+    #[repr(C)]
+    struct Waiter {
+        val: u64,
+        uaddr: u64,
+        flags: u32,
+        reserved: u32,
+    }
+    const FUTEX2_SIZE_U32: u32 = 0x02;
+    const FUTEX2_PRIVATE: u32 = 128;
+    // SAFETY: timespec is plain data; all-zero is valid.
+    let mut deadline: libc::timespec = unsafe { std::mem::zeroed() };
+    let clock = libc::CLOCK_MONOTONIC as usize;
+    // SAFETY: clock_gettime writes one timespec.
+    if unsafe { syscall6(libc::SYS_clock_gettime, [clock, &mut deadline as *mut libc::timespec as usize, 0, 0, 0, 0]) }
+        .is_err()
+    {
+        return Slept::Unsupported;
+    }
+    let nanos = deadline.tv_nsec as u64 + (timeout_ms % 1000) * 1_000_000;
+    deadline.tv_sec += (timeout_ms / 1000 + nanos / 1_000_000_000) as libc::time_t;
+    deadline.tv_nsec = (nanos % 1_000_000_000) as libc::c_long;
+    let waiter = Waiter {
+        val: u64::from(expected),
+        uaddr: word.as_ptr() as usize as u64,
+        flags: FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
+        reserved: 0,
+    };
+    let args = [&waiter as *const Waiter as usize, 1, 0, &deadline as *const libc::timespec as usize, clock, 0];
+    // SAFETY: one valid waiter on a live aligned u32, a live deadline.
+    match unsafe { syscall6(libc::SYS_futex_waitv, args) } {
+        Ok(_) | Err(libc::EAGAIN | libc::ETIMEDOUT) => Slept::Done,
+        Err(libc::EINTR) => Slept::Interrupted,
+        // ENOSYS before Linux 5.16; EPERM from a seccomp filter that does
+        // not know the call.
+        Err(_) => Slept::Unsupported,
+    }
 }
 
 /// Wakes every waiter on a futex word. Async-signal-safe.
