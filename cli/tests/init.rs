@@ -801,7 +801,12 @@ fn single_mode_job_control_suspends_the_init() {
         [(&zreap, &["init", "--reap", "off", "--single", "--"]), (&dumb, &["-c"])];
     for (prog, args) in runs {
         for sig in [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
+            // In a group of its own, whose leader's parent (this test) is in
+            // another group of the session: not an orphaned group, whose
+            // members the kernel does not stop for TSTP, TTIN and TTOU (this
+            // test's own group is orphaned when its parent is gone).
             let mut child = Command::new(prog)
+                .process_group(0)
                 .args(args)
                 .args(["sh", "-c", "echo started $$; exec sleep 30"])
                 .stdin(Stdio::null())
