@@ -302,6 +302,11 @@ fn next_exited(signal: *const libc::siginfo_t) -> Option<libc::siginfo_t> {
     Some(info)
 }
 
+/// The kernel's unit of a siginfo's clock_t (USER_HZ, AT_CLKTCK): 100 on
+/// every architecture Rust builds for on Linux. A constant, not getauxval:
+/// each function the core imports costs every process that loads it.
+const USER_HZ: i64 = 100;
+
 /// Sets a SIGCHLD siginfo's si_utime and si_stime, in clock ticks, to the
 /// user and system CPU times of `usage`. Async-signal-safe.
 fn set_child_times(info: &mut libc::siginfo_t, usage: &libc::rusage) {
@@ -320,13 +325,7 @@ fn set_child_times(info: &mut libc::siginfo_t, usage: &libc::rusage) {
         stime: libc::clock_t,
     }
     const _: () = assert!(std::mem::size_of::<Chld>() <= std::mem::size_of::<libc::siginfo_t>());
-    // SAFETY: getauxval reads the auxiliary vector the kernel gave the
-    // process; no lock, no allocation.
-    let hz = match unsafe { libc::getauxval(libc::AT_CLKTCK) } {
-        0 => 100,
-        hz => hz as i64,
-    };
-    let ticks = |t: &libc::timeval| (t.tv_sec * hz + t.tv_usec * hz / 1_000_000) as libc::clock_t;
+    let ticks = |t: &libc::timeval| (t.tv_sec * USER_HZ + t.tv_usec * USER_HZ / 1_000_000) as libc::clock_t;
     let chld = (info as *mut libc::siginfo_t).cast::<Chld>();
     // SAFETY: Chld fits in siginfo_t (checked above) and has its layout for
     // SIGCHLD; info is a valid, writable siginfo.
@@ -869,6 +868,7 @@ mod tests {
         set_child_times(&mut info, &usage);
         // SAFETY: getauxval reads the auxiliary vector.
         let hz = unsafe { libc::getauxval(libc::AT_CLKTCK) } as libc::clock_t;
+        assert_eq!(hz, super::USER_HZ as libc::clock_t);
         // SAFETY: a siginfo laid out for SIGCHLD.
         let (utime, stime) = unsafe { (info.si_utime(), info.si_stime()) };
         assert_eq!((utime, stime), (hz * 5 / 2, hz * 3 / 100));
