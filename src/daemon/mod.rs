@@ -198,6 +198,21 @@ fn run(plan: &Plan) -> io::Result<Daemonized> {
         return Err(io::Error::last_os_error());
     }
     let [caller_end, daemon_end] = pair;
+    // A caller with 0, 1 or 2 closed gets them here: the daemon points those
+    // at /dev/null, which would swallow its report. Move its end above them.
+    let daemon_end = if daemon_end <= 2 {
+        // SAFETY: F_DUPFD_CLOEXEC only adds an fd to the table.
+        let moved = unsafe { libc::fcntl(daemon_end, libc::F_DUPFD_CLOEXEC, 3) };
+        let e = io::Error::last_os_error();
+        sys::close(daemon_end);
+        if moved < 0 {
+            sys::close(caller_end);
+            return Err(e);
+        }
+        moved
+    } else {
+        daemon_end
+    };
     // Buffered output would otherwise be written twice.
     // SAFETY: fflush(NULL) flushes every stdio stream.
     unsafe { libc::fflush(std::ptr::null_mut()) };
