@@ -320,8 +320,15 @@ impl State {
 /// wait then finds no such child (`ECHILD`), as `waitpid` would, unless the
 /// kernel gave that pid to a new child in the microseconds between the steal
 /// and the call, which needs every other pid to have been used in between.
+///
+/// A child this process traces also reports its ptrace stops to that wait
+/// (the first one is then lost to the tracer); after one, the wait goes on
+/// on the child's pidfd, which turns readable at its exit only.
 fn reap_claimed(pid: pid_t, idx: u32, generation: u32) -> io::Result<Exit> {
-    let found = sys::waitid(libc::P_PID, pid as libc::id_t, libc::__WALL);
+    let mut found = sys::waitid(libc::P_PID, pid as libc::id_t, libc::__WALL);
+    if let Ok(sys::Waited::NotYet) = found {
+        found = reap_traced(pid);
+    }
     let mut st = lock();
     let slot = *st.table.slot(idx);
     if slot.generation == generation && slot.claimed && slot.state == SlotState::Live {
@@ -347,6 +354,26 @@ fn reap_claimed(pid: pid_t, idx: u32, generation: u32) -> io::Result<Exit> {
         Taken::Exit(exit) => Ok(exit),
         _ => Err(error(libc::ECHILD)),
     }
+}
+
+/// Waits for traced child `pid` to exit without taking its ptrace stops,
+/// then reaps it (see [`reap_claimed`]).
+fn reap_traced(pid: pid_t) -> io::Result<sys::Waited> {
+    let Ok(pidfd) = sys::pidfd_open(pid) else {
+        // No pidfd to wait on (EMFILE): stops go on being taken.
+        loop {
+            match sys::waitid(libc::P_PID, pid as libc::id_t, libc::__WALL) {
+                Ok(sys::Waited::NotYet) => continue,
+                found => return found,
+            }
+        }
+    };
+    let mut pfd = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: pfd is one valid pollfd.
+    while unsafe { libc::poll(&mut pfd, 1, -1) } == -1 && sys::errno() == libc::EINTR {}
+    let found = sys::waitid(libc::P_PIDFD, pidfd as libc::id_t, libc::__WALL);
+    sys::close(pidfd);
+    found
 }
 
 /// A non-blocking, close-on-exec fd that is readable while an exit in scope

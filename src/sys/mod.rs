@@ -79,7 +79,8 @@ pub fn wstatus_from_siginfo(info: &libc::siginfo_t) -> c_int {
 pub enum Waited {
     /// The child exited; its pid and `waitpid`-style status.
     Exited(pid_t, c_int),
-    /// Children exist but none has exited (only with WNOHANG).
+    /// Children exist but none has exited (with WNOHANG), or the wait
+    /// found a ptrace stop.
     NotYet,
 }
 
@@ -91,11 +92,15 @@ pub fn waitid_info(idtype: libc::idtype_t, id: libc::id_t, options: c_int) -> io
 }
 
 /// `waitid(idtype, id, WEXITED | extra)`: the exited child's pid and
-/// `waitpid`-style status.
+/// `waitpid`-style status. A ptrace stop, which the kernel reports to the
+/// tracer's waits for exits too, is [`Waited::NotYet`], also from a wait
+/// without WNOHANG (it has taken the stop from the tracer unless WNOWAIT).
 pub fn waitid(idtype: libc::idtype_t, id: libc::id_t, extra: c_int) -> io::Result<Waited> {
     Ok(match waitid_info(idtype, id, libc::WEXITED | extra)? {
-        // SAFETY: a siginfo filled by waitid.
-        Some(info) => Waited::Exited(unsafe { info.si_pid() }, wstatus_from_siginfo(&info)),
+        Some(info) => match exited_child(&info) {
+            Some(pid) => Waited::Exited(pid, wstatus_from_siginfo(&info)),
+            None => Waited::NotYet,
+        },
         None => Waited::NotYet,
     })
 }
