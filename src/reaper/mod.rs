@@ -255,6 +255,7 @@ fn lock() -> GateGuard<'static, State> {
     register_fork_hooks();
     let mut st = REAPER.lock(pass::pass);
     st.adopt();
+    watcher::restart_if_needed(&st);
     st
 }
 

@@ -91,7 +91,27 @@ pub(super) fn handler_blocked() -> bool {
 /// Works out what the watcher must do for the current configuration and
 /// wakes it. Gate held.
 pub(super) fn publish_mode(st: &State) {
-    let mode = if st.handler_active() {
+    let mode = mode_for(st);
+    st.publish_pass_wanted();
+    if MODE.swap(mode, SeqCst) != mode {
+        sys::futex_wake_all(MODE);
+    }
+    wake();
+}
+
+/// In the child of a plain fork, which keeps its parent's configuration
+/// (installation, `fd_wanted`) but not the watcher thread: starts one at the
+/// child's first call into the library when the configuration needs it (see
+/// `c-tests/reaper_watcher_in_fork_child.c`). Ordinary context, gate held;
+/// one atomic load while the watcher runs.
+pub(super) fn restart_if_needed(st: &State) {
+    if !STARTED.load(SeqCst) && mode_for(st) != IDLE {
+        let _ = start();
+    }
+}
+
+fn mode_for(st: &State) -> u32 {
+    if st.handler_active() {
         if HANDLER_BLOCKED.load(SeqCst) {
             REAP
         } else {
@@ -105,12 +125,7 @@ pub(super) fn publish_mode(st: &State) {
         FALLBACK
     } else {
         IDLE
-    };
-    st.publish_pass_wanted();
-    if MODE.swap(mode, SeqCst) != mode {
-        sys::futex_wake_all(MODE);
     }
-    wake();
 }
 
 /// Starts the watcher thread unless it runs already. `EAGAIN` (or the cause)
