@@ -55,6 +55,9 @@ fn service() -> io::Result<&'static Service> {
         // SAFETY: a published service is never freed (only forgotten in a fork child).
         return Ok(unsafe { &*current });
     }
+    // Before the service is published: a fork by another thread from then
+    // on, even before the thread below exists, forgets it in its child.
+    atfork::set_hooks(Concern::Spawner, None, None, Some(forget_service_in_child));
     let (jobs, inbox) = mpsc::channel::<Job>();
     let fresh = Box::into_raw(Box::new(Service { jobs }));
     match SERVICE.compare_exchange(std::ptr::null_mut(), fresh, SeqCst, SeqCst) {
@@ -73,7 +76,6 @@ fn service() -> io::Result<&'static Service> {
                 drop(unsafe { Box::from_raw(fresh) });
                 return Err(e);
             }
-            atfork::set_hooks(Concern::Spawner, None, None, Some(forget_service_in_child));
             // SAFETY: just published; never freed.
             Ok(unsafe { &*fresh })
         }
