@@ -2,7 +2,10 @@
  * a grandchild orphaned by its zspawn()ed parent is reparented to us (seen in
  * /proc with our pid as ppid) and reaped by the handler when it exits: no child and
  * no zombie is left, the stats count both reaps, zwait() delivers the tracked shell
- * and zreap_all() the orphan's exit. zreap_uninstall() keeps the subreaper bit. */
+ * and zreap_all() the orphan's exit. In the child of a plain fork(), which the
+ * kernel does not make a subreaper although it keeps the library's state,
+ * zreap_install(ZREAP_SUBREAPER) succeeds and makes it one. zreap_uninstall()
+ * keeps the subreaper bit. */
 #include "ctest.h"
 
 static pid_t orphan;
@@ -82,6 +85,20 @@ int main(void) {
     CHECK(s.reaped == 2);
     CHECK(s.reported == 2);
     CHECK(s.tracked == 0);
+
+    pid_t forked = fork();
+    if (forked == 0) {
+        int before = -1, after = -1;
+        prctl(PR_GET_CHILD_SUBREAPER, &before, 0, 0, 0);
+        int rc = zreap_install(ZREAP_SUBREAPER);
+        prctl(PR_GET_CHILD_SUBREAPER, &after, 0, 0, 0);
+        if (rc != 0 || after != 1)
+            fprintf(stderr, "fork child: subreaper %d, zreap_install() = %d, then subreaper %d\n", before, rc, after);
+        _exit(rc == 0 && after == 1 ? 0 : 1);
+    }
+    int forked_status;
+    CHECK(zwait(forked, &forked_status, 0) == forked);
+    CHECK(WIFEXITED(forked_status) && WEXITSTATUS(forked_status) == 0);
 
     CHECK(zreap_uninstall() == 0);
     sub = -1;

@@ -9,8 +9,9 @@ use std::io;
 /// this one call replaces a hand-written SIGCHLD handler.
 ///
 /// - Installing again with the same flags succeeds, and puts zreap's SIGCHLD
-///   handler back if the program replaced it; with other flags it fails with
-///   `EBUSY` until [`uninstall`].
+///   handler back if the program replaced it (and, in the child of a fork,
+///   makes the child a subreaper); with other flags it fails with `EBUSY`
+///   until [`uninstall`].
 /// - With [`InstallFlags::NO_HANDLER`] a watcher thread keeps [`reap_fd`]
 ///   readable; when it cannot be started this fails (`EAGAIN`) and installs
 ///   nothing.
@@ -35,6 +36,10 @@ pub fn install(flags: InstallFlags) -> io::Result<()> {
     }
     st.ensure_ready_for(flags.contains(InstallFlags::OWN))?;
     if let Some(current) = &st.installed {
+        // A fork child keeps the library's state but is no subreaper.
+        if flags.contains(InstallFlags::SUBREAPER) {
+            nix::sys::prctl::set_child_subreaper(true)?;
+        }
         if current.old_action.is_some() && !handler::is_installed()? {
             let replaced = handler::install()?;
             if let Some(installed) = st.installed.as_mut() {
