@@ -185,10 +185,12 @@ unsafe fn prepare_and_exec(request: &SpawnRequest<'_>, parent_pid: pid_t) -> c_i
             return e;
         }
     }
-    // Move sources that sit on 0..2 out of the way before any dup2.
+    // Move a source that sits on 0..2 out of the way when an earlier dup2
+    // replaces it; only then (at RLIMIT_NOFILE, stdout_fd 2 needs no new fd).
+    let replaced = |fd: c_int| request.fds.get(fd as usize).is_some_and(|&s| s != -1 && s != fd);
     let mut sources = request.fds;
     for (target, source) in (0..).zip(sources.iter_mut()) {
-        if (0..=2).contains(source) && *source != target {
+        if (0..=2).contains(source) && *source < target && replaced(*source) {
             match dup_above_stdio(*source) {
                 Ok(moved) => *source = moved,
                 Err(e) => return e,
