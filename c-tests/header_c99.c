@@ -39,6 +39,13 @@
 #error "ZDAEMON_* values differ from API.md"
 #endif
 
+/* The flags are unsigned, as API.md's 0x1u: in unsigned arithmetic 1 - 2 > 0. */
+STATIC_ASSERT(ZREAP_OWN - 2 > 0 && ZREAP_SUBREAPER - 3 > 0 && ZREAP_NO_HANDLER - 5 > 0, reaper_flags_unsigned);
+STATIC_ASSERT(ZSPAWN_SEARCH_PATH - 2 > 0 && ZSPAWN_SETSID - 3 > 0 && ZSPAWN_SETPGROUP - 5 > 0, spawn_flags_unsigned);
+STATIC_ASSERT(ZDAEMON_KEEP_FDS - 2 > 0 && ZDAEMON_KEEP_STDIO - 3 > 0 && ZDAEMON_NO_CHDIR - 5 > 0 &&
+                  ZDAEMON_WAIT_READY - 9 > 0 && ZDAEMON_RETURN - 17 > 0,
+              daemon_flags_unsigned);
+
 /* The flags are usable where API.md's types expect them. */
 static const unsigned reaper_flags = ZREAP_OWN | ZREAP_SUBREAPER | ZREAP_NO_HANDLER;
 static const uint32_t spawn_flags = ZSPAWN_SEARCH_PATH | ZSPAWN_SETSID | ZSPAWN_SETPGROUP;

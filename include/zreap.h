@@ -10,65 +10,65 @@
  * Reap only children made by zspawn()/zfork(); leave every other child
  * (popen, system, a foreign waitpid) to its own waiter.
  */
-#define ZREAP_OWN 1
+#define ZREAP_OWN 1u
 
 /**
  * prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are reparented here and reaped.
  */
-#define ZREAP_SUBREAPER 2
+#define ZREAP_SUBREAPER 2u
 
 /**
  * Install no SIGCHLD handler: the program reaps by calling zreap_all() when
  * zreap_fd() is readable.
  */
-#define ZREAP_NO_HANDLER 4
+#define ZREAP_NO_HANDLER 4u
 
 /**
  * This many exits of untracked children wait for zreap_all() (never fewer
  * than 4096 in any version); past that the oldest are dropped and counted
  * in zreap_stats.dropped.
  */
-#define ZREAP_UNTRACKED_CAPACITY 65536
+#define ZREAP_UNTRACKED_CAPACITY 65536u
 
 /**
  * Look path up in $PATH, like execvp.
  */
-#define ZSPAWN_SEARCH_PATH 1
+#define ZSPAWN_SEARCH_PATH 1u
 
 /**
  * The child starts a new session.
  */
-#define ZSPAWN_SETSID 2
+#define ZSPAWN_SETSID 2u
 
 /**
  * The child starts a new process group.
  */
-#define ZSPAWN_SETPGROUP 4
+#define ZSPAWN_SETPGROUP 4u
 
 /**
  * zdaemonize(): do not close fds above 2.
  */
-#define ZDAEMON_KEEP_FDS 1
+#define ZDAEMON_KEEP_FDS 1u
 
 /**
  * zdaemonize(): do not point 0, 1 and 2 at /dev/null.
  */
-#define ZDAEMON_KEEP_STDIO 2
+#define ZDAEMON_KEEP_STDIO 2u
 
 /**
  * zdaemonize(): do not chdir.
  */
-#define ZDAEMON_NO_CHDIR 4
+#define ZDAEMON_NO_CHDIR 4u
 
 /**
  * zdaemonize(): the caller's process waits for zdaemon_ready().
  */
-#define ZDAEMON_WAIT_READY 8
+#define ZDAEMON_WAIT_READY 8u
 
 /**
  * zdaemonize(): the caller's process returns instead of exiting.
  */
-#define ZDAEMON_RETURN 16
+#define ZDAEMON_RETURN 16u
 
 /**
  * Called by zreap_all() once per delivered exit: the child's pid, its

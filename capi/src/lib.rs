@@ -43,14 +43,15 @@ symver!(
 
 /// Reap only children made by zspawn()/zfork(); leave every other child
 /// (popen, system, a foreign waitpid) to its own waiter.
-pub const ZREAP_OWN: u32 = 0x1;
+pub const ZREAP_OWN: u32 = 0x1u32;
 /// prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are reparented here and reaped.
-pub const ZREAP_SUBREAPER: u32 = 0x2;
+pub const ZREAP_SUBREAPER: u32 = 0x2u32;
 /// Install no SIGCHLD handler: the program reaps by calling zreap_all() when
 /// zreap_fd() is readable.
-pub const ZREAP_NO_HANDLER: u32 = 0x4;
+pub const ZREAP_NO_HANDLER: u32 = 0x4u32;
 
-// The C constants are the Rust flags' bits (cbindgen needs literals above).
+// The C constants are the Rust flags' bits (cbindgen needs literals above;
+// the `u32` suffix makes them unsigned in C, `1u`, as API.md writes them).
 const _: () = {
     assert!(ZREAP_OWN == InstallFlags::OWN.bits());
     assert!(ZREAP_SUBREAPER == InstallFlags::SUBREAPER.bits());
@@ -69,25 +70,25 @@ const _: () = {
 /// This many exits of untracked children wait for zreap_all() (never fewer
 /// than 4096 in any version); past that the oldest are dropped and counted
 /// in zreap_stats.dropped.
-pub const ZREAP_UNTRACKED_CAPACITY: u32 = 65536;
+pub const ZREAP_UNTRACKED_CAPACITY: u32 = 65536u32;
 
 /// Look path up in $PATH, like execvp.
-pub const ZSPAWN_SEARCH_PATH: u32 = 0x1;
+pub const ZSPAWN_SEARCH_PATH: u32 = 0x1u32;
 /// The child starts a new session.
-pub const ZSPAWN_SETSID: u32 = 0x2;
+pub const ZSPAWN_SETSID: u32 = 0x2u32;
 /// The child starts a new process group.
-pub const ZSPAWN_SETPGROUP: u32 = 0x4;
+pub const ZSPAWN_SETPGROUP: u32 = 0x4u32;
 
 /// zdaemonize(): do not close fds above 2.
-pub const ZDAEMON_KEEP_FDS: u32 = 0x1;
+pub const ZDAEMON_KEEP_FDS: u32 = 0x1u32;
 /// zdaemonize(): do not point 0, 1 and 2 at /dev/null.
-pub const ZDAEMON_KEEP_STDIO: u32 = 0x2;
+pub const ZDAEMON_KEEP_STDIO: u32 = 0x2u32;
 /// zdaemonize(): do not chdir.
-pub const ZDAEMON_NO_CHDIR: u32 = 0x4;
+pub const ZDAEMON_NO_CHDIR: u32 = 0x4u32;
 /// zdaemonize(): the caller's process waits for zdaemon_ready().
-pub const ZDAEMON_WAIT_READY: u32 = 0x8;
+pub const ZDAEMON_WAIT_READY: u32 = 0x8u32;
 /// zdaemonize(): the caller's process returns instead of exiting.
-pub const ZDAEMON_RETURN: u32 = 0x10;
+pub const ZDAEMON_RETURN: u32 = 0x10u32;
 
 /// Called by zreap_all() once per delivered exit: the child's pid, its
 /// waitpid()-style status, and the ctx given to zreap_all().
