@@ -28,7 +28,7 @@
  * than 4096 in any version); past that the oldest are dropped and counted
  * in zreap_stats.dropped.
  */
-#define ZREAP_UNTRACKED_CAPACITY 65536u
+#define ZREAP_UNTRACKED_CAPACITY 65536
 
 /**
  * Look path up in $PATH, like execvp.

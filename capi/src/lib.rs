@@ -70,7 +70,7 @@ const _: () = {
 /// This many exits of untracked children wait for zreap_all() (never fewer
 /// than 4096 in any version); past that the oldest are dropped and counted
 /// in zreap_stats.dropped.
-pub const ZREAP_UNTRACKED_CAPACITY: u32 = 65536u32;
+pub const ZREAP_UNTRACKED_CAPACITY: u32 = 65536;
 
 /// Look path up in $PATH, like execvp.
 pub const ZSPAWN_SEARCH_PATH: u32 = 0x1u32;
