@@ -192,6 +192,16 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
             // The shim may have reaped the child between the two looks.
             return look_again(saved, || from_store(want, status, usage)).unwrap_or(-1);
         }
+        if got == 0 && options & libc::WNOHANG != 0 {
+            // Other children live, so the kernel says "none exited", not
+            // ECHILD: an exit the shim took between the two looks must still
+            // be found, as its SIGCHLD may be used up (a signalfd loop).
+            chld::settle();
+            if let Some(got) = from_store(want, status, usage) {
+                set_errno(saved);
+                return got;
+            }
+        }
         if got != 0 || blocking_is_exact || options & libc::WNOHANG != 0 {
             return got;
         }
@@ -300,6 +310,14 @@ pub(crate) unsafe fn waitid_impl(
         }
         // SAFETY: waitid succeeded: si_pid is 0 when nothing changed state (WNOHANG).
         let nothing = rc == 0 && !polled_into.is_null() && unsafe { (*polled_into).si_pid() } == 0;
+        if nothing && options & libc::WNOHANG != 0 {
+            // As in wait4_body: an exit stored between the two looks.
+            chld::settle();
+            if stored(info) {
+                set_errno(saved);
+                return 0;
+            }
+        }
         if rc != 0 || !nothing || blocking_is_exact || options & libc::WNOHANG != 0 {
             return rc;
         }

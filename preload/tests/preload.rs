@@ -613,6 +613,15 @@ fn signalfd_program_behaves_as_without_the_shim() {
 }
 
 #[test]
+fn a_wnohang_wait_finds_an_exit_the_shim_stored_meanwhile() {
+    let exe = build_c("c-tests/shim_wnohang_race.c");
+    for mode in MODES {
+        let out = run_ok(&mut command(&exe, mode), &format!("shim_wnohang_race {mode:?}"));
+        print!("{mode:?}:\n{}", stdout(&out));
+    }
+}
+
+#[test]
 fn job_control_program_behaves_as_without_the_shim() {
     let exe = build_c("c-tests/shim_jobcontrol.c");
     for variant in ["nohandler", "handler"] {
