@@ -372,8 +372,8 @@ static IN_FLIGHT: AtomicU32 = AtomicU32::new(0);
 static KERNEL_WAITERS: AtomicU32 = AtomicU32::new(0);
 
 /// Before a blocking wait for any child or a process group: may it block in
-/// the kernel's own wait? Yes unless the shim's handler is installed (the
-/// caller then polls the store): the reaper thread leaves every exit to the
+/// the kernel's own wait? Yes unless the shim's handler is installed and
+/// could run meanwhile (the caller then polls the store): the reaper thread leaves every exit to the
 /// kernel's wait until [`leave_kernel_wait`], so the wait returns each child
 /// event (an exit, a stop, a tracee's ptrace stop) as soon as the kernel has
 /// it. Zombies the wait does not accept (another group) stay until it
@@ -382,7 +382,7 @@ static KERNEL_WAITERS: AtomicU32 = AtomicU32::new(0);
 /// stored by the handler behind that wait's back; it returns at the next
 /// child event.
 pub fn enter_kernel_wait() -> bool {
-    if OURS_INSTALLED.load(SeqCst) {
+    if OURS_INSTALLED.load(SeqCst) && !handler_cannot_run() {
         return false;
     }
     // The thread raises IN_FLIGHT before it looks at KERNEL_WAITERS, this
@@ -392,6 +392,29 @@ pub fn enter_kernel_wait() -> bool {
     KERNEL_WAITERS.fetch_add(1, SeqCst);
     settle();
     true
+}
+
+/// Whether the shim's handler cannot run until this thread's wait returns:
+/// glibc counts one thread (the shim's own bare thread blocks every signal)
+/// and this thread blocks SIGCHLD, as a shell does around its wait for a
+/// foreground job. Polling there slept 100 ms per wait, as no handler could
+/// wake it. A thread the program made with a raw clone, SIGCHLD unblocked,
+/// could still run the handler: the wait then returns at the next child event.
+fn handler_cannot_run() -> bool {
+    extern "C" {
+        /// glibc (2.32 and later): nonzero while the process has one thread.
+        static __libc_single_threaded: libc::c_char;
+    }
+    // SAFETY: a byte glibc writes only when it starts a thread.
+    if unsafe { std::ptr::read_volatile(&raw const __libc_single_threaded) } == 0 {
+        return false;
+    }
+    // SAFETY: sigset_t is plain data; a NULL set only reads this thread's mask.
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) == 0
+            && libc::sigismember(&mask, libc::SIGCHLD) == 1
+    }
 }
 
 /// After a wait [`enter_kernel_wait`] let into the kernel: the reaper thread,

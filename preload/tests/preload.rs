@@ -621,6 +621,37 @@ fn a_wnohang_wait_finds_an_exit_the_shim_stored_meanwhile() {
     }
 }
 
+/// The wait4 calls of the first thread of `exe` (`strace -c`, no `-f`).
+fn wait4_calls(exe: &Path, mode: Shim, tmp: &TempDir) -> (u64, String) {
+    let report = tmp.path().join(format!("wait4-{mode:?}"));
+    let mut cmd = command("strace", mode);
+    cmd.args(["-c", "-e", "trace=wait4", "-o"]).arg(&report).arg(exe);
+    let out = run_ok(&mut cmd, &format!("strace -c {}", exe.display()));
+    let text = fs::read_to_string(&report).expect("strace's report");
+    let calls = text
+        .lines()
+        .find(|l| l.trim_end().ends_with(" wait4"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .expect("a wait4 line with its calls");
+    (calls, stdout(&out))
+}
+
+#[test]
+fn a_shells_wait_with_sigchld_blocked_is_the_kernels_blocking_wait() {
+    require("strace");
+    let exe = build_c("c-tests/shim_blocked_wait.c");
+    let tmp = TempDir::new("blocked-wait");
+    let (calls, expected) = wait4_calls(&exe, Shim::Off, &tmp);
+    assert_eq!(calls, 10, "without the shim");
+    for mode in [Shim::Handler, Shim::All] {
+        let (calls, out) = wait4_calls(&exe, mode, &tmp);
+        assert_eq!(out, expected, "shim_blocked_wait under {mode:?} differs from without the shim");
+        // A poll makes two or more per child (the child runs for 20 ms).
+        assert_eq!(calls, 10, "wait4 calls for 10 blocking waits under {mode:?}");
+    }
+}
+
 #[test]
 fn job_control_program_behaves_as_without_the_shim() {
     let exe = build_c("c-tests/shim_jobcontrol.c");
