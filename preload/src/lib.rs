@@ -164,7 +164,7 @@ fn start(mode: c_int) {
     }
     if let Some(target) = settings.log {
         match open_log(target) {
-            Ok(fd) => log::LOG_FD.store(fd, SeqCst),
+            Ok(fd) => log::start(fd),
             Err(e) => {
                 let line = format!("zreap_preload: ZREAP_LOG={target:?}: {e}; the shim stays out of the way\n");
                 let _ = sys::bare::write(2, line.as_bytes());

@@ -305,6 +305,16 @@ fn zreap_log_records_the_seed_servers_events() {
 // ------------------------------------------------------------ C programs
 
 #[test]
+fn the_log_stops_when_the_program_closes_its_fd() {
+    let exe = build_c("c-tests/shim_log_closed.c");
+    let tmp = TempDir::new("log-closed");
+    let data = tmp.path().join("data");
+    for mode in [Shim::Handler, Shim::All] {
+        run_ok(command(&exe, mode).env("ZREAP_LOG", "stderr").arg(&data), &format!("shim_log_closed {mode:?}"));
+    }
+}
+
+#[test]
 fn sa_siginfo_handler_sees_every_childs_pid_once() {
     let exe = build_c("c-tests/shim_siginfo.c");
     // Without the shim: only reported (SIGCHLD does not queue, so some are usually missed).

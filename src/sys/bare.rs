@@ -304,6 +304,15 @@ pub fn write(fd: c_int, bytes: &[u8]) -> Result<usize, c_int> {
     unsafe { syscall6(libc::SYS_write, [fd as usize, bytes.as_ptr() as usize, bytes.len(), 0, 0, 0]) }
 }
 
+/// fstat(2) of `fd`: its device and inode, or the errno. Async-signal-safe.
+pub fn file_id(fd: c_int) -> Result<(u64, u64), c_int> {
+    // SAFETY: stat is plain data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes one struct stat into `st`.
+    unsafe { syscall6(libc::SYS_fstat, [fd as usize, &mut st as *mut libc::stat as usize, 0, 0, 0, 0]) }?;
+    Ok((st.st_dev, st.st_ino))
+}
+
 /// One read(2) into `buf`: the count read or the errno. Async-signal-safe.
 pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, c_int> {
     // SAFETY: reads into a valid buffer of that length.
