@@ -253,22 +253,33 @@ fn stored_seq(pid: pid_t) -> Option<u64> {
 }
 
 /// A readable fd that stands for the zombie `pid` would have been, whose
-/// exit was stored with sequence number `seq`.
+/// exit was stored with sequence number `seq`: the read end of a pipe whose
+/// write end is closed (readable and hung up, as a reaped process's pidfd),
+/// or where a pipe's second fd is over the limit, an eventfd (readable).
 fn stand_in(pid: pid_t, flags: c_uint, seq: u64) -> c_int {
     let mut ends = [-1; 2];
     let nonblock = if flags & libc::O_NONBLOCK as c_uint != 0 { libc::O_NONBLOCK } else { 0 };
-    // SAFETY: ends has room for the two fds.
-    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC | nonblock) } == -1 {
-        return -1;
-    }
     let saved = errno();
-    let _ = bare::write(ends[1], &[0]);
-    // SAFETY: the write end is this function's; only the read end is handed out.
-    unsafe { libc::close(ends[1]) };
+    // SAFETY: ends has room for the two fds.
+    let fd = if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC | nonblock) } == 0 {
+        let _ = bare::write(ends[1], &[0]);
+        // SAFETY: the write end is this function's; only the read end is handed out.
+        unsafe { libc::close(ends[1]) };
+        ends[0]
+    } else if errno() == libc::EMFILE {
+        // SAFETY: plain flags; makes one fd.
+        let fd = unsafe { libc::eventfd(1, libc::EFD_CLOEXEC | nonblock) };
+        if fd == -1 {
+            return -1;
+        }
+        fd
+    } else {
+        return -1;
+    };
     set_errno(saved);
-    remember(ends[0], pid, seq);
+    remember(fd, pid, seq);
     log::event("opened a stand-in pidfd for", pid, None);
-    ends[0]
+    fd
 }
 
 /// pidfd_send_signal(2), interposed: a process whose exit the shim stored

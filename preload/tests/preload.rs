@@ -461,6 +461,16 @@ fn pidfd_waits_find_the_children_the_shim_reaped() {
 /// failed 5 checks with every maker (new child, stranger), and then 6 (old
 /// pidfds).
 #[test]
+fn a_stand_in_pidfd_takes_one_fd() {
+    let exe = build_c("c-tests/shim_pidfd_nofile.c");
+    let expected = run_ok(&mut command(&exe, Shim::Off), "shim_pidfd_nofile without the shim");
+    for mode in [Shim::Handler, Shim::All] {
+        let out = run_ok(&mut command(&exe, mode), &format!("shim_pidfd_nofile {mode:?}"));
+        assert_eq!(stdout(&out), stdout(&expected), "shim_pidfd_nofile under {mode:?} differs from without the shim");
+    }
+}
+
+#[test]
 fn a_pid_the_shim_freed_answers_for_its_newest_owner() {
     let exe = build_c("c-tests/shim_pid_reuse.c");
     let namespace = ["--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--mount-proc"];
