@@ -43,6 +43,18 @@ static void check_popen(void) {
         if (!(WIFEXITED(st) && WEXITSTATUS(st) == 4)) fprintf(stderr, "pclose(w) returned %#x\n", st);
         CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 4);
     }
+    /* modes glibc refuses (EINVAL, no child) and ones it takes */
+    const char *bad_modes[] = {"rw", "wr", "rq", "x", "", "er+"};
+    for (size_t i = 0; i < sizeof bad_modes / sizeof *bad_modes; i++) {
+        errno = 0;
+        FILE *bad = popen("exit 0", bad_modes[i]);
+        if (bad != NULL || errno != EINVAL) fprintf(stderr, "popen mode \"%s\" was taken\n", bad_modes[i]);
+        CHECK(bad == NULL && errno == EINVAL);
+        if (bad) pclose(bad);
+    }
+    f = popen("exit 2", "er");
+    CHECK(f != NULL && fcntl(fileno(f), F_GETFD) == FD_CLOEXEC);
+    if (f) CHECK(WEXITSTATUS(pclose(f)) == 2);
     /* two streams open at once, closed in the other order */
     FILE *a = popen("echo a; exit 5", "r");
     FILE *b = popen("echo b; exit 6", "r");

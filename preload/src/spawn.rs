@@ -64,14 +64,12 @@ pub(crate) unsafe fn popen_impl(command: *const c_char, mode: *const c_char) -> 
     }
     // SAFETY: mode is a valid C string.
     let mode_bytes = unsafe { std::ffi::CStr::from_ptr(mode) }.to_bytes();
-    let reading = match mode_bytes.first() {
-        Some(b'r') => true,
-        Some(b'w') => false,
-        _ => {
-            crate::sys::set_errno(libc::EINVAL);
-            return std::ptr::null_mut();
-        }
-    };
+    // As glibc: only 'r', 'w' and 'e', and one of 'r' and 'w'.
+    let (reading, writing) = (mode_bytes.contains(&b'r'), mode_bytes.contains(&b'w'));
+    if reading == writing || mode_bytes.iter().any(|b| !b"rwe".contains(b)) {
+        crate::sys::set_errno(libc::EINVAL);
+        return std::ptr::null_mut();
+    }
     let cloexec = mode_bytes.contains(&b'e');
     let mut fds = [-1; 2];
     // SAFETY: fds has room for two.
