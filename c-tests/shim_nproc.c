@@ -55,7 +55,11 @@ int main(int argc, char **argv) {
         pid_t last = fork();
         if (last == 0) _exit(0);
         CHECK(last > 0);
-        WAIT_UNTIL(ctest_zombies() == 0, 10000);
+        /* Until `last` has exited and been reaped: zombies() == 0 alone
+         * holds at once while `last` has not run yet, and its zombie may
+         * appear just after (before the reaper thread's next look). */
+        WAIT_UNTIL(ctest_children() == 0, 10000);
+        CHECK(ctest_children() == 0);
         CHECK(ctest_zombies() == 0);
     } else {
         while (waitpid(-1, NULL, 0) > 0) {
