@@ -43,7 +43,7 @@ pub(super) unsafe fn intermediate(plan: &Plan, report_fd: RawFd) -> io::Result<D
                 READY_PID.store(getpid(), SeqCst);
                 READY_FD.store(report_fd, SeqCst);
             } else {
-                send_report(report_fd, 0);
+                send_report(report_fd, 0, false);
                 sys::close(report_fd);
             }
             reaper::allow_keeper_in_daemon();
@@ -56,7 +56,7 @@ pub(super) unsafe fn intermediate(plan: &Plan, report_fd: RawFd) -> io::Result<D
 /// Reports `error` to the caller's process and exits with status 1.
 /// Async-signal-safe.
 fn fail(report_fd: RawFd, error: c_int) -> ! {
-    send_report(report_fd, error);
+    send_report(report_fd, error, true);
     exit_now(1)
 }
 
