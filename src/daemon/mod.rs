@@ -24,7 +24,7 @@ use crate::{reaper, sys};
 use bitflags::bitflags;
 use libc::{c_int, pid_t};
 use std::ffi::{CStr, CString};
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
@@ -151,13 +151,15 @@ pub unsafe fn daemonize(options: &DaemonOptions) -> io::Result<Daemonized> {
             // atexit handlers that could disturb the daemon's files.
             unsafe { libc::_exit(0) }
         }
+        // writeln!, not eprintln!, which panics when stderr fails (EPIPE with
+        // SIGPIPE ignored): the caller's process exits 1 whatever stderr is.
         Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
-            eprintln!("zdaemonize: the daemon exited before it reported");
+            let _ = writeln!(io::stderr(), "zdaemonize: the daemon exited before it reported");
             // SAFETY: as above.
             unsafe { libc::_exit(1) }
         }
         Err(e) => {
-            eprintln!("zdaemonize: the daemon could not start: {e}");
+            let _ = writeln!(io::stderr(), "zdaemonize: the daemon could not start: {e}");
             // SAFETY: as above.
             unsafe { libc::_exit(1) }
         }
