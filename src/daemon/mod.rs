@@ -123,7 +123,8 @@ struct Plan {
 /// fails or the daemon reports an error; with `RETURN` it returns the daemon's
 /// pid or the daemon's errno instead (`ECHILD` when the daemon died before
 /// reporting). `EINVAL` for unknown flags, a umask outside 0..=0o777 or an empty
-/// path; nothing is forked then. A live daemon holding the pidfile: `EEXIST`.
+/// path, `ENAMETOOLONG` for a path of `PATH_MAX` bytes or more; nothing is
+/// forked then. A live daemon holding the pidfile: `EEXIST`.
 ///
 /// ```no_run
 /// let mut options = zreap::DaemonOptions::new();
@@ -176,6 +177,9 @@ fn plan(options: &DaemonOptions) -> io::Result<Plan> {
     let nonempty = |p: &CString| if p.as_bytes().is_empty() { Err(error(libc::EINVAL)) } else { Ok(()) };
     let workdir = options.workdir.clone().unwrap_or_else(|| c"/".to_owned());
     nonempty(&workdir)?;
+    if workdir.as_bytes().len() >= libc::PATH_MAX as usize {
+        return Err(error(libc::ENAMETOOLONG));
+    }
     let pidfile = options.pidfile.as_ref().map(|p| nonempty(p).map(|()| absolute(p))).transpose()?;
     if pidfile.as_ref().is_some_and(|p| p.as_bytes().len() + pidfile::TMP_SUFFIX_MAX >= libc::PATH_MAX as usize) {
         return Err(error(libc::ENAMETOOLONG));
