@@ -123,8 +123,9 @@ struct Plan {
 /// fails or the daemon reports an error; with `RETURN` it returns the daemon's
 /// pid or the daemon's errno instead (`ECHILD` when the daemon died before
 /// reporting). `EINVAL` for unknown flags, a umask outside 0..=0o777 or an empty
-/// path, `ENAMETOOLONG` for a path of `PATH_MAX` bytes or more; nothing is
-/// forked then. A live daemon holding the pidfile: `EEXIST`.
+/// path, `ENAMETOOLONG` for a path of `PATH_MAX` bytes or more, `ENOENT` for a
+/// relative pidfile when the working directory was removed; nothing is forked
+/// then. A live daemon holding the pidfile: `EEXIST`.
 ///
 /// ```no_run
 /// let mut options = zreap::DaemonOptions::new();
@@ -180,7 +181,7 @@ fn plan(options: &DaemonOptions) -> io::Result<Plan> {
     if workdir.as_bytes().len() >= libc::PATH_MAX as usize {
         return Err(error(libc::ENAMETOOLONG));
     }
-    let pidfile = options.pidfile.as_ref().map(|p| nonempty(p).map(|()| absolute(p))).transpose()?;
+    let pidfile = options.pidfile.as_ref().map(|p| nonempty(p).and_then(|()| absolute(p))).transpose()?;
     if pidfile.as_ref().is_some_and(|p| p.as_bytes().len() + pidfile::TMP_SUFFIX_MAX >= libc::PATH_MAX as usize) {
         return Err(error(libc::ENAMETOOLONG));
     }
@@ -193,15 +194,16 @@ fn plan(options: &DaemonOptions) -> io::Result<Plan> {
     Ok(Plan { flags, workdir, pidfile, umask, hup_ignored })
 }
 
-/// A relative pidfile is taken relative to the caller's working directory.
-fn absolute(path: &CStr) -> CString {
+/// A relative pidfile is taken relative to the caller's working directory;
+/// getcwd's error (ENOENT once that directory was removed) if it has no name.
+fn absolute(path: &CStr) -> io::Result<CString> {
     if path.to_bytes().starts_with(b"/") {
-        return path.to_owned();
+        return Ok(path.to_owned());
     }
-    let mut full = std::env::current_dir().map(|d| d.into_os_string().into_encoded_bytes()).unwrap_or_default();
+    let mut full = std::env::current_dir()?.into_os_string().into_encoded_bytes();
     full.push(b'/');
     full.extend_from_slice(path.to_bytes());
-    CString::new(full).unwrap_or_else(|_| path.to_owned())
+    CString::new(full).map_err(|_| error(libc::EINVAL))
 }
 
 fn run(plan: &Plan) -> io::Result<Daemonized> {
