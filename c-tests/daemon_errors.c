@@ -7,8 +7,8 @@
  *    nothing created; a root-only 0700 workdir: -1 EACCES;
  *  - bad input: -1 EINVAL with nothing forked, also without ZDAEMON_RETURN
  *    (the caller returns instead of exiting): unknown flags, umask 01000 or
- *    -2, an empty workdir or pidfile; a pidfile path too long: ENAMETOOLONG,
- *    nothing forked;
+ *    -2, an empty workdir or pidfile; a pidfile or workdir path too long:
+ *    ENAMETOOLONG, nothing forked (also without ZDAEMON_RETURN);
  *  - zdaemon_options_init() fills in the defaults and accepts NULL;
  *  - success leaves errno as it was;
  *  - without ZDAEMON_RETURN the caller's process exits 1 with exactly one line
@@ -106,6 +106,16 @@ static char missing[PATH_MAX + 64], daemon_pid_file[PATH_MAX + 64];
 static void sub_failing(void) {
     zdaemon_options o = opts(0, missing, NULL, 0);
     zdaemonize(&o);
+}
+
+static char long_workdir[PATH_MAX + 16];
+
+/* Without RETURN: exits 42 when zdaemonize() returns -1 ENAMETOOLONG. */
+static void sub_long_workdir(void) {
+    zdaemon_options o = opts(0, long_workdir, NULL, 0);
+    pid_t p = zdaemonize(&o);
+    if (p == 0) _exit(99);
+    _exit(p == -1 && errno == ENAMETOOLONG ? 42 : 43);
 }
 
 static void sub_succeeding(void) {
@@ -220,6 +230,13 @@ int main(void) {
     long_path[0] = '/';
     CHECK_ERR(DAEMONIZE(opts(ZDAEMON_RETURN, NULL, long_path, 0)), ENAMETOOLONG);
     CHECK(ctest_children() == 0);
+    memset(long_workdir, 'x', PATH_MAX);
+    long_workdir[0] = '/';
+    char sub_out[256], sub_err[4096];
+    st = run_sub(sub_long_workdir, sub_out, sizeof sub_out, sub_err, sizeof sub_err);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 42);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 42) fprintf(stderr, "  a long workdir: status 0x%x, %s", st, sub_err);
+    check_nothing_left("a long workdir");
     CHECK(ctest_zombies() == 0);
 
     /* 5. zdaemon_options_init: defaults over garbage; NULL is fine. */

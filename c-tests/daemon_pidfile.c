@@ -10,7 +10,8 @@
  *  - a stale pidfile is taken over: one nobody ever locked ("99999\n"), and one
  *    left by a daemon killed with SIGKILL (which cannot clean up);
  *  - a relative pidfile is taken from the caller's cwd, although the daemon
- *    chdirs to "/", and is removed from there at exit;
+ *    chdirs to "/", and is removed from there at exit; when that cwd has
+ *    been removed it cannot be named: -1 ENOENT, nothing forked;
  *  - the caller's own exit() (with ZDAEMON_RETURN it returns and may exit
  *    normally) does not remove the live daemon's pidfile;
  *  - it is never visible half-written: a thread that keeps reading the path
@@ -223,6 +224,21 @@ int main(void) {
     if (e > 0) stop(e);
     CHECK(access(in_dir, F_OK) == -1 && errno == ENOENT);
     CHECK(access(in_root, F_OK) == -1 && errno == ENOENT);
+
+    /* A relative pidfile while the caller's cwd has been removed: that cannot
+     * be named, so -1 ENOENT before anything is forked; nothing in "/". */
+    char gone[PATH_MAX + 64];
+    snprintf(gone, sizeof gone, "%s/gone", dir);
+    CHECK(mkdir(gone, 0755) == 0);
+    CHECK(chdir(gone) == 0);
+    CHECK(rmdir(gone) == 0);
+    errno = 0;
+    pid_t g = start(rel, 0);
+    CHECK(g == -1 && errno == ENOENT);
+    if (g != -1 || errno != ENOENT) fprintf(stderr, "  with the cwd removed: %d, errno %d\n", (int)g, errno);
+    if (g > 0) stop(g);
+    CHECK(access(in_root, F_OK) == -1 && errno == ENOENT);
+    CHECK(ctest_children() == 0);
     CHECK(chdir(old_cwd) == 0);
 
     /* 7. The caller's exit() leaves the live daemon's pidfile alone. The caller

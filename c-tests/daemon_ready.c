@@ -4,6 +4,9 @@
  *    exists when zdaemonize() returns. Until then the daemon holds exactly one
  *    fd beyond 0-2 (the report socket); zdaemon_ready() closes it;
  *  - zdaemon_ready(ECONNREFUSED): the caller gets -1 ECONNREFUSED;
+ *  - zdaemon_ready(EADDRINUSE) from a daemon that goes on running: the caller
+ *    gets -1 EADDRINUSE while the daemon still runs (it does not wait for the
+ *    daemon's exit), and the daemon is left to us;
  *  - a daemon that dies before it is ready (_exit(3), or SIGKILL): -1 ECHILD;
  *    the dead daemon comes to us (subreaper) with its own exit status;
  *  - without RETURN the caller's process exits 0 only once the daemon is
@@ -60,6 +63,7 @@ enum behaviour {
     READY_LATE,        /* 200 ms, marker, zdaemon_ready(0), wait for stop, exit(0) */
     REPORT_REFUSED,    /* zdaemon_ready(ECONNREFUSED), _exit(5) */
     REPORT_ADDRINUSE,  /* zdaemon_ready(EADDRINUSE), _exit(5) */
+    REPORT_AND_RUN,    /* zdaemon_ready(EADDRINUSE), wait for stop, exit(0) */
     DIE_EARLY,         /* _exit(3) */
     KILLED_EARLY,      /* SIGKILL */
     CALLS,             /* zdaemon_ready(-1), (0), (EIO): results to `after`, _exit(0) */
@@ -87,6 +91,10 @@ static void daemon_body(enum behaviour b) {
     case REPORT_ADDRINUSE:
         zdaemon_ready(EADDRINUSE);
         _exit(5);
+    case REPORT_AND_RUN:
+        zdaemon_ready(EADDRINUSE);
+        while (access(stopfile, F_OK) != 0) ctest_sleep_ms(5);
+        exit(0);
     case DIE_EARLY:
         _exit(3);
     case KILLED_EARLY:
@@ -196,9 +204,18 @@ int main(void) {
     unlink(after);
     unlink(stopfile);
 
-    /* 2. The daemon reports an error. It then exits; we are its subreaper, and
-     * zdaemonize() has collected it: no child, no zombie is left. */
+    /* 2. The daemon reports an error. It then exits at once; we are its
+     * subreaper, and zdaemonize() has collected it: no child, no zombie. */
     CHECK_ERR(start(ZDAEMON_WAIT_READY | ZDAEMON_RETURN, REPORT_REFUSED), ECONNREFUSED);
+    CHECK(ctest_children() == 0);
+
+    /* ... and goes on running until the stop file exists: zdaemonize() has
+     * returned before that, leaving the running daemon to us. */
+    CHECK_ERR(start(ZDAEMON_WAIT_READY | ZDAEMON_RETURN, REPORT_AND_RUN), EADDRINUSE);
+    CHECK(ctest_children() == 1);
+    write_atomic(stopfile, "stop\n");
+    reap_failed(0, 0);
+    unlink(stopfile);
     CHECK(ctest_children() == 0);
 
     /* 3. The daemon dies before it is ready. */

@@ -43,10 +43,10 @@ pub(super) unsafe fn intermediate(plan: &Plan, report_fd: RawFd) -> io::Result<D
                 READY_PID.store(getpid(), SeqCst);
                 READY_FD.store(report_fd, SeqCst);
             } else {
-                send_report(report_fd, 0);
+                send_report(report_fd, 0, false);
                 sys::close(report_fd);
             }
-            reaper::allow_keeper_in_daemon();
+            reaper::resume_in_daemon();
             Ok(Daemonized::Daemon)
         }
         _ => exit_now(0),
@@ -56,7 +56,7 @@ pub(super) unsafe fn intermediate(plan: &Plan, report_fd: RawFd) -> io::Result<D
 /// Reports `error` to the caller's process and exits with status 1.
 /// Async-signal-safe.
 fn fail(report_fd: RawFd, error: c_int) -> ! {
-    send_report(report_fd, error);
+    send_report(report_fd, error, true);
     exit_now(1)
 }
 
@@ -118,14 +118,19 @@ unsafe fn setup_daemon(plan: &Plan, report_fd: RawFd, leader: pid_t) -> c_int {
 
 /// Handled signals go back to SIG_DFL; ignored ones stay ignored (as across
 /// exec). SIGHUP, ignored by us during setup, follows the caller's choice.
-/// Async-signal-safe.
+/// zreap's own SIGCHLD handler stays: the daemon carries over the library's
+/// state, which counts it installed. Async-signal-safe.
 fn reset_dispositions_keeping_ignored(hup_ignored: bool) {
     for sig in 1..libc::SIGRTMIN() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
         let Some(old) = disposition(sig) else { continue };
-        let keep = if sig == libc::SIGHUP { hup_ignored } else { old == libc::SIG_IGN };
+        let keep = match sig {
+            libc::SIGHUP => hup_ignored,
+            libc::SIGCHLD => old == libc::SIG_IGN || reaper::is_sigchld_handler(old),
+            _ => old == libc::SIG_IGN,
+        };
         if !keep {
             set_disposition(sig, Disposition::Default);
         }

@@ -6,7 +6,10 @@
 //! the reaper, so no zombie whether or not a handler is installed) and reads a
 //! close-on-exec socket pair until the daemon reports: its pid once set up (or,
 //! with `WAIT_READY`, once it calls [`daemon_ready`]), or the errno of the step
-//! that failed. EOF means the daemon died before reporting.
+//! that failed. EOF means the daemon died before reporting. A subreaper caller
+//! adopts a daemon that failed and collects it: at once after a failed setup
+//! (the daemon `_exit`s), but after `daemon_ready(err)` only if it ends within
+//! [`READY_ERROR_EXIT_MS`] (it may go on running).
 //!
 //! Post-fork code: between fork and the end of setup only async-signal-safe
 //! system calls run (`intermediate`, `pidfile`, and `send_report` and
@@ -21,9 +24,10 @@ use crate::{reaper, sys};
 use bitflags::bitflags;
 use libc::{c_int, pid_t};
 use std::ffi::{CStr, CString};
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
+use std::time::{Duration, Instant};
 
 bitflags! {
     /// Flags for [`DaemonOptions::flags`].
@@ -82,13 +86,20 @@ pub enum Daemonized {
     },
 }
 
-/// The report the daemon sends: errno (0 for success) and its pid.
+/// The report the daemon sends: errno (0 for success), its pid, and 1 when
+/// it `_exit`s right after (a failed setup), 0 when it goes on.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Report {
     error: c_int,
     pid: pid_t,
+    exits: c_int,
 }
+
+/// How long a subreaper caller waits for a daemon that reported an error with
+/// `daemon_ready` to exit, so as to collect it; a daemon still running then is
+/// left to the caller's process, as any orphan it adopts.
+const READY_ERROR_EXIT_MS: c_int = 500;
 
 /// The daemon's end of the report socket while it owes a readiness report,
 /// and the daemon's pid (a child it forks must not answer for it).
@@ -112,7 +123,9 @@ struct Plan {
 /// fails or the daemon reports an error; with `RETURN` it returns the daemon's
 /// pid or the daemon's errno instead (`ECHILD` when the daemon died before
 /// reporting). `EINVAL` for unknown flags, a umask outside 0..=0o777 or an empty
-/// path; nothing is forked then. A live daemon holding the pidfile: `EEXIST`.
+/// path, `ENAMETOOLONG` for a path of `PATH_MAX` bytes or more, `ENOENT` for a
+/// relative pidfile when the working directory was removed; nothing is forked
+/// then. A live daemon holding the pidfile: `EEXIST`.
 ///
 /// ```no_run
 /// let mut options = zreap::DaemonOptions::new();
@@ -140,13 +153,15 @@ pub unsafe fn daemonize(options: &DaemonOptions) -> io::Result<Daemonized> {
             // atexit handlers that could disturb the daemon's files.
             unsafe { libc::_exit(0) }
         }
+        // writeln!, not eprintln!, which panics when stderr fails (EPIPE with
+        // SIGPIPE ignored): the caller's process exits 1 whatever stderr is.
         Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
-            eprintln!("zdaemonize: the daemon exited before it reported");
+            let _ = writeln!(io::stderr(), "zdaemonize: the daemon exited before it reported");
             // SAFETY: as above.
             unsafe { libc::_exit(1) }
         }
         Err(e) => {
-            eprintln!("zdaemonize: the daemon could not start: {e}");
+            let _ = writeln!(io::stderr(), "zdaemonize: the daemon could not start: {e}");
             // SAFETY: as above.
             unsafe { libc::_exit(1) }
         }
@@ -163,7 +178,10 @@ fn plan(options: &DaemonOptions) -> io::Result<Plan> {
     let nonempty = |p: &CString| if p.as_bytes().is_empty() { Err(error(libc::EINVAL)) } else { Ok(()) };
     let workdir = options.workdir.clone().unwrap_or_else(|| c"/".to_owned());
     nonempty(&workdir)?;
-    let pidfile = options.pidfile.as_ref().map(|p| nonempty(p).map(|()| absolute(p))).transpose()?;
+    if workdir.as_bytes().len() >= libc::PATH_MAX as usize {
+        return Err(error(libc::ENAMETOOLONG));
+    }
+    let pidfile = options.pidfile.as_ref().map(|p| nonempty(p).and_then(|()| absolute(p))).transpose()?;
     if pidfile.as_ref().is_some_and(|p| p.as_bytes().len() + pidfile::TMP_SUFFIX_MAX >= libc::PATH_MAX as usize) {
         return Err(error(libc::ENAMETOOLONG));
     }
@@ -176,15 +194,16 @@ fn plan(options: &DaemonOptions) -> io::Result<Plan> {
     Ok(Plan { flags, workdir, pidfile, umask, hup_ignored })
 }
 
-/// A relative pidfile is taken relative to the caller's working directory.
-fn absolute(path: &CStr) -> CString {
+/// A relative pidfile is taken relative to the caller's working directory;
+/// getcwd's error (ENOENT once that directory was removed) if it has no name.
+fn absolute(path: &CStr) -> io::Result<CString> {
     if path.to_bytes().starts_with(b"/") {
-        return path.to_owned();
+        return Ok(path.to_owned());
     }
-    let mut full = std::env::current_dir().map(|d| d.into_os_string().into_encoded_bytes()).unwrap_or_default();
+    let mut full = std::env::current_dir()?.into_os_string().into_encoded_bytes();
     full.push(b'/');
     full.extend_from_slice(path.to_bytes());
-    CString::new(full).unwrap_or_else(|_| path.to_owned())
+    CString::new(full).map_err(|_| error(libc::EINVAL))
 }
 
 fn run(plan: &Plan) -> io::Result<Daemonized> {
@@ -250,10 +269,13 @@ fn run(plan: &Plan) -> io::Result<Daemonized> {
             let report = read_report(caller_end);
             sys::close(caller_end);
             match report {
-                Some(Report { error: 0, pid }) => Ok(Daemonized::Caller { daemon: pid }),
-                Some(Report { error, pid }) => {
-                    // A subreaper caller adopts the failed daemon: collect it.
-                    reaper::collect_adopted(pid);
+                Some(Report { error: 0, pid, .. }) => Ok(Daemonized::Caller { daemon: pid }),
+                Some(Report { error, pid, exits }) => {
+                    // A subreaper caller adopts the failed daemon: collect it,
+                    // unless it goes on running (a blocking wait would hang).
+                    if exits != 0 || ends_soon(pid) {
+                        reaper::collect_adopted(pid);
+                    }
                     Err(io::Error::from_raw_os_error(error))
                 }
                 None => Err(error(libc::ECHILD)),
@@ -262,16 +284,46 @@ fn run(plan: &Plan) -> io::Result<Daemonized> {
     }
 }
 
-/// Sends a report; never raises SIGPIPE. Async-signal-safe.
-pub(super) fn send_report(fd: RawFd, error: c_int) {
+/// Sends a report; `exits`: the sender `_exit`s right after. Never raises
+/// SIGPIPE. Async-signal-safe.
+pub(super) fn send_report(fd: RawFd, error: c_int, exits: bool) {
     // SAFETY: getpid cannot fail.
-    let report = Report { error, pid: unsafe { libc::getpid() } };
+    let report = Report { error, pid: unsafe { libc::getpid() }, exits: exits.into() };
     // SAFETY: sends the bytes of a plain struct.
     unsafe { libc::send(fd, (&report as *const Report).cast(), std::mem::size_of::<Report>(), libc::MSG_NOSIGNAL) };
 }
 
+/// Whether the daemon `pid`, which reported an error with `daemon_ready`,
+/// ends within [`READY_ERROR_EXIT_MS`] in a subreaper caller (its adopter).
+/// False in other callers, which cannot collect it, and without pidfds.
+fn ends_soon(pid: pid_t) -> bool {
+    let mut subreaper: c_int = 0;
+    // SAFETY: PR_GET_CHILD_SUBREAPER stores one int at the pointer given.
+    if unsafe { libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut subreaper as *mut c_int) } != 0 || subreaper == 0 {
+        return false;
+    }
+    let pidfd = match sys::pidfd_open(pid) {
+        Ok(fd) => fd,
+        // Reaped already (by a handler): collect_adopted drops its record.
+        Err(e) => return e.raw_os_error() == Some(libc::ESRCH),
+    };
+    let deadline = Instant::now() + Duration::from_millis(READY_ERROR_EXIT_MS as u64);
+    let ended = loop {
+        let left = deadline.saturating_duration_since(Instant::now()).as_millis() as c_int;
+        let mut p = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, left) };
+        if n == -1 && sys::errno() == libc::EINTR {
+            continue;
+        }
+        break n > 0;
+    };
+    sys::close(pidfd);
+    ended
+}
+
 fn read_report(fd: RawFd) -> Option<Report> {
-    let mut report = Report { error: 0, pid: 0 };
+    let mut report = Report { error: 0, pid: 0, exits: 0 };
     let size = std::mem::size_of::<Report>();
     loop {
         // SAFETY: reads at most size bytes into the struct.
@@ -300,7 +352,7 @@ pub fn daemon_ready(code: c_int) -> io::Result<()> {
     }
     let fd = READY_FD.swap(-1, SeqCst);
     if fd >= 0 {
-        send_report(fd, code);
+        send_report(fd, code, false);
         sys::close(fd);
     }
     Ok(())

@@ -37,7 +37,11 @@ pub(super) fn write_pidfile(path: &CStr) -> Result<RawFd, c_int> {
     tmp_name.push(b".tmp")?;
     let tmp = tmp_name.as_c_str()?;
 
-    let fresh = create_truncated(tmp, 0o644)?;
+    // A name left there (by a daemon that had our pid, or planted as a
+    // symlink by whoever may write the directory) is removed, never followed:
+    // the file is made new, and one put back meanwhile fails the open.
+    let _ = unlink(tmp);
+    let fresh = create_new(tmp, 0o644)?;
     let give_up = |e: c_int| -> Result<RawFd, c_int> {
         let _ = unlink(tmp);
         sys::close(fresh);
@@ -193,12 +197,14 @@ fn getpid() -> pid_t {
     unsafe { libc::getpid() }
 }
 
-/// `open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode)`: a new fd.
+/// `open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)`: a
+/// new fd on a new file; EEXIST if `path` exists, a symlink too.
 /// Async-signal-safe.
-fn create_truncated(path: &CStr, mode: mode_t) -> Result<RawFd, c_int> {
+fn create_new(path: &CStr, mode: mode_t) -> Result<RawFd, c_int> {
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     // SAFETY: path is a valid NUL-terminated string for the whole call; with
     // O_CREAT, open reads the mode argument, which is passed.
-    check(unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC, mode) })
+    check(unsafe { libc::open(path.as_ptr(), flags, mode) })
 }
 
 /// `open(path, O_RDONLY | O_CLOEXEC)`: a new fd. Async-signal-safe.

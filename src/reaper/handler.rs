@@ -27,7 +27,7 @@ fn exited_pid(info: *const siginfo_t) -> Option<pid_t> {
 }
 
 /// The handler's entry as `sa_sigaction` holds it.
-fn handler_address() -> libc::sighandler_t {
+pub(super) fn handler_address() -> libc::sighandler_t {
     on_sigchld as extern "C" fn(c_int, *mut siginfo_t, *mut c_void) as libc::sighandler_t
 }
 

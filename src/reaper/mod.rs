@@ -334,11 +334,24 @@ fn stand_down_preload_shim() {
     }
 }
 
+/// Whether `action` (a `sa_sigaction` value) is zreap's SIGCHLD handler.
+/// Async-signal-safe.
+pub(crate) fn is_sigchld_handler(action: libc::sighandler_t) -> bool {
+    action == handler::handler_address()
+}
+
 /// In zdaemonize's daemon, once set up: it may start a keeper, as any
 /// process. Adopts the state first, which would otherwise forbid it again.
-pub(crate) fn allow_keeper_in_daemon() {
-    let _st = lock();
+/// Where zreap's handler stayed installed, makes the fds the daemon closed
+/// again, so that the handler reaps the daemon's children; if that fails,
+/// the daemon's next call into the library tries again. System calls only:
+/// the untracked buffer came reserved from the caller's process.
+pub(crate) fn resume_in_daemon() {
+    let mut st = lock();
     keeper::allow_in_daemon();
+    if st.handler_active() && handler::is_installed().unwrap_or(false) {
+        let _ = st.ensure_ready();
+    }
 }
 
 fn owner_pid() -> pid_t {
