@@ -68,6 +68,7 @@ impl Bench {
         self.shim_instructions(&tools);
         self.shim_wall(&tools);
         self.shim_make(&tools, tmp);
+        self.shim_shell(&tools);
         self.shim_make_instructions(&tools, tmp);
     }
 
@@ -256,48 +257,56 @@ impl Bench {
             self.rows.push(Row::new(&section, "make -j2", Val::Na(format!("not available: {e}"))));
             return;
         }
-        let modes = ["none", "handler", "all"];
-        let mut times: Times = HashMap::new();
-        let mut failed: HashMap<&str, String> = HashMap::new();
-        for rep in 0..reps {
-            for k in 0..modes.len() {
-                let mode = modes[(k + rep) % modes.len()];
-                if failed.contains_key(mode) {
-                    continue;
-                }
-                let clean = Command::new("make").args(["-s", "clean"]).current_dir(&dir).output();
-                if !clean.is_ok_and(|o| o.status.success()) {
-                    failed.insert(mode, "make clean failed (is make installed?)".into());
-                    continue;
-                }
-                let mut cmd = Command::new("make");
-                cmd.args(["-s", "-j2"]).current_dir(&dir);
-                tools.env(&mut cmd, mode);
-                let t0 = Instant::now();
-                match cmd.output() {
-                    Ok(o) if o.status.success() => {
-                        times.entry(mode).or_default().push((rep, t0.elapsed().as_nanos() as u64));
-                    }
-                    Ok(o) => {
-                        let err = String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("").to_string();
-                        failed.insert(mode, format!("make failed ({}): {err}", o.status));
-                    }
-                    Err(e) => {
-                        failed.insert(mode, format!("cannot run make: {e}"));
-                    }
-                }
-            }
-        }
-        for mode in modes {
-            let value = match (failed.get(mode), median_time(&times, mode)) {
+        let clean = || match Command::new("make").args(["-s", "clean"]).current_dir(&dir).output() {
+            Ok(o) if o.status.success() => Ok(()),
+            _ => Err("make clean failed (is make installed?)".to_string()),
+        };
+        let make = || {
+            let mut cmd = Command::new("make");
+            cmd.args(["-s", "-j2"]).current_dir(&dir);
+            cmd
+        };
+        let (times, failed) = timed_rounds(tools, reps, clean, make);
+        self.push_wall_rows(&section, reps, &times, &failed, 1.03);
+    }
+
+    /// A bash loop that runs the tiny static child in the foreground, as a
+    /// script does: bash blocks SIGCHLD around its wait for each command (in
+    /// the shim's first releases each such wait slept 100 ms).
+    fn shim_shell(&mut self, tools: &Tools) {
+        let quick = self.p.shim_reps < 2;
+        let (commands, reps) = if quick { (50, 1) } else { (500, 7) };
+        let section = format!("5. shim: bash running {commands} foreground commands (the tiny static child)");
+        let script = format!("for ((i = 0; i < {commands}; i++)); do \"$0\"; done");
+        let bash = || {
+            let mut cmd = Command::new("bash");
+            cmd.args(["-c", &script]).arg(&tools.tiny);
+            cmd
+        };
+        let (times, failed) = timed_rounds(tools, reps, || Ok(()), bash);
+        self.push_wall_rows(&section, reps, &times, &failed, 1.05);
+    }
+
+    /// One row per mode of [`timed_rounds`]: its median time, paired with no
+    /// preload in the same round, against `target` for the shim's modes.
+    fn push_wall_rows(
+        &mut self,
+        section: &str,
+        reps: usize,
+        times: &Times,
+        failed: &HashMap<&str, String>,
+        target: f64,
+    ) {
+        for mode in ROUND_MODES {
+            let value = match (failed.get(mode), median_time(times, mode)) {
                 (Some(e), _) => Val::Na(format!("not available: {e}")),
                 (None, Some(m)) => Val::Ns(m),
                 (None, None) => Val::Na("not available".into()),
             };
-            let mut r = Row::new(&section, &format!("{} (runs={reps})", label(mode)), value)
-                .paired("no preload, same round", paired_ratio(&times, mode, "none"));
+            let mut r = Row::new(section, &format!("{} (runs={reps})", label(mode)), value)
+                .paired("no preload, same round", paired_ratio(times, mode, "none"));
             if mode != "none" {
-                r = r.target(Target::AtMost(1.03));
+                r = r.target(Target::AtMost(target));
             }
             self.rows.push(r);
         }
@@ -388,6 +397,50 @@ fn callgrind_total(cmd: &mut Command) -> Result<u64, String> {
 
 /// Per case: (round, nanoseconds) of each run.
 type Times<'a> = HashMap<&'a str, Vec<(usize, u64)>>;
+
+/// The modes [`timed_rounds`] compares: no preload and the shim's two.
+const ROUND_MODES: [&str; 3] = ["none", "handler", "all"];
+
+/// Runs `command()` under each of [`ROUND_MODES`] in `reps` rounds, each in
+/// a rotating order, after an untimed `setup()`: the wall time of each run by
+/// round, and why a mode failed (it is not run again).
+fn timed_rounds(
+    tools: &Tools,
+    reps: usize,
+    setup: impl Fn() -> Result<(), String>,
+    command: impl Fn() -> Command,
+) -> (Times<'static>, HashMap<&'static str, String>) {
+    let mut times: Times = HashMap::new();
+    let mut failed: HashMap<&str, String> = HashMap::new();
+    for rep in 0..reps {
+        for k in 0..ROUND_MODES.len() {
+            let mode = ROUND_MODES[(k + rep) % ROUND_MODES.len()];
+            if failed.contains_key(mode) {
+                continue;
+            }
+            if let Err(e) = setup() {
+                failed.insert(mode, e);
+                continue;
+            }
+            let mut cmd = command();
+            tools.env(&mut cmd, mode);
+            let t0 = Instant::now();
+            match cmd.output() {
+                Ok(o) if o.status.success() => {
+                    times.entry(mode).or_default().push((rep, t0.elapsed().as_nanos() as u64));
+                }
+                Ok(o) => {
+                    let err = String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("").to_string();
+                    failed.insert(mode, format!("failed ({}): {err}", o.status));
+                }
+                Err(e) => {
+                    failed.insert(mode, format!("cannot run: {e}"));
+                }
+            }
+        }
+    }
+    (times, failed)
+}
 
 /// The median run time of `case`.
 fn median_time(times: &Times, case: &str) -> Option<f64> {
