@@ -266,8 +266,8 @@ impl Bench {
             cmd.args(["-s", "-j2"]).current_dir(&dir);
             cmd
         };
-        let (times, failed) = timed_rounds(tools, reps, clean, make);
-        self.push_wall_rows(&section, reps, &times, &failed, 1.03);
+        let (times, failed) = timed_rounds(tools, &MAKE_MODES, reps, clean, make);
+        self.push_wall_rows(&section, &MAKE_MODES, reps, (&times, &failed), ("none", 1.03));
     }
 
     /// A bash loop that runs the tiny static child in the foreground, as a
@@ -283,29 +283,29 @@ impl Bench {
             cmd.args(["-c", &script]).arg(&tools.tiny);
             cmd
         };
-        let (times, failed) = timed_rounds(tools, reps, || Ok(()), bash);
-        self.push_wall_rows(&section, reps, &times, &failed, 1.05);
+        let (times, failed) = timed_rounds(tools, &PRELOADS, reps, || Ok(()), bash);
+        self.push_wall_rows(&section, &PRELOADS, reps, (&times, &failed), ("empty", 1.05));
     }
 
-    /// One row per mode of [`timed_rounds`]: its median time, paired with no
-    /// preload in the same round, against `target` for the shim's modes.
+    /// One row per mode of [`timed_rounds`]: its median time, paired with
+    /// `base` in the same round, against `target` for the shim's modes.
     fn push_wall_rows(
         &mut self,
         section: &str,
+        modes: &[&str],
         reps: usize,
-        times: &Times,
-        failed: &HashMap<&str, String>,
-        target: f64,
+        (times, failed): (&Times, &HashMap<&str, String>),
+        (base, target): (&str, f64),
     ) {
-        for mode in ROUND_MODES {
+        for &mode in modes {
             let value = match (failed.get(mode), median_time(times, mode)) {
                 (Some(e), _) => Val::Na(format!("not available: {e}")),
                 (None, Some(m)) => Val::Ns(m),
                 (None, None) => Val::Na("not available".into()),
             };
             let mut r = Row::new(section, &format!("{} (runs={reps})", label(mode)), value)
-                .paired("no preload, same round", paired_ratio(times, mode, "none"));
-            if mode != "none" {
+                .paired(&format!("{}, same round", label(base)), paired_ratio(times, mode, base));
+            if matches!(mode, "handler" | "all") {
                 r = r.target(Target::AtMost(target));
             }
             self.rows.push(r);
@@ -398,23 +398,24 @@ fn callgrind_total(cmd: &mut Command) -> Result<u64, String> {
 /// Per case: (round, nanoseconds) of each run.
 type Times<'a> = HashMap<&'a str, Vec<(usize, u64)>>;
 
-/// The modes [`timed_rounds`] compares: no preload and the shim's two.
-const ROUND_MODES: [&str; 3] = ["none", "handler", "all"];
+/// The make rows' preloads: none and the shim's two modes.
+const MAKE_MODES: [&str; 3] = ["none", "handler", "all"];
 
-/// Runs `command()` under each of [`ROUND_MODES`] in `reps` rounds, each in
-/// a rotating order, after an untimed `setup()`: the wall time of each run by
-/// round, and why a mode failed (it is not run again).
-fn timed_rounds(
+/// Runs `command()` under each of `modes` (see [`PRELOADS`]) in `reps`
+/// rounds, each in a rotating order, after an untimed `setup()`: the wall
+/// time of each run by round, and why a mode failed (it is not run again).
+fn timed_rounds<'a>(
     tools: &Tools,
+    modes: &[&'a str],
     reps: usize,
     setup: impl Fn() -> Result<(), String>,
     command: impl Fn() -> Command,
-) -> (Times<'static>, HashMap<&'static str, String>) {
+) -> (Times<'a>, HashMap<&'a str, String>) {
     let mut times: Times = HashMap::new();
     let mut failed: HashMap<&str, String> = HashMap::new();
     for rep in 0..reps {
-        for k in 0..ROUND_MODES.len() {
-            let mode = ROUND_MODES[(k + rep) % ROUND_MODES.len()];
+        for k in 0..modes.len() {
+            let mode = modes[(k + rep) % modes.len()];
             if failed.contains_key(mode) {
                 continue;
             }
