@@ -46,6 +46,18 @@ static OURS_INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// Bumped after each run of the shim's handler; blocking waits sleep on it.
 pub static WAKE: AtomicU32 = AtomicU32::new(0);
+/// Threads asleep on [`WAKE`]: a wake with none asleep makes no system call.
+pub static WAKE_SLEEPERS: AtomicU32 = AtomicU32::new(0);
+
+/// Bumps [`WAKE`] and wakes the threads asleep on it. Async-signal-safe.
+fn wake_waiters() {
+    // SeqCst pairs the bump with the sleepers' count: either this sees a
+    // sleeper, or the sleeper's futex sees the word changed.
+    WAKE.fetch_add(1, SeqCst);
+    if WAKE_SLEEPERS.load(SeqCst) > 0 {
+        bare::futex_wake_all(&WAKE);
+    }
+}
 
 /// The program's disposition. Async-signal-safe, and never waits for a
 /// writer.
@@ -178,8 +190,7 @@ pub unsafe fn set_program_action(act: *const libc::sigaction, old: *mut libc::si
             bare::futex_wake_all(&CHANGED);
             // A wait polling for the shim's handler looks again: with it
             // gone, the kernel's own wait is the exact one.
-            WAKE.fetch_add(1, SeqCst);
-            bare::futex_wake_all(&WAKE);
+            wake_waiters();
         }
         CHANGING.store(false, SeqCst);
         (previous, rc)
@@ -442,6 +453,9 @@ pub fn forget_other_threads() {
     if KERNEL_WAITERS.load(SeqCst) != 0 {
         KERNEL_WAITERS.store(0, SeqCst);
     }
+    if WAKE_SLEEPERS.load(SeqCst) != 0 {
+        WAKE_SLEEPERS.store(0, SeqCst);
+    }
     if THREAD_HELD.load(SeqCst) {
         THREAD_HELD.store(false, SeqCst);
     }
@@ -631,8 +645,7 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
     if has_handler && calls == 0 && !already_delivered {
         call_program(&action, sig, info, context);
     }
-    WAKE.fetch_add(1, SeqCst);
-    bare::futex_wake_all(&WAKE);
+    wake_waiters();
 }
 
 /// A one-shot handler (SA_RESETHAND) is about to run: the program's
@@ -807,8 +820,7 @@ fn sweep() -> Sweep {
         reaped = true;
     }
     if reaped {
-        WAKE.fetch_add(1, SeqCst);
-        bare::futex_wake_all(&WAKE);
+        wake_waiters();
     }
     left
 }
@@ -847,7 +859,11 @@ fn reap_forever() -> ! {
                 THREAD_IDLE.store(false, SeqCst);
             }
             // Until the tracer (or the program's handler) took the stop.
-            Sweep::Stopped => bare::futex_wait(&WAKE, WAKE.load(SeqCst), Some(100)),
+            Sweep::Stopped => {
+                WAKE_SLEEPERS.fetch_add(1, SeqCst);
+                bare::futex_wait(&WAKE, WAKE.load(SeqCst), Some(100));
+                WAKE_SLEEPERS.fetch_sub(1, SeqCst);
+            }
             Sweep::KernelWaits => {
                 THREAD_HELD.store(true, SeqCst);
                 // See leave_kernel_wait.

@@ -116,6 +116,14 @@ fn kernel_waited(info: *const libc::siginfo_t, options: c_int) {
 /// would. Where the kernel has no futex_waitv, the sleep is the timed futex
 /// of before (EINTR is then lost, but nothing hangs).
 fn sleep_for_sigchld(seen: u32) -> bool {
+    chld::WAKE_SLEEPERS.fetch_add(1, SeqCst);
+    let woken = sleep_on_wake(seen);
+    chld::WAKE_SLEEPERS.fetch_sub(1, SeqCst);
+    woken
+}
+
+/// [`sleep_for_sigchld`]'s sleep, its thread counted as asleep.
+fn sleep_on_wake(seen: u32) -> bool {
     match zreap::sys::bare::futex_wait_restartable_for(&chld::WAKE, seen, 100) {
         zreap::sys::bare::Slept::Interrupted => false,
         zreap::sys::bare::Slept::Done => true,
