@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,15 @@ static inline int ctest_proc_stat(pid_t pid, char *state, pid_t *ppid) {
     return 0;
 }
 
+/* 1 if `fd` turns readable within `timeout_ms` (poll, EINTR retried). */
+static inline int ctest_readable(int fd, int timeout_ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r;
+    while ((r = poll(&p, 1, timeout_ms)) == -1 && errno == EINTR) {
+    }
+    return r == 1 && (p.revents & POLLIN);
+}
+
 /* 1 if `pid` is a zombie (exited, not yet reaped), else 0. */
 static inline int ctest_is_zombie(pid_t pid) {
     char state = 0;
@@ -141,6 +151,18 @@ static inline void ctest_sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
     }
+}
+
+/* Waits up to `ms` until child `pid` has exited: a zombie, or reaped by
+ * someone else (gone). 1 if so. */
+static inline int ctest_exited_within(pid_t pid, long ms) {
+    char state = 0;
+    pid_t ppid;
+    for (long waited = 0; waited < ms; waited += 5) {
+        if (ctest_proc_stat(pid, &state, &ppid) != 0 || state == 'Z') return 1;
+        ctest_sleep_ms(5);
+    }
+    return 0;
 }
 
 /* Waits up to `ms` milliseconds for `cond` to hold, re-checking every 5 ms. */

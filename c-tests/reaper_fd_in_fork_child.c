@@ -17,14 +17,6 @@
 #define KCMP_FILE 0
 #endif
 
-static int readable(int fd, int timeout_ms) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int r;
-    while ((r = poll(&p, 1, timeout_ms)) == -1 && errno == EINTR) {
-    }
-    return r == 1 && (p.revents & POLLIN);
-}
-
 static pid_t reported[8];
 static int reported_status[8], nreported;
 static void record(pid_t pid, int wstatus, void *ctx) {
@@ -51,7 +43,7 @@ static int in_child(pid_t parent, int fd, int go_read, int done_write) {
     if (zreap_fd() != fd) return 11;
     long same = syscall(SYS_kcmp, parent, getpid(), KCMP_FILE, fd, fd);
     if (same == 0) return 12; /* still the parent's file */
-    if (!readable(fd, 10000)) return 13;
+    if (!ctest_readable(fd, 10000)) return 13;
     nreported = 0;
     if (zreap_all(record, NULL) != 1) return 14;
     if (reported[0] != mine || !WIFEXITED(reported_status[0]) || WEXITSTATUS(reported_status[0]) != 9) return 15;
@@ -59,7 +51,7 @@ static int in_child(pid_t parent, int fd, int go_read, int done_write) {
     char b = 'x';
     if (write(done_write, &b, 1) != 1) return 16;
     if (read(go_read, &b, 1) != 1) return 17;
-    if (readable(fd, 300)) return 18;
+    if (ctest_readable(fd, 300)) return 18;
     if (zreap_all(record, NULL) != 0) return 19;
     return 0;
 }
@@ -88,7 +80,7 @@ static void run(unsigned flags, const char *what) {
     CHECK(read(done[0], &b, 1) == 1);
     /* The parent's tracked child exits now; the fork child watches its fd. */
     close(hold[1]);
-    CHECK(readable(fd, 10000));
+    CHECK(ctest_readable(fd, 10000));
     nreported = 0;
     int n = 0;
     for (int i = 0; i < 100 && nreported == 0; i++) {

@@ -10,14 +10,6 @@
 
 #include <poll.h>
 
-static int readable(int fd, int timeout_ms) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int r;
-    while ((r = poll(&p, 1, timeout_ms)) == -1 && errno == EINTR) {
-    }
-    return r == 1 && (p.revents & POLLIN);
-}
-
 static pid_t last_pid;
 static int last_status, calls;
 static void record(pid_t pid, int wstatus, void *ctx) {
@@ -62,18 +54,18 @@ int main(void) {
     CHECK(ctest_open_fds() == nfds);
     CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK);
     CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
-    CHECK(!readable(fd, 0));
+    CHECK(!ctest_readable(fd, 0));
 
     /* A plain fork() child. */
     pid_t pid = fork();
     if (pid == 0) _exit(17);
     CHECK(pid > 0);
-    CHECK(readable(fd, 10000));
+    CHECK(ctest_readable(fd, 10000));
     CHECK(ctest_zombies() == 1); /* nothing reaped it: that is zreap_all()'s job */
     CHECK(zreap_all(record, NULL) == 1);
     CHECK(calls == 1 && last_pid == pid);
     CHECK(WIFEXITED(last_status) && WEXITSTATUS(last_status) == 17);
-    CHECK(!readable(fd, 0));
+    CHECK(!ctest_readable(fd, 0));
     CHECK(ctest_zombies() == 0);
     CHECK(current().sa_handler == SIG_DFL);
 
@@ -82,15 +74,15 @@ int main(void) {
     pid = zspawn("/bin/sleep", sleep_argv, NULL, NULL);
     CHECK(pid > 0);
     ctest_sleep_ms(100);
-    CHECK(!readable(fd, 0));
+    CHECK(!ctest_readable(fd, 0));
     CHECK(zreap_all(record, NULL) == 0);
     CHECK(kill(pid, SIGTERM) == 0);
-    CHECK(readable(fd, 10000));
+    CHECK(ctest_readable(fd, 10000));
     calls = 0;
     CHECK(zreap_all(record, NULL) == 1);
     CHECK(calls == 1 && last_pid == pid);
     CHECK(WIFSIGNALED(last_status) && WTERMSIG(last_status) == SIGTERM);
-    CHECK(!readable(fd, 0));
+    CHECK(!ctest_readable(fd, 0));
     CHECK(zreap_all(record, NULL) == 0);
     CHECK(ctest_children() == 0);
     CHECK(current().sa_handler == SIG_DFL);
@@ -113,7 +105,7 @@ int main(void) {
     }
     int total = 0;
     for (int rounds = 0; total < NOWN && rounds < 2000; rounds++) {
-        if (!readable(fd, 10)) continue;
+        if (!ctest_readable(fd, 10)) continue;
         int n = zreap_all(record_own, NULL);
         CHECK(n >= 0);
         if (n > 0) total += n;
@@ -121,7 +113,7 @@ int main(void) {
     CHECK(total == NOWN);
     for (int i = 0; i < NOWN; i++) CHECK(own_seen[i] == 1);
     CHECK(own_bad == 0);
-    CHECK(!readable(fd, 0));
+    CHECK(!ctest_readable(fd, 0));
 
     /* The plain child was left alone. */
     WAIT_UNTIL(ctest_zombies() == 1, 10000);

@@ -30,14 +30,6 @@ static void on_exit_cb(pid_t pid, int wstatus, void *ctx) {
     unknown++;
 }
 
-static int readable(int fd, int timeout_ms) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int r;
-    while ((r = poll(&p, 1, timeout_ms)) == -1 && errno == EINTR) {
-    }
-    return r == 1 && (p.revents & POLLIN);
-}
-
 static void storm(int round, int fd) {
     cur_round = round;
     memset(seen, 0, sizeof seen);
@@ -75,7 +67,7 @@ static void storm(int round, int fd) {
     WAIT_UNTIL(ctest_children() == 0, 30000);
     CHECK(ctest_children() == 0);
     CHECK(ctest_zombies() == 0);
-    CHECK(readable(fd, 10000));
+    CHECK(ctest_readable(fd, 10000));
 
     zreap_stats s;
     CHECK(zreap_stats_get(&s) == 0);
@@ -93,7 +85,7 @@ static void storm(int round, int fd) {
     int once = 0;
     for (int i = 0; i < N; i++) once += seen[i] == 1;
     CHECK(once == N);
-    CHECK(!readable(fd, 0));
+    CHECK(!ctest_readable(fd, 0));
 
     CHECK(zreap_all(on_exit_cb, &reported) == 0);
     CHECK(reported == N);

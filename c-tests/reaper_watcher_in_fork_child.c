@@ -11,14 +11,6 @@
 #include "ctest.h"
 #include <poll.h>
 
-static int readable(int fd, int ms) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int r;
-    while ((r = poll(&p, 1, ms)) == -1 && errno == EINTR) {
-    }
-    return r == 1 && (p.revents & POLLIN);
-}
-
 static int gone_within(pid_t pid, int ms) {
     char state;
     pid_t ppid;
@@ -35,7 +27,7 @@ static int fd_turns_readable_in_child(int parent_fd) {
     if (fd != parent_fd) fprintf(stderr, "child: zreap_fd() %d, the parent's %d\n", fd, parent_fd);
     pid_t grandchild = fork();
     if (grandchild == 0) _exit(5);
-    int ok = readable(fd, 10000);
+    int ok = ctest_readable(fd, 10000);
     if (!ok) fprintf(stderr, "child: zreap_fd() not readable 10 s after its child %d exited\n", (int)grandchild);
     int reaped = zreap_all(NULL, NULL);
     if (reaped != 1) fprintf(stderr, "child: zreap_all() reported %d exits, want 1\n", reaped);
@@ -48,7 +40,7 @@ static void reap_fd_case(int install) {
     CHECK(fd >= 0);
     pid_t own = fork();
     if (own == 0) _exit(3);
-    CHECK(readable(fd, 10000));
+    CHECK(ctest_readable(fd, 10000));
     CHECK(zreap_all(NULL, NULL) == 1);
     pid_t mid = fork();
     if (mid == 0) _exit(fd_turns_readable_in_child(fd) ? 0 : 1);

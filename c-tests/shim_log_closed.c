@@ -21,9 +21,7 @@ int main(int argc, char **argv) {
     pid_t left = fork();
     if (left == 0) _exit(4);
     /* Until it is gone (reaped by the shim, or a zombie without it). */
-    char state = 0;
-    pid_t ppid;
-    for (int i = 0; i < 1000 && ctest_proc_stat(left, &state, &ppid) == 0 && state != 'Z'; i++) ctest_sleep_ms(5);
+    CHECK(ctest_exited_within(left, 5000));
     ctest_sleep_ms(50);
     char buf[4096] = {0};
     CHECK(pread(fd, buf, sizeof buf - 1, 0) >= 0);

@@ -12,9 +12,7 @@ int main(void) {
     pid_t c = fork();
     if (c == 0) _exit(3);
     /* Until it has exited (reaped by the shim, or a zombie without it). */
-    char state = 0;
-    pid_t ppid;
-    for (int i = 0; i < 1000 && ctest_proc_stat(c, &state, &ppid) == 0 && state != 'Z'; i++) ctest_sleep_ms(5);
+    CHECK(ctest_exited_within(c, 5000));
     ctest_sleep_ms(50);
     int next = dup(0);
     CHECK(next >= 0);
