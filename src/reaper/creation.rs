@@ -50,6 +50,8 @@ impl Creation {
         // SAFETY: the gate is held by `creation`, which outlives this borrow.
         let st = unsafe { REAPER.value_mut() };
         st.adopt();
+        // A fork child's first call may be zfork/zspawn: its watcher too.
+        watcher::restart_if_needed(st);
         st.ensure_ready()?;
         st.table.reserve_slot()?;
         keeper::ready(st);

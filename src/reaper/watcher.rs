@@ -9,7 +9,7 @@
 use super::{events, lock, pass, State};
 use crate::sys::{self, Waited};
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
 
 // SeqCst throughout: these words pair a mode with futex sleeps across threads,
 // run a handful of times per exit, and the total order keeps the reasoning
@@ -105,9 +105,27 @@ pub(super) fn publish_mode(st: &State) {
 /// `c-tests/reaper_watcher_in_fork_child.c`). Ordinary context, gate held;
 /// one atomic load while the watcher runs.
 pub(super) fn restart_if_needed(st: &State) {
-    if !STARTED.load(SeqCst) && mode_for(st) != IDLE {
-        let _ = start();
+    if STARTED.load(SeqCst) || mode_for(st) == IDLE {
+        return;
     }
+    // At RLIMIT_NPROC: one failed clone a second, not one per call.
+    let now = coarse_seconds();
+    let failed = RESTART_FAILED_AT.load(SeqCst);
+    if (failed == 0 || now > failed) && start().is_err() {
+        RESTART_FAILED_AT.store(now, SeqCst);
+    }
+}
+
+/// When [`restart_if_needed`] last failed to start the thread, in
+/// [`coarse_seconds`]; 0 for never.
+static RESTART_FAILED_AT: AtomicU64 = AtomicU64::new(0);
+
+/// CLOCK_MONOTONIC_COARSE in whole seconds, plus one (never 0).
+fn coarse_seconds() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 + 1
 }
 
 fn mode_for(st: &State) -> u32 {
