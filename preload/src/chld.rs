@@ -382,19 +382,49 @@ static IN_FLIGHT: AtomicU32 = AtomicU32::new(0);
 /// that went to the kernel: the reaper thread leaves every exit to them.
 static KERNEL_WAITERS: AtomicU32 = AtomicU32::new(0);
 
+/// Set while a one-thread program waits in the kernel for any child with
+/// SIGCHLD blocked and the shim's handler installed ([`KernelWait::Alone`]).
+/// Should the handler run anyway (on a thread made with a raw clone, which
+/// glibc does not count, or while a handler of another signal unblocked
+/// SIGCHLD), it passes the signal to the program's handler and reaps nothing,
+/// leaving each exit to that wait. A wait left with siglongjmp keeps it set
+/// until the next such wait ends; the shim then reaps nothing the program's
+/// handler leaves until then.
+static PASS_THROUGH: AtomicBool = AtomicBool::new(false);
+
+/// What [`enter_kernel_wait`] decided; pass it to [`leave_kernel_wait`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum KernelWait {
+    /// Poll the store: the shim's handler may take an exit meanwhile.
+    No,
+    /// The kernel's wait, counted in [`KERNEL_WAITERS`]: no shim handler.
+    Counted,
+    /// The kernel's wait in a one-thread program with SIGCHLD blocked (see
+    /// [`PASS_THROUGH`]); the reaper thread takes nothing there.
+    Alone,
+}
+
 /// Before a blocking wait for any child or a process group: may it block in
 /// the kernel's own wait? Yes unless the shim's handler is installed and
-/// could run meanwhile (the caller then polls the store): the reaper thread leaves every exit to the
-/// kernel's wait until [`leave_kernel_wait`], so the wait returns each child
-/// event (an exit, a stop, a tracee's ptrace stop) as soon as the kernel has
-/// it. Zombies the wait does not accept (another group) stay until it
-/// returns, as without the shim. A program that installs its first SIGCHLD
-/// handler in one thread while another thread waits here may have an exit
-/// stored by the handler behind that wait's back; it returns at the next
-/// child event.
-pub fn enter_kernel_wait() -> bool {
-    if OURS_INSTALLED.load(SeqCst) && !handler_cannot_run() {
-        return false;
+/// could run meanwhile (the caller then polls the store): the reaper thread
+/// leaves every exit to the kernel's wait until [`leave_kernel_wait`], so the
+/// wait returns each child event (an exit, a stop, a tracee's ptrace stop) as
+/// soon as the kernel has it. Zombies the wait does not accept (another
+/// group) stay until it returns, as without the shim. A program that installs
+/// its first SIGCHLD handler in one thread while another thread waits here
+/// may have an exit stored by the handler behind that wait's back; it returns
+/// at the next child event.
+pub fn enter_kernel_wait() -> KernelWait {
+    if OURS_INSTALLED.load(SeqCst) {
+        if !handler_cannot_run() {
+            return KernelWait::No;
+        }
+        // No count: the reaper thread takes nothing while a program handler
+        // is installed, and a count left behind by siglongjmp would hold it
+        // off for good once the program goes back to the default.
+        PASS_THROUGH.store(true, SeqCst);
+        settle();
+        return KernelWait::Alone;
     }
     // The thread raises IN_FLIGHT before it looks at KERNEL_WAITERS, this
     // raises KERNEL_WAITERS before it looks at IN_FLIGHT: either the thread
@@ -402,15 +432,14 @@ pub fn enter_kernel_wait() -> bool {
     // and the caller's look at the store finds it.
     KERNEL_WAITERS.fetch_add(1, SeqCst);
     settle();
-    true
+    KernelWait::Counted
 }
 
 /// Whether the shim's handler cannot run until this thread's wait returns:
 /// glibc counts one thread (the shim's own bare thread blocks every signal)
 /// and this thread blocks SIGCHLD, as a shell does around its wait for a
 /// foreground job. Polling there slept 100 ms per wait, as no handler could
-/// wake it. A thread the program made with a raw clone, SIGCHLD unblocked,
-/// could still run the handler: the wait then returns at the next child event.
+/// wake it. Should it run all the same, it reaps nothing ([`PASS_THROUGH`]).
 fn handler_cannot_run() -> bool {
     extern "C" {
         /// glibc (2.32 and later): nonzero while the process has one thread.
@@ -430,7 +459,13 @@ fn handler_cannot_run() -> bool {
 
 /// After a wait [`enter_kernel_wait`] let into the kernel: the reaper thread,
 /// if it is held off by such waits, reaps again. Keeps errno.
-pub fn leave_kernel_wait() {
+pub fn leave_kernel_wait(how: KernelWait) {
+    if how == KernelWait::Alone {
+        PASS_THROUGH.store(false, SeqCst);
+    }
+    if how != KernelWait::Counted {
+        return;
+    }
     KERNEL_WAITERS.fetch_sub(1, SeqCst);
     // The thread raises THREAD_HELD before it looks at KERNEL_WAITERS: either
     // it sees this wait gone, or this sees it held and wakes it.
@@ -455,6 +490,9 @@ pub fn forget_other_threads() {
     }
     if WAKE_SLEEPERS.load(SeqCst) != 0 {
         WAKE_SLEEPERS.store(0, SeqCst);
+    }
+    if PASS_THROUGH.load(SeqCst) {
+        PASS_THROUGH.store(false, SeqCst);
     }
     if THREAD_HELD.load(SeqCst) {
         THREAD_HELD.store(false, SeqCst);
@@ -595,6 +633,16 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
     // A one-shot handler is reset before it runs, as the kernel does: a
     // handler that installs itself again (System V style) keeps it.
     let one_shot = has_handler && action.sa_flags & libc::SA_RESETHAND != 0;
+    if PASS_THROUGH.load(SeqCst) {
+        if one_shot {
+            reset_one_shot(&action);
+        }
+        if has_handler {
+            call_program(&action, sig, info, context);
+        }
+        wake_waiters();
+        return;
+    }
     let mut reset = false;
     let mut calls = 0usize;
     while calls < crate::store::CAPACITY {

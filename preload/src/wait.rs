@@ -161,7 +161,12 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
         // No shim handler (any more): the kernel's own blocking wait, which
         // the reaper thread leaves every exit to. Not after a handler without
         // SA_RESTART cut the wait: that ends it with EINTR.
-        if !interrupted && pid <= 0 && options & libc::WNOHANG == 0 && chld::enter_kernel_wait() {
+        let kernel_wait = if !interrupted && pid <= 0 && options & libc::WNOHANG == 0 {
+            chld::enter_kernel_wait()
+        } else {
+            chld::KernelWait::No
+        };
+        if kernel_wait != chld::KernelWait::No {
             let got = match from_store(want, status, usage) {
                 Some(got) => {
                     set_errno(saved);
@@ -174,7 +179,7 @@ pub(crate) unsafe fn wait4_body(pid: pid_t, status: *mut c_int, options: c_int, 
                     got
                 }
             };
-            chld::leave_kernel_wait();
+            chld::leave_kernel_wait(kernel_wait);
             if got == -1 && errno() == libc::ECHILD {
                 // A handler installed meanwhile may have stored an exit.
                 if let Some(got) = look_again(saved, || from_store(want, status, usage)) {
@@ -279,7 +284,12 @@ pub(crate) unsafe fn waitid_impl(
     let mut interrupted = false;
     loop {
         // As in wait4_body.
-        if !interrupted && idtype != libc::P_PID && options & libc::WNOHANG == 0 && chld::enter_kernel_wait() {
+        let kernel_wait = if !interrupted && idtype != libc::P_PID && options & libc::WNOHANG == 0 {
+            chld::enter_kernel_wait()
+        } else {
+            chld::KernelWait::No
+        };
+        if kernel_wait != chld::KernelWait::No {
             let rc = if stored(info) {
                 set_errno(saved);
                 0
@@ -291,7 +301,7 @@ pub(crate) unsafe fn waitid_impl(
                 }
                 rc
             };
-            chld::leave_kernel_wait();
+            chld::leave_kernel_wait(kernel_wait);
             if rc == -1 && errno() == libc::ECHILD {
                 // A handler installed meanwhile may have stored an exit.
                 if let Some(found) = look_again(saved, || stored(info).then_some(0)) {
