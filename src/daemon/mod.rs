@@ -270,11 +270,13 @@ fn run(plan: &Plan) -> io::Result<Daemonized> {
             sys::close(caller_end);
             match report {
                 Some(Report { error: 0, pid, .. }) => Ok(Daemonized::Caller { daemon: pid }),
-                Some(Report { error, pid, exits }) => {
+                Some(Report { error, pid: failed, exits }) => {
                     // A subreaper caller adopts the failed daemon: collect it,
                     // unless it goes on running (a blocking wait would hang).
-                    if exits != 0 || ends_soon(pid) {
-                        reaper::collect_adopted(pid);
+                    // Not the intermediate, collected above: its pid may name
+                    // a new child by now.
+                    if failed != pid && (exits != 0 || ends_soon(failed)) {
+                        reaper::collect_adopted(failed);
                     }
                     Err(io::Error::from_raw_os_error(error))
                 }

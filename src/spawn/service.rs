@@ -59,28 +59,23 @@ fn service() -> io::Result<&'static Service> {
     // on, even before the thread below exists, forgets it in its child.
     atfork::set_hooks(Concern::Spawner, None, None, Some(forget_service_in_child));
     let (jobs, inbox) = mpsc::channel::<Job>();
+    // The thread exists before the service is published, so no other thread
+    // can send to a service whose thread failed to start.
+    std::thread::Builder::new().name("zreap-spawner".into()).spawn(move || {
+        sys::block_all_signals_in_this_thread();
+        for job in inbox {
+            // SAFETY: the sender blocks until the reply, keeping the request alive.
+            let result = child::spawn_here(unsafe { &*job.request });
+            let _ = job.reply.send(result);
+        }
+    })?;
     let fresh = Box::into_raw(Box::new(Service { jobs }));
     match SERVICE.compare_exchange(std::ptr::null_mut(), fresh, SeqCst, SeqCst) {
-        Ok(_) => {
-            let started = std::thread::Builder::new().name("zreap-spawner".into()).spawn(move || {
-                sys::block_all_signals_in_this_thread();
-                for job in inbox {
-                    // SAFETY: the sender blocks until the reply, keeping the request alive.
-                    let result = child::spawn_here(unsafe { &*job.request });
-                    let _ = job.reply.send(result);
-                }
-            });
-            if let Err(e) = started {
-                SERVICE.store(std::ptr::null_mut(), SeqCst);
-                // SAFETY: fresh was never shared: the store above withdrew it.
-                drop(unsafe { Box::from_raw(fresh) });
-                return Err(e);
-            }
-            // SAFETY: just published; never freed.
-            Ok(unsafe { &*fresh })
-        }
+        // SAFETY: just published; never freed.
+        Ok(_) => Ok(unsafe { &*fresh }),
         Err(existing) => {
-            // SAFETY: fresh lost the race and was never shared.
+            // SAFETY: fresh lost the race and was never shared; dropping its
+            // sender ends the thread started above.
             drop(unsafe { Box::from_raw(fresh) });
             // SAFETY: a published service is never freed.
             Ok(unsafe { &*existing })
