@@ -382,16 +382,6 @@ static IN_FLIGHT: AtomicU32 = AtomicU32::new(0);
 /// that went to the kernel: the reaper thread leaves every exit to them.
 static KERNEL_WAITERS: AtomicU32 = AtomicU32::new(0);
 
-/// Set while a one-thread program waits in the kernel for any child with
-/// SIGCHLD blocked and the shim's handler installed ([`KernelWait::Alone`]).
-/// Should the handler run anyway (on a thread made with a raw clone, which
-/// glibc does not count, or while a handler of another signal unblocked
-/// SIGCHLD), it passes the signal to the program's handler and reaps nothing,
-/// leaving each exit to that wait. A wait left with siglongjmp keeps it set
-/// until the next such wait ends; the shim then reaps nothing the program's
-/// handler leaves until then.
-static PASS_THROUGH: AtomicBool = AtomicBool::new(false);
-
 /// What [`enter_kernel_wait`] decided; pass it to [`leave_kernel_wait`].
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum KernelWait {
@@ -400,7 +390,7 @@ pub enum KernelWait {
     /// The kernel's wait, counted in [`KERNEL_WAITERS`]: no shim handler.
     Counted,
     /// The kernel's wait in a one-thread program with SIGCHLD blocked (see
-    /// [`PASS_THROUGH`]); the reaper thread takes nothing there.
+    /// [`handler_cannot_run`]); the reaper thread takes nothing there.
     Alone,
 }
 
@@ -422,7 +412,6 @@ pub fn enter_kernel_wait() -> KernelWait {
         // No count: the reaper thread takes nothing while a program handler
         // is installed, and a count left behind by siglongjmp would hold it
         // off for good once the program goes back to the default.
-        PASS_THROUGH.store(true, SeqCst);
         settle();
         return KernelWait::Alone;
     }
@@ -438,8 +427,12 @@ pub fn enter_kernel_wait() -> KernelWait {
 /// Whether the shim's handler cannot run until this thread's wait returns:
 /// glibc counts one thread (the shim's own bare thread blocks every signal)
 /// and this thread blocks SIGCHLD, as a shell does around its wait for a
-/// foreground job. Polling there slept 100 ms per wait, as no handler could
-/// wake it. Should it run all the same, it reaps nothing ([`PASS_THROUGH`]).
+/// foreground job, and the kernel counts no other thread but the shim's own
+/// (a thread made with a raw clone, which glibc does not count, could run
+/// the handler). Polling there slept 100 ms per wait, as no handler could
+/// wake it. A handler of another signal that unblocks SIGCHLD while it runs
+/// inside the wait lets the shim's handler store an exit behind the wait's
+/// back (a known difference in the README).
 fn handler_cannot_run() -> bool {
     extern "C" {
         /// glibc (2.32 and later): nonzero while the process has one thread.
@@ -450,19 +443,30 @@ fn handler_cannot_run() -> bool {
         return false;
     }
     // SAFETY: sigset_t is plain data; a NULL set only reads this thread's mask.
-    unsafe {
+    let blocked = unsafe {
         let mut mask: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) == 0
             && libc::sigismember(&mask, libc::SIGCHLD) == 1
+    };
+    blocked && kernel_threads().is_some_and(|n| n <= 1 + u32::from(THREAD_PID.load(SeqCst) == bare::getpid()))
+}
+
+/// The process's threads as the kernel counts them: the link count of
+/// /proc/self/task is two more. Async-signal-safe; keeps errno.
+fn kernel_threads() -> Option<u32> {
+    let _errno = ErrnoGuard::new();
+    // SAFETY: stat is plain data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid path; stat writes one struct stat.
+    if unsafe { libc::stat(c"/proc/self/task".as_ptr(), &mut st) } != 0 {
+        return None;
     }
+    u32::try_from(st.st_nlink).ok()?.checked_sub(2)
 }
 
 /// After a wait [`enter_kernel_wait`] let into the kernel: the reaper thread,
 /// if it is held off by such waits, reaps again. Keeps errno.
 pub fn leave_kernel_wait(how: KernelWait) {
-    if how == KernelWait::Alone {
-        PASS_THROUGH.store(false, SeqCst);
-    }
     if how != KernelWait::Counted {
         return;
     }
@@ -490,9 +494,6 @@ pub fn forget_other_threads() {
     }
     if WAKE_SLEEPERS.load(SeqCst) != 0 {
         WAKE_SLEEPERS.store(0, SeqCst);
-    }
-    if PASS_THROUGH.load(SeqCst) {
-        PASS_THROUGH.store(false, SeqCst);
     }
     if THREAD_HELD.load(SeqCst) {
         THREAD_HELD.store(false, SeqCst);
@@ -633,16 +634,6 @@ extern "C" fn on_sigchld(sig: c_int, info: *mut libc::siginfo_t, context: *mut c
     // A one-shot handler is reset before it runs, as the kernel does: a
     // handler that installs itself again (System V style) keeps it.
     let one_shot = has_handler && action.sa_flags & libc::SA_RESETHAND != 0;
-    if PASS_THROUGH.load(SeqCst) {
-        if one_shot {
-            reset_one_shot(&action);
-        }
-        if has_handler {
-            call_program(&action, sig, info, context);
-        }
-        wake_waiters();
-        return;
-    }
     let mut reset = false;
     let mut calls = 0usize;
     while calls < crate::store::CAPACITY {

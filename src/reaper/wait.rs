@@ -389,10 +389,13 @@ fn reap_traced(pid: pid_t) -> io::Result<sys::Waited> {
 pub fn reap_fd() -> io::Result<BorrowedFd<'static>> {
     let mut st = lock();
     st.ensure_ready()?;
+    // Also when the fd is wanted already: a fork child's watcher may not
+    // have started at its first call (RLIMIT_NPROC), which is tried again
+    // only once a second there.
+    if !st.handler_active() {
+        watcher::start()?;
+    }
     if !st.fd_wanted {
-        if !st.handler_active() {
-            watcher::start()?;
-        }
         st.fd_wanted = true;
         watcher::publish_mode(&st);
         events::sync_eventfd(&st);

@@ -167,6 +167,9 @@ pub(super) fn forget_in_child() {
     if STARTED.load(SeqCst) {
         STARTED.store(false, SeqCst);
     }
+    if RESTART_FAILED_AT.load(SeqCst) != 0 {
+        RESTART_FAILED_AT.store(0, SeqCst);
+    }
 }
 
 fn watch() {
