@@ -66,8 +66,8 @@ pub(super) fn write_pidfile(path: &CStr) -> Result<RawFd, c_int> {
             return give_up(if e == libc::EWOULDBLOCK { libc::EEXIST } else { e });
         }
         // A stale pidfile, now locked by us; replace it if it is still the one at `path`.
-        let same = fstat(old)
-            .is_ok_and(|held| stat(path).is_ok_and(|named| (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)));
+        let same = sys::bare::file_id(old)
+            .is_ok_and(|held| stat(path).is_ok_and(|named| held == (named.st_dev, named.st_ino)));
         if same {
             let replaced = rename(tmp, path);
             sys::close(old);
@@ -96,8 +96,8 @@ fn rename_noreplace(from: &CStr, to: &CStr) -> Result<(), c_int> {
 
 /// Remembers the published pidfile for the exit-time removal.
 fn published(fd: RawFd, pid: pid_t) -> RawFd {
-    if let Ok(st) = fstat(fd) {
-        PIDFILE_INO.store(st.st_ino, SeqCst);
+    if let Ok((_, ino)) = sys::bare::file_id(fd) {
+        PIDFILE_INO.store(ino, SeqCst);
     }
     DAEMON_PID.store(pid, SeqCst);
     fd
@@ -270,14 +270,6 @@ fn renameat2_noreplace(from: &CStr, to: &CStr) -> Result<(), c_int> {
     } else {
         Ok(())
     }
-}
-
-/// `fstat(fd)`. Async-signal-safe.
-fn fstat(fd: RawFd) -> Result<libc::stat, c_int> {
-    // SAFETY: libc::stat is plain data; all-zero is a valid value.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: st is a valid struct for the kernel to fill.
-    check(unsafe { libc::fstat(fd, &mut st) }).map(|_| st)
 }
 
 /// `stat(path)`. Async-signal-safe.
